@@ -1,0 +1,75 @@
+import COpenBLAS
+
+/// Row-major matrix products through OpenBLAS's `cblas_sgemm`.
+///
+/// `C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C`, where `op(X)` is `X` or its transpose; leading dimensions
+/// are row strides in elements, so a matrix can be a strided view into a larger buffer (attention reads q, k and v
+/// straight out of the fused qkv activation this way).
+public enum Matmul {
+    /// Products smaller than this many multiply-adds run on the calling thread: splitting them costs more than
+    /// it saves.
+    public static let parallelThreshold = 1 << 18
+
+    /// One product, split over the pool's threads: by rows of C when there are enough of them, else by columns.
+    /// Each part is an independent single-threaded sgemm, so every element of C is computed by the same kernel
+    /// whatever the split, and the result depends only on the pool's thread count.
+    public static func gemm(
+        _ pool: ThreadPool,
+        transA: Bool, transB: Bool,
+        m: Int, n: Int, k: Int,
+        alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let threads = pool.threadCount
+        if threads == 1 || m * n * k < parallelThreshold {
+            serial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                   a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        let splitRows = m >= 32 * threads || m >= n
+        pool.run { index in
+            if splitRows {
+                let rows = ThreadPool.chunk(index, of: threads, count: m, grain: 16)
+                guard !rows.isEmpty else { return }
+                let aPart = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
+                serial(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
+                       a: aPart, lda: lda, b: b, ldb: ldb, beta: beta,
+                       c: c + rows.lowerBound * ldc, ldc: ldc)
+            } else {
+                let cols = ThreadPool.chunk(index, of: threads, count: n, grain: 16)
+                guard !cols.isEmpty else { return }
+                let bPart = transB ? b + cols.lowerBound * ldb : b + cols.lowerBound
+                serial(transA: transA, transB: transB, m: m, n: cols.count, k: k, alpha: alpha,
+                       a: a, lda: lda, b: bPart, ldb: ldb, beta: beta,
+                       c: c + cols.lowerBound, ldc: ldc)
+            }
+        }
+    }
+
+    /// One product on the calling thread (for use inside a parallel region, or for small products).
+    @inline(__always)
+    public static func serial(
+        transA: Bool, transB: Bool,
+        m: Int, n: Int, k: Int,
+        alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            // sgemm with k = 0 only scales C; do it here so that callers need not special-case empty sums.
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+            return
+        }
+        cblas_sgemm(CblasRowMajor,
+                    transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha,
+                    a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}

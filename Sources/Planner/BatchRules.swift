@@ -1,0 +1,60 @@
+import Foundation
+
+/// How the batch size (in tokens) is chosen (`--batch-rule`).
+public enum BatchRule: Sendable, Equatable {
+    /// DeepSeek LLM (2024), eq. 1: B_opt = 0.2920·C^0.3271 tokens, C the training budget in FLOPs.
+    case deepseek
+    /// Kaplan et al. (2020), eq. 5.3: the critical batch B_crit = 2.1e8 / L^(1/0.21) tokens at loss L (nats).
+    case kaplan
+    /// Given on the command line.
+    case fixed(tokens: Double)
+
+    public static func deepseekTokens(flops c: Double) -> Double { 0.2920 * pow(c, 0.3271) }
+    public static func kaplanCriticalTokens(loss l: Double) -> Double { 2.1e8 / pow(l, 1 / 0.21) }
+}
+
+/// How the peak learning rate is chosen (`--lr-rule`).
+public enum LearningRateRule: Sendable, Equatable {
+    public enum Scaling: String, Sendable, Equatable, CaseIterable {
+        /// lr ∝ sqrt(batch): the square-root rule for adaptive optimizers (Malladi et al. 2022).
+        case sqrt
+        /// lr ∝ batch: Goyal et al.'s linear scaling rule (2017).
+        case linear
+        public var exponent: Double { self == .sqrt ? 0.5 : 1 }
+    }
+
+    /// DeepSeek LLM (2024), eq. 1: η_opt = 0.3118·C^-0.1250.
+    case deepseek
+    /// Kaplan et al. (2020), eq. D.1: LR(N) ≈ 0.003239 − 0.0001395·ln(N), N non-embedding parameters.
+    case kaplan
+    /// Scaled from a reference run: lr = lr_ref · (B / B_ref)^p.
+    case reference(batchTokens: Double, lr: Double, scaling: Scaling)
+    /// Given on the command line.
+    case fixed(Double)
+
+    public static func deepseekLR(flops c: Double) -> Double { 0.3118 * pow(c, -0.1250) }
+    public static func kaplanLR(nonEmbeddingParams n: Double) -> Double { 0.003239 - 0.0001395 * log(n) }
+}
+
+/// How warmup is chosen: GPT-3's 375M warmup tokens (Brown et al. 2020, appendix B), held within 1-5% of the
+/// steps, the standard recipe's range.
+public enum WarmupRule {
+    public static let gpt3Tokens = 375e6
+    public static let range = 0.01...0.05
+
+    public static func steps(totalSteps: Int, batchTokens: Double) -> (steps: Int, reason: String) {
+        let fromTokens = Int((gpt3Tokens / batchTokens).rounded())
+        let low = max(1, Int((range.lowerBound * Double(totalSteps)).rounded(.up)))
+        let high = max(low, Int((range.upperBound * Double(totalSteps)).rounded(.down)))
+        let chosen = min(high, max(low, fromTokens))
+        let how: String
+        if chosen == fromTokens {
+            how = "GPT-3's 375M warmup tokens / \(si(batchTokens)) tokens a step"
+        } else if chosen == high {
+            how = "5% of the steps (GPT-3's 375M warmup tokens would be \(fromTokens) steps, more than 5%)"
+        } else {
+            how = "1% of the steps (GPT-3's 375M warmup tokens would be \(fromTokens) steps, less than 1%)"
+        }
+        return (chosen, how)
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+
+/// A Chinchilla-style parametric loss fit, L(N, D) = E + A/N^α + B/D^β, with N the parameter count (all
+/// parameters, embeddings included, as Hoffmann et al. count them) and D the training tokens.
+public struct ChinchillaFit: Sendable, Equatable {
+    public let name: String
+    public let citation: String
+    public let E: Double
+    public let A: Double
+    public let B: Double
+    public let alpha: Double
+    public let beta: Double
+
+    public init(name: String, citation: String, E: Double, A: Double, B: Double, alpha: Double, beta: Double) {
+        self.name = name
+        self.citation = citation
+        self.E = E
+        self.A = A
+        self.B = B
+        self.alpha = alpha
+        self.beta = beta
+    }
+
+    /// Hoffmann et al. (2022), "Training Compute-Optimal Large Language Models", Approach 3, with the unrounded
+    /// constants from their released fitting code.
+    public static let hoffmann = ChinchillaFit(
+        name: "hoffmann", citation: "Hoffmann et al. 2022 (Chinchilla), Approach 3",
+        E: 1.69337368, A: 406.401018, B: 410.722827, alpha: 0.33917084, beta: 0.2849083)
+
+    /// Besiroglu et al. (2024), "Chinchilla Scaling: A replication attempt" (Epoch AI): the refit of Approach 3 on
+    /// the data read off the paper's figures. Its optimum agrees with Chinchilla's Approaches 1 and 2 (about 20
+    /// tokens per parameter), which the original Approach 3 fit does not.
+    public static let epoch = ChinchillaFit(
+        name: "epoch", citation: "Besiroglu et al. 2024 (Epoch AI replication of Chinchilla Approach 3)",
+        E: 1.8172, A: 482.01, B: 2085.43, alpha: 0.3478, beta: 0.3658)
+
+    /// Predicted final training loss, in nats per token.
+    public func loss(params n: Double, tokens d: Double) -> Double {
+        E + A / pow(n, alpha) + B / pow(d, beta)
+    }
+
+    /// G = (αA / (βB))^(1/(α+β)).
+    public var G: Double { pow(alpha * A / (beta * B), 1 / (alpha + beta)) }
+    /// Exponent of compute in the optimal N: a = β/(α+β).
+    public var a: Double { beta / (alpha + beta) }
+    /// Exponent of compute in the optimal D: b = α/(α+β).
+    public var b: Double { alpha / (alpha + beta) }
+
+    /// The loss-minimising split of a budget C = 6ND: N = G·(C/6)^a, D = (C/6)^b / G.
+    public func optimalAllocation(flops c: Double) -> (params: Double, tokens: Double) {
+        (G * pow(c / 6, a), pow(c / 6, b) / G)
+    }
+
+    /// The budget for which `n` parameters are compute-optimal, from N = G·(C/6)^a.
+    public func optimalFlops(params n: Double) -> Double { 6 * pow(n / G, 1 / a) }
+
+    /// The budget for which `d` tokens are compute-optimal, from D = (C/6)^b / G.
+    public func optimalFlops(tokens d: Double) -> Double { 6 * pow(d * G, 1 / b) }
+}
+
+/// How the budget is split between parameters and tokens (`--fit`).
+public enum AllocationRule: Sendable, Equatable {
+    case fit(ChinchillaFit)
+    /// D = ratio · N (Chinchilla's rule of thumb; 20 by default).
+    case tokensPerParam(Double)
+
+    public static let names = ["epoch", "hoffmann", "tokens-per-param"]
+
+    public static func named(_ name: String, tokensPerParam ratio: Double = 20) -> AllocationRule? {
+        switch name {
+        case "epoch": return .fit(.epoch)
+        case "hoffmann": return .fit(.hoffmann)
+        case "tokens-per-param": return .tokensPerParam(ratio)
+        default: return nil
+        }
+    }
+
+    public var name: String {
+        switch self {
+        case .fit(let fit): return fit.name
+        case .tokensPerParam: return "tokens-per-param"
+        }
+    }
+
+    /// The fit used to predict the loss: the rule's own, or the Epoch AI fit for the fixed-ratio rule, which has
+    /// no loss model of its own.
+    public var lossFit: ChinchillaFit {
+        if case .fit(let fit) = self { return fit }
+        return .epoch
+    }
+
+    public func allocation(flops c: Double) -> (params: Double, tokens: Double) {
+        switch self {
+        case .fit(let fit): return fit.optimalAllocation(flops: c)
+        case .tokensPerParam(let r):
+            // C = 6·N·(rN) → N = sqrt(C / 6r).
+            let n = (c / (6 * r)).squareRoot()
+            return (n, r * n)
+        }
+    }
+
+    public func flops(forParams n: Double) -> Double {
+        switch self {
+        case .fit(let fit): return fit.optimalFlops(params: n)
+        case .tokensPerParam(let r): return 6 * n * r * n
+        }
+    }
+
+    public func flops(forTokens d: Double) -> Double {
+        switch self {
+        case .fit(let fit): return fit.optimalFlops(tokens: d)
+        case .tokensPerParam(let r): return 6 * (d / r) * d
+        }
+    }
+
+    /// One line saying where the allocation comes from.
+    public var description: String {
+        switch self {
+        case .fit(let fit):
+            return "\(fit.citation): L = \(sig(fit.E, 6)) + \(sig(fit.A, 6))/N^\(sig(fit.alpha, 4)) + "
+                + "\(sig(fit.B, 6))/D^\(sig(fit.beta, 4)); optimum N = G·(C/6)^\(sig(fit.a, 4)), "
+                + "D = (C/6)^\(sig(fit.b, 4))/G with G = \(sig(fit.G, 4))"
+        case .tokensPerParam(let r):
+            return "fixed ratio D = \(sig(r, 4))·N (Chinchilla's rule of thumb): N = sqrt(C/(6·\(sig(r, 4))))"
+        }
+    }
+}

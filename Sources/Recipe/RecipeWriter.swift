@@ -1,0 +1,156 @@
+import Planner
+
+/// Writes recipes in the schema's fixed order, with a comment above every value saying what it is and, where
+/// known, which rule produced it. TOMLKit's own encoder sorts keys and drops comments, so recipes are written here
+/// and read back with the loader to prove them.
+public enum RecipeWriter {
+    /// - Parameters:
+    ///   - notes: provenance per `section.key`, written under the key's description ("from: ...").
+    ///   - header: comment lines for the top of the file.
+    public static func write(_ recipe: Recipe, notes: [String: String] = [:], header: [String] = []) -> String {
+        var out = ""
+        for line in header { out += comment(line) }
+        if !header.isEmpty { out += "\n" }
+        for field in Schema.fields(in: "") {
+            out += entry(field, recipe, notes)
+        }
+        for section in Schema.sections {
+            out += "\n[\(section.name)]\n"
+            out += comment(section.doc) + "\n"
+            for field in Schema.fields(in: section.name) {
+                out += entry(field, recipe, notes)
+            }
+        }
+        return out
+    }
+
+    private static func entry(_ field: Field, _ recipe: Recipe, _ notes: [String: String]) -> String {
+        var out = comment(field.doc)
+        if let note = notes[field.path] { out += comment("  from: " + note) }
+        return out + "\(field.key) = \(field.get(recipe))\n"
+    }
+
+    private static func comment(_ text: String) -> String {
+        // Wrap at about 110 columns so the file reads well in a terminal.
+        var lines: [String] = []
+        var current = "#"
+        for word in text.split(separator: " ") {
+            if current.count + word.count + 1 > 110, current != "#" {
+                lines.append(current)
+                current = "#  "
+            }
+            current += current == "#" && word.isEmpty ? "" : " " + word
+        }
+        lines.append(current)
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// docs/recipe-reference.md, generated from the schema (a test keeps the file in step with it).
+    public static func referenceMarkdown() -> String {
+        var out = """
+        # Recipe reference
+
+        A recipe is one TOML file that describes a training run completely. `gpt-plan -o` writes one; `gpt-plan check`
+        validates any number of them; `gpt-train` refuses one that does not pass. Every key below is required, unknown
+        keys are errors, and integers are accepted where numbers are expected (`lr = 1` means 1.0) but not the other
+        way round. Besides the per-key ranges, `check` verifies:
+
+        - `model.d_model` is a multiple of `model.n_head`;
+        - `training.seq_len` ≤ `model.seq_len`;
+        - `schedule.warmup_steps` < `training.steps` (a warning outside 1-5% of the steps);
+        - `optimizer.min_lr` ≤ `optimizer.lr`;
+        - `training.batch_size` = `micro_batch` × `grad_accum` × `devices`;
+        - the budget: 6·N·D is within the tolerance (±5% unless `--tolerance` says otherwise) of `plan.flops_budget`,
+          with N counted from `[model]` (all parameters; the tied output head once) and
+          D = `training.steps` × `training.batch_size` × `training.seq_len`. `plan.params` is never trusted; a
+          warning says when it disagrees with the count.
+
+        This file is generated from `Sources/Recipe/Schema.swift` by `RecipeWriter.referenceMarkdown()`.
+
+        | key | type and range | meaning |
+        |---|---|---|
+
+        """
+        for field in Schema.fields(in: "") {
+            out += "| `\(field.key)` | \(field.kind.allowed) | \(field.doc) |\n"
+        }
+        for section in Schema.sections {
+            out += "\n## [\(section.name)]\n\n\(section.doc)\n\n| key | type and range | meaning |\n|---|---|---|\n"
+            for field in Schema.fields(in: section.name) {
+                out += "| `\(field.key)` | \(field.kind.allowed) | \(field.doc) |\n"
+            }
+        }
+        return out
+    }
+}
+
+/// What the planner leaves to the user: where the data is, how runs are evaluated, checkpointed and logged.
+public struct RunSettings: Sendable {
+    public var dataPath = "data"
+    public var tokenizer = "bpe"
+    public var valFraction = 0.1
+    public var seed = 1337
+    public var dropout = 0.0
+    public var checkpointDir = "checkpoints"
+    public var keep = 3
+
+    public init() {}
+}
+
+extension Recipe {
+    /// The recipe that executes `plan`, with the standard recipe's optimizer settings, and per-key notes saying
+    /// which rule produced each value.
+    public static func from(plan: Planner.Plan, settings: RunSettings = RunSettings()) -> (recipe: Recipe, notes: [String: String]) {
+        var r = Recipe()
+        var notes: [String: String] = [:]
+        func round4(_ x: Double) -> Double { Double(sig(x, 4)) ?? x }
+
+        r.plan.flopsBudget = round4(plan.flops)
+        r.plan.fit = plan.fit
+        r.plan.params = plan.params
+        r.plan.tokens = Int(plan.tokens)
+        r.plan.predictedLoss = round4(plan.predictedLoss)
+        for key in ["flops_budget": "flops", "params": "params", "tokens": "tokens", "predicted_loss": "predicted_loss"] {
+            notes["plan.\(key.key)"] = plan.rule(for: key.value)
+        }
+
+        r.model = Model(nLayer: plan.shape.nLayer, nHead: plan.shape.nHead, dModel: plan.shape.dModel,
+                        dFF: plan.shape.dFF, seqLen: plan.shape.seqLen, vocabSize: plan.shape.vocabSize,
+                        dropout: settings.dropout, bias: plan.shape.bias)
+        for key in ["n_layer", "n_head", "d_model", "d_ff", "seq_len", "vocab_size"] {
+            notes["model.\(key)"] = plan.rule(for: key)
+        }
+        notes["model.dropout"] = "none: one pass over enough data does not overfit (nanoGPT's pretraining setting)"
+
+        r.data = Data(path: settings.dataPath, tokenizer: settings.tokenizer, valFraction: settings.valFraction)
+
+        r.optimizer = Optimizer(lr: round4(plan.learningRate), minLR: round4(round4(plan.learningRate) * minLRFraction),
+                                beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1.0)
+        notes["optimizer.lr"] = plan.rule(for: "learning_rate")
+        notes["optimizer.min_lr"] = "10% of peak (the standard recipe)"
+        for key in ["beta1", "beta2", "eps", "weight_decay", "grad_clip"] {
+            notes["optimizer.\(key)"] = "the standard recipe (GPT-3, LLaMA): β=(0.9, 0.95), ε=1e-8, decay 0.1, clip 1.0"
+        }
+
+        r.schedule = Schedule(warmupSteps: plan.warmupSteps, decay: .cosine)
+        notes["schedule.warmup_steps"] = plan.rule(for: "warmup_steps")
+        notes["schedule.decay"] = "cosine to min_lr (the standard recipe)"
+
+        r.training = Training(steps: plan.steps, batchSize: plan.batchSequences, seqLen: plan.shape.seqLen,
+                              microBatch: plan.microBatch, gradAccum: plan.gradAccum, devices: plan.devices,
+                              seed: settings.seed)
+        notes["training.steps"] = plan.rule(for: "steps")
+        notes["training.batch_size"] = "\(plan.rule(for: "batch_tokens") ?? "") → \(plan.batchTokens) tokens"
+        notes["training.micro_batch"] = plan.rule(for: "micro_batch")
+        notes["training.grad_accum"] = plan.rule(for: "grad_accum")
+        notes["training.devices"] = plan.rule(for: "devices")
+
+        let evalInterval = max(1, plan.steps / 10)
+        r.eval = Eval(interval: evalInterval, iters: 20)
+        notes["eval.interval"] = "ten validations over the run"
+        notes["eval.iters"] = "20 micro-batches (nanoGPT's CPU setting), a few percent of the training time"
+        r.checkpoint = Checkpoint(dir: settings.checkpointDir, interval: evalInterval, keep: settings.keep)
+        r.logging = Logging(interval: max(1, min(100, plan.steps / 200)))
+        return (r, notes)
+    }
+}
