@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "COpenBLAS"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernels", "Compute"]),
         .testTarget(name: "GPTTests", dependencies: ["GPT", "Kernels", "Compute"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizers", "Corpus"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Trainer"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "Recipe", "Compute"]),
         .testTarget(name: "CLITests", dependencies: []),
