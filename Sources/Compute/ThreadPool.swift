@@ -69,6 +69,20 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
+    /// Like `parallelFor`, and tells each chunk which thread runs it, for per-thread scratch space.
+    public func parallelChunks(_ count: Int, grain: Int = 1, serialBelow: Int = 0,
+                               _ body: (_ thread: Int, _ range: Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        if threadCount == 1 || count < max(serialBelow, 2) {
+            body(0, 0..<count)
+            return
+        }
+        run { index in
+            let range = ThreadPool.chunk(index, of: threadCount, count: count, grain: grain)
+            if !range.isEmpty { body(index, range) }
+        }
+    }
+
     /// The `index`-th of `parts` contiguous chunks of `0..<count`, with inner boundaries rounded to `grain`.
     public static func chunk(_ index: Int, of parts: Int, count: Int, grain: Int = 1) -> Range<Int> {
         func boundary(_ i: Int) -> Int {

@@ -1,0 +1,68 @@
+import Compute
+
+/// Softmax cross-entropy over the vocabulary, one row of logits per position.
+public enum CrossEntropy {
+    /// Per-row losses `losses[r] = log Σ_j e^{logits[r, j]} − logits[r, targets[r]]` (natural log, all columns
+    /// in the softmax). With `gradientScale`, the logits are replaced by the gradient of
+    /// `gradientScale · Σ_r losses[r]`: `(softmax − onehot(target)) · gradientScale`, the fused backward pass.
+    public static func forward(_ pool: ThreadPool, losses: UnsafeMutablePointer<Float>, logits: UnsafeMutablePointer<Float>,
+                               targets: UnsafePointer<Int32>, rows: Int, vocab v: Int, gradientScale: Float?) {
+        pool.parallelFor(rows) { range in
+            for r in range {
+                let row = logits + r * v
+                let target = Int(targets[r])
+                var mv = F16(repeating: -.infinity)
+                var j = 0
+                while j + 16 <= v { mv = pointwiseMax(mv, load(row + j)); j += 16 }
+                var m = horizontalMax(mv)
+                while j < v { m = max(m, row[j]); j += 1 }
+                let targetLogit = row[target]
+                let mvec = F16(repeating: m)
+                var acc = F16(repeating: 0)
+                j = 0
+                if gradientScale != nil {
+                    // Keep e^{x − max} in place; it becomes the softmax below.
+                    while j + 16 <= v { let e = vexp(load(row + j) - mvec); store(e, row + j); acc += e; j += 16 }
+                } else {
+                    while j + 16 <= v { acc += vexp(load(row + j) - mvec); j += 16 }
+                }
+                var sum = horizontalSum(acc)
+                while j < v {
+                    let e = fastExp(row[j] - m)
+                    if gradientScale != nil { row[j] = e }
+                    sum += e
+                    j += 1
+                }
+                losses[r] = (sum.logarithm + m) - targetLogit
+                guard let scale = gradientScale else { continue }
+                let factor = scale / sum
+                let fv = F16(repeating: factor)
+                j = 0
+                while j + 16 <= v { store(load(row + j) * fv, row + j); j += 16 }
+                while j < v { row[j] *= factor; j += 1 }
+                row[target] -= scale
+            }
+        }
+    }
+}
+
+extension Float {
+    /// Natural logarithm (Float has no `log` without Foundation; this keeps the kernels free of it).
+    @inline(__always) var logarithm: Float { Float(Double(self).logarithm) }
+}
+
+extension Double {
+    @inline(__always) var logarithm: Double {
+        #if canImport(Glibc)
+        return Glibc.log(self)
+        #else
+        return Darwin.log(self)
+        #endif
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
