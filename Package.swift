@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "RecipeTests", dependencies: ["Recipe", "Planner"]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "COpenBLAS"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernels", "Compute"]),
-        .testTarget(name: "GPTTests", dependencies: ["GPT", "Kernels", "Compute"]),
+        .testTarget(name: "GPTTests", dependencies: ["GPT", "Kernels", "Compute", "Planner"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Trainer"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "Recipe", "Compute"]),

@@ -31,7 +31,9 @@ final class ReferenceGPTTests: XCTestCase {
     /// by 1/σ ≈ 30, and third derivatives w.r.t. the embeddings reach ~1e2..1e3: the truncation term alone is then
     /// up to ~2e-8 (measured: the error shrinks 4× per halving of h, i.e. it is the h² term, not a wrong gradient).
     /// The check therefore runs at 10× the random init for every non-LayerNorm tensor (std 0.2, residual stream
-    /// O(1)), where the worst measured errors are ~5e-11 absolute and ~5e-8 relative, well inside the tolerance.
+    /// O(1)). There the worst measured errors are 5e-11 absolute on gradients below 1e-3 and 4e-8 relative above
+    /// (20× inside the tolerance), while dropping one term of a backward formula (the variance term of LayerNorm's,
+    /// the 1/sqrt(hs) of attention's, the factor 3 in GELU's derivative) fails hundreds of elements by 1e-1..1e0.
     func checkGradientsByFiniteDifferences(
         _ config: Config, batch: Int, time: Int, seed: UInt64, file: StaticString = #filePath, line: UInt = #line
     ) {
@@ -50,7 +52,7 @@ final class ReferenceGPTTests: XCTestCase {
                        file: file, line: line)
 
         let h = 1e-5
-        var checked = 0, worstRelative = 0.0, worstAbsolute = 0.0, failures = 0
+        var checked = 0, worstRelative = 0.0, worstAbsoluteSmall = 0.0, failures = 0
         for (name, shape) in shapes {
             let count = shape.reduce(1, *)
             guard let g = gradients[name], g.count == count else {
@@ -68,8 +70,11 @@ final class ReferenceGPTTests: XCTestCase {
 
                 let error = abs(numeric - g[i])
                 let magnitude = max(abs(numeric), abs(g[i]))
-                worstAbsolute = max(worstAbsolute, error)
-                if magnitude > 1e-3 { worstRelative = max(worstRelative, error / magnitude) }
+                if magnitude > 1e-3 {
+                    worstRelative = max(worstRelative, error / magnitude)
+                } else {
+                    worstAbsoluteSmall = max(worstAbsoluteSmall, error)
+                }
                 checked += 1
                 if error > max(1e-6 * magnitude, 1e-9) {
                     failures += 1
@@ -83,7 +88,7 @@ final class ReferenceGPTTests: XCTestCase {
         XCTAssertEqual(failures, 0, "elements outside tolerance", file: file, line: line)
         XCTAssertEqual(checked, shapes.reduce(0) { $0 + $1.shape.reduce(1, *) }, file: file, line: line)
         print("finite differences (bias \(config.bias), T \(time)/\(config.seqLen)): \(checked) elements, "
-              + "worst relative error \(worstRelative) (|g| > 1e-3), worst absolute \(worstAbsolute)")
+              + "worst relative error \(worstRelative) where |g| > 1e-3, worst absolute error \(worstAbsoluteSmall) elsewhere")
     }
 
     func testGradientsWithBiasFullContext() {

@@ -1,0 +1,256 @@
+import Compute
+import Kernels
+
+/// Where dropout masks come from in one forward/backward pass: the run's seed and the pass's step and
+/// micro-batch, so that a resumed run draws the same masks.
+public struct DropoutContext: Sendable {
+    public var seed: UInt64
+    public var step: Int
+    public var micro: Int
+
+    public init(seed: UInt64, step: Int, micro: Int) {
+        self.seed = seed
+        self.step = step
+        self.micro = micro
+    }
+}
+
+/// A GPT-2 style decoder with hand-written forward and backward passes.
+///
+/// Parameters, gradients and activations each live in one allocation made here; a training step allocates
+/// nothing. Layers are forward/backward pairs of kernels over those buffers; every matrix product is an sgemm.
+public final class GPT {
+    public let config: GPTConfig
+    public let layout: ParameterLayout
+    public let pool: ThreadPool
+    public let parameters: FloatStorage
+    public let gradients: FloatStorage
+    /// Largest micro-batch and sequence length the activation buffers hold.
+    public let maxBatch: Int
+    public let maxTime: Int
+
+    let acts: ActivationLayout
+    let activations: FloatStorage
+    let attentionScratch: FloatStorage
+    let normScratch: FloatStorage
+    let tokenBuffer: UnsafeMutablePointer<Int32>
+    let targetBuffer: UnsafeMutablePointer<Int32>
+    /// Batch and length of the last forward pass, which the backward pass continues.
+    private var lastBatch = 0, lastTime = 0
+    private var lastDropout: DropoutContext?
+
+    public init(config: GPTConfig, maxBatch: Int, maxTime: Int, pool: ThreadPool) {
+        precondition(config.dModel % config.nHead == 0, "d_model must be a multiple of n_head")
+        precondition(maxTime <= config.seqLen, "sequences cannot be longer than the context")
+        self.config = config
+        self.layout = ParameterLayout(config)
+        self.pool = pool
+        self.maxBatch = maxBatch
+        self.maxTime = maxTime
+        parameters = FloatStorage(count: layout.count)
+        gradients = FloatStorage(count: layout.count)
+        acts = ActivationLayout(config, batch: maxBatch, time: maxTime)
+        activations = FloatStorage(count: acts.count)
+        attentionScratch = FloatStorage(count: pool.threadCount
+            * Attention.scratchPerThread(time: maxTime, dropout: config.dropout > 0))
+        normScratch = FloatStorage(count: LayerNorm.scratchCount(threads: pool.threadCount, channels: config.dModel))
+        tokenBuffer = .allocate(capacity: maxBatch * maxTime)
+        targetBuffer = .allocate(capacity: maxBatch * maxTime)
+        tokenBuffer.initialize(repeating: 0, count: maxBatch * maxTime)
+        targetBuffer.initialize(repeating: 0, count: maxBatch * maxTime)
+    }
+
+    deinit {
+        tokenBuffer.deallocate()
+        targetBuffer.deallocate()
+    }
+
+    /// Floats in the activation allocation (what `ModelShape.activationFloats` predicts).
+    public var activationCount: Int { acts.count }
+
+    /// nanoGPT's initialisation: normal(0, 0.02) for embeddings and linear weights, 0.02/sqrt(2·n_layer) for the
+    /// two residual output projections of each block, zero biases, LayerNorm weights 1. Tensors are drawn in
+    /// state_dict order from one generator.
+    public func initialize(seed: UInt64) {
+        var rng = Xoshiro256(seed: seed, stream: 1)
+        let p = parameters.base
+        parameters.zero()
+        let residualStd = 0.02 / (2.0 * Double(config.nLayer)).squareRoot()
+        for tensor in layout.tensors {
+            if tensor.name.hasSuffix("ln_1.weight") || tensor.name.hasSuffix("ln_2.weight") || tensor.name.hasSuffix("ln_f.weight") {
+                (p + tensor.offset).update(repeating: 1, count: tensor.count)
+            } else if tensor.shape.count >= 2 {
+                let std = tensor.name.hasSuffix("c_proj.weight") ? residualStd : 0.02
+                for i in 0..<tensor.count { p[tensor.offset + i] = Float(rng.nextNormal() * std) }
+            }
+        }
+    }
+
+    // MARK: Views
+
+    @inline(__always) func param(_ offset: Int) -> UnsafeMutablePointer<Float> { parameters.base + offset }
+    @inline(__always) func grad(_ offset: Int) -> UnsafeMutablePointer<Float> { gradients.base + offset }
+    @inline(__always) func optionalParam(_ offset: Int) -> UnsafeMutablePointer<Float>? { offset < 0 ? nil : parameters.base + offset }
+    @inline(__always) func optionalGrad(_ offset: Int) -> UnsafeMutablePointer<Float>? { offset < 0 ? nil : gradients.base + offset }
+    @inline(__always) func act(_ offset: Int) -> UnsafeMutablePointer<Float> { activations.base + offset }
+
+    /// The logits of the last forward pass, [batch·time, vocab] (or their gradient after a training pass).
+    public var logits: UnsafeMutablePointer<Float> { act(acts.logits) }
+
+    // MARK: Forward
+
+    /// Runs the model on `batch` sequences of `time` tokens (row-major in `tokens`) and returns the mean
+    /// cross-entropy against `targets`. With `gradientScale`, the logits are turned into the loss gradient
+    /// (scaled so that summing micro-batches gives the gradient of the mean over the whole batch), ready for
+    /// `backward`. Without targets, only the logits are computed and the result is 0.
+    @discardableResult
+    public func forward(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?, batch: Int, time: Int,
+                        gradientScale: Float? = nil, dropout: DropoutContext? = nil) -> Float {
+        precondition(batch <= maxBatch && time <= maxTime, "micro-batch larger than the buffers")
+        let bt = batch * time, c = config.dModel, f = config.dFF, v = config.vocabSize
+        tokenBuffer.update(from: tokens, count: bt)
+        if let targets { targetBuffer.update(from: targets, count: bt) }
+        lastBatch = batch
+        lastTime = time
+        let drop = config.dropout > 0 ? dropout : nil
+        lastDropout = drop
+        let shape = Attention.Shape(batch: batch, time: time, channels: c, heads: config.nHead)
+
+        Encoder.forward(pool, out: act(acts.encoded), tokens: tokenBuffer, wte: param(layout.wte), wpe: param(layout.wpe),
+                        batch: batch, time: time, channels: c)
+        if let drop { mask(drop, layer: -1, site: 0).apply(pool, out: act(acts.encoded), act(acts.encoded), count: bt * c) }
+
+        var residual = act(acts.encoded)
+        for (l, o) in layout.layers.enumerated() {
+            let a = acts.layers[l]
+            LayerNorm.forward(pool, out: act(a.ln1), mean: act(a.ln1Mean), rstd: act(a.ln1Rstd), inp: residual,
+                              weight: param(o.ln1Weight), bias: optionalParam(o.ln1Bias), rows: bt, channels: c)
+            Linear.forward(pool, out: act(a.qkv), inp: act(a.ln1), weight: param(o.qkvWeight), bias: optionalParam(o.qkvBias),
+                           rows: bt, inFeatures: c, outFeatures: 3 * c)
+            Attention.forward(pool, out: act(a.attY), att: act(a.att), qkv: act(a.qkv), shape: shape,
+                              scratch: attentionScratch.base, dropout: drop.map { mask($0, layer: l, site: 1) })
+            residualBranch(out: act(a.residual2), residual: residual, inp: act(a.attY), weight: param(o.attnProjWeight),
+                           bias: optionalParam(o.attnProjBias), rows: bt, inFeatures: c,
+                           dropout: drop.map { mask($0, layer: l, site: 2) })
+            LayerNorm.forward(pool, out: act(a.ln2), mean: act(a.ln2Mean), rstd: act(a.ln2Rstd), inp: act(a.residual2),
+                              weight: param(o.ln2Weight), bias: optionalParam(o.ln2Bias), rows: bt, channels: c)
+            Linear.forward(pool, out: act(a.fcPre), inp: act(a.ln2), weight: param(o.fcWeight), bias: optionalParam(o.fcBias),
+                           rows: bt, inFeatures: c, outFeatures: f)
+            GELU.forward(pool, out: act(a.fcGelu), inp: act(a.fcPre), count: bt * f)
+            residualBranch(out: act(a.residual3), residual: act(a.residual2), inp: act(a.fcGelu),
+                           weight: param(o.mlpProjWeight), bias: optionalParam(o.mlpProjBias), rows: bt, inFeatures: f,
+                           dropout: drop.map { mask($0, layer: l, site: 3) })
+            residual = act(a.residual3)
+        }
+        LayerNorm.forward(pool, out: act(acts.lnf), mean: act(acts.lnfMean), rstd: act(acts.lnfRstd), inp: residual,
+                          weight: param(layout.lnfWeight), bias: optionalParam(layout.lnfBias), rows: bt, channels: c)
+        // The output head shares the token embedding: logits = lnf · wteᵀ.
+        Linear.forward(pool, out: act(acts.logits), inp: act(acts.lnf), weight: param(layout.wte), bias: nil,
+                       rows: bt, inFeatures: c, outFeatures: v)
+        guard targets != nil else { return 0 }
+        CrossEntropy.forward(pool, losses: act(acts.losses), logits: act(acts.logits), targets: targetBuffer,
+                             rows: bt, vocab: v, gradientScale: gradientScale)
+        var sum = 0.0
+        let losses = act(acts.losses)
+        for i in 0..<bt { sum += Double(losses[i]) }
+        return Float(sum / Double(bt))
+    }
+
+    /// `out = residual + dropout(inp · weightᵀ + bias)`. Without dropout the product is added straight onto a
+    /// copy of the residual; with it, the branch is computed into the backward scratch first (free during the
+    /// forward pass).
+    private func residualBranch(out: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                                weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, rows: Int, inFeatures: Int,
+                                dropout: DropoutMask?) {
+        let c = config.dModel
+        if let dropout {
+            let branch = act(acts.dLn)
+            Linear.forward(pool, out: branch, inp: inp, weight: weight, bias: bias, rows: rows, inFeatures: inFeatures, outFeatures: c)
+            dropout.addMasked(pool, out: out, residual, branch, count: rows * c)
+        } else {
+            Elementwise.copy(pool, out: out, residual, count: rows * c)
+            Linear.forward(pool, out: out, inp: inp, weight: weight, bias: bias, rows: rows, inFeatures: inFeatures,
+                           outFeatures: c, accumulate: true)
+        }
+    }
+
+    private func mask(_ d: DropoutContext, layer: Int, site: Int) -> DropoutMask {
+        DropoutMask(key: DropoutMask.key(seed: d.seed, step: d.step, micro: d.micro, layer: layer, site: site),
+                    probability: config.dropout)
+    }
+
+    // MARK: Backward
+
+    /// Back-propagates the loss gradient that the last `forward(..., gradientScale:)` left in the logits. With
+    /// `accumulate`, parameter gradients are added to `gradients`; otherwise they overwrite it (so the first
+    /// micro-batch of a step needs no zeroing pass).
+    public func backward(accumulate: Bool) {
+        let batch = lastBatch, time = lastTime
+        let bt = batch * time, c = config.dModel, f = config.dFF, v = config.vocabSize
+        let shape = Attention.Shape(batch: batch, time: time, channels: c, heads: config.nHead)
+        let drop = lastDropout
+        let dResidual = act(acts.dResidual), dLn = act(acts.dLn), dQKV = act(acts.dQKV)
+        let dAttY = act(acts.dAttY), dFc = act(acts.dFc)
+        let normScratch = self.normScratch.base
+
+        // Head (tied to wte) and final LayerNorm.
+        Linear.backward(pool, dinp: dLn, dweight: grad(layout.wte), dbias: nil, dout: act(acts.logits), inp: act(acts.lnf),
+                        weight: param(layout.wte), rows: bt, inFeatures: c, outFeatures: v,
+                        accumulateInput: false, accumulateParameters: accumulate)
+        let last = config.nLayer > 0 ? act(acts.layers[config.nLayer - 1].residual3) : act(acts.encoded)
+        LayerNorm.backward(pool, dinp: dResidual, dweight: grad(layout.lnfWeight), dbias: optionalGrad(layout.lnfBias),
+                           dout: dLn, inp: last, weight: param(layout.lnfWeight), mean: act(acts.lnfMean),
+                           rstd: act(acts.lnfRstd), rows: bt, channels: c, scratch: normScratch,
+                           accumulateInput: false, accumulateParameters: accumulate)
+
+        for l in stride(from: config.nLayer - 1, through: 0, by: -1) {
+            let a = acts.layers[l], o = layout.layers[l]
+            let residual = l == 0 ? act(acts.encoded) : act(acts.layers[l - 1].residual3)
+
+            // MLP branch: residual3 = residual2 + dropout(mlp_proj(gelu(fc(ln2(residual2))))).
+            var dBranch = UnsafePointer(dResidual)
+            if let drop {
+                mask(drop, layer: l, site: 3).apply(pool, out: dLn, dResidual, count: bt * c)
+                dBranch = UnsafePointer(dLn)
+            }
+            Linear.backward(pool, dinp: dFc, dweight: grad(o.mlpProjWeight), dbias: optionalGrad(o.mlpProjBias),
+                            dout: dBranch, inp: act(a.fcGelu), weight: param(o.mlpProjWeight), rows: bt,
+                            inFeatures: f, outFeatures: c, accumulateInput: false, accumulateParameters: accumulate)
+            GELU.backward(pool, dinp: dFc, inp: act(a.fcPre), dout: dFc, count: bt * f)
+            Linear.backward(pool, dinp: dLn, dweight: grad(o.fcWeight), dbias: optionalGrad(o.fcBias), dout: dFc,
+                            inp: act(a.ln2), weight: param(o.fcWeight), rows: bt, inFeatures: c, outFeatures: f,
+                            accumulateInput: false, accumulateParameters: accumulate)
+            LayerNorm.backward(pool, dinp: dResidual, dweight: grad(o.ln2Weight), dbias: optionalGrad(o.ln2Bias),
+                               dout: dLn, inp: act(a.residual2), weight: param(o.ln2Weight), mean: act(a.ln2Mean),
+                               rstd: act(a.ln2Rstd), rows: bt, channels: c, scratch: normScratch,
+                               accumulateInput: true, accumulateParameters: accumulate)
+
+            // Attention branch: residual2 = residual + dropout(attn_proj(attention(qkv(ln1(residual))))).
+            dBranch = UnsafePointer(dResidual)
+            if let drop {
+                mask(drop, layer: l, site: 2).apply(pool, out: dLn, dResidual, count: bt * c)
+                dBranch = UnsafePointer(dLn)
+            }
+            Linear.backward(pool, dinp: dAttY, dweight: grad(o.attnProjWeight), dbias: optionalGrad(o.attnProjBias),
+                            dout: dBranch, inp: act(a.attY), weight: param(o.attnProjWeight), rows: bt,
+                            inFeatures: c, outFeatures: c, accumulateInput: false, accumulateParameters: accumulate)
+            Attention.backward(pool, dqkv: dQKV, dout: dAttY, att: act(a.att), qkv: act(a.qkv), shape: shape,
+                               scratch: attentionScratch.base, dropout: drop.map { mask($0, layer: l, site: 1) })
+            Linear.backward(pool, dinp: dLn, dweight: grad(o.qkvWeight), dbias: optionalGrad(o.qkvBias), dout: dQKV,
+                            inp: act(a.ln1), weight: param(o.qkvWeight), rows: bt, inFeatures: c, outFeatures: 3 * c,
+                            accumulateInput: false, accumulateParameters: accumulate)
+            LayerNorm.backward(pool, dinp: dResidual, dweight: grad(o.ln1Weight), dbias: optionalGrad(o.ln1Bias),
+                               dout: dLn, inp: residual, weight: param(o.ln1Weight), mean: act(a.ln1Mean),
+                               rstd: act(a.ln1Rstd), rows: bt, channels: c, scratch: normScratch,
+                               accumulateInput: true, accumulateParameters: accumulate)
+        }
+
+        if let drop { mask(drop, layer: -1, site: 0).apply(pool, out: dResidual, dResidual, count: bt * c) }
+        Encoder.backward(pool, dwte: grad(layout.wte), dwpe: grad(layout.wpe), dout: dResidual, tokens: tokenBuffer,
+                         batch: batch, time: time, channels: c, accumulate: accumulate)
+        if time < config.seqLen && !accumulate {
+            // Positions the micro-batch did not reach get no gradient, and must not keep an old one.
+            (grad(layout.wpe) + time * c).update(repeating: 0, count: (config.seqLen - time) * c)
+        }
+    }
+}
