@@ -66,6 +66,7 @@ let package = Package(
             name: "Trainer",
             dependencies: ["GPT", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable"],
             swiftSettings: numericSettings),
+        .target(name: "TestFixtures", dependencies: ["Recipe", "Planner"], path: "Sources/TestFixtures"),
         .target(
             name: "CLISupport",
             dependencies: ["Compute", "Planner", "Durable",
@@ -99,8 +100,8 @@ let package = Package(
         .testTarget(name: "KernelTests", dependencies: ["Kernels", "Compute"]),
         .testTarget(name: "GPTTests", dependencies: ["GPT", "Kernels", "Compute", "Planner"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizers"]),
-        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Trainer"]),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "Recipe", "Compute"]),
-        .testTarget(name: "CLITests", dependencies: []),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Trainer", "TestFixtures", "Compute"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "Recipe", "Compute", "TestFixtures", "Kernels"]),
+        .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "Trainer", "Recipe"]),
     ]
 )

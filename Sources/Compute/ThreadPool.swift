@@ -49,7 +49,13 @@ public final class ThreadPool: @unchecked Sendable {
             finishedTarget += threadCount - 1
             shared.start()
             escapable(0)
-            while shared.finished.load(ordering: .acquiring) < finishedTarget {}
+            // Spin briefly (the other threads usually finish within microseconds), then yield the core: when the
+            // machine is busy, a worker may be waiting for exactly the core this thread would spin on.
+            var spins = 0
+            while shared.finished.load(ordering: .acquiring) < finishedTarget {
+                spins += 1
+                if spins > 2000 { sched_yield() }
+            }
             shared.task = nil
         }
         running = false
@@ -141,11 +147,13 @@ public final class ThreadPool: @unchecked Sendable {
             while true {
                 var current = generation.load(ordering: .acquiring)
                 if current == seen {
+                    // Spin, then spin yielding the core to anything else runnable, then sleep.
                     let deadline = DispatchTime.now().uptimeNanoseconds + ThreadPool.spinNanoseconds
                     var spins = 0
                     while current == seen {
                         spins += 1
-                        if spins & 1023 == 0, DispatchTime.now().uptimeNanoseconds > deadline {
+                        if spins > 2000 { sched_yield() }
+                        if spins & 255 == 0, DispatchTime.now().uptimeNanoseconds > deadline {
                             sleep(until: seen)
                         }
                         current = generation.load(ordering: .acquiring)

@@ -23,6 +23,14 @@ public struct Recipe: Equatable, Sendable {
         public var params: Int = 0
         public var tokens: Int = 0
         public var predictedLoss: Double = 0
+
+        public init(flopsBudget: Double = 0, fit: String = "", params: Int = 0, tokens: Int = 0, predictedLoss: Double = 0) {
+            self.flopsBudget = flopsBudget
+            self.fit = fit
+            self.params = params
+            self.tokens = tokens
+            self.predictedLoss = predictedLoss
+        }
     }
 
     public struct Model: Equatable, Sendable {
@@ -34,12 +42,29 @@ public struct Recipe: Equatable, Sendable {
         public var vocabSize = 0
         public var dropout: Double = 0
         public var bias = false
+
+        public init(nLayer: Int = 0, nHead: Int = 0, dModel: Int = 0, dFF: Int = 0, seqLen: Int = 0, vocabSize: Int = 0, dropout: Double = 0, bias: Bool = false) {
+            self.nLayer = nLayer
+            self.nHead = nHead
+            self.dModel = dModel
+            self.dFF = dFF
+            self.seqLen = seqLen
+            self.vocabSize = vocabSize
+            self.dropout = dropout
+            self.bias = bias
+        }
     }
 
     public struct Data: Equatable, Sendable {
         public var path = ""
         public var tokenizer = ""
         public var valFraction: Double = 0
+
+        public init(path: String = "", tokenizer: String = "", valFraction: Double = 0) {
+            self.path = path
+            self.tokenizer = tokenizer
+            self.valFraction = valFraction
+        }
     }
 
     public struct Optimizer: Equatable, Sendable {
@@ -50,6 +75,16 @@ public struct Recipe: Equatable, Sendable {
         public var eps: Double = 0
         public var weightDecay: Double = 0
         public var gradClip: Double = 0
+
+        public init(lr: Double = 0, minLR: Double = 0, beta1: Double = 0, beta2: Double = 0, eps: Double = 0, weightDecay: Double = 0, gradClip: Double = 0) {
+            self.lr = lr
+            self.minLR = minLR
+            self.beta1 = beta1
+            self.beta2 = beta2
+            self.eps = eps
+            self.weightDecay = weightDecay
+            self.gradClip = gradClip
+        }
     }
 
     public enum Decay: String, Equatable, Sendable, CaseIterable {
@@ -59,6 +94,11 @@ public struct Recipe: Equatable, Sendable {
     public struct Schedule: Equatable, Sendable {
         public var warmupSteps = 0
         public var decay: Decay = .cosine
+
+        public init(warmupSteps: Int = 0, decay: Decay = .cosine) {
+            self.warmupSteps = warmupSteps
+            self.decay = decay
+        }
     }
 
     public struct Training: Equatable, Sendable {
@@ -69,21 +109,46 @@ public struct Recipe: Equatable, Sendable {
         public var gradAccum = 0
         public var devices = 0
         public var seed = 0
+
+        public init(steps: Int = 0, batchSize: Int = 0, seqLen: Int = 0, microBatch: Int = 0, gradAccum: Int = 0, devices: Int = 0, seed: Int = 0) {
+            self.steps = steps
+            self.batchSize = batchSize
+            self.seqLen = seqLen
+            self.microBatch = microBatch
+            self.gradAccum = gradAccum
+            self.devices = devices
+            self.seed = seed
+        }
     }
 
     public struct Eval: Equatable, Sendable {
         public var interval = 0
         public var iters = 0
+
+        public init(interval: Int = 0, iters: Int = 0) {
+            self.interval = interval
+            self.iters = iters
+        }
     }
 
     public struct Checkpoint: Equatable, Sendable {
         public var dir = ""
         public var interval = 0
         public var keep = 0
+
+        public init(dir: String = "", interval: Int = 0, keep: Int = 0) {
+            self.dir = dir
+            self.interval = interval
+            self.keep = keep
+        }
     }
 
     public struct Logging: Equatable, Sendable {
         public var interval = 0
+
+        public init(interval: Int = 0) {
+            self.interval = interval
+        }
     }
 
     /// The model shape `[model]` describes, in the planner's terms (for counting parameters and FLOPs).

@@ -296,3 +296,14 @@ public enum TOMLText {
 }
 
 import Foundation
+
+extension Recipe {
+    /// The value of one key.
+    public func value(of field: Field) -> RecipeValue { field.get(self) }
+
+    /// The keys of `sections` ("" is the top level) whose values differ between the two recipes.
+    public func differences(from other: Recipe, in sections: Set<String>) -> [(path: String, this: RecipeValue, other: RecipeValue)] {
+        Schema.fields.filter { sections.contains($0.section) && $0.get(self) != $0.get(other) }
+            .map { ($0.path, $0.get(self), $0.get(other)) }
+    }
+}

@@ -38,9 +38,10 @@ public enum GPT2PreSplit {
         split(Array(text.utf8)).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// A position `p` in `1...limit` where `bytes` can be cut so that pre-splitting `bytes[..<p]` and the rest
-    /// separately gives exactly the chunks of the whole; `nil` when there is none (no whitespace after a
-    /// non-whitespace character before `limit`).
+    /// A position `p` in `1...limit` (and below `bytes.count`) where `bytes` can be cut so that pre-splitting
+    /// `bytes[..<p]` and the rest separately gives exactly the chunks of the whole; `nil` when there is none
+    /// (no whitespace after a non-whitespace character up to `limit`). Then a caller can read more text and try
+    /// again, or cut at `limit` anyway, accepting that the chunks next to that cut may differ.
     ///
     /// `bytes` may be the beginning of a longer text: the answer holds whatever follows `bytes`, so a corpus can be
     /// streamed through fixed-size blocks. The cut is the last position `p ≤ limit` where an ASCII whitespace byte

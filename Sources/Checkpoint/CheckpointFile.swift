@@ -1,0 +1,190 @@
+import Durable
+import Foundation
+
+/// The checkpoint format, version 1 (docs/checkpoint-format.md describes it for other readers):
+///
+/// - root attributes `format_version` (int64), `created_by`, `blas_core` (strings);
+/// - `/model/<name>`: every parameter, float32, nanoGPT's names and shapes;
+/// - `/optimizer/m/<name>`, `/optimizer/v/<name>`: AdamW's moments, same names and shapes;
+/// - `/state/...`: step, tokens seen, sampler RNG words and windows drawn, optimizer steps, seed, thread count,
+///   data path;
+/// - `/metrics/...`: best and last validation loss, last training loss (NaN when there is none yet);
+/// - `/recipe`: the recipe's TOML text; `/tokenizer`: the tokenizer's JSON.
+///
+/// Every dataset is chunked with the Fletcher-32 checksum filter.
+public enum CheckpointFormat {
+    public static let version: Int64 = 1
+}
+
+/// A tensor to save or load: its name, PyTorch shape, and offset in the flat buffers.
+public struct CheckpointTensor: Sendable, Equatable {
+    public var name: String
+    public var shape: [Int]
+    public var offset: Int
+    public init(name: String, shape: [Int], offset: Int) {
+        self.name = name
+        self.shape = shape
+        self.offset = offset
+    }
+    var count: Int { shape.reduce(1, *) }
+}
+
+/// Everything besides tensors that a run needs to continue exactly.
+public struct CheckpointState: Sendable, Equatable {
+    public var step: Int
+    public var tokensSeen: Int
+    public var samplerRNG: [UInt64]
+    public var windowsDrawn: Int
+    public var optimizerSteps: Int
+    public var seed: Int
+    public var threads: Int
+    public var blasCore: String
+    public var dataPath: String
+    public var bestValLoss: Double?
+    public var lastValLoss: Double?
+    public var lastTrainLoss: Double?
+
+    public init(step: Int, tokensSeen: Int, samplerRNG: [UInt64], windowsDrawn: Int, optimizerSteps: Int, seed: Int,
+                threads: Int, blasCore: String, dataPath: String, bestValLoss: Double?, lastValLoss: Double?,
+                lastTrainLoss: Double?) {
+        self.step = step
+        self.tokensSeen = tokensSeen
+        self.samplerRNG = samplerRNG
+        self.windowsDrawn = windowsDrawn
+        self.optimizerSteps = optimizerSteps
+        self.seed = seed
+        self.threads = threads
+        self.blasCore = blasCore
+        self.dataPath = dataPath
+        self.bestValLoss = bestValLoss
+        self.lastValLoss = lastValLoss
+        self.lastTrainLoss = lastTrainLoss
+    }
+}
+
+/// A checkpoint that cannot be used: the file and what is wrong with it.
+public struct CheckpointError: Error, CustomStringConvertible {
+    public var file: String
+    public var reason: String
+    public init(file: String, reason: String) {
+        self.file = file
+        self.reason = reason
+    }
+    public var description: String { "\(file): \(reason)" }
+}
+
+public enum CheckpointWriter {
+    /// Writes a complete checkpoint to a temporary file next to `path`, fsyncs it, and renames it into place:
+    /// `path` is either absent, the old file, or the complete new one, whenever the process dies.
+    /// `formatVersion` is for tests of what readers do with other versions.
+    public static func write(to path: String, tensors: [CheckpointTensor], parameters: UnsafePointer<Float>,
+                             m: UnsafePointer<Float>, v: UnsafePointer<Float>, state: CheckpointState,
+                             recipe: String, tokenizer: String, formatVersion: Int64 = CheckpointFormat.version) throws {
+        let temporary = AtomicFile.temporaryPath(for: path)
+        do {
+            let file = try HDF5File.create(temporary)
+            try file.writeAttribute("format_version", formatVersion)
+            try file.writeAttribute("created_by", "swift-gpt gpt-train")
+            try file.writeAttribute("blas_core", state.blasCore)
+            for group in ["/model", "/optimizer", "/optimizer/m", "/optimizer/v", "/state", "/metrics"] {
+                try file.createGroup(group)
+            }
+            for t in tensors {
+                try file.writeFloats("/model/\(t.name)", shape: t.shape, parameters + t.offset)
+                try file.writeFloats("/optimizer/m/\(t.name)", shape: t.shape, m + t.offset)
+                try file.writeFloats("/optimizer/v/\(t.name)", shape: t.shape, v + t.offset)
+            }
+            try file.writeInt64s("/state/step", [Int64(state.step)])
+            try file.writeInt64s("/state/tokens_seen", [Int64(state.tokensSeen)])
+            try file.writeUInt64s("/state/sampler_rng", state.samplerRNG)
+            try file.writeInt64s("/state/windows_drawn", [Int64(state.windowsDrawn)])
+            try file.writeInt64s("/state/optimizer_steps", [Int64(state.optimizerSteps)])
+            try file.writeInt64s("/state/seed", [Int64(state.seed)])
+            try file.writeInt64s("/state/threads", [Int64(state.threads)])
+            try file.writeString("/state/data_path", state.dataPath)
+            try file.writeDoubles("/metrics/best_val_loss", [state.bestValLoss ?? .nan])
+            try file.writeDoubles("/metrics/last_val_loss", [state.lastValLoss ?? .nan])
+            try file.writeDoubles("/metrics/last_train_loss", [state.lastTrainLoss ?? .nan])
+            try file.writeString("/recipe", recipe)
+            try file.writeString("/tokenizer", tokenizer)
+            try file.close()
+            try AtomicFile.sync(path: temporary)
+            try AtomicFile.commit(temporary: temporary, to: path)
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw CheckpointError(file: path, reason: "could not be written: \(error)")
+        }
+    }
+}
+
+/// An open checkpoint: its version is checked and its state, recipe and tokenizer read when it is opened;
+/// tensors are read on demand.
+public final class CheckpointReader {
+    public let path: String
+    public let state: CheckpointState
+    public let recipe: String
+    public let tokenizer: String
+    private let file: HDF5File
+
+    public init(path: String) throws {
+        self.path = path
+        do {
+            let file = try HDF5File.open(path)
+            let version = try file.readIntAttribute("format_version")
+            guard version == CheckpointFormat.version else {
+                throw CheckpointError(file: path, reason: "checkpoint format version \(version); this build reads version \(CheckpointFormat.version)")
+            }
+            state = try Self.readState(file)
+            recipe = try file.readString("/recipe")
+            tokenizer = try file.readString("/tokenizer")
+            self.file = file
+        } catch let error as CheckpointError {
+            throw error
+        } catch let error as HDF5Error {
+            throw CheckpointError(file: path, reason: error.reason)
+        }
+    }
+
+    private static func readState(_ file: HDF5File) throws -> CheckpointState {
+        func one(_ name: String) throws -> Int {
+            guard let v = try file.readInt64s(name).first else { throw file.fail("\(name) is empty") }
+            return Int(v)
+        }
+        func metric(_ name: String) throws -> Double? {
+            let v = try file.readDoubles(name).first ?? .nan
+            return v.isNaN ? nil : v
+        }
+        let rng = try file.readUInt64s("/state/sampler_rng")
+        guard rng.count == 4 else { throw file.fail("/state/sampler_rng holds \(rng.count) words, not 4") }
+        return CheckpointState(
+            step: try one("/state/step"), tokensSeen: try one("/state/tokens_seen"), samplerRNG: rng,
+            windowsDrawn: try one("/state/windows_drawn"), optimizerSteps: try one("/state/optimizer_steps"),
+            seed: try one("/state/seed"), threads: try one("/state/threads"),
+            blasCore: try file.readStringAttribute("blas_core"), dataPath: try file.readString("/state/data_path"),
+            bestValLoss: try metric("/metrics/best_val_loss"), lastValLoss: try metric("/metrics/last_val_loss"),
+            lastTrainLoss: try metric("/metrics/last_train_loss"))
+    }
+
+    /// The names of the saved model tensors and their shapes.
+    public func modelTensors() throws -> [(name: String, shape: [Int])] {
+        do {
+            return try file.members(of: "/model").map { ($0, try file.shape("/model/\($0)")) }
+        } catch let error as HDF5Error {
+            throw CheckpointError(file: path, reason: error.reason)
+        }
+    }
+
+    /// Reads the weights (and, when `m` and `v` are given, the AdamW moments) of `tensors`, checking every shape.
+    public func read(tensors: [CheckpointTensor], parameters: UnsafeMutablePointer<Float>,
+                     m: UnsafeMutablePointer<Float>? = nil, v: UnsafeMutablePointer<Float>? = nil) throws {
+        do {
+            for t in tensors {
+                try file.readFloats("/model/\(t.name)", shape: t.shape, into: parameters + t.offset)
+                if let m { try file.readFloats("/optimizer/m/\(t.name)", shape: t.shape, into: m + t.offset) }
+                if let v { try file.readFloats("/optimizer/v/\(t.name)", shape: t.shape, into: v + t.offset) }
+            }
+        } catch let error as HDF5Error {
+            throw CheckpointError(file: path, reason: error.reason)
+        }
+    }
+}

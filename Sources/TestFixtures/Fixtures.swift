@@ -1,0 +1,99 @@
+import Foundation
+import Planner
+import Recipe
+
+/// Small, fast, real training setups for tests: a generated text file on disk and a recipe that passes every
+/// check, written to a fresh directory.
+public enum Fixtures {
+    /// A fresh empty directory under the system's temporary directory.
+    public static func directory(_ name: String) throws -> String {
+        let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("swift-gpt-tests/\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try? FileManager.default.removeItem(atPath: path)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Deterministic text with structure a small model can learn: lines of words from a small vocabulary.
+    public static func text(bytes: Int, seed: UInt64 = 1) -> String {
+        let words = ["the", "king", "queen", "shall", "speak", "of", "love", "and", "war", "my", "lord", "good",
+                     "night", "sweet", "prince", "to", "be", "or", "not", "that", "is", "question"]
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        func next() -> Int {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return Int(state % UInt64(words.count))
+        }
+        var out = ""
+        while out.utf8.count < bytes {
+            let speaker = ["KING", "QUEEN", "HAMLET"][next() % 3]
+            out += "\(speaker):\n"
+            for _ in 0..<(2 + next() % 4) { out += words[next()] + " " }
+            out += words[next()] + ".\n\n"
+        }
+        return out
+    }
+
+    public struct Options {
+        public var steps = 30
+        public var nLayer = 2
+        public var nHead = 2
+        public var dModel = 32
+        public var seqLen = 16
+        public var microBatch = 4
+        public var gradAccum = 1
+        public var devices = 1
+        public var lr = 3e-3
+        public var warmup = 3
+        public var dropout = 0.0
+        public var bias = true
+        public var evalInterval = 10
+        public var evalIters = 2
+        public var checkpointInterval = 10
+        public var keep = 3
+        public var logInterval = 1
+        public var seed = 7
+        public var tokenizer = "char"
+        public var vocabSize = 64
+        public var dataPath = "data.txt"
+        public init() {}
+    }
+
+    /// A recipe for `options`, with the budget it spends declared, written next to `data.txt` (created when
+    /// missing) in `directory`. Returns the recipe's path.
+    @discardableResult
+    public static func recipe(in directory: String, name: String = "tiny.toml", _ o: Options = Options()) throws -> String {
+        let dataPath = (directory as NSString).appendingPathComponent(o.dataPath)
+        if !FileManager.default.fileExists(atPath: dataPath) {
+            try text(bytes: 20_000).write(toFile: dataPath, atomically: true, encoding: .utf8)
+        }
+        var r = Recipe()
+        r.model = .init(nLayer: o.nLayer, nHead: o.nHead, dModel: o.dModel, dFF: 4 * o.dModel, seqLen: o.seqLen,
+                        vocabSize: o.vocabSize, dropout: o.dropout, bias: o.bias)
+        r.data = .init(path: o.dataPath, tokenizer: o.tokenizer, valFraction: 0.1)
+        r.optimizer = .init(lr: o.lr, minLR: o.lr / 10, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1.0)
+        r.schedule = .init(warmupSteps: min(o.warmup, o.steps - 1), decay: .cosine)
+        r.training = .init(steps: o.steps, batchSize: o.microBatch * o.gradAccum * o.devices, seqLen: o.seqLen,
+                           microBatch: o.microBatch, gradAccum: o.gradAccum, devices: o.devices, seed: o.seed)
+        r.eval = .init(interval: o.evalInterval, iters: o.evalIters)
+        r.checkpoint = .init(dir: "checkpoints", interval: o.checkpointInterval, keep: o.keep)
+        r.logging = .init(interval: o.logInterval)
+        let n = r.shape.parameterCount.total
+        r.plan = .init(flopsBudget: 6 * Double(n) * Double(r.trainingTokens), fit: "manual", params: n,
+                       tokens: r.trainingTokens, predictedLoss: 0)
+        let path = (directory as NSString).appendingPathComponent(name)
+        try RecipeWriter.write(r, header: ["test recipe"]).write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// The metrics.jsonl lines of a run, parsed, with the timing fields (which differ between runs) removed.
+    public static func metrics(runDirectory: String) throws -> [[String: Double]] {
+        let text = try String(contentsOfFile: (runDirectory as NSString).appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        return try text.split(separator: "\n").map { line in
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            var out: [String: Double] = [:]
+            for (key, value) in object where key != "tokens_per_sec" && key != "mfu" {
+                out[key] = (value as? NSNumber)?.doubleValue
+            }
+            return out
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import Checkpoint
+import Compute
+import Foundation
+import GPT
+import Recipe
+
+/// A run directory that cannot be started or resumed as asked.
+public struct RunDirectoryError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+extension Trainer {
+    public var checkpointDirectory: String {
+        let dir = recipe.checkpoint.dir
+        return dir.hasPrefix("/") ? dir : (options.runDirectory as NSString).appendingPathComponent(dir)
+    }
+
+    public static func checkpointName(step: Int) -> String { String(format: "ckpt-%08d.h5", step) }
+
+    /// Complete checkpoints in the directory, newest first (temporary files of unfinished writes are skipped).
+    public static func checkpoints(in directory: String) -> [(step: Int, path: String)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.compactMap { name -> (Int, String)? in
+            guard name.hasPrefix("ckpt-"), name.hasSuffix(".h5"),
+                  let step = Int(name.dropFirst(5).dropLast(3)) else { return nil }
+            return (step, (directory as NSString).appendingPathComponent(name))
+        }.sorted { $0.0 > $1.0 }
+    }
+
+    var checkpointTensors: [CheckpointTensor] {
+        model.layout.tensors.map { CheckpointTensor(name: $0.name, shape: $0.shape, offset: $0.offset) }
+    }
+
+    /// Before the first step: make the checkpoint directory, and either resume from it or make sure it holds no
+    /// other run's checkpoints.
+    func prepareCheckpoints() throws {
+        let existing = Self.checkpoints(in: checkpointDirectory)
+        if options.resume {
+            try resume(from: existing)
+        } else if !existing.isEmpty {
+            throw RunDirectoryError(message: "\(checkpointDirectory) already holds checkpoints (newest: step \(existing[0].step)); "
+                + "continue that run with --resume, or give another --out")
+        }
+        try FileManager.default.createDirectory(atPath: checkpointDirectory, withIntermediateDirectories: true)
+    }
+
+    /// Loads the newest checkpoint that reads back completely, saying which ones were skipped and why.
+    func resume(from candidates: [(step: Int, path: String)]) throws {
+        guard !candidates.isEmpty else {
+            throw RunDirectoryError(message: "nothing to resume: \(checkpointDirectory) holds no checkpoints (ckpt-*.h5)")
+        }
+        var failures: [String] = []
+        for candidate in candidates {
+            do {
+                try load(checkpoint: candidate.path)
+                if !failures.isEmpty {
+                    events(.note("resuming from \(candidate.path), the newest checkpoint that reads back completely"))
+                }
+                return
+            } catch let error as RecipeMismatch {
+                throw error
+            } catch {
+                failures.append("\(error)")
+                events(.note("skipping \(candidate.path): \(error)"))
+            }
+        }
+        throw RunDirectoryError(message: "no checkpoint in \(checkpointDirectory) can be loaded:\n"
+            + failures.map { "  \($0)" }.joined(separator: "\n"))
+    }
+
+    /// Restores weights, AdamW moments and the training state from one checkpoint.
+    public func load(checkpoint path: String) throws {
+        let reader = try CheckpointReader(path: path)
+        try checkRecipe(reader.recipe, of: path)
+        // Read into scratch first, so that a file that fails half-way leaves the model as it was.
+        let parameters = FloatStorage(count: model.layout.count)
+        let m = FloatStorage(count: model.layout.count), v = FloatStorage(count: model.layout.count)
+        try reader.read(tensors: checkpointTensors, parameters: parameters.base, m: m.base, v: v.base)
+        model.parameters.base.update(from: parameters.base, count: parameters.count)
+        optimizer.m.base.update(from: m.base, count: m.count)
+        optimizer.v.base.update(from: v.base, count: v.count)
+        let s = reader.state
+        optimizer.stepsTaken = s.optimizerSteps
+        state.step = s.step
+        state.tokensSeen = s.tokensSeen
+        state.sampler = BatchSampler(rng: Xoshiro256(state: s.samplerRNG), windowsDrawn: s.windowsDrawn)
+        state.bestValLoss = s.bestValLoss
+        state.lastValLoss = s.lastValLoss
+        state.lastTrainLoss = s.lastTrainLoss.map(Float.init)
+        resumedFrom = path
+        resumedStep = s.step
+        if s.threads != pool.threadCount || s.blasCore != BLAS.coreName {
+            events(.note("the checkpoint was written with \(s.threads) threads and OpenBLAS \(s.blasCore) kernels; "
+                         + "this run uses \(pool.threadCount) and \(BLAS.coreName), so it will not be bit-identical to an uninterrupted run"))
+        }
+    }
+
+    /// Refuses a checkpoint whose recipe differs in anything that changes the run (model, data, optimizer,
+    /// schedule, training), unless forced. Evaluation, checkpoint and logging settings may change freely.
+    func checkRecipe(_ text: String, of path: String) throws {
+        let saved = RecipeLoader.check(text: text, file: "\(path):/recipe", tolerance: .infinity).recipe
+        let runChanging: Set<String> = ["", "model", "data", "optimizer", "schedule", "training"]
+        var differences: [String] = []
+        if let saved {
+            differences = saved.differences(from: recipe, in: runChanging)
+                .map { "\($0.path): \($0.this) in the checkpoint, \($0.other) here" }
+        } else {
+            differences.append("the checkpoint's recipe does not read back")
+        }
+        guard !differences.isEmpty else { return }
+        if options.force {
+            events(.note("resuming despite recipe differences (--force): " + differences.joined(separator: "; ")))
+            return
+        }
+        throw RecipeMismatch(checkpoint: path, differences: differences)
+    }
+
+    /// Saves the current state as `ckpt-<step>.h5`, then removes the oldest checkpoints beyond `keep`.
+    func saveCheckpoint() throws {
+        let path = (checkpointDirectory as NSString).appendingPathComponent(Self.checkpointName(step: state.step))
+        let tokenizerJSON = String(decoding: (try? data.tokenizer.jsonData()) ?? Data(), as: UTF8.self)
+        let s = CheckpointState(
+            step: state.step, tokensSeen: state.tokensSeen, samplerRNG: state.sampler.rng.stateWords,
+            windowsDrawn: state.sampler.windowsDrawn, optimizerSteps: optimizer.stepsTaken, seed: recipe.training.seed,
+            threads: pool.threadCount, blasCore: BLAS.coreName, dataPath: data.path, bestValLoss: state.bestValLoss,
+            lastValLoss: state.lastValLoss, lastTrainLoss: state.lastTrainLoss.map(Double.init))
+        try CheckpointWriter.write(to: path, tensors: checkpointTensors, parameters: model.parameters.base,
+                                   m: optimizer.m.base, v: optimizer.v.base, state: s, recipe: recipeText,
+                                   tokenizer: tokenizerJSON)
+        events(.checkpointSaved(path: path, step: state.step))
+        for old in Self.checkpoints(in: checkpointDirectory).dropFirst(recipe.checkpoint.keep) {
+            try? FileManager.default.removeItem(atPath: old.path)
+        }
+    }
+}
+
+/// The checkpoint was written for a different run.
+public struct RecipeMismatch: Error, CustomStringConvertible {
+    public var checkpoint: String
+    public var differences: [String]
+    public var description: String {
+        "\(checkpoint) was written by a run with a different recipe:\n"
+            + differences.map { "  \($0)" }.joined(separator: "\n")
+            + "\nResume with the recipe it was written with, or pass --force to continue anyway"
+    }
+}

@@ -1,0 +1,233 @@
+import Compute
+import Corpus
+import Durable
+import Foundation
+import GPT
+import Planner
+import Recipe
+
+/// How a run is executed, beyond what the recipe says.
+public struct TrainingOptions: Sendable {
+    /// Where metrics, checkpoints and the recipe copy go.
+    public var runDirectory: String
+    /// Threads for every parallel kernel (OpenBLAS itself is pinned to one). Results are bit-identical for the
+    /// same recipe and thread count.
+    public var threads: Int
+    /// Stop after this many optimizer steps (the schedule still spans the recipe's steps, so the run can be
+    /// resumed and finished later exactly as if it had not stopped).
+    public var stopAfter: Int?
+    /// Matrix-product ceiling in FLOP/s, for MFU; nil leaves MFU out.
+    public var ceilingFlops: Double?
+    /// Continue from the newest valid checkpoint in the run directory.
+    public var resume = false
+    /// Resume even when the checkpoint's recipe differs from this one in what changes the run.
+    public var force = false
+
+    public init(runDirectory: String, threads: Int) {
+        self.runDirectory = runDirectory
+        self.threads = threads
+    }
+}
+
+/// Everything that changes as a run goes, besides the weights and optimizer moments.
+public struct TrainingState: Sendable, Equatable {
+    /// Optimizer updates done.
+    public var step = 0
+    public var tokensSeen = 0
+    public var sampler: BatchSampler
+    public var bestValLoss: Double?
+    public var lastValLoss: Double?
+    public var lastTrainLoss: Float?
+
+    public init(sampler: BatchSampler) { self.sampler = sampler }
+}
+
+/// Executes a recipe: the model it describes, trained on its data with its optimizer, schedule, batch,
+/// evaluation, checkpoints and logging.
+public final class Trainer {
+    public let recipe: Recipe
+    public let recipeText: String
+    public let options: TrainingOptions
+    public let data: TrainingData
+    public let pool: ThreadPool
+    public let model: GPT
+    public let optimizer: AdamW
+    public let schedule: LearningRateSchedule
+    public internal(set) var state: TrainingState
+    /// Micro-batches per optimizer step: grad_accum × devices (other devices' shares are accumulated here).
+    public let microSteps: Int
+    public let flopsPerToken: Double
+    let events: (TrainingEvent) -> Void
+    let tokens: UnsafeMutablePointer<Int32>
+    let targets: UnsafeMutablePointer<Int32>
+    var resumedFrom: String?
+    var resumedStep: Int?
+
+    /// Reads and checks the recipe (refusing it, with every problem, before anything is allocated), loads the
+    /// data and builds the model and optimizer.
+    public convenience init(recipePath: String, options: TrainingOptions,
+                            events: @escaping (TrainingEvent) -> Void = { _ in }) throws {
+        let (recipe, warnings) = try RecipeLoader.loadValid(path: recipePath)
+        let text = try String(contentsOfFile: recipePath, encoding: .utf8)
+        let directory = URL(fileURLWithPath: recipePath).deletingLastPathComponent().path
+        try self.init(recipe: recipe, recipeText: text, recipeDirectory: directory, options: options, events: events)
+        for warning in warnings { events(.note(warning.description)) }
+    }
+
+    public init(recipe: Recipe, recipeText: String, recipeDirectory: String, options: TrainingOptions,
+                events: @escaping (TrainingEvent) -> Void = { _ in }) throws {
+        self.recipe = recipe
+        self.recipeText = recipeText
+        self.options = options
+        self.events = events
+        data = try TrainingData.load(recipe, relativeTo: recipeDirectory)
+        BLAS.pinToOneThread()
+        pool = ThreadPool(threads: max(1, options.threads))
+        let config = GPTConfig(nLayer: recipe.model.nLayer, nHead: recipe.model.nHead, dModel: recipe.model.dModel,
+                               dFF: recipe.model.dFF, seqLen: recipe.model.seqLen, vocabSize: recipe.model.vocabSize,
+                               bias: recipe.model.bias, dropout: Float(recipe.model.dropout))
+        model = GPT(config: config, maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen, pool: pool)
+        model.initialize(seed: UInt64(recipe.training.seed))
+        optimizer = AdamW(parameterCount: model.layout.count, beta1: Float(recipe.optimizer.beta1),
+                          beta2: Float(recipe.optimizer.beta2), eps: Float(recipe.optimizer.eps),
+                          weightDecay: Float(recipe.optimizer.weightDecay), gradClip: Float(recipe.optimizer.gradClip))
+        schedule = LearningRateSchedule(recipe)
+        state = TrainingState(sampler: BatchSampler(seed: UInt64(recipe.training.seed)))
+        microSteps = recipe.training.gradAccum * recipe.training.devices
+        flopsPerToken = recipe.shape.flopsPerTokenWithAttention(context: recipe.training.seqLen)
+        let window = recipe.training.microBatch * recipe.training.seqLen
+        tokens = .allocate(capacity: window)
+        targets = .allocate(capacity: window)
+        tokens.initialize(repeating: 0, count: window)
+        targets.initialize(repeating: 0, count: window)
+    }
+
+    deinit {
+        tokens.deallocate()
+        targets.deallocate()
+    }
+
+    var batch: Int { recipe.training.microBatch }
+    var time: Int { recipe.training.seqLen }
+
+    /// Mean loss over `eval.iters` micro-batches of validation windows, in eval mode (no dropout). The windows
+    /// come from a generator seeded afresh each time, so every evaluation of a run sees the same windows.
+    public func evaluate(iterations: Int? = nil) -> Double {
+        var sampler = BatchSampler(rng: Xoshiro256(seed: UInt64(recipe.training.seed), stream: 3), windowsDrawn: 0)
+        let n = iterations ?? recipe.eval.iters
+        var total = 0.0
+        for _ in 0..<n {
+            sampler.fill(from: data.val, batch: batch, time: time, tokens: tokens, targets: targets)
+            total += Double(model.forward(tokens: tokens, targets: targets, batch: batch, time: time))
+        }
+        return total / Double(n)
+    }
+
+    /// One optimizer step: `microSteps` forward/backward passes accumulating gradients, then AdamW. The loss and
+    /// the gradient norm are checked before the weights are touched.
+    func trainStep(lastFinite: StepMetrics?) throws -> (loss: Float, lr: Double, norm: Double) {
+        let stepIndex = state.step
+        let lr = schedule.rate(at: stepIndex)
+        let scale = 1 / Float(batch * time * microSteps)
+        var lossSum: Float = 0
+        for micro in 0..<microSteps {
+            state.sampler.fill(from: data.train, batch: batch, time: time, tokens: tokens, targets: targets)
+            let dropout = DropoutContext(seed: UInt64(recipe.training.seed), step: stepIndex, micro: micro)
+            lossSum += model.forward(tokens: tokens, targets: targets, batch: batch, time: time,
+                                     gradientScale: scale, dropout: dropout)
+            model.backward(accumulate: micro > 0)
+        }
+        let loss = lossSum / Float(microSteps)
+        guard loss.isFinite else {
+            throw NonFiniteLoss(step: stepIndex + 1, what: "the training loss (\(loss))", lastFinite: lastFinite)
+        }
+        let norm = optimizer.gradientNorm(model)
+        guard norm.isFinite else {
+            throw NonFiniteLoss(step: stepIndex + 1, what: "the gradient norm (\(norm))", lastFinite: lastFinite)
+        }
+        optimizer.step(model, lr: Float(lr), norm: norm)
+        state.step += 1
+        state.tokensSeen += batch * time * microSteps
+        state.lastTrainLoss = loss
+        return (loss, lr, norm)
+    }
+
+    /// Trains from the current state to the recipe's last step (or `stopAfter`), evaluating, checkpointing and
+    /// logging as the recipe says.
+    @discardableResult
+    public func run() throws -> RunSummary {
+        let started = DispatchTime.now().uptimeNanoseconds
+        try FileManager.default.createDirectory(atPath: options.runDirectory, withIntermediateDirectories: true)
+        try prepareCheckpoints()
+        try AtomicFile.write(recipeText, to: (options.runDirectory as NSString).appendingPathComponent("recipe.toml"))
+        let metrics = try MetricsLog(path: (options.runDirectory as NSString).appendingPathComponent("metrics.jsonl"),
+                                     keepThrough: resumedFrom != nil ? state.step : nil)
+        let total = recipe.training.steps
+        let stop = min(total, options.stopAfter ?? total)
+        let tokensPerStep = batch * time * microSteps
+        let firstStep = state.step
+        events(.started(RunInfo(
+            parameters: model.layout.count, tokensPerStep: tokensPerStep, startStep: firstStep, totalSteps: total,
+            stopStep: stop, threads: pool.threadCount, blasCore: BLAS.coreName, flopsPerToken: flopsPerToken,
+            ceilingFlops: options.ceilingFlops, data: data.summary, runDirectory: options.runDirectory,
+            resumedFrom: resumedFrom)))
+
+        var trainingNanos: UInt64 = 0
+        var windowNanos: UInt64 = 0, windowTokens = 0
+        var lastFinite: StepMetrics?
+        while state.step < stop {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let (loss, lr, norm) = try trainStep(lastFinite: lastFinite)
+            let elapsed = DispatchTime.now().uptimeNanoseconds - t0
+            trainingNanos += elapsed
+            windowNanos += elapsed
+            windowTokens += tokensPerStep
+
+            // Speed over the steps since the last logged line, so that logged numbers are stable.
+            let step = state.step
+            let logged = step % recipe.logging.interval == 0 || step == stop || step == firstStep + 1
+            let tps = Double(windowTokens) / (Double(windowNanos) * 1e-9)
+            if logged {
+                windowNanos = 0
+                windowTokens = 0
+            }
+            let metricsNow = StepMetrics(
+                step: step, trainLoss: loss, lr: lr, gradNorm: norm, tokensPerSecond: tps,
+                mfu: options.ceilingFlops.map { flopsPerToken * tps / $0 },
+                eta: Double(stop - step) * Double(tokensPerStep) / max(tps, 1e-9), logged: logged)
+            if logged { metrics.trainingLine(metricsNow) }
+            lastFinite = metricsNow
+            events(.step(metricsNow))
+
+            if step % recipe.eval.interval == 0 || step == total {
+                let loss = evaluate()
+                state.lastValLoss = loss
+                state.bestValLoss = min(state.bestValLoss ?? .infinity, loss)
+                metrics.validationLine(step: step, loss: loss)
+                events(.validation(step: step, loss: loss))
+            }
+            if step % recipe.checkpoint.interval == 0 || step == stop {
+                try saveCheckpoint()
+            }
+        }
+        let trainingSeconds = Double(trainingNanos) * 1e-9
+        let tokensPerSecond = trainingSeconds > 0 ? Double((state.step - firstStep) * tokensPerStep) / trainingSeconds : 0
+        let summary = RunSummary(
+            steps: state.step, finalTrainLoss: state.lastTrainLoss ?? .nan, finalValLoss: state.lastValLoss,
+            bestValLoss: state.bestValLoss, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9,
+            trainingSeconds: trainingSeconds, tokensPerSecond: tokensPerSecond,
+            mfu: options.ceilingFlops.map { flopsPerToken * tokensPerSecond / $0 },
+            peakMemoryBytes: PeakMemory.bytes, runDirectory: options.runDirectory)
+        events(.finished(summary))
+        return summary
+    }
+}
+
+/// The process's peak resident memory (getrusage's ru_maxrss).
+public enum PeakMemory {
+    public static var bytes: Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_maxrss * 1024
+    }
+}

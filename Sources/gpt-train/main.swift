@@ -1,0 +1,214 @@
+import ArgumentParser
+import CLISupport
+import Compute
+import Foundation
+import Planner
+import Recipe
+import Trainer
+
+struct GPTTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gpt-train",
+        abstract: "Train a GPT on the CPU as a recipe says; evaluate and inspect checkpoints.",
+        subcommands: [Train.self, Evaluate.self, Inspect.self],
+        defaultSubcommand: Train.self)
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Execute a recipe (the default command): gpt-train RECIPE.toml [--out DIR] [--steps N] [--threads N] [--resume]")
+
+    @Argument(help: "The recipe (see docs/recipe-reference.md).") var recipe: String
+    @Option(help: "Run directory for metrics.jsonl, checkpoints and a copy of the recipe (default: runs/<recipe name>).")
+    var out: String?
+    @Option(help: "Stop after this many optimizer steps; the schedule still spans the recipe's steps, so --resume finishes the run exactly.")
+    var steps: Int?
+    @Option(help: "Threads (results are bit-identical for the same recipe and thread count).") var threads: Int = CPU.count
+    @Flag(help: "Continue from the newest valid checkpoint in the run directory.") var resume = false
+    @Flag(help: "With --resume: continue even if the checkpoint's recipe differs from this one.") var force = false
+    @Flag(name: .customLong("no-mfu"), help: "Do not measure the sgemm ceiling (MFU is then left out).") var noMFU = false
+
+    mutating func run() throws {
+        guard threads >= 1 else { throw CommandFailure.usage("gpt-train: --threads must be at least 1") }
+        if let steps, steps < 1 { throw CommandFailure.usage("gpt-train: --steps must be at least 1") }
+        guard FileManager.default.fileExists(atPath: recipe) else {
+            throw CommandFailure.usage("gpt-train: \(recipe): no such file")
+        }
+        let name = ((recipe as NSString).lastPathComponent as NSString).deletingPathExtension
+        var options = TrainingOptions(runDirectory: out ?? "runs/\(name)", threads: threads)
+        options.stopAfter = steps
+        options.resume = resume
+        options.force = force
+        if !noMFU {
+            BLAS.pinToOneThread()
+            options.ceilingFlops = MachineProfile.sgemmCeiling(pool: ThreadPool(threads: threads)).flopsPerSecond
+        }
+        let display = ProgressDisplay()
+        let trainer: Trainer
+        do {
+            trainer = try Trainer(recipePath: recipe, options: options) { display.show($0) }
+        } catch let rejected as RecipeRejected {
+            throw CommandFailure("gpt-train: \(recipe) cannot be trained:\n\(rejected)", exitCode: 1)
+        } catch let error as RecipeFileError {
+            throw CommandFailure("gpt-train: \(error)", exitCode: 2)
+        } catch let error as DataError {
+            throw CommandFailure("gpt-train: \(recipe): \(error)", exitCode: 1)
+        }
+        do {
+            try trainer.run()
+        } catch {
+            Terminal.endProgress()
+            throw CommandFailure("gpt-train: \(error)", exitCode: 1)
+        }
+    }
+}
+
+/// Shows training events: a live line on a terminal, plain lines otherwise, and a summary at the end.
+final class ProgressDisplay {
+    var total = 0
+    var ceiling: Double?
+
+    func show(_ event: TrainingEvent) {
+        switch event {
+        case .started(let info):
+            total = info.stopStep
+            ceiling = info.ceilingFlops
+            var lines = [
+                "gpt-train: \(si(Double(info.parameters), 4)) parameters, \(info.tokensPerStep) tokens a step, "
+                    + "steps \(info.startStep + 1)...\(info.stopStep) of \(info.totalSteps)",
+                "  data: \(info.data)",
+                "  compute: \(info.threads) thread\(info.threads == 1 ? "" : "s"), \(Main.blasDescription), "
+                    + "\(sig(info.flopsPerToken / 1e6, 4)) MFLOP a token"
+                    + (info.ceilingFlops.map { ", MFU against \(flopRate($0)) (sgemm ceiling)" } ?? ""),
+                "  run directory: \(info.runDirectory)",
+            ]
+            if let from = info.resumedFrom { lines.append("  resumed from \(from)") }
+            Terminal.note(lines.joined(separator: "\n"))
+        case .note(let text):
+            Terminal.endProgress()
+            Terminal.note("note: \(text)")
+        case .step(let m):
+            let line = "step \(m.step)/\(total) | loss \(String(format: "%.4f", m.trainLoss)) | lr \(String(format: "%.2e", m.lr))"
+                + " | \(si(m.tokensPerSecond, 3)) tok/s" + (m.mfu.map { " | MFU \(String(format: "%.0f", $0 * 100))%" } ?? "")
+                + " | ETA \(Self.clock(m.eta))"
+            if Terminal.isInteractive {
+                Terminal.progress(line)
+            } else if m.logged {
+                Terminal.note(line)
+            }
+        case .validation(let step, let loss):
+            Terminal.endProgress()
+            Terminal.note("step \(step): validation loss \(String(format: "%.4f", loss))")
+        case .checkpointSaved(let path, _):
+            if !Terminal.isInteractive { Terminal.note("saved \(path)") }
+        case .finished(let s):
+            Terminal.endProgress()
+            var text = "done: \(s.steps) steps in \(Self.clock(s.seconds)) (training \(Self.clock(s.trainingSeconds)))"
+            text += ", \(si(s.tokensPerSecond, 3)) tokens/s"
+            if let mfu = s.mfu { text += ", MFU \(String(format: "%.1f", mfu * 100))%" }
+            text += ", peak memory \(bytes(Double(s.peakMemoryBytes)))"
+            text += "\n  final train loss \(String(format: "%.4f", s.finalTrainLoss))"
+            if let v = s.finalValLoss { text += ", validation loss \(String(format: "%.4f", v))" }
+            if let b = s.bestValLoss { text += " (best \(String(format: "%.4f", b)))" }
+            text += "\n  metrics: \(s.runDirectory)/metrics.jsonl"
+            Terminal.note(text)
+        }
+    }
+
+    static func clock(_ seconds: Double) -> String {
+        guard seconds.isFinite else { return "?" }
+        let s = Int(seconds.rounded())
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return "\(s / 60)m\(String(format: "%02d", s % 60))s" }
+        return "\(s / 3600)h\(String(format: "%02d", s % 3600 / 60))m"
+    }
+}
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Mean cross-entropy of a checkpoint on consecutive, non-overlapping windows of a split.",
+        discussion: """
+        Window k has inputs t[kT..<kT+T] and targets t[kT+1..<kT+T+1] of the split's tokens t, T the recipe's \
+        training.seq_len; the loss is the mean over all positions of all windows, in eval mode \
+        (docs/checkpoint-format.md).
+        """)
+
+    @Argument(help: "A checkpoint (.h5).") var checkpoint: String
+    @Option(help: "Which split: val or train.") var split: String = "val"
+    @Option(help: "Micro-batches of windows (each the recipe's micro_batch windows); default: the recipe's eval.iters.")
+    var batches: Int?
+    @Option(help: "Exact number of windows, instead of --batches.") var windows: Int?
+    @Flag(help: "Print one JSON object.") var json = false
+    @Option(help: "Threads.") var threads: Int = CPU.count
+
+    mutating func run() throws {
+        guard ["val", "train"].contains(split) else { throw CommandFailure.usage("gpt-train eval: --split must be val or train") }
+        let loaded = try openCheckpoint(checkpoint, threads: threads)
+        let data: TrainingData
+        do { data = try loaded.trainingData() } catch { throw CommandFailure("gpt-train eval: \(error)", exitCode: 1) }
+        let source = split == "val" ? data.val : data.train
+        let time = loaded.recipe.training.seqLen
+        let available = WindowEvaluation.availableWindows(tokens: source.count, time: time)
+        let wanted = windows ?? (batches ?? loaded.recipe.eval.iters) * loaded.recipe.training.microBatch
+        guard wanted >= 1 else { throw CommandFailure.usage("gpt-train eval: ask for at least one window") }
+        let count = min(wanted, available)
+        let loss = WindowEvaluation.evaluate(loaded.model, on: source, windows: count, time: time)
+        if json {
+            let object: [String: Any] = ["checkpoint": checkpoint, "step": loaded.state.step, "split": split,
+                                         "windows": count, "seq_len": time, "tokens": count * time, "loss": loss]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("\(checkpoint) (step \(loaded.state.step)): \(split) loss \(String(format: "%.6f", loss)) over "
+                  + "\(count) windows of \(time) tokens" + (count < wanted ? " (all the split holds)" : ""))
+        }
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect", abstract: "Step, tokens, losses, recipe summary and parameter table of a checkpoint.")
+
+    @Argument(help: "A checkpoint (.h5).") var checkpoint: String
+
+    mutating func run() throws {
+        let loaded = try openCheckpoint(checkpoint, threads: 1, maxBatch: 1, maxTime: 1)
+        let s = loaded.state, r = loaded.recipe
+        func loss(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "none" }
+        var out = "\(checkpoint)\n"
+        out += "  step \(s.step) of \(r.training.steps), \(si(Double(s.tokensSeen), 4)) tokens seen\n"
+        out += "  losses: last train \(loss(s.lastTrainLoss)), last validation \(loss(s.lastValLoss)), best validation \(loss(s.bestValLoss))\n"
+        out += "  model: \(r.model.nLayer) layers × \(r.model.nHead) heads × d_model \(r.model.dModel), d_ff \(r.model.dFF), "
+            + "context \(r.model.seqLen), vocabulary \(r.model.vocabSize), bias \(r.model.bias), dropout \(r.model.dropout)\n"
+        out += "  training: batch \(r.training.batchSize) × \(r.training.seqLen) tokens, lr \(r.optimizer.lr) → \(r.optimizer.minLR) "
+            + "(\(r.schedule.decay.rawValue), warmup \(r.schedule.warmupSteps)), seed \(r.training.seed)\n"
+        out += "  data: \(s.dataPath) (\(loaded.tokenizer.kind.rawValue) tokenizer, \(loaded.tokenizer.vocabSize) tokens)\n"
+        out += "  written with \(s.threads) threads, OpenBLAS \(s.blasCore), \(s.optimizerSteps) optimizer steps\n\n"
+        let width = loaded.savedTensors.map(\.name.count).max() ?? 10
+        out += "  " + "parameter".padding(toLength: width, withPad: " ", startingAt: 0) + "  shape           count\n"
+        var total = 0
+        for tensor in loaded.model.layout.tensors {
+            let shape = tensor.shape.map(String.init).joined(separator: " × ")
+            out += "  " + tensor.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+                + shape.padding(toLength: 14, withPad: " ", startingAt: 0) + "  \(tensor.count)\n"
+            total += tensor.count
+        }
+        out += "  " + "total".padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+            + "".padding(toLength: 14, withPad: " ", startingAt: 0) + "  \(total)\n"
+        print(out, terminator: "")
+    }
+}
+
+func openCheckpoint(_ path: String, threads: Int, maxBatch: Int? = nil, maxTime: Int? = nil) throws -> LoadedCheckpoint {
+    guard FileManager.default.fileExists(atPath: path) else { throw CommandFailure.usage("gpt-train: \(path): no such file") }
+    do {
+        return try LoadedCheckpoint(path: path, threads: threads, maxBatch: maxBatch, maxTime: maxTime)
+    } catch {
+        throw CommandFailure("gpt-train: \(error)", exitCode: 1)
+    }
+}
+
+Main.relaunchWithFastestBLASCore()
+Main.run(GPTTrain.self)
