@@ -18,9 +18,15 @@ public enum SgemmCeiling {
         }
     }
 
+    /// The ceiling: the best rate over square products of 2048 and 3072 (OpenBLAS is at its fastest from about
+    /// 2048 on), about a second each.
+    public static func measure(pool: ThreadPool) -> Measurement {
+        [2048, 3072].map { measure(pool: pool, size: $0, seconds: 1.0) }.max { $0.flopsPerSecond < $1.flopsPerSecond }!
+    }
+
     /// Times repeated `size`×`size`×`size` products for about `seconds` after one warm-up product, and reports
     /// the best of three equal slices of that time (the least disturbed by anything else on the machine).
-    public static func measure(pool: ThreadPool, size: Int = 2048, seconds: Double = 1.0) -> Measurement {
+    public static func measure(pool: ThreadPool, size: Int, seconds: Double) -> Measurement {
         let a = FloatStorage(count: size * size), b = FloatStorage(count: size * size)
         let c = FloatStorage(count: size * size)
         for i in 0..<(size * size) {

@@ -1,0 +1,114 @@
+import ArgumentParser
+import CLISupport
+import Compute
+import Corpus
+import Foundation
+import Planner
+import Trainer
+
+struct GPTBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gpt-bench",
+        abstract: "Measure this machine: the sgemm ceiling, training throughput and MFU, tokenizer speed.",
+        subcommands: [TrainSpeed.self, Ceiling.self, TokenizerSpeed.self],
+        defaultSubcommand: TrainSpeed.self)
+}
+
+struct Ceiling: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ceiling", abstract: "The sgemm rate MFU is measured against (cached; --remeasure refreshes it).")
+    @Option(help: "Threads.") var threads: Int = CPU.count
+    @Flag(help: "Measure again instead of using the cached value.") var remeasure = false
+    @Flag(help: "Also time square products of several sizes, without caching anything.") var sweep = false
+
+    func run() {
+        BLAS.pinToOneThread()
+        let pool = ThreadPool(threads: threads)
+        if sweep {
+            for size in [512, 1024, 1536, 2048, 3072, 4096] {
+                let m = SgemmCeiling.measure(pool: pool, size: size, seconds: 2)
+                print("  \(size)³: \(flopRate(m.flopsPerSecond))")
+            }
+        }
+        let m = MachineProfile.sgemmCeiling(pool: pool, remeasure: remeasure)
+        print("sgemm ceiling: \(flopRate(m.flopsPerSecond)) (\(MachineProfile.describe(m)); \(Main.blasDescription))")
+        print("cached in \(MachineProfile.cachePath)")
+    }
+}
+
+struct TrainSpeed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Training throughput (tokens/s, GFLOP/s, MFU, peak memory) of the standard configurations (the default command).",
+        discussion: """
+        FLOPs per token are 6N + 12·n_layer·d_model·T, N the non-embedding parameters plus the tied head's matrix \
+        (nanoGPT's estimate); MFU is against this machine's sgemm ceiling (gpt-bench ceiling). A step is a forward \
+        pass, a backward pass, the gradient norm and an AdamW update on random tokens.
+        """)
+
+    @Option(help: "Which configurations: a, b, c, or all.") var config: String = "all"
+    @Option(help: "Timed steps per configuration (the median is reported).") var steps: Int = 10
+    @Option(help: "Untimed steps first.") var warmup: Int = 2
+    @Option(help: "Threads.") var threads: Int = CPU.count
+    @Flag(help: "Print one JSON object per configuration.") var json = false
+
+    func run() throws {
+        let all = ThroughputBenchmark.Configuration.standard
+        let chosen: [ThroughputBenchmark.Configuration]
+        switch config {
+        case "all": chosen = all
+        case "a": chosen = [all[0]]
+        case "b": chosen = [all[1]]
+        case "c": chosen = [all[2]]
+        default: throw CommandFailure.usage("gpt-bench: --config must be a, b, c or all")
+        }
+        guard steps >= 1, warmup >= 0, threads >= 1 else {
+            throw CommandFailure.usage("gpt-bench: --steps and --threads must be at least 1")
+        }
+        BLAS.pinToOneThread()
+        let ceiling = MachineProfile.sgemmCeiling(pool: ThreadPool(threads: threads))
+        if !json {
+            print("\(CPU.modelName), \(threads) threads, \(Main.blasDescription)")
+            print("sgemm ceiling \(flopRate(ceiling.flopsPerSecond)) (\(MachineProfile.describe(ceiling)))\n")
+        }
+        for c in chosen {
+            let r = ThroughputBenchmark.run(c, threads: threads, steps: steps, warmup: warmup)
+            let mfu = r.flopsPerSecond / ceiling.flopsPerSecond
+            if json {
+                let object: [String: Any] = [
+                    "config": r.name, "threads": r.threads, "tokens_per_sec": r.tokensPerSecond,
+                    "gflops": r.flopsPerSecond / 1e9, "mfu": mfu, "ceiling_gflops": ceiling.flopsPerSecond / 1e9,
+                    "step_ms": r.stepSeconds * 1e3, "forward_ms": r.forwardSeconds * 1e3,
+                    "backward_ms": r.backwardSeconds * 1e3, "optimizer_ms": r.optimizerSeconds * 1e3,
+                    "peak_memory_bytes": r.peakMemoryBytes, "blas_core": BLAS.coreName,
+                ]
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print(r.name)
+                print(String(format: "  %.0f tokens/s, %.1f GFLOP/s, MFU %.1f%%, step %.1f ms (forward %.1f, backward %.1f, optimizer %.1f)",
+                             r.tokensPerSecond, r.flopsPerSecond / 1e9, mfu * 100, r.stepSeconds * 1e3,
+                             r.forwardSeconds * 1e3, r.backwardSeconds * 1e3, r.optimizerSeconds * 1e3)
+                      + ", peak memory \(bytes(Double(r.peakMemoryBytes)))")
+            }
+        }
+    }
+}
+
+struct TokenizerSpeed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokenizer", abstract: "BPE training and encoding throughput on a corpus (files or folders of text).")
+    @Argument(help: "Text files or folders.") var inputs: [String]
+    @Option(name: .customLong("vocab-size"), help: "BPE vocabulary.") var vocabSize: Int = 4096
+
+    func run() throws {
+        let r = try TokenizerBenchmark.run(inputs: inputs, vocabSize: vocabSize)
+        print(String(format: "%d files, %.2f MB: BPE vocabulary %d trained in %.2f s (%.1f MB/s), encoded in %.2f s (%.1f MB/s, %.2f bytes/token)",
+                     r.files, Double(r.bytes) / 1e6, r.vocabSize, r.trainSeconds, Double(r.bytes) / 1e6 / r.trainSeconds,
+                     r.encodeSeconds, Double(r.bytes) / 1e6 / r.encodeSeconds, Double(r.bytes) / Double(r.tokens))
+              + ", decoded back exactly: \(r.roundTrip ? "yes" : "NO")")
+    }
+}
+
+Main.relaunchWithFastestBLASCore()
+Main.run(GPTBench.self)
