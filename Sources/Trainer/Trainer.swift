@@ -185,7 +185,8 @@ public final class Trainer {
 
             // Speed over the steps since the last logged line, so that logged numbers are stable.
             let step = state.step
-            let logged = step % recipe.logging.interval == 0 || step == stop || step == firstStep + 1
+            // Which steps are logged depends only on the recipe, so an interrupted run logs what a straight one does.
+            let logged = step % recipe.logging.interval == 0 || step == total || step == 1
             let tps = Double(windowTokens) / (Double(windowNanos) * 1e-9)
             if logged {
                 windowNanos = 0

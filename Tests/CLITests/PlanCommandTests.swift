@@ -1,0 +1,96 @@
+import Foundation
+import Recipe
+import TestFixtures
+import XCTest
+
+/// gpt-plan as a user meets it: output, exit statuses, files.
+final class PlanCommandTests: XCTestCase {
+    let device = ["--device-flops", "4e11", "--device-memory", "24GiB"]
+
+    func testJSONHasExactlyTheDocumentedKeys() throws {
+        let out = try Tool.run("gpt-plan", ["--flops", "1e20", "--json"] + device)
+        XCTAssertEqual(out.status, 0, out.stderr)
+        let object = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(Set(object.keys), ["flops", "fit", "params", "non_embedding_params", "tokens", "tokens_per_param",
+                                          "predicted_loss", "model", "flops_per_token", "batch_tokens", "batch_sequences",
+                                          "learning_rate", "min_learning_rate", "warmup_steps", "steps", "memory_bytes",
+                                          "rationale"])
+        XCTAssertEqual(Set((object["model"] as! [String: Any]).keys),
+                       ["n_layer", "n_head", "d_model", "d_ff", "seq_len", "vocab_size"])
+        XCTAssertEqual(object["fit"] as? String, "epoch")
+        XCTAssertEqual((object["tokens_per_param"] as! Double), 23, accuracy: 0.6)
+        XCTAssertEqual((object["batch_tokens"] as! Double) / 1.02e6, 1, accuracy: 0.05)
+        XCTAssertFalse((object["rationale"] as! [String]).isEmpty)
+    }
+
+    func testTableNamesARuleForEveryNumber() throws {
+        let out = try Tool.run("gpt-plan", ["--flops", "1e20"] + device)
+        XCTAssertEqual(out.status, 0, out.stderr)
+        for rule in ["DeepSeek LLM", "C / (6N)", "epoch fit", "counted from the shape", "375M tokens", "10% of peak"] {
+            XCTAssertTrue(out.stdout.contains(rule), "missing \(rule) in\n\(out.stdout)")
+        }
+    }
+
+    func testNonsenseIsAClearErrorWithStatus2() throws {
+        for (args, words) in [(["--flops=-1"], "must be positive"), (["--flops", "abc"], "not a number"),
+                              (["--flops", "1e10"], "smallest GPT"), ([], "exactly one of"),
+                              (["--flops", "1e20", "--fit", "magic"], "--fit magic"),
+                              (["--flops", "1e20", "--params", "1M"], "exactly one of")] {
+            let out = try Tool.run("gpt-plan", args + device)
+            XCTAssertEqual(out.status, 2, "\(args): \(out.stdout)")
+            XCTAssertTrue(out.stderr.contains(words), "\(args): \(out.stderr)")
+        }
+    }
+
+    func testInverseQuestionsAndComparisons() throws {
+        let byParams = try Tool.run("gpt-plan", ["--params", "124M", "--json"] + device)
+        XCTAssertEqual(byParams.status, 0, byParams.stderr)
+        let p = try JSONSerialization.jsonObject(with: Data(byParams.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual((p["params"] as! Double) / 124e6, 1, accuracy: 0.03)
+        let byTokens = try Tool.run("gpt-plan", ["--tokens", "2e10", "--json"] + device)
+        XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(byTokens.stdout.utf8)) as! [String: Any])["tokens"] as? Double, 2e10)
+        let compared = try Tool.run("gpt-plan", ["--flops", "1e21", "--compare-fits", "--device-flops", "4e11", "--device-memory", "80GiB"])
+        XCTAssertEqual(compared.status, 0, compared.stderr)
+        for fit in ["epoch", "hoffmann", "tokens-per-param"] { XCTAssertTrue(compared.stdout.contains(fit)) }
+    }
+
+    func testWrittenRecipePassesCheck() throws {
+        let dir = try Fixtures.directory("plan-out")
+        let out = try Tool.run("gpt-plan", ["--flops", "3e15", "--vocab", "65", "--tokenizer", "char", "-o", "r.toml"] + device, in: dir)
+        XCTAssertEqual(out.status, 0, out.stderr)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir)
+        XCTAssertEqual(files, ["r.toml"], "no temporary file is left behind")
+        let check = try Tool.run("gpt-plan", ["check", "r.toml"], in: dir)
+        XCTAssertEqual(check.status, 0, check.stdout)
+        XCTAssertTrue(check.stdout.contains("r.toml: ok"), check.stdout)
+    }
+
+    func testCheckExitStatuses() throws {
+        let dir = try Fixtures.directory("check")
+        let good = try Fixtures.recipe(in: dir)
+        var text = try String(contentsOfFile: good, encoding: .utf8)
+        text = text.replacingOccurrences(of: "lr = 0.003", with: "lr = -1.0")
+        text = text.replacingOccurrences(of: "steps = 30", with: "steps = 60")
+        text += "\n[extra]\nx = 1\n"
+        try text.write(toFile: "\(dir)/bad.toml", atomically: true, encoding: .utf8)
+
+        let ok = try Tool.run("gpt-plan", ["check", good])
+        XCTAssertEqual(ok.status, 0, ok.stdout)
+        let bad = try Tool.run("gpt-plan", ["check", good, "\(dir)/bad.toml"])
+        XCTAssertEqual(bad.status, 1, bad.stdout)
+        for key in ["optimizer.lr", "extra"] {
+            XCTAssertTrue(bad.stdout.contains("bad.toml:") && bad.stdout.contains(key), bad.stdout)
+        }
+        let missing = try Tool.run("gpt-plan", ["check", "\(dir)/nope.toml"])
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertTrue(missing.stderr.contains("nope.toml"), missing.stderr)
+    }
+
+    /// What CI runs over the shipped recipes.
+    func testShippedRecipesPassCheck() throws {
+        let recipes = try FileManager.default.contentsOfDirectory(atPath: "\(Tool.repository)/recipes")
+            .filter { $0.hasSuffix(".toml") }.map { "\(Tool.repository)/recipes/\($0)" }
+        let out = try Tool.run("gpt-plan", ["check"] + recipes)
+        XCTAssertEqual(out.status, 0, out.stdout + out.stderr)
+    }
+}
