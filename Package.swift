@@ -100,6 +100,7 @@ let package = Package(
         .testTarget(name: "KernelTests", dependencies: ["Kernels", "Compute"]),
         .testTarget(name: "GPTTests", dependencies: ["GPT", "Kernels", "Compute", "Planner"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "CorpusTests", dependencies: ["Corpus", "Tokenizers", "TestFixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Trainer", "TestFixtures", "Compute"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "Recipe", "Compute", "TestFixtures", "Kernels"]),
         .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "Trainer", "Recipe"]),

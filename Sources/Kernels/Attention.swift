@@ -140,7 +140,7 @@ public enum Attention {
 
     /// Softmax of `row[0...i]` in place (the scores of position i over the keys it can see), zeros after it.
     @inline(__always)
-    static func softmaxCausalRow(_ row: UnsafeMutablePointer<Float>, row i: Int, time t: Int) {
+    public static func softmaxCausalRow(_ row: UnsafeMutablePointer<Float>, row i: Int, time t: Int) {
         let n = i + 1
         var mv = F16(repeating: -.infinity)
         var j = 0

@@ -43,6 +43,15 @@ public final class LoadedCheckpoint {
         try reader.read(tensors: tensors, parameters: model.parameters.base)
     }
 
+    /// The context length (model.seq_len) of a checkpoint's model, without loading its weights.
+    public static func context(of path: String) throws -> Int {
+        let reader = try CheckpointReader(path: path)
+        guard let recipe = RecipeLoader.check(text: reader.recipe, file: path, tolerance: .infinity).recipe else {
+            throw CheckpointError(file: path, reason: "its recipe does not read back")
+        }
+        return recipe.model.seqLen
+    }
+
     /// The data the checkpoint was trained on, from the path it recorded, checked to still give the same
     /// tokenizer.
     public func trainingData() throws -> TrainingData {

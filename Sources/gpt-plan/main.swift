@@ -223,7 +223,8 @@ struct Make: ParsableCommand {
 
     func writeRecipe(_ plan: Plan, to path: String) throws {
         var settings = RunSettings()
-        settings.dataPath = data
+        // --data is relative to where the command runs; a recipe's data.path is relative to the recipe.
+        settings.dataPath = relativePath(of: data, from: (path as NSString).deletingLastPathComponent)
         settings.tokenizer = tokenizer ?? PreparedData.read(data)?.tokenizer ?? "bpe"
         settings.valFraction = valFraction
         settings.seed = seed
@@ -238,7 +239,13 @@ struct Make: ParsableCommand {
             throw CommandFailure("gpt-plan: internal error: the recipe written for this plan does not read back:\n"
                                  + check.problems.map(\.description).joined(separator: "\n"))
         }
-        do { try AtomicFile.write(text, to: path) } catch {
+        do {
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            }
+            try AtomicFile.write(text, to: path)
+        } catch {
             throw CommandFailure("gpt-plan: \(error)", exitCode: 2)
         }
         Terminal.note("gpt-plan: wrote \(path)")
@@ -323,6 +330,21 @@ enum PlanJSON {
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
         return String(decoding: data, as: UTF8.self)
     }
+}
+
+/// `target` (absolute, or relative to the current directory) as a path relative to `directory`.
+func relativePath(of target: String, from directory: String) -> String {
+    if target.hasPrefix("/") { return target }
+    let cwd = FileManager.default.currentDirectoryPath
+    func absolute(_ p: String) -> [String] {
+        let full = p.hasPrefix("/") ? p : (cwd as NSString).appendingPathComponent(p)
+        return URL(fileURLWithPath: full).standardized.pathComponents
+    }
+    let to = absolute(target), from = absolute(directory.isEmpty ? "." : directory)
+    var common = 0
+    while common < min(to.count, from.count), to[common] == from[common] { common += 1 }
+    let parts = Array(repeating: "..", count: from.count - common) + to[common...]
+    return parts.isEmpty ? "." : parts.joined(separator: "/")
 }
 
 /// What `gpt-data prepare` recorded about a directory: its tokenizer and vocabulary size.
