@@ -12,12 +12,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 corpus=""
+name=shakespeare
 flops="6e13"
 while (($#)); do
     case "$1" in
         --flops) flops="$2"; shift 2 ;;
         -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-        *) corpus="$1"; shift ;;
+        *) corpus="$1"; name=$(basename "${1%/}"); name="${name%.*}"; shift ;;
     esac
 done
 
@@ -46,13 +47,12 @@ if [[ -z "$corpus" ]]; then
     fi
 fi
 
-name=$(basename "${corpus%/}")
 prepared="data/${name}-bpe1024"
 if [[ ! -f "$prepared/meta.json" ]]; then
     "$bin/gpt-data" prepare "$corpus" --tokenizer bpe --vocab-size 1024 -o "$prepared"
 fi
 
-run="runs/demo-${name}"
+run="runs/demo-${name}"  # runs/demo-shakespeare by default
 mkdir -p "$run"
 "$bin/gpt-plan" --flops "$flops" --data "$prepared" -o "$run/recipe.toml" | head -n 28
 rm -rf "$run/checkpoints" "$run/metrics.jsonl"
