@@ -54,6 +54,27 @@ final class HDF5File {
 
     func fail(_ what: String) -> HDF5Error { HDF5Error(file: path, reason: what) }
 
+    /// A fixed-length, null-padded string type of `size` bytes in `cset` (the caller closes it).
+    private static func stringType(size: Int, cset: H5T_cset_t = H5T_CSET_UTF8) -> hid_t {
+        let type = H5Tcopy(gpt_H5T_C_S1())
+        H5Tset_size(type, max(1, size))
+        H5Tset_cset(type, cset)
+        H5Tset_strpad(type, H5T_STR_NULLPAD)
+        return type
+    }
+
+    /// Reads a fixed-length string value through `read`, in the file type's size and character set (HDF5 only
+    /// converts between string types of one character set).
+    private static func readFixedString(fileType: hid_t, _ read: (hid_t, UnsafeMutableRawPointer) -> herr_t) -> String? {
+        let size = H5Tget_size(fileType)
+        let memoryType = stringType(size: size, cset: H5Tget_cset(fileType))
+        defer { H5Tclose(memoryType) }
+        var bytes = [UInt8](repeating: 0, count: max(size, 1))
+        guard bytes.withUnsafeMutableBytes({ read(memoryType, $0.baseAddress!) }) >= 0 else { return nil }
+        while bytes.last == 0 { bytes.removeLast() }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     func exists(_ name: String) -> Bool {
         // H5Lexists needs every intermediate group to exist: check level by level.
         var prefix = ""
@@ -86,7 +107,7 @@ final class HDF5File {
             var buffer = [CChar](repeating: 0, count: Int(length) + 1)
             H5Lget_name_by_idx(g, ".", fallback ? H5_INDEX_NAME : H5_INDEX_CRT_ORDER, H5_ITER_INC, i, &buffer,
                                buffer.count, gpt_H5P_DEFAULT())
-            names.append(String(cString: buffer))
+            names.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         return names
     }
@@ -150,11 +171,8 @@ final class HDF5File {
     /// bytes). Datasets, unlike attributes, have no 64 KB limit and carry the checksum.
     func writeString(_ name: String, _ text: String) throws {
         var bytes = Array(text.utf8)
-        let type = H5Tcopy(gpt_H5T_C_S1())
+        let type = Self.stringType(size: bytes.count)
         defer { H5Tclose(type) }
-        H5Tset_size(type, max(1, bytes.count))
-        H5Tset_cset(type, H5T_CSET_UTF8)
-        H5Tset_strpad(type, H5T_STR_NULLPAD)
         if bytes.isEmpty { bytes = [0] }
         try bytes.withUnsafeBufferPointer { try createDataset(name, type: type, shape: [1], buffer: $0.baseAddress!) }
     }
@@ -218,18 +236,12 @@ final class HDF5File {
         let fileType = H5Dget_type(dataset)
         defer { H5Tclose(fileType) }
         guard H5Tget_class(fileType) == H5T_STRING else { throw fail("dataset \(name) is not a string") }
-        let size = H5Tget_size(fileType)
-        let memoryType = H5Tcopy(gpt_H5T_C_S1())
-        defer { H5Tclose(memoryType) }
-        H5Tset_size(memoryType, size)
-        H5Tset_strpad(memoryType, H5T_STR_NULLPAD)
-        H5Tset_cset(memoryType, H5Tget_cset(fileType))  // HDF5 converts between string types of one character set only
-        var bytes = [UInt8](repeating: 0, count: size)
-        guard H5Dread(dataset, memoryType, gpt_H5S_ALL(), gpt_H5S_ALL(), gpt_H5P_DEFAULT(), &bytes) >= 0 else {
+        guard let text = Self.readFixedString(fileType: fileType, {
+            H5Dread(dataset, $0, gpt_H5S_ALL(), gpt_H5S_ALL(), gpt_H5P_DEFAULT(), $1)
+        }) else {
             throw fail("cannot read dataset \(name): its checksum does not match (the file is corrupted)")
         }
-        while bytes.last == 0 { bytes.removeLast() }
-        return String(decoding: bytes, as: UTF8.self)
+        return text
     }
 
     // MARK: Attributes (on the root group)
@@ -246,11 +258,8 @@ final class HDF5File {
 
     func writeAttribute(_ name: String, _ text: String) throws {
         let bytes = Array(text.utf8)
-        let type = H5Tcopy(gpt_H5T_C_S1())
+        let type = Self.stringType(size: bytes.count)
         defer { H5Tclose(type) }
-        H5Tset_size(type, max(1, bytes.count))
-        H5Tset_cset(type, H5T_CSET_UTF8)
-        H5Tset_strpad(type, H5T_STR_NULLPAD)
         let space = H5Screate(H5S_SCALAR)
         defer { H5Sclose(space) }
         let attribute = H5Acreate2(id, name, type, space, gpt_H5P_DEFAULT(), gpt_H5P_DEFAULT())
@@ -277,15 +286,9 @@ final class HDF5File {
         defer { H5Aclose(attribute) }
         let fileType = H5Aget_type(attribute)
         defer { H5Tclose(fileType) }
-        let size = H5Tget_size(fileType)
-        let memoryType = H5Tcopy(gpt_H5T_C_S1())
-        defer { H5Tclose(memoryType) }
-        H5Tset_size(memoryType, size)
-        H5Tset_strpad(memoryType, H5T_STR_NULLPAD)
-        H5Tset_cset(memoryType, H5Tget_cset(fileType))
-        var bytes = [UInt8](repeating: 0, count: size)
-        guard H5Aread(attribute, memoryType, &bytes) >= 0 else { throw fail("cannot read attribute \(name)") }
-        while bytes.last == 0 { bytes.removeLast() }
-        return String(decoding: bytes, as: UTF8.self)
+        guard let text = Self.readFixedString(fileType: fileType, { H5Aread(attribute, $0, $1) }) else {
+            throw fail("cannot read attribute \(name)")
+        }
+        return text
     }
 }

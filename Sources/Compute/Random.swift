@@ -1,3 +1,5 @@
+import Foundation
+
 /// xoshiro256** (Blackman and Vigna), a small fast generator whose whole state is four words, so it can be saved in
 /// a checkpoint and restored exactly. Seeded through SplitMix64 from a seed and a stream number, so that one user
 /// seed gives independent streams for initialisation, batches and evaluation.
@@ -51,7 +53,7 @@ public struct Xoshiro256: Equatable, Sendable {
     public mutating func nextNormal() -> Double {
         let u1 = 1.0 - nextDouble()  // (0, 1], safe for log
         let u2 = nextDouble()
-        return (-2.0 * _log(u1)).squareRoot() * _cos(2.0 * Double.pi * u2)
+        return (-2.0 * log(u1)).squareRoot() * cos(2.0 * Double.pi * u2)
     }
 
     @inline(__always) private func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
@@ -77,13 +79,3 @@ public struct SplitMix64: Sendable {
         return z ^ (z >> 31)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-@inline(__always) func _log(_ x: Double) -> Double { Glibc.log(x) }
-@inline(__always) func _cos(_ x: Double) -> Double { Glibc.cos(x) }
-#else
-import Darwin
-@inline(__always) func _log(_ x: Double) -> Double { Darwin.log(x) }
-@inline(__always) func _cos(_ x: Double) -> Double { Darwin.cos(x) }
-#endif

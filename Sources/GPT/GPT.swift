@@ -181,6 +181,15 @@ public final class GPT {
 
     // MARK: Backward
 
+    /// The gradient reaching a residual branch: the stream's gradient, through the branch's dropout mask when there
+    /// is one (into the dLn scratch, which the branch's first product consumes before anything overwrites it).
+    private func branchGradient(_ dResidual: UnsafeMutablePointer<Float>, layer: Int, site: Int,
+                                count: Int) -> UnsafePointer<Float> {
+        guard let drop = lastDropout else { return UnsafePointer(dResidual) }
+        mask(drop, layer: layer, site: site).apply(pool, out: act(acts.dLn), dResidual, count: count)
+        return UnsafePointer(act(acts.dLn))
+    }
+
     /// Back-propagates the loss gradient that the last `forward(..., gradientScale:)` left in the logits. With
     /// `accumulate`, parameter gradients are added to `gradients`; otherwise they overwrite it (so the first
     /// micro-batch of a step needs no zeroing pass).
@@ -208,11 +217,7 @@ public final class GPT {
             let residual = l == 0 ? act(acts.encoded) : act(acts.layers[l - 1].residual3)
 
             // MLP branch: residual3 = residual2 + dropout(mlp_proj(gelu(fc(ln2(residual2))))).
-            var dBranch = UnsafePointer(dResidual)
-            if let drop {
-                mask(drop, layer: l, site: 3).apply(pool, out: dLn, dResidual, count: bt * c)
-                dBranch = UnsafePointer(dLn)
-            }
+            var dBranch = branchGradient(dResidual, layer: l, site: 3, count: bt * c)
             Linear.backward(pool, dinp: dFc, dweight: grad(o.mlpProjWeight), dbias: optionalGrad(o.mlpProjBias),
                             dout: dBranch, inp: act(a.fcGelu), weight: param(o.mlpProjWeight), rows: bt,
                             inFeatures: f, outFeatures: c, accumulateInput: false, accumulateParameters: accumulate)
@@ -226,11 +231,7 @@ public final class GPT {
                                accumulateInput: true, accumulateParameters: accumulate)
 
             // Attention branch: residual2 = residual + dropout(attn_proj(attention(qkv(ln1(residual))))).
-            dBranch = UnsafePointer(dResidual)
-            if let drop {
-                mask(drop, layer: l, site: 2).apply(pool, out: dLn, dResidual, count: bt * c)
-                dBranch = UnsafePointer(dLn)
-            }
+            dBranch = branchGradient(dResidual, layer: l, site: 2, count: bt * c)
             Linear.backward(pool, dinp: dAttY, dweight: grad(o.attnProjWeight), dbias: optionalGrad(o.attnProjBias),
                             dout: dBranch, inp: act(a.attY), weight: param(o.attnProjWeight), rows: bt,
                             inFeatures: c, outFeatures: c, accumulateInput: false, accumulateParameters: accumulate)

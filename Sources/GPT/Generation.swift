@@ -1,4 +1,5 @@
 import Compute
+import Foundation
 import Kernels
 
 /// Next-token logits for text generation, one sequence at a time.
@@ -65,7 +66,7 @@ public final class Generator {
     private func prefill() -> UnsafePointer<Float> {
         let t = window.count, c = config.dModel, v = config.vocabSize
         window.withUnsafeBufferPointer { tokens in
-            model.forward(tokens: tokens.baseAddress!, targets: nil, batch: 1, time: t)
+            _ = model.forward(tokens: tokens.baseAddress!, targets: nil, batch: 1, time: t)
         }
         logitsBuffer.base.update(from: model.logits + (t - 1) * v, count: v)
         if useCache {
@@ -153,7 +154,7 @@ public struct TokenSampler: Sendable {
         let k = min(max(topK, 1), vocab)
         let candidates = (0..<vocab).sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }.prefix(k)
         let top = Double(logits[candidates.first!])
-        let weights = candidates.map { Double.exp((Double(logits[$0]) - top) / Double(temperature)) }
+        let weights = candidates.map { exp((Double(logits[$0]) - top) / Double(temperature)) }
         var u = rng.nextDouble() * weights.reduce(0, +)
         for (i, w) in zip(candidates, weights) {
             u -= w
@@ -162,19 +163,3 @@ public struct TokenSampler: Sendable {
         return Int32(candidates.last!)
     }
 }
-
-extension Double {
-    static func exp(_ x: Double) -> Double {
-        #if canImport(Glibc)
-        return Glibc.exp(x)
-        #else
-        return Darwin.exp(x)
-        #endif
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#else
-import Darwin
-#endif

@@ -1,4 +1,5 @@
 import Compute
+import Foundation
 
 /// Softmax cross-entropy over the vocabulary, one row of logits per position.
 public enum CrossEntropy {
@@ -33,7 +34,7 @@ public enum CrossEntropy {
                     sum += e
                     j += 1
                 }
-                losses[r] = (sum.logarithm + m) - targetLogit
+                losses[r] = (log(sum) + m) - targetLogit
                 guard let scale = gradientScale else { continue }
                 let factor = scale / sum
                 let fv = F16(repeating: factor)
@@ -45,24 +46,3 @@ public enum CrossEntropy {
         }
     }
 }
-
-extension Float {
-    /// Natural logarithm (Float has no `log` without Foundation; this keeps the kernels free of it).
-    @inline(__always) var logarithm: Float { Float(Double(self).logarithm) }
-}
-
-extension Double {
-    @inline(__always) var logarithm: Double {
-        #if canImport(Glibc)
-        return Glibc.log(self)
-        #else
-        return Darwin.log(self)
-        #endif
-    }
-}
-
-#if canImport(Glibc)
-import Glibc
-#else
-import Darwin
-#endif

@@ -1,4 +1,5 @@
 import Compute
+import Foundation
 
 /// The AdamW update, PyTorch's formulation (torch.optim.AdamW, non-fused):
 ///   g ← g · gradScale (global-norm clipping)
@@ -59,14 +60,6 @@ public enum AdamWKernel {
             }
         }
     }
-
-    private static func pow(_ x: Double, _ y: Double) -> Double {
-        #if canImport(Glibc)
-        return Glibc.pow(x, y)
-        #else
-        return Darwin.pow(x, y)
-        #endif
-    }
 }
 
 /// Sums over large buffers, in double precision where the count is large.
@@ -94,9 +87,3 @@ public enum Reductions {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#else
-import Darwin
-#endif

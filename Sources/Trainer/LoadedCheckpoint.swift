@@ -34,9 +34,7 @@ public final class LoadedCheckpoint {
         }
         savedTensors = try reader.modelTensors()
         BLAS.pinToOneThread()
-        let config = GPTConfig(nLayer: recipe.model.nLayer, nHead: recipe.model.nHead, dModel: recipe.model.dModel,
-                               dFF: recipe.model.dFF, seqLen: recipe.model.seqLen, vocabSize: recipe.model.vocabSize,
-                               bias: recipe.model.bias, dropout: Float(recipe.model.dropout))
+        let config = GPTConfig(recipe)
         model = GPT(config: config, maxBatch: maxBatch ?? recipe.training.microBatch,
                     maxTime: min(config.seqLen, maxTime ?? recipe.training.seqLen), pool: ThreadPool(threads: threads))
         let tensors = model.layout.tensors.map { CheckpointTensor(name: $0.name, shape: $0.shape, offset: $0.offset) }

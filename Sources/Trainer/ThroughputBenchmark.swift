@@ -20,11 +20,7 @@ public enum ThroughputBenchmark {
         }
 
         /// 6N + 12·n_layer·d_model·T, N the non-embedding parameters plus the tied head's matrix.
-        public var flopsPerToken: Double {
-            ModelShape(nLayer: config.nLayer, nHead: config.nHead, dModel: config.dModel, dFF: config.dFF,
-                       seqLen: config.seqLen, vocabSize: config.vocabSize, bias: config.bias)
-                .flopsPerTokenWithAttention(context: time)
-        }
+        public var flopsPerToken: Double { config.shape.flopsPerTokenWithAttention(context: time) }
 
         /// The three configurations docs/benchmarks.md compares with PyTorch.
         public static let standard: [Configuration] = [

@@ -83,10 +83,7 @@ public final class Trainer {
         data = try TrainingData.load(recipe, relativeTo: recipeDirectory)
         BLAS.pinToOneThread()
         pool = ThreadPool(threads: max(1, options.threads))
-        let config = GPTConfig(nLayer: recipe.model.nLayer, nHead: recipe.model.nHead, dModel: recipe.model.dModel,
-                               dFF: recipe.model.dFF, seqLen: recipe.model.seqLen, vocabSize: recipe.model.vocabSize,
-                               bias: recipe.model.bias, dropout: Float(recipe.model.dropout))
-        model = GPT(config: config, maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen, pool: pool)
+        model = GPT(config: GPTConfig(recipe), maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen, pool: pool)
         model.initialize(seed: UInt64(recipe.training.seed))
         optimizer = AdamW(parameterCount: model.layout.count, beta1: Float(recipe.optimizer.beta1),
                           beta2: Float(recipe.optimizer.beta2), eps: Float(recipe.optimizer.eps),
