@@ -173,23 +173,34 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
-    /// A checkpoint that cannot be written stops the run with an error and leaves the older ones intact. (The
-    /// temporary file's path is taken by a directory: that fails for root too, unlike a read-only directory.)
+    /// A checkpoint that cannot be written stops the run with an error and leaves the older ones intact. The
+    /// directory is made read-only after the first checkpoint; root ignores permissions, so as root the write is
+    /// made to fail by putting a directory where the temporary file must go.
     func testAFailedWriteStopsTheRunAndKeepsOlderCheckpoints() throws {
         var o = Fixtures.Options()
         o.steps = 6
         o.checkpointInterval = 2
         let dir = try Fixtures.directory("failwrite")
-        let t = try trainer(dir, o)
-        let blocked = "\(dir)/run/checkpoints/.\(Trainer.checkpointName(step: 4)).tmp-\(getpid())"
-        try FileManager.default.createDirectory(atPath: blocked, withIntermediateDirectories: true)
         let checkpoints = "\(dir)/run/checkpoints"
-        // The directory exists already with our blocker only; prepareCheckpoints accepts that (no ckpt-*.h5 yet).
-        XCTAssertThrowsError(try t.run()) { error in
-            XCTAssertTrue("\(error)".contains(Trainer.checkpointName(step: 4)), "\(error)")
+        let root = geteuid() == 0
+        var trainer: Trainer?
+        let recipe = try Fixtures.recipe(in: dir, o)
+        trainer = try Trainer(recipePath: recipe, options: TrainingOptions(runDirectory: "\(dir)/run", threads: 2)) { event in
+            guard case .checkpointSaved(_, 2) = event else { return }
+            if root {
+                let blocker = "\(checkpoints)/.\(Trainer.checkpointName(step: 4)).tmp-\(getpid())"
+                try? FileManager.default.createDirectory(atPath: blocker, withIntermediateDirectories: true)
+            } else {
+                chmod(checkpoints, 0o555)
+            }
         }
-        let left = Trainer.checkpoints(in: checkpoints).map(\.step)
-        XCTAssertEqual(left, [2])
+        defer { chmod(checkpoints, 0o755) }
+        XCTAssertThrowsError(try trainer!.run()) { error in
+            XCTAssertTrue("\(error)".contains(Trainer.checkpointName(step: 4)), "\(error)")
+            XCTAssertTrue("\(error)".contains("could not be written"), "\(error)")
+        }
+        XCTAssertEqual(trainer!.state.step, 4, "the run stops at the failed checkpoint")
+        XCTAssertEqual(Trainer.checkpoints(in: checkpoints).map(\.step), [2])
         XCTAssertNoThrow(try CheckpointReader(path: "\(checkpoints)/\(Trainer.checkpointName(step: 2))"))
     }
 
