@@ -67,6 +67,8 @@ let package = Package(
             dependencies: ["GPT", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable"],
             swiftSettings: numericSettings),
         .target(name: "TestFixtures", dependencies: ["Recipe", "Planner"], path: "Sources/TestFixtures"),
+        // Counts heap allocations in the test binary (it replaces malloc and friends there); nothing else links it.
+        .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .target(
             name: "CLISupport",
             dependencies: ["Compute", "Planner", "Durable",
@@ -102,7 +104,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "CorpusTests", dependencies: ["Corpus", "Tokenizers", "TestFixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Trainer", "TestFixtures", "Compute"]),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "Recipe", "Compute", "TestFixtures", "Kernels"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "Recipe", "Compute", "TestFixtures", "Kernels", "AllocationCounter"]),
         .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "Trainer", "Recipe"]),
     ]
 )

@@ -23,28 +23,42 @@ public enum Matmul {
         beta: Float,
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        let threads = pool.threadCount
-        if threads == 1 || m * n * k < parallelThreshold {
-            serial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                   a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-            return
+        let product = Product(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                              b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        if pool.threadCount == 1 || m * n * k < parallelThreshold {
+            product.run(part: 0, of: 1)
+        } else {
+            pool.run(product)
         }
-        let splitRows = m >= 32 * threads || m >= n
-        pool.run { index in
-            if splitRows {
-                let rows = ThreadPool.chunk(index, of: threads, count: m, grain: 16)
+    }
+
+    /// One product as parallel work: part i of p computes the i-th chunk of C's rows (when there are at least
+    /// 32 a part, or more rows than columns) or else of its columns.
+    struct Product: ParallelWork {
+        let transA: Bool, transB: Bool
+        let m: Int, n: Int, k: Int
+        let alpha: Float
+        let a: UnsafePointer<Float>, lda: Int
+        let b: UnsafePointer<Float>, ldb: Int
+        let beta: Float
+        let c: UnsafeMutablePointer<Float>, ldc: Int
+
+        func run(part: Int, of parts: Int) {
+            if parts == 1 {
+                serial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                       a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            } else if m >= 32 * parts || m >= n {
+                let rows = ThreadPool.chunk(part, of: parts, count: m, grain: 16)
                 guard !rows.isEmpty else { return }
                 let aPart = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
                 serial(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
-                       a: aPart, lda: lda, b: b, ldb: ldb, beta: beta,
-                       c: c + rows.lowerBound * ldc, ldc: ldc)
+                       a: aPart, lda: lda, b: b, ldb: ldb, beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
             } else {
-                let cols = ThreadPool.chunk(index, of: threads, count: n, grain: 16)
+                let cols = ThreadPool.chunk(part, of: parts, count: n, grain: 16)
                 guard !cols.isEmpty else { return }
                 let bPart = transB ? b + cols.lowerBound * ldb : b + cols.lowerBound
                 serial(transA: transA, transB: transB, m: m, n: cols.count, k: k, alpha: alpha,
-                       a: a, lda: lda, b: bPart, ldb: ldb, beta: beta,
-                       c: c + cols.lowerBound, ldc: ldc)
+                       a: a, lda: lda, b: bPart, ldb: ldb, beta: beta, c: c + cols.lowerBound, ldc: ldc)
             }
         }
     }

@@ -4,12 +4,32 @@ import Glibc
 import Foundation
 import Synchronization
 
-/// A fixed set of threads that run one parallel region at a time: `run` calls `body(i)` for every `i` in
-/// `0..<threadCount`, `i == 0` on the calling thread, and returns when all are done.
+/// Work for one parallel region: `run(part:of:)` is called once for every thread, with the thread's index.
+///
+/// Workers reach the work through a pointer and its type's metadata (an existential metatype, which is never
+/// boxed), so starting a region allocates nothing.
+public protocol ParallelWork {
+    func run(part: Int, of parts: Int)
+    static func run(_ work: UnsafeRawPointer, part: Int, of parts: Int)
+}
+
+extension ParallelWork {
+    public static func run(_ work: UnsafeRawPointer, part: Int, of parts: Int) {
+        work.assumingMemoryBound(to: Self.self).pointee.run(part: part, of: parts)
+    }
+}
+
+/// A fixed set of threads that run one parallel region at a time, `threadCount` parts of it at once, part 0 on the
+/// calling thread.
 ///
 /// Workers spin briefly between regions (a training step runs hundreds of short regions back to back, and waking a
 /// sleeping thread costs tens of microseconds), then sleep on a condition variable. Work is split by index, never by
 /// which thread happens to be free, so results depend only on `threadCount`: the same count gives the same bits.
+///
+/// **Bodies capture nothing.** Everything a body needs comes through `args`, a value (usually a tuple) copied into
+/// the region. A capture-free closure has no context, so a region allocates nothing, and a training step made of
+/// regions allocates nothing either; a capturing closure still works but allocates its context every call. (Handing
+/// a non-escaping closure to other threads would box it: `withoutActuallyEscaping` allocates.)
 ///
 /// OpenBLAS is pinned to one thread (`BLAS.pinToOneThread`) and all parallelism comes from here; OpenBLAS's own
 /// worker threads spin on the same cores and halve the speed of anything else running beside them.
@@ -27,7 +47,7 @@ public final class ThreadPool: @unchecked Sendable {
         threadCount = threads
         shared = Shared()
         for index in 1..<max(threads, 1) {
-            let thread = Thread { [shared] in shared.workerLoop(index: index) }
+            let thread = Thread { [shared] in shared.workerLoop(index: index, parts: threads) }
             thread.stackSize = 8 << 20
             thread.name = "gpt-worker-\(index)"
             thread.start()
@@ -38,17 +58,17 @@ public final class ThreadPool: @unchecked Sendable {
         shared.stop(workers: threadCount - 1)
     }
 
-    /// Runs `body(i)` for `i` in `0..<threadCount` in parallel and waits for all of them.
-    /// Regions do not nest: calling `run` from inside a body is a programming error.
-    public func run(_ body: (Int) -> Void) {
-        if threadCount == 1 { body(0); return }
+    /// Runs every part of `work` in parallel and waits for all of them. Regions do not nest.
+    public func run<W: ParallelWork>(_ work: W) {
+        if threadCount == 1 { work.run(part: 0, of: 1); return }
         precondition(!running, "ThreadPool.run does not nest")
         running = true
-        withoutActuallyEscaping(body) { escapable in
-            shared.task = escapable
+        withUnsafePointer(to: work) { pointer in
+            shared.work = UnsafeRawPointer(pointer)
+            shared.workType = W.self
             finishedTarget += threadCount - 1
             shared.start()
-            escapable(0)
+            work.run(part: 0, of: threadCount)
             // Spin briefly (the other threads usually finish within microseconds), then yield the core: when the
             // machine is busy, a worker may be waiting for exactly the core this thread would spin on.
             var spins = 0
@@ -56,37 +76,39 @@ public final class ThreadPool: @unchecked Sendable {
                 spins += 1
                 if spins > 2000 { sched_yield() }
             }
-            shared.task = nil
+            shared.work = nil
+            shared.workType = nil
         }
         running = false
     }
 
-    /// Splits `0..<count` into `threadCount` contiguous chunks (boundaries a multiple of `grain`) and runs `body`
-    /// on each non-empty one. Counts below `serialBelow` run on the caller as one chunk.
-    public func parallelFor(_ count: Int, grain: Int = 1, serialBelow: Int = 0, _ body: (Range<Int>) -> Void) {
-        guard count > 0 else { return }
-        if threadCount == 1 || count < max(serialBelow, 2) {
-            body(0..<count)
-            return
-        }
-        run { index in
-            let range = ThreadPool.chunk(index, of: threadCount, count: count, grain: grain)
-            if !range.isEmpty { body(range) }
-        }
+    /// `body(args, i)` for every thread index `i`.
+    public func run<Args>(_ args: Args, _ body: @escaping (Args, Int) -> Void) {
+        run(PartsWork(args: args, body: body))
     }
 
-    /// Like `parallelFor`, and tells each chunk which thread runs it, for per-thread scratch space.
-    public func parallelChunks(_ count: Int, grain: Int = 1, serialBelow: Int = 0,
-                               _ body: (_ thread: Int, _ range: Range<Int>) -> Void) {
+    /// Splits `0..<count` into `threadCount` contiguous chunks (inner boundaries a multiple of `grain`) and runs
+    /// `body(args, chunk)` on each non-empty one. Counts below `serialBelow` run on the caller as one chunk.
+    public func parallelFor<Args>(_ count: Int, grain: Int = 1, serialBelow: Int = 0, _ args: Args,
+                                  _ body: @escaping (Args, Range<Int>) -> Void) {
         guard count > 0 else { return }
         if threadCount == 1 || count < max(serialBelow, 2) {
-            body(0, 0..<count)
+            body(args, 0..<count)
             return
         }
-        run { index in
-            let range = ThreadPool.chunk(index, of: threadCount, count: count, grain: grain)
-            if !range.isEmpty { body(index, range) }
+        run(RangeWork(args: args, count: count, grain: grain, body: body))
+    }
+
+    /// Like `parallelFor`, and tells each chunk which thread runs it (`body(args, thread, chunk)`), for
+    /// per-thread scratch space.
+    public func parallelChunks<Args>(_ count: Int, grain: Int = 1, serialBelow: Int = 0, _ args: Args,
+                                     _ body: @escaping (Args, _ thread: Int, _ range: Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        if threadCount == 1 || count < max(serialBelow, 2) {
+            body(args, 0, 0..<count)
+            return
         }
+        run(ThreadRangeWork(args: args, count: count, grain: grain, body: body))
     }
 
     /// The `index`-th of `parts` contiguous chunks of `0..<count`, with inner boundaries rounded to `grain`.
@@ -100,6 +122,32 @@ public final class ThreadPool: @unchecked Sendable {
         return lower..<max(lower, upper)
     }
 
+    struct PartsWork<Args>: ParallelWork {
+        let args: Args
+        let body: (Args, Int) -> Void
+        func run(part: Int, of parts: Int) { body(args, part) }
+    }
+
+    struct RangeWork<Args>: ParallelWork {
+        let args: Args
+        let count: Int, grain: Int
+        let body: (Args, Range<Int>) -> Void
+        func run(part: Int, of parts: Int) {
+            let range = ThreadPool.chunk(part, of: parts, count: count, grain: grain)
+            if !range.isEmpty { body(args, range) }
+        }
+    }
+
+    struct ThreadRangeWork<Args>: ParallelWork {
+        let args: Args
+        let count: Int, grain: Int
+        let body: (Args, Int, Range<Int>) -> Void
+        func run(part: Int, of parts: Int) {
+            let range = ThreadPool.chunk(part, of: parts, count: count, grain: grain)
+            if !range.isEmpty { body(args, part, range) }
+        }
+    }
+
     /// What the workers share with the pool. Workers keep it alive, not the pool, so the pool can stop them from
     /// its deinit.
     private final class Shared: @unchecked Sendable {
@@ -110,7 +158,8 @@ public final class ThreadPool: @unchecked Sendable {
         let exited = Atomic<Int>(0)
         let mutex: UnsafeMutablePointer<pthread_mutex_t>
         let condition: UnsafeMutablePointer<pthread_cond_t>
-        var task: ((Int) -> Void)?
+        var work: UnsafeRawPointer?
+        var workType: (any ParallelWork.Type)?
 
         init() {
             mutex = .allocate(capacity: 1)
@@ -142,7 +191,7 @@ public final class ThreadPool: @unchecked Sendable {
             while exited.load(ordering: .acquiring) < workers { sched_yield() }
         }
 
-        func workerLoop(index: Int) {
+        func workerLoop(index: Int, parts: Int) {
             var seen = 0
             while true {
                 var current = generation.load(ordering: .acquiring)
@@ -164,7 +213,7 @@ public final class ThreadPool: @unchecked Sendable {
                     exited.add(1, ordering: .releasing)
                     return
                 }
-                task?(index)
+                if let work, let workType { workType.run(work, part: index, of: parts) }
                 finished.add(1, ordering: .releasing)
             }
         }

@@ -35,9 +35,10 @@ public enum Attention {
     public static func forward(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
                                qkv: UnsafePointer<Float>, shape s: Shape, scratch: UnsafeMutablePointer<Float>,
                                dropout: DropoutMask?) {
-        let t = s.time, c = s.channels, hs = s.headSize, c3 = 3 * c, block = s.block
-        let perThread = scratchPerThread(time: t, dropout: dropout != nil)
-        pool.parallelChunks(s.batch * s.heads) { thread, pairs in
+        let perThread = scratchPerThread(time: s.time, dropout: dropout != nil)
+        pool.parallelChunks(s.batch * s.heads, (out, att, qkv, s, scratch, dropout, perThread)) { a, thread, pairs in
+            let (out, att, qkv, s, scratch, dropout, perThread) = a
+            let t = s.time, c = s.channels, hs = s.headSize, c3 = 3 * c, block = s.block
             let dropped = scratch + thread * perThread
             for pair in pairs {
                 let b = pair / s.heads, h = pair % s.heads
@@ -75,9 +76,10 @@ public enum Attention {
     public static func backward(_ pool: ThreadPool, dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 att: UnsafePointer<Float>, qkv: UnsafePointer<Float>, shape s: Shape,
                                 scratch: UnsafeMutablePointer<Float>, dropout: DropoutMask?) {
-        let t = s.time, c = s.channels, hs = s.headSize, c3 = 3 * c, block = s.block
-        let perThread = scratchPerThread(time: t, dropout: dropout != nil)
-        pool.parallelChunks(s.batch * s.heads) { thread, pairs in
+        let perThread = scratchPerThread(time: s.time, dropout: dropout != nil)
+        pool.parallelChunks(s.batch * s.heads, (dqkv, dout, att, qkv, s, scratch, dropout, perThread)) { a, thread, pairs in
+            let (dqkv, dout, att, qkv, s, scratch, dropout, perThread) = a
+            let t = s.time, c = s.channels, hs = s.headSize, c3 = 3 * c, block = s.block
             let datt = scratch + thread * perThread
             let dropped = datt + t * t
             for pair in pairs {

@@ -8,7 +8,8 @@ public enum CrossEntropy {
     /// `gradientScale · Σ_r losses[r]`: `(softmax − onehot(target)) · gradientScale`, the fused backward pass.
     public static func forward(_ pool: ThreadPool, losses: UnsafeMutablePointer<Float>, logits: UnsafeMutablePointer<Float>,
                                targets: UnsafePointer<Int32>, rows: Int, vocab v: Int, gradientScale: Float?) {
-        pool.parallelFor(rows) { range in
+        pool.parallelFor(rows, (losses, logits, targets, v, gradientScale)) { a, range in
+            let (losses, logits, targets, v, gradientScale) = a
             for r in range {
                 let row = logits + r * v
                 let target = Int(targets[r])

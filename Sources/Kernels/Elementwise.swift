@@ -6,7 +6,8 @@ public enum GELU {
     static let k: Float = 0.044715
 
     public static func forward(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
-        pool.parallelFor(count, grain: 16, serialBelow: 4096) { range in
+        pool.parallelFor(count, grain: 16, serialBelow: 4096, (out, inp)) { a, range in
+            let (out, inp) = a
             let sv = F16(repeating: s), kv = F16(repeating: k), half = F16(repeating: 0.5), one = F16(repeating: 1)
             var i = range.lowerBound
             while i + 16 <= range.upperBound {
@@ -26,7 +27,8 @@ public enum GELU {
     /// `dinp = dout · gelu'(inp)`; `dinp` may be `dout` itself.
     public static func backward(_ pool: ThreadPool, dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                 dout: UnsafePointer<Float>, count: Int) {
-        pool.parallelFor(count, grain: 16, serialBelow: 4096) { range in
+        pool.parallelFor(count, grain: 16, serialBelow: 4096, (dinp, inp, dout)) { a, range in
+            let (dinp, inp, dout) = a
             let sv = F16(repeating: s), kv = F16(repeating: k), k3 = F16(repeating: 3 * k)
             let half = F16(repeating: 0.5), one = F16(repeating: 1)
             var i = range.lowerBound
@@ -55,7 +57,8 @@ public enum Elementwise {
     /// `out = a + b`.
     public static func add(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>,
                            _ b: UnsafePointer<Float>, count: Int) {
-        pool.parallelFor(count, grain: 16, serialBelow: 8192) { range in
+        pool.parallelFor(count, grain: 16, serialBelow: 8192, (out, a, b)) { args, range in
+            let (out, a, b) = args
             var i = range.lowerBound
             while i + 16 <= range.upperBound { store(load(a + i) + load(b + i), out + i); i += 16 }
             while i < range.upperBound { out[i] = a[i] + b[i]; i += 1 }
@@ -64,7 +67,8 @@ public enum Elementwise {
 
     /// `out = inp`.
     public static func copy(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, count: Int) {
-        pool.parallelFor(count, grain: 16, serialBelow: 8192) { range in
+        pool.parallelFor(count, grain: 16, serialBelow: 8192, (out, inp)) { a, range in
+            let (out, inp) = a
             (out + range.lowerBound).update(from: inp + range.lowerBound, count: range.count)
         }
     }
@@ -100,18 +104,18 @@ public struct DropoutMask: Sendable {
     /// `out[i] = keeps(offset + i) ? inp[i]·scale : 0`; `out` may be `inp`.
     public func apply(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, count: Int,
                       offset: Int = 0) {
-        let scale = self.scale
-        pool.parallelFor(count, grain: 16, serialBelow: 8192) { range in
-            for i in range { out[i] = keeps(offset + i) ? inp[i] * scale : 0 }
+        pool.parallelFor(count, grain: 16, serialBelow: 8192, (self, out, inp, offset)) { a, range in
+            let (mask, out, inp, offset) = a
+            for i in range { out[i] = mask.keeps(offset + i) ? inp[i] * mask.scale : 0 }
         }
     }
 
     /// `out[i] = a[i] + mask(b)[i]`: a residual connection around a dropped-out branch.
     public func addMasked(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>,
                           _ b: UnsafePointer<Float>, count: Int) {
-        let scale = self.scale
-        pool.parallelFor(count, grain: 16, serialBelow: 8192) { range in
-            for i in range { out[i] = a[i] + (keeps(i) ? b[i] * scale : 0) }
+        pool.parallelFor(count, grain: 16, serialBelow: 8192, (self, out, a, b)) { args, range in
+            let (mask, out, a, b) = args
+            for i in range { out[i] = a[i] + (mask.keeps(i) ? b[i] * mask.scale : 0) }
         }
     }
 }

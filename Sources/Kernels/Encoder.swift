@@ -5,7 +5,8 @@ public enum Encoder {
     /// - Parameters: `out` [B·T, C]; `tokens` [B·T]; `wte` [V, C]; `wpe` [≥T, C].
     public static func forward(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>,
                                wte: UnsafePointer<Float>, wpe: UnsafePointer<Float>, batch: Int, time: Int, channels c: Int) {
-        pool.parallelFor(batch * time, serialBelow: 64) { rows in
+        pool.parallelFor(batch * time, serialBelow: 64, (out, tokens, wte, wpe, time, c)) { a, rows in
+            let (out, tokens, wte, wpe, time, c) = a
             for row in rows {
                 let token = wte + Int(tokens[row]) * c, position = wpe + (row % time) * c
                 let o = out + row * c
@@ -26,7 +27,8 @@ public enum Encoder {
     public static func backward(_ pool: ThreadPool, dwte: UnsafeMutablePointer<Float>, dwpe: UnsafeMutablePointer<Float>,
                                 dout: UnsafePointer<Float>, tokens: UnsafePointer<Int32>, batch: Int, time: Int,
                                 channels c: Int, accumulate: Bool) {
-        pool.parallelFor(c, grain: 16, serialBelow: 32) { columns in
+        pool.parallelFor(c, grain: 16, serialBelow: 32, (dwte, dwpe, dout, tokens, batch, time, c, accumulate)) { a, columns in
+            let (dwte, dwpe, dout, tokens, batch, time, c, accumulate) = a
             if !accumulate {
                 for t in 0..<time { for j in columns { dwpe[t * c + j] = 0 } }
             }

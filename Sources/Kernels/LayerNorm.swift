@@ -9,7 +9,8 @@ public enum LayerNorm {
     public static func forward(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                                rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>?, rows: Int, channels c: Int) {
-        pool.parallelFor(rows, serialBelow: 16) { range in
+        pool.parallelFor(rows, serialBelow: 16, (out, mean, rstd, inp, weight, bias, c)) { a, range in
+            let (out, mean, rstd, inp, weight, bias, c) = a
             for row in range {
                 let x = inp + row * c, o = out + row * c
                 // Two passes (mean, then squared deviations) for accuracy.
@@ -58,7 +59,8 @@ public enum LayerNorm {
                                 accumulateInput: Bool, accumulateParameters: Bool) {
         let threads = pool.threadCount
         scratch.update(repeating: 0, count: threads * 2 * c)
-        pool.parallelChunks(rows, serialBelow: 16) { thread, range in
+        pool.parallelChunks(rows, serialBelow: 16, (dinp, dout, inp, weight, mean, rstd, c, scratch, accumulateInput)) { a, thread, range in
+            let (dinp, dout, inp, weight, mean, rstd, c, scratch, accumulateInput) = a
             let dw = scratch + thread * 2 * c, db = dw + c
             for row in range {
                 let x = inp + row * c, g = dout + row * c, d = dinp + row * c

@@ -8,7 +8,8 @@ public enum Linear {
                                inFeatures: Int, outFeatures: Int, accumulate: Bool = false) {
         if let bias {
             // Start from the bias (added to what is there when accumulating), then let sgemm add the product.
-            pool.parallelFor(rows, serialBelow: 64) { range in
+            pool.parallelFor(rows, serialBelow: 64, (out, bias, outFeatures, accumulate)) { a, range in
+                let (out, bias, outFeatures, accumulate) = a
                 for row in range {
                     let o = out + row * outFeatures
                     var j = 0
@@ -48,7 +49,8 @@ public enum Linear {
     /// `sums[j] (+)= Σ_r m[r, j]`. Split over columns, rows added in order: independent of the thread count.
     public static func columnSums(_ pool: ThreadPool, into sums: UnsafeMutablePointer<Float>, of m: UnsafePointer<Float>,
                                   rows: Int, columns: Int, accumulate: Bool) {
-        pool.parallelFor(columns, grain: 16, serialBelow: 64) { range in
+        pool.parallelFor(columns, grain: 16, serialBelow: 64, (sums, m, rows, columns, accumulate)) { a, range in
+            let (sums, m, rows, columns, accumulate) = a
             if !accumulate { for j in range { sums[j] = 0 } }
             for r in 0..<rows {
                 let row = m + r * columns

@@ -35,7 +35,8 @@ public enum AdamWKernel {
         let stepSize = Float(Double(step.lr) / bc1)
         let bc2Root = Float(bc2.squareRoot())
         let decay = 1 - step.lr * step.weightDecay
-        pool.parallelFor(count, grain: 16, serialBelow: 4096) { range in
+        pool.parallelFor(count, grain: 16, serialBelow: 4096, (params, grads, m, v, step, stepSize, bc2Root, decay)) { a, range in
+            let (params, grads, m, v, step, stepSize, bc2Root, decay) = a
             let b1 = F16(repeating: step.beta1), b2 = F16(repeating: step.beta2)
             let c1 = F16(repeating: 1 - step.beta1), c2 = F16(repeating: 1 - step.beta2)
             let scale = F16(repeating: step.gradScale), eps = F16(repeating: step.eps)
@@ -70,7 +71,8 @@ public enum Reductions {
         withUnsafeTemporaryAllocation(of: Double.self, capacity: pool.threadCount) { partials in
             let out = partials.baseAddress!
             out.initialize(repeating: 0, count: pool.threadCount)
-            pool.parallelChunks(count, grain: 1024, serialBelow: 1 << 16) { thread, range in
+            pool.parallelChunks(count, grain: 1024, serialBelow: 1 << 16, (x, out)) { a, thread, range in
+                let (x, out) = a
                 var total = 0.0
                 var i = range.lowerBound
                 while i < range.upperBound {

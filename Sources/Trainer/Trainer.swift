@@ -121,8 +121,9 @@ public final class Trainer {
     }
 
     /// One optimizer step: `microSteps` forward/backward passes accumulating gradients, then AdamW. The loss and
-    /// the gradient norm are checked before the weights are touched.
-    func trainStep(lastFinite: StepMetrics?) throws -> (loss: Float, lr: Double, norm: Double) {
+    /// the gradient norm are checked before the weights are touched. Allocates nothing.
+    @discardableResult
+    public func trainStep(lastFinite: StepMetrics? = nil) throws -> (loss: Float, lr: Double, norm: Double) {
         let stepIndex = state.step
         let lr = schedule.rate(at: stepIndex)
         let scale = 1 / Float(batch * time * microSteps)

@@ -23,13 +23,13 @@ final class ThreadPoolTests: XCTestCase {
         counts.initialize(repeating: 0, count: 1000)
         defer { counts.deallocate() }
         for _ in 0..<500 {
-            pool.parallelFor(1000, grain: 8) { range in for i in range { counts[i] += 1 } }
+            pool.parallelFor(1000, grain: 8, counts) { counts, range in for i in range { counts[i] += 1 } }
         }
         XCTAssertTrue((0..<1000).allSatisfy { counts[$0] == 500 })
         // Idle long enough for the workers to fall asleep, then wake them.
         usleep(20_000)
         var seen = [Int](repeating: 0, count: 3)
-        seen.withUnsafeMutableBufferPointer { s in pool.run { s[$0] += 1 } }
+        seen.withUnsafeMutableBufferPointer { s in pool.run(s) { s, i in s[i] += 1 } }
         XCTAssertEqual(seen, [1, 1, 1])
     }
 }
