@@ -77,7 +77,7 @@ let package = Package(
         // Executables: thin wrappers that parse arguments and decide how to show what the libraries report.
         .executableTarget(
             name: "gpt-plan",
-            dependencies: ["Planner", "Recipe", "CLISupport",
+            dependencies: ["Planner", "Recipe", "Corpus", "CLISupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-train",

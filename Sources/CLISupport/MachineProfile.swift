@@ -4,7 +4,7 @@ import Durable
 
 /// This machine's matrix-product ceiling, measured once per BLAS kernel, thread count and CPU and cached in
 /// `$XDG_CACHE_HOME/swift-gpt/sgemm-ceiling.json` (`~/.cache/...`), so that planning stays instant and MFU is
-/// always reported against the same number. `gpt-bench --remeasure` refreshes it.
+/// always reported against the same number. `gpt-bench ceiling --remeasure` refreshes it.
 public enum MachineProfile {
     public static var cachePath: String {
         let base = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"]

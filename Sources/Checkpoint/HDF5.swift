@@ -1,4 +1,7 @@
 import CHDF5
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A failed HDF5 call, with the file and the object it was about.
 public struct HDF5Error: Error, CustomStringConvertible {
@@ -26,10 +29,13 @@ final class HDF5File {
     static func create(_ path: String) throws -> HDF5File {
         _ = quiet
         let access = H5Pcreate(gpt_H5P_FILE_ACCESS())
+        guard access >= 0 else { throw HDF5Error(file: path, reason: "the HDF5 library cannot create a property list") }
         defer { H5Pclose(access) }
         H5Pset_libver_bounds(access, H5F_LIBVER_V18, H5F_LIBVER_V110)
         let id = H5Fcreate(path, gpt_H5F_ACC_TRUNC(), gpt_H5P_DEFAULT(), access)
-        guard id >= 0 else { throw HDF5Error(file: path, reason: "cannot create the HDF5 file (is the directory writable?)") }
+        guard id >= 0 else {
+            throw HDF5Error(file: path, reason: "cannot create the file (\(String(cString: strerror(errno))))")
+        }
         return HDF5File(path: path, id: id)
     }
 
@@ -129,6 +135,7 @@ final class HDF5File {
         guard space >= 0 else { throw fail("cannot describe \(name) \(shape)") }
         defer { H5Sclose(space) }
         let properties = H5Pcreate(gpt_H5P_DATASET_CREATE())
+        guard properties >= 0 else { throw fail("the HDF5 library cannot create a property list") }
         defer { H5Pclose(properties) }
         if shape.reduce(1, *) > 0 {
             let chunks = chunk(shape)
@@ -235,7 +242,10 @@ final class HDF5File {
         defer { H5Dclose(dataset) }
         let fileType = H5Dget_type(dataset)
         defer { H5Tclose(fileType) }
-        guard H5Tget_class(fileType) == H5T_STRING else { throw fail("dataset \(name) is not a string") }
+        guard H5Tget_class(fileType) == H5T_STRING, H5Tis_variable_str(fileType) == 0 else {
+            throw fail("dataset \(name) is not a fixed-length string (this format writes one; variable-length strings are not read)")
+        }
+        guard try shape(name).reduce(1, *) == 1 else { throw fail("dataset \(name) holds more than one string") }
         guard let text = Self.readFixedString(fileType: fileType, {
             H5Dread(dataset, $0, gpt_H5S_ALL(), gpt_H5S_ALL(), gpt_H5P_DEFAULT(), $1)
         }) else {
@@ -286,6 +296,12 @@ final class HDF5File {
         defer { H5Aclose(attribute) }
         let fileType = H5Aget_type(attribute)
         defer { H5Tclose(fileType) }
+        let space = H5Aget_space(attribute)
+        defer { H5Sclose(space) }
+        guard H5Tget_class(fileType) == H5T_STRING, H5Tis_variable_str(fileType) == 0,
+              H5Sget_simple_extent_npoints(space) == 1 else {
+            throw fail("attribute \(name) is not one fixed-length string")
+        }
         guard let text = Self.readFixedString(fileType: fileType, { H5Aread(attribute, $0, $1) }) else {
             throw fail("cannot read attribute \(name)")
         }

@@ -33,6 +33,9 @@ extension ParallelWork {
 ///
 /// OpenBLAS is pinned to one thread (`BLAS.pinToOneThread`) and all parallelism comes from here; OpenBLAS's own
 /// worker threads spin on the same cores and halve the speed of anything else running beside them.
+///
+/// A pool belongs to one thread: regions are started from it only (the `running` check catches nesting, not two
+/// threads starting regions at once).
 public final class ThreadPool: @unchecked Sendable {
     public let threadCount: Int
     private let shared: Shared
@@ -82,11 +85,6 @@ public final class ThreadPool: @unchecked Sendable {
         running = false
     }
 
-    /// `body(args, i)` for every thread index `i`.
-    public func run<Args>(_ args: Args, _ body: @escaping (Args, Int) -> Void) {
-        run(PartsWork(args: args, body: body))
-    }
-
     /// Splits `0..<count` into `threadCount` contiguous chunks (inner boundaries a multiple of `grain`) and runs
     /// `body(args, chunk)` on each non-empty one. Counts below `serialBelow` run on the caller as one chunk.
     public func parallelFor<Args>(_ count: Int, grain: Int = 1, serialBelow: Int = 0, _ args: Args,
@@ -120,12 +118,6 @@ public final class ThreadPool: @unchecked Sendable {
         }
         let lower = boundary(index), upper = boundary(index + 1)
         return lower..<max(lower, upper)
-    }
-
-    struct PartsWork<Args>: ParallelWork {
-        let args: Args
-        let body: (Args, Int) -> Void
-        func run(part: Int, of parts: Int) { body(args, part) }
     }
 
     struct RangeWork<Args>: ParallelWork {

@@ -52,10 +52,6 @@ public struct PreparedDataset: Sendable {
     public let train: TokenShard
     public let val: TokenShard
 
-    public static func isPrepared(_ directory: String) -> Bool {
-        FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("meta.json"))
-    }
-
     public init(directory: String) throws {
         self.directory = directory
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }

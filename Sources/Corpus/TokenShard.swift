@@ -87,7 +87,11 @@ public final class TokenShard: TokenSequence, @unchecked Sendable {
         guard tokenBytes == 2 || tokenBytes == 4 else {
             throw CorpusError(path, "\(tokenBytes) bytes per token; only 2 and 4 are valid")
         }
-        let count = Int(data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 16, as: UInt64.self) }.littleEndian)
+        let promised = data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 16, as: UInt64.self) }.littleEndian
+        guard promised <= UInt64(data.count) else {
+            throw CorpusError(path, "truncated: the header promises \(promised) tokens but the file has \(data.count) bytes")
+        }
+        let count = Int(promised)
         self.count = count
         vocabSize = Int(u32(24))
         let expected = h + count * tokenBytes
@@ -148,6 +152,7 @@ public final class TokenShardWriter {
     private let temporary: String
     private let handle: FileHandle
     private var buffer: [UInt8] = []
+    private var finished = false
 
     public init(path: String, vocabSize: Int) throws {
         self.path = path
@@ -161,6 +166,14 @@ public final class TokenShardWriter {
         self.handle = handle
         handle.seekToEndOfFile()
         buffer.reserveCapacity(1 << 20)
+    }
+
+    /// A writer dropped before `finish` (the preparation failed) removes its temporary file.
+    deinit {
+        if !finished {
+            try? handle.close()
+            try? FileManager.default.removeItem(atPath: temporary)
+        }
     }
 
     public func append(_ tokens: [Int32]) throws {
@@ -197,6 +210,7 @@ public final class TokenShardWriter {
             try handle.write(contentsOf: header)
             try handle.synchronize()
             try handle.close()
+            finished = true
             try AtomicFile.commit(temporary: temporary, to: path)
         } catch {
             throw CorpusError(path, "cannot finish: \(error)")

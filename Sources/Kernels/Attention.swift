@@ -54,10 +54,7 @@ public enum Attention {
                 for i in 0..<t { softmaxCausalRow(a + i * t, row: i, time: t) }
                 var weights = UnsafePointer(a)
                 if let dropout {
-                    let base = pair * t * t
-                    for i in 0..<(t * t) {
-                        dropped[i] = dropout.keeps(base + i) ? a[i] * dropout.scale : 0
-                    }
+                    dropout.applySerial(out: dropped, a, count: t * t, offset: pair * t * t)
                     weights = UnsafePointer(dropped)
                 }
                 r0 = 0
@@ -90,8 +87,7 @@ public enum Attention {
                 let a = att + pair * t * t
                 var weights = a
                 if let dropout {
-                    let base = pair * t * t
-                    for i in 0..<(t * t) { dropped[i] = dropout.keeps(base + i) ? a[i] * dropout.scale : 0 }
+                    dropout.applySerial(out: dropped, a, count: t * t, offset: pair * t * t)
                     weights = UnsafePointer(dropped)
                 }
                 // datt = dy · vᵀ (only the visible keys of each row block are needed).

@@ -54,17 +54,6 @@ public enum GELU {
 
 /// Copies and sums of whole activations.
 public enum Elementwise {
-    /// `out = a + b`.
-    public static func add(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>,
-                           _ b: UnsafePointer<Float>, count: Int) {
-        pool.parallelFor(count, grain: 16, serialBelow: 8192, (out, a, b)) { args, range in
-            let (out, a, b) = args
-            var i = range.lowerBound
-            while i + 16 <= range.upperBound { store(load(a + i) + load(b + i), out + i); i += 16 }
-            while i < range.upperBound { out[i] = a[i] + b[i]; i += 1 }
-        }
-    }
-
     /// `out = inp`.
     public static func copy(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, count: Int) {
         pool.parallelFor(count, grain: 16, serialBelow: 8192, (out, inp)) { a, range in
@@ -89,8 +78,10 @@ public struct DropoutMask: Sendable {
     /// The key of one use of dropout: a seed, then the step, micro-batch, layer and place in the layer.
     public static func key(seed: UInt64, step: Int, micro: Int, layer: Int, site: Int) -> UInt64 {
         var h = SplitMix64.mix(seed ^ 0x6472_6F70_6F75_7421)
-        for part in [step, micro, layer, site] { h = SplitMix64.mix(h ^ UInt64(truncatingIfNeeded: part)) }
-        return h
+        h = SplitMix64.mix(h ^ UInt64(truncatingIfNeeded: step))
+        h = SplitMix64.mix(h ^ UInt64(truncatingIfNeeded: micro))
+        h = SplitMix64.mix(h ^ UInt64(truncatingIfNeeded: layer))
+        return SplitMix64.mix(h ^ UInt64(truncatingIfNeeded: site))
     }
 
     public var scale: Float { 1 / (1 - probability) }
@@ -101,12 +92,20 @@ public struct DropoutMask: Sendable {
         return Float(h >> 40) * 0x1p-24 >= probability
     }
 
+    /// The same as `apply`, on the calling thread (for use inside a parallel region).
+    @inline(__always)
+    public func applySerial(out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, count: Int, offset: Int) {
+        let scale = self.scale
+        for i in 0..<count { out[i] = keeps(offset + i) ? inp[i] * scale : 0 }
+    }
+
     /// `out[i] = keeps(offset + i) ? inp[i]·scale : 0`; `out` may be `inp`.
     public func apply(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, count: Int,
                       offset: Int = 0) {
         pool.parallelFor(count, grain: 16, serialBelow: 8192, (self, out, inp, offset)) { a, range in
             let (mask, out, inp, offset) = a
-            for i in range { out[i] = mask.keeps(offset + i) ? inp[i] * mask.scale : 0 }
+            mask.applySerial(out: out + range.lowerBound, inp + range.lowerBound, count: range.count,
+                             offset: offset + range.lowerBound)
         }
     }
 

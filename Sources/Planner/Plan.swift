@@ -191,11 +191,17 @@ extension Plan {
         // 7. Batch in whole sequences, at least `minimumSteps` steps, split into micro-batches that fit.
         var batchSequences = max(1, Int((batchTarget / Double(seqLen)).rounded()))
         var batchNote = "\(batchRuleText): \(si(batchTarget, 4)) tokens = \(batchSequences) sequences of \(seqLen)"
-        let stepCap = max(1, Int(tokens / Double(minimumSteps * seqLen)))
+        let stepCap = Int(tokens / Double(minimumSteps * seqLen))
+        guard stepCap >= request.devices else {
+            throw PlanError.invalid("the run trains \(si(tokens)) tokens: fewer than \(minimumSteps) steps of one "
+                                    + "\(seqLen)-token sequence per device over \(request.devices) devices; give a larger "
+                                    + "budget, fewer --devices or a shorter --seq-len")
+        }
         if batchSequences > stepCap {
             batchSequences = stepCap
             batchNote += "; capped at \(stepCap) so the run has at least \(minimumSteps) steps"
         }
+        batchSequences = max(batchSequences, request.devices)
         let usable = request.deviceMemoryBytes * request.usableMemoryFraction
         guard shape.trainingMemoryBytes(microBatch: 1) <= usable else {
             throw PlanError.doesNotFit(
@@ -204,14 +210,17 @@ extension Plan {
                 + "(\(Int(request.usableMemoryFraction * 100))% of \(bytes(request.deviceMemoryBytes))); "
                 + "give --device-memory, or a smaller --seq-len")
         }
-        let perDevice = (batchSequences + request.devices - 1) / request.devices
+        let perDevice = batchSequences / request.devices
         var lo = 1, hi = perDevice
         while lo < hi {
             let mid = (lo + hi + 1) / 2
             if shape.trainingMemoryBytes(microBatch: mid) <= usable { lo = mid } else { hi = mid - 1 }
         }
+        // As few accumulation steps as memory allows, and the micro-batch that brings the batch nearest its target;
+        // rounded down instead when rounding up would break the step floor.
         let gradAccum = (perDevice + lo - 1) / lo
-        let microBatch = (perDevice + gradAccum - 1) / gradAccum
+        var microBatch = min(lo, max(1, Int((Double(perDevice) / Double(gradAccum)).rounded())))
+        if microBatch * gradAccum * request.devices > stepCap { microBatch = max(1, perDevice / gradAccum) }
         let exactBatch = microBatch * gradAccum * request.devices
         if exactBatch != batchSequences {
             batchNote += "; rounded to \(exactBatch) so that micro-batch × accumulation × devices is exact"
@@ -262,8 +271,13 @@ extension Plan {
 
         // 11. Loss and time.
         let loss = lossFit.loss(params: n, tokens: tokens)
-        why.append("Predicted loss \(sig(loss, 4)) nats/token from the \(lossFit.name) fit at the real N and D"
-                   + (lossFit.name == rule.name ? "." : " (the fixed-ratio rule has no loss model of its own)."))
+        var lossNote = lossFit.name == rule.name ? "" : " (the fixed-ratio rule has no loss model of its own)"
+        if !ChinchillaFit.fittedParams.contains(n) {
+            lossNote += "; N is outside the \(si(ChinchillaFit.fittedParams.lowerBound))-\(si(ChinchillaFit.fittedParams.upperBound)) "
+                + "parameters of the models the fits were made on, so this is an extrapolation (and the fits describe "
+                + "MassiveText with a 32k-token subword vocabulary, not every corpus and tokenizer)"
+        }
+        why.append("Predicted loss \(sig(loss, 4)) nats/token from the \(lossFit.name) fit at the real N and D\(lossNote).")
         let rate = request.deviceFlops * Double(request.devices) * request.mfu
         let seconds = withAttention * trained / rate
         why.append("Time ≈ \(duration(seconds)): \(sig(withAttention * trained, 3)) FLOPs at \(Int(request.mfu * 100))% "

@@ -34,6 +34,9 @@ public struct ChinchillaFit: Sendable, Equatable {
         name: "epoch", citation: "Besiroglu et al. 2024 (Epoch AI replication of Chinchilla Approach 3)",
         E: 1.8172, A: 482.01, B: 2085.43, alpha: 0.3478, beta: 0.3658)
 
+    /// Model sizes of the training runs the fits were made on (Hoffmann et al.: 44M to 16B parameters).
+    public static let fittedParams: ClosedRange<Double> = 44e6...16e9
+
     /// Predicted final training loss, in nats per token.
     public func loss(params n: Double, tokens d: Double) -> Double {
         E + A / pow(n, alpha) + B / pow(d, beta)

@@ -160,6 +160,6 @@ public struct Recipe: Equatable, Sendable {
     /// Tokens a step trains on: batch_size sequences of training.seq_len.
     public var batchTokens: Int { training.batchSize * training.seqLen }
 
-    /// Tokens the whole run trains on.
-    public var trainingTokens: Int { training.steps * batchTokens }
+    /// Tokens the whole run trains on (a Double: steps × batch can pass 2^63 in a recipe that check refuses).
+    public var trainingTokens: Double { Double(training.steps) * Double(batchTokens) }
 }

@@ -82,6 +82,7 @@ public enum RecipeLoader {
 
         // Every known key: present, of its type, in range.
         var recipe = Recipe()
+        var fieldFailed = false
         for field in Schema.fields {
             let raw: TOMLValueConvertible?
             if field.section.isEmpty {
@@ -90,22 +91,26 @@ public enum RecipeLoader {
                 raw = table[field.section]?.table?[field.key]
             }
             guard let raw else {
+                fieldFailed = true
                 report(field.path, "missing (\(field.doc))",
                        "add `\(field.key) = <\(field.kind.allowed)>` to \(field.section.isEmpty ? "the top of the file" : "[\(field.section)]")")
                 continue
             }
             guard let value = scalar(raw) else {
-                report(field.path, "must be a \(field.kind.typeName), got a TOML \(raw.type)",
-                       "give a \(field.kind.allowed)")
+                fieldFailed = true
+                report(field.path, "must be \(field.kind.allowed), got a TOML \(raw.type)",
+                       "give \(field.kind.allowed)")
                 continue
             }
             if let why = field.check(value) {
-                report(field.path, why, "give a \(field.kind.allowed) (\(field.doc))")
+                fieldFailed = true
+                report(field.path, why, "give \(field.kind.allowed) (\(field.doc))")
                 continue
             }
             field.set(&recipe, value)
         }
-        guard problems.isEmpty else { return RecipeCheck(recipe: nil, problems: problems) }
+        // Unknown keys do not stop the checks across keys; a missing or invalid known key does (they need its value).
+        guard !fieldFailed else { return RecipeCheck(recipe: nil, problems: problems) }
 
         problems += RecipeValidator.consistencyProblems(recipe, file: file, lines: lines, tolerance: tolerance)
         let failed = problems.contains { $0.severity == .error }

@@ -13,8 +13,12 @@ enum RecipeValidator {
 
         let m = r.model, t = r.training
         if m.dModel % m.nHead != 0 {
-            let divisors = (1...m.dModel).filter { m.dModel % $0 == 0 }
-            let near = divisors.min { abs($0 - m.nHead) < abs($1 - m.nHead) } ?? 1
+            // The divisor of d_model nearest n_head.
+            var near = 1
+            for delta in 0..<m.dModel {
+                if m.nHead - delta >= 1, m.dModel % (m.nHead - delta) == 0 { near = m.nHead - delta; break }
+                if m.dModel % (m.nHead + delta) == 0 { near = m.nHead + delta; break }
+            }
             report("model.n_head", "d_model \(m.dModel) is not divisible by n_head \(m.nHead), so heads cannot split it",
                    "set model.n_head to a divisor of d_model, such as \(near) (head size \(m.dModel / near))")
         }
@@ -51,17 +55,17 @@ enum RecipeValidator {
 
         // The budget: N from [model] (the file's plan.params is not trusted), D from [training].
         let n = Double(r.shape.parameterCount.total)
-        let d = Double(t.steps) * Double(t.batchSize) * Double(t.seqLen)
+        let d = r.trainingTokens
         let spent = 6 * n * d
         let budget = r.plan.flopsBudget
         let off = spent / budget - 1
         if abs(off) > tolerance {
-            let steps = max(1, Int((budget / (6 * n * Double(t.batchSize * t.seqLen))).rounded()))
+            let steps = min(Double(1 << 40), max(1, (budget / (6 * n * Double(t.batchSize * t.seqLen))).rounded()))
             report("plan.flops_budget",
-                   "6·N·D = 6 × \(Int(n)) × \(Int(d)) = \(sig(spent, 4)) FLOPs is \(sig(abs(off) * 100, 3))% "
+                   "6·N·D = 6 × \(Int(n)) × \(sig(d, 6)) = \(sig(spent, 4)) FLOPs is \(sig(abs(off) * 100, 3))% "
                    + "\(off > 0 ? "above" : "below") the declared budget \(sig(budget, 4)) (tolerance ±\(sig(tolerance * 100, 3))%); "
                    + "N is counted from [model], D = training.steps × batch_size × seq_len",
-                   "set training.steps = \(steps) to spend the budget, or plan.flops_budget = \(sig(spent, 4)) "
+                   "set training.steps = \(Int(steps)) to spend the budget, or plan.flops_budget = \(sig(spent, 4)) "
                    + "to declare what this recipe spends")
         }
         if abs(Double(r.plan.params) / n - 1) > 0.01 {

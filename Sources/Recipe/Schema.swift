@@ -1,3 +1,4 @@
+import Planner
 /// A scalar as it appears in a recipe.
 public enum RecipeValue: Equatable, Sendable, CustomStringConvertible {
     case integer(Int)
@@ -33,18 +34,19 @@ public enum FieldKind: Sendable {
     case string(choices: [String]?)
     case bool
 
-    /// The allowed values in words, for messages and the reference.
+    /// The allowed values in words, for messages and the reference: "an integer in 1...1024", "a number > 0",
+    /// "one of "char", "byte"".
     public var allowed: String {
         switch self {
-        case .integer(let lo, let hi): return hi.map { "integer in \(lo)...\($0)" } ?? "integer ≥ \(lo)"
+        case .integer(let lo, let hi): return hi.map { "an integer in \(lo)...\($0)" } ?? "an integer ≥ \(lo)"
         case .float(let lo, let openLo, let hi, let openHi):
             switch (lo, hi) {
-            case let (lo?, hi?): return "number in \(openLo ? "(" : "[")\(TOMLText.float(lo)), \(TOMLText.float(hi))\(openHi ? ")" : "]")"
-            case let (lo?, nil): return "number \(openLo ? ">" : "≥") \(TOMLText.float(lo))"
-            case let (nil, hi?): return "number \(openHi ? "<" : "≤") \(TOMLText.float(hi))"
-            case (nil, nil): return "number"
+            case let (lo?, hi?): return "a number in \(openLo ? "(" : "[")\(TOMLText.float(lo)), \(TOMLText.float(hi))\(openHi ? ")" : "]")"
+            case let (lo?, nil): return "a number \(openLo ? ">" : "≥") \(TOMLText.float(lo))"
+            case let (nil, hi?): return "a number \(openHi ? "<" : "≤") \(TOMLText.float(hi))"
+            case (nil, nil): return "a number"
             }
-        case .string(let choices): return choices.map { "one of " + $0.map { "\"\($0)\"" }.joined(separator: ", ") } ?? "non-empty string"
+        case .string(let choices): return choices.map { "one of " + $0.map { "\"\($0)\"" }.joined(separator: ", ") } ?? "a non-empty string"
         case .bool: return "true or false"
         }
     }
@@ -75,12 +77,12 @@ public struct Field: Sendable {
     public func check(_ value: RecipeValue) -> String? {
         switch (kind, value) {
         case (.integer(let lo, let hi), .integer(let i)):
-            if i < lo || (hi.map { i > $0 } ?? false) { return "must be an \(kind.allowed), got \(i)" }
+            if i < lo || (hi.map { i > $0 } ?? false) { return "must be \(kind.allowed), got \(i)" }
         case (.float(let lo, let openLo, let hi, let openHi), _):
             guard let x = value.number else { return "must be a number, got \(value.kindName) \(value)" }
             let tooLow = lo.map { openLo ? x <= $0 : x < $0 } ?? false
             let tooHigh = hi.map { openHi ? x >= $0 : x > $0 } ?? false
-            if !x.isFinite || tooLow || tooHigh { return "must be a \(kind.allowed), got \(value)" }
+            if !x.isFinite || tooLow || tooHigh { return "must be \(kind.allowed), got \(value)" }
         case (.string(let choices), .string(let s)):
             if s.isEmpty { return "must not be empty" }
             if let choices, !choices.contains(s) { return "must be \(kind.allowed), got \"\(s)\"" }
@@ -89,7 +91,7 @@ public struct Field: Sendable {
         case (.integer, .float(let x)):
             return "must be an integer, got the number \(TOMLText.float(x))" + (x == x.rounded() ? " (write it without a decimal point)" : "")
         default:
-            return "must be a \(kind.typeName), got \(value.kindName) \(value)"
+            return "must be \(kind.allowed), got \(value.kindName) \(value)"
         }
         return nil
     }
@@ -126,7 +128,7 @@ public enum Schema {
         ("logging", "Metrics written to metrics.jsonl in the run directory."),
     ]
 
-    public static let fitNames = ["epoch", "hoffmann", "tokens-per-param", "manual"]
+    public static let fitNames = AllocationRule.names + ["manual"]
     public static let tokenizerNames = ["char", "byte", "bpe"]
 
     public static let fields: [Field] = [
@@ -140,10 +142,10 @@ public enum Schema {
         Field(section: "plan", key: "fit", kind: .string(choices: fitNames),
               doc: "allocation rule that split C into N and D (\"manual\" for a hand-made recipe)",
               get: { .string($0.plan.fit) }, set: { $0.plan.fit = $1.string }),
-        Field(section: "plan", key: "params", kind: .integer(min: 1, max: nil),
+        Field(section: "plan", key: "params", kind: .integer(min: 1, max: 1 << 50),
               doc: "parameters N the planner counted (information only: check recounts N from [model])",
               get: { .integer($0.plan.params) }, set: { $0.plan.params = $1.int }),
-        Field(section: "plan", key: "tokens", kind: .integer(min: 1, max: nil),
+        Field(section: "plan", key: "tokens", kind: .integer(min: 1, max: 1 << 60),
               doc: "training tokens D the planner chose",
               get: { .integer($0.plan.tokens) }, set: { $0.plan.tokens = $1.int }),
         Field(section: "plan", key: "predicted_loss", kind: .float(min: 0, openMin: false, max: nil, openMax: false),
@@ -153,19 +155,19 @@ public enum Schema {
         Field(section: "model", key: "n_layer", kind: .integer(min: 1, max: 1024),
               doc: "transformer blocks",
               get: { .integer($0.model.nLayer) }, set: { $0.model.nLayer = $1.int }),
-        Field(section: "model", key: "n_head", kind: .integer(min: 1, max: nil),
+        Field(section: "model", key: "n_head", kind: .integer(min: 1, max: 1024),
               doc: "attention heads per block; d_model must be a multiple of it",
               get: { .integer($0.model.nHead) }, set: { $0.model.nHead = $1.int }),
-        Field(section: "model", key: "d_model", kind: .integer(min: 1, max: nil),
+        Field(section: "model", key: "d_model", kind: .integer(min: 1, max: 65536),
               doc: "width of the residual stream",
               get: { .integer($0.model.dModel) }, set: { $0.model.dModel = $1.int }),
-        Field(section: "model", key: "d_ff", kind: .integer(min: 1, max: nil),
+        Field(section: "model", key: "d_ff", kind: .integer(min: 1, max: 1 << 18),
               doc: "hidden units of the MLP (4·d_model in GPT-2)",
               get: { .integer($0.model.dFF) }, set: { $0.model.dFF = $1.int }),
-        Field(section: "model", key: "seq_len", kind: .integer(min: 1, max: nil),
+        Field(section: "model", key: "seq_len", kind: .integer(min: 1, max: 1 << 20),
               doc: "context length: learned positions",
               get: { .integer($0.model.seqLen) }, set: { $0.model.seqLen = $1.int }),
-        Field(section: "model", key: "vocab_size", kind: .integer(min: 2, max: nil),
+        Field(section: "model", key: "vocab_size", kind: .integer(min: 2, max: 1 << 24),
               doc: "rows of the token embedding; at least the tokenizer's vocabulary",
               get: { .integer($0.model.vocabSize) }, set: { $0.model.vocabSize = $1.int }),
         Field(section: "model", key: "dropout", kind: .float(min: 0, openMin: false, max: 1, openMax: true),
@@ -182,7 +184,7 @@ public enum Schema {
               doc: "\"char\" (the file's distinct characters), \"byte\" (256 byte values) or \"bpe\" (a prepared directory's byte-level BPE)",
               get: { .string($0.data.tokenizer) }, set: { $0.data.tokenizer = $1.string }),
         Field(section: "data", key: "val_fraction", kind: .float(min: 0, openMin: true, max: 1, openMax: true),
-              doc: "share of the text held out for validation: the end of it, in order",
+              doc: "share held out for validation, the end of the data in order: of the tokens for a text file, of the bytes (fixed when it was prepared) for a prepared directory",
               get: { .float($0.data.valFraction) }, set: { $0.data.valFraction = $1.double }),
 
         Field(section: "optimizer", key: "lr", kind: .float(min: 0, openMin: true, max: nil, openMax: false),
@@ -207,7 +209,7 @@ public enum Schema {
               doc: "clip the global gradient norm to this (0 turns clipping off)",
               get: { .float($0.optimizer.gradClip) }, set: { $0.optimizer.gradClip = $1.double }),
 
-        Field(section: "schedule", key: "warmup_steps", kind: .integer(min: 0, max: nil),
+        Field(section: "schedule", key: "warmup_steps", kind: .integer(min: 0, max: 1 << 40),
               doc: "steps of linear warmup from 0 to the peak learning rate",
               get: { .integer($0.schedule.warmupSteps) }, set: { $0.schedule.warmupSteps = $1.int }),
         Field(section: "schedule", key: "decay", kind: .string(choices: Recipe.Decay.allCases.map(\.rawValue)),
@@ -215,22 +217,22 @@ public enum Schema {
               get: { .string($0.schedule.decay.rawValue) },
               set: { $0.schedule.decay = Recipe.Decay(rawValue: $1.string) ?? .cosine }),
 
-        Field(section: "training", key: "steps", kind: .integer(min: 1, max: nil),
+        Field(section: "training", key: "steps", kind: .integer(min: 1, max: 1 << 40),
               doc: "optimizer steps",
               get: { .integer($0.training.steps) }, set: { $0.training.steps = $1.int }),
-        Field(section: "training", key: "batch_size", kind: .integer(min: 1, max: nil),
+        Field(section: "training", key: "batch_size", kind: .integer(min: 1, max: 1 << 24),
               doc: "sequences per optimizer step (the effective batch): micro_batch × grad_accum × devices",
               get: { .integer($0.training.batchSize) }, set: { $0.training.batchSize = $1.int }),
-        Field(section: "training", key: "seq_len", kind: .integer(min: 1, max: nil),
+        Field(section: "training", key: "seq_len", kind: .integer(min: 1, max: 1 << 20),
               doc: "tokens per training sequence; at most model.seq_len",
               get: { .integer($0.training.seqLen) }, set: { $0.training.seqLen = $1.int }),
-        Field(section: "training", key: "micro_batch", kind: .integer(min: 1, max: nil),
+        Field(section: "training", key: "micro_batch", kind: .integer(min: 1, max: 1 << 20),
               doc: "sequences per forward/backward pass",
               get: { .integer($0.training.microBatch) }, set: { $0.training.microBatch = $1.int }),
-        Field(section: "training", key: "grad_accum", kind: .integer(min: 1, max: nil),
+        Field(section: "training", key: "grad_accum", kind: .integer(min: 1, max: 1 << 20),
               doc: "micro-batches whose gradients are summed before each step",
               get: { .integer($0.training.gradAccum) }, set: { $0.training.gradAccum = $1.int }),
-        Field(section: "training", key: "devices", kind: .integer(min: 1, max: nil),
+        Field(section: "training", key: "devices", kind: .integer(min: 1, max: 1 << 20),
               doc: "data-parallel processes (gpt-train runs one and accumulates the others' micro-batches itself)",
               get: { .integer($0.training.devices) }, set: { $0.training.devices = $1.int }),
         Field(section: "training", key: "seed", kind: .integer(min: 0, max: nil),

@@ -77,8 +77,8 @@ public enum Fixtures {
         r.checkpoint = .init(dir: "checkpoints", interval: o.checkpointInterval, keep: o.keep)
         r.logging = .init(interval: o.logInterval)
         let n = r.shape.parameterCount.total
-        r.plan = .init(flopsBudget: 6 * Double(n) * Double(r.trainingTokens), fit: "manual", params: n,
-                       tokens: r.trainingTokens, predictedLoss: 0)
+        r.plan = .init(flopsBudget: 6 * Double(n) * r.trainingTokens, fit: "manual", params: n,
+                       tokens: Int(r.trainingTokens), predictedLoss: 0)
         let path = (directory as NSString).appendingPathComponent(name)
         try RecipeWriter.write(r, header: ["test recipe"]).write(toFile: path, atomically: true, encoding: .utf8)
         return path

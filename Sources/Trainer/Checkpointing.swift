@@ -28,9 +28,7 @@ extension Trainer {
         }.sorted { $0.0 > $1.0 }
     }
 
-    var checkpointTensors: [CheckpointTensor] {
-        model.layout.tensors.map { CheckpointTensor(name: $0.name, shape: $0.shape, offset: $0.offset) }
-    }
+    var checkpointTensors: [CheckpointTensor] { model.layout.checkpointTensors }
 
     /// Before the first step: make the checkpoint directory, and either resume from it or make sure it holds no
     /// other run's checkpoints.
@@ -89,7 +87,6 @@ extension Trainer {
         state.lastValLoss = s.lastValLoss
         state.lastTrainLoss = s.lastTrainLoss.map(Float.init)
         resumedFrom = path
-        resumedStep = s.step
         if s.threads != pool.threadCount || s.blasCore != BLAS.coreName {
             events(.note("the checkpoint was written with \(s.threads) threads and OpenBLAS \(s.blasCore) kernels; "
                          + "this run uses \(pool.threadCount) and \(BLAS.coreName), so it will not be bit-identical to an uninterrupted run"))
@@ -99,7 +96,7 @@ extension Trainer {
     /// Refuses a checkpoint whose recipe differs in anything that changes the run (model, data, optimizer,
     /// schedule, training), unless forced. Evaluation, checkpoint and logging settings may change freely.
     func checkRecipe(_ text: String, of path: String) throws {
-        let saved = RecipeLoader.check(text: text, file: "\(path):/recipe", tolerance: .infinity).recipe
+        let saved = try? CheckpointReader.parseRecipe(text, of: path)
         let runChanging: Set<String> = ["", "model", "data", "optimizer", "schedule", "training"]
         var differences: [String] = []
         if let saved {

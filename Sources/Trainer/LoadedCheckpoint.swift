@@ -14,50 +14,46 @@ public final class LoadedCheckpoint {
     public let recipeText: String
     public let tokenizer: any Tokenizer
     public let model: GPT
-    public let savedTensors: [(name: String, shape: [Int])]
 
     /// - Parameters: `maxBatch`, `maxTime`: the largest batch the model will run (default: the recipe's
-    ///   micro-batch and sequence length).
-    public init(path: String, threads: Int, maxBatch: Int? = nil, maxTime: Int? = nil) throws {
+    ///   micro-batch and sequence length); `fullContext` makes room for the model's whole context instead.
+    public init(path: String, threads: Int, maxBatch: Int? = nil, maxTime: Int? = nil, fullContext: Bool = false) throws {
         self.path = path
         let reader = try CheckpointReader(path: path)
         state = reader.state
         recipeText = reader.recipe
-        let check = RecipeLoader.check(text: reader.recipe, file: "\(path):/recipe", tolerance: .infinity)
-        guard let recipe = check.recipe else {
-            throw CheckpointError(file: path, reason: "its recipe does not read back: "
-                                  + check.errors.map(\.description).joined(separator: "; "))
-        }
+        let recipe = try CheckpointReader.parseRecipe(reader.recipe, of: path)
         self.recipe = recipe
         do { tokenizer = try TokenizerFile.load(Data(reader.tokenizer.utf8)) } catch {
             throw CheckpointError(file: path, reason: "its tokenizer does not read back: \(error)")
         }
-        savedTensors = try reader.modelTensors()
         BLAS.pinToOneThread()
         let config = GPTConfig(recipe)
-        model = GPT(config: config, maxBatch: maxBatch ?? recipe.training.microBatch,
-                    maxTime: min(config.seqLen, maxTime ?? recipe.training.seqLen), pool: ThreadPool(threads: threads))
-        let tensors = model.layout.tensors.map { CheckpointTensor(name: $0.name, shape: $0.shape, offset: $0.offset) }
-        try reader.read(tensors: tensors, parameters: model.parameters.base)
-    }
-
-    /// The context length (model.seq_len) of a checkpoint's model, without loading its weights.
-    public static func context(of path: String) throws -> Int {
-        let reader = try CheckpointReader(path: path)
-        guard let recipe = RecipeLoader.check(text: reader.recipe, file: path, tolerance: .infinity).recipe else {
-            throw CheckpointError(file: path, reason: "its recipe does not read back")
+        let time = fullContext ? config.seqLen : min(config.seqLen, maxTime ?? recipe.training.seqLen)
+        model = GPT(config: config, maxBatch: maxBatch ?? recipe.training.microBatch, maxTime: time,
+                    pool: ThreadPool(threads: threads))
+        let expected = Set(model.layout.tensors.map(\.name))
+        let saved = Set(try reader.modelTensors().map(\.name))
+        guard saved == expected else {
+            throw CheckpointError(file: path, reason: "its tensors do not match its recipe's model: "
+                + "missing \(expected.subtracting(saved).sorted()), unexpected \(saved.subtracting(expected).sorted())")
         }
-        return recipe.model.seqLen
+        try reader.read(tensors: model.layout.checkpointTensors, parameters: model.parameters.base)
     }
 
-    /// The data the checkpoint was trained on, from the path it recorded, checked to still give the same
-    /// tokenizer.
-    public func trainingData() throws -> TrainingData {
+    /// The data the checkpoint was trained on, from the path it recorded (or `path`, when the data has moved),
+    /// checked to still give the same tokenizer.
+    public func trainingData(at path: String? = nil) throws -> TrainingData {
         var r = recipe
-        r.data.path = state.dataPath
-        let data = try TrainingData.load(r, relativeTo: "/")
+        r.data.path = path.map { TrainingData.resolve($0, relativeTo: FileManager.default.currentDirectoryPath) }
+            ?? state.dataPath
+        let data: TrainingData
+        do { data = try TrainingData.load(r, relativeTo: "/") } catch let error as DataError where error.key == "data.path" {
+            throw CheckpointError(file: self.path, reason: "its data \(r.data.path) cannot be read (\(error.message)); "
+                                  + "if it moved, give its new place with --data")
+        }
         guard (try? data.tokenizer.jsonData()) == (try? tokenizer.jsonData()) else {
-            throw CheckpointError(file: path, reason: "\(state.dataPath) no longer gives the tokenizer this model was trained with")
+            throw CheckpointError(file: self.path, reason: "\(r.data.path) no longer gives the tokenizer this model was trained with")
         }
         return data
     }
@@ -68,6 +64,11 @@ public final class LoadedCheckpoint {
 /// t[kT+1 ..< kT+T+1], T the recipe's training.seq_len; the result is the mean over all W·T positions of the
 /// cross-entropy (natural log, softmax over every model.vocab_size logit) of the target given the inputs up to it.
 public enum WindowEvaluation {
+    /// Windows `gpt-train eval` uses by default: the whole split, up to a million tokens.
+    public static func defaultWindows(tokens: Int, time: Int) -> Int {
+        min(availableWindows(tokens: tokens, time: time), max(1, 1_000_000 / time))
+    }
+
     /// Complete windows a split holds: ⌊(n − 1) / T⌋.
     public static func availableWindows(tokens: Int, time: Int) -> Int { max(0, (tokens - 1) / time) }
 

@@ -32,20 +32,22 @@ final class MetricsLog {
 
     deinit { try? handle.close() }
 
-    func trainingLine(_ m: StepMetrics) {
+    func trainingLine(_ m: StepMetrics) throws {
         let loss = m.trainLoss.isFinite ? "\(m.trainLoss)" : "null"
         var line = "{\"step\":\(m.step),\"train_loss\":\(loss),\"lr\":\(json(m.lr)),"
         line += "\"grad_norm\":\(json(m.gradNorm)),\"tokens_per_sec\":\(json(m.tokensPerSecond.rounded()))"
         line += ",\"mfu\":\(m.mfu.map { json(($0 * 1e4).rounded() / 1e4) } ?? "null")}"
-        write(line)
+        try write(line)
     }
 
-    func validationLine(step: Int, loss: Double) {
-        write("{\"step\":\(step),\"val_loss\":\(json(loss))}")
+    func validationLine(step: Int, loss: Double) throws {
+        try write("{\"step\":\(step),\"val_loss\":\(json(loss))}")
     }
 
-    private func write(_ line: String) {
-        handle.write(Data((line + "\n").utf8))
+    private func write(_ line: String) throws {
+        do { try handle.write(contentsOf: Data((line + "\n").utf8)) } catch {
+            throw AtomicFile.WriteError(path: path, reason: "\(error)")
+        }
     }
 
     private func json(_ x: Double) -> String {

@@ -85,7 +85,10 @@ public enum ThroughputBenchmark {
             tokens.swapAt(0, n - 1)
             targets.swapAt(1, n - 2)
         }
-        func median(_ x: [Double]) -> Double { x.sorted()[x.count / 2] }
+        func median(_ x: [Double]) -> Double {
+            let s = x.sorted()
+            return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        }
         let seconds = median(step)
         return Result(name: c.name, threads: threads, steps: steps, stepSeconds: seconds,
                       forwardSeconds: median(forward), backwardSeconds: median(backward),

@@ -13,8 +13,8 @@ public struct TrainingOptions: Sendable {
     /// Threads for every parallel kernel (OpenBLAS itself is pinned to one). Results are bit-identical for the
     /// same recipe and thread count.
     public var threads: Int
-    /// Stop after this many optimizer steps (the schedule still spans the recipe's steps, so the run can be
-    /// resumed and finished later exactly as if it had not stopped).
+    /// Stop when the run reaches this step (counted from the start of the run, not of this process; the schedule
+    /// still spans the recipe's steps, so the run can be resumed and finished later exactly as if it had not stopped).
     public var stopAfter: Int?
     /// Matrix-product ceiling in FLOP/s, for MFU; nil leaves MFU out.
     public var ceilingFlops: Double?
@@ -58,10 +58,11 @@ public final class Trainer {
     public let microSteps: Int
     public let flopsPerToken: Double
     let events: (TrainingEvent) -> Void
+    /// Where the recipe was read from, when it was read from a file.
+    var recipePath: String?
     let tokens: UnsafeMutablePointer<Int32>
     let targets: UnsafeMutablePointer<Int32>
     var resumedFrom: String?
-    var resumedStep: Int?
 
     /// Reads and checks the recipe (refusing it, with every problem, before anything is allocated), loads the
     /// data and builds the model and optimizer.
@@ -71,6 +72,7 @@ public final class Trainer {
         let text = try String(contentsOfFile: recipePath, encoding: .utf8)
         let directory = URL(fileURLWithPath: recipePath).deletingLastPathComponent().path
         try self.init(recipe: recipe, recipeText: text, recipeDirectory: directory, options: options, events: events)
+        self.recipePath = recipePath
         for warning in warnings { events(.note(warning.description)) }
     }
 
@@ -81,6 +83,13 @@ public final class Trainer {
         self.options = options
         self.events = events
         data = try TrainingData.load(recipe, relativeTo: recipeDirectory)
+        let needed = GPTConfig(recipe).shape.trainingMemoryBytes(microBatch: recipe.training.microBatch,
+                                                                 context: recipe.training.seqLen)
+        guard needed < 0.9 * Double(CPU.memoryBytes) else {
+            throw DataError(key: "training.micro_batch", "the run needs \(bytes(needed)) for weights, gradients, AdamW "
+                            + "moments and one micro-batch's activations; this machine has \(bytes(Double(CPU.memoryBytes)))",
+                            fix: "lower training.micro_batch (and raise grad_accum to keep the batch), or train a smaller model")
+        }
         BLAS.pinToOneThread()
         pool = ThreadPool(threads: max(1, options.threads))
         model = GPT(config: GPTConfig(recipe), maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen, pool: pool)
@@ -102,6 +111,16 @@ public final class Trainer {
     deinit {
         tokens.deallocate()
         targets.deallocate()
+    }
+
+    /// The run directory keeps the recipe it was started with (unless that is where the recipe already is),
+    /// noting where it came from: its `data.path` is relative to the original's directory.
+    func copyRecipe() throws {
+        let copy = URL(fileURLWithPath: options.runDirectory).appendingPathComponent("recipe.toml").standardized.path
+        guard copy != recipePath.map({ URL(fileURLWithPath: $0).standardized.path }) else { return }
+        let origin = recipePath.map { URL(fileURLWithPath: $0).standardized.path } ?? "(given in memory)"
+        try AtomicFile.write("# Copied by gpt-train from \(origin); data.path is relative to that file's directory.\n"
+                             + recipeText, to: copy)
     }
 
     var batch: Int { recipe.training.microBatch }
@@ -157,13 +176,18 @@ public final class Trainer {
         let started = DispatchTime.now().uptimeNanoseconds
         try FileManager.default.createDirectory(atPath: options.runDirectory, withIntermediateDirectories: true)
         try prepareCheckpoints()
-        try AtomicFile.write(recipeText, to: (options.runDirectory as NSString).appendingPathComponent("recipe.toml"))
+        try copyRecipe()
         let metrics = try MetricsLog(path: (options.runDirectory as NSString).appendingPathComponent("metrics.jsonl"),
                                      keepThrough: resumedFrom != nil ? state.step : nil)
         let total = recipe.training.steps
         let stop = min(total, options.stopAfter ?? total)
         let tokensPerStep = batch * time * microSteps
         let firstStep = state.step
+        if stop <= firstStep {
+            throw RunDirectoryError(message: firstStep >= total
+                ? "the run is complete: it is at step \(firstStep) of \(total)"
+                : "--steps \(stop): the run is already at step \(firstStep); give a later step (the recipe ends at \(total))")
+        }
         events(.started(RunInfo(
             parameters: model.layout.count, tokensPerStep: tokensPerStep, startStep: firstStep, totalSteps: total,
             stopStep: stop, threads: pool.threadCount, blasCore: BLAS.coreName, flopsPerToken: flopsPerToken,
@@ -194,7 +218,7 @@ public final class Trainer {
                 step: step, trainLoss: loss, lr: lr, gradNorm: norm, tokensPerSecond: tps,
                 mfu: options.ceilingFlops.map { flopsPerToken * tps / $0 },
                 eta: Double(stop - step) * Double(tokensPerStep) / max(tps, 1e-9), logged: logged)
-            if logged { metrics.trainingLine(metricsNow) }
+            if logged { try metrics.trainingLine(metricsNow) }
             lastFinite = metricsNow
             events(.step(metricsNow))
 
@@ -202,7 +226,7 @@ public final class Trainer {
                 let loss = evaluate()
                 state.lastValLoss = loss
                 state.bestValLoss = min(state.bestValLoss ?? .infinity, loss)
-                metrics.validationLine(step: step, loss: loss)
+                try metrics.validationLine(step: step, loss: loss)
                 events(.validation(step: step, loss: loss))
             }
             if step % recipe.checkpoint.interval == 0 || step == stop {

@@ -26,7 +26,7 @@ public struct TrainingData: Sendable {
     }
 
     /// Loads the data a recipe names, and checks it against the recipe: the tokenizer matches, the vocabulary
-    /// fits in `model.vocab_size`, and both splits hold more than one training window.
+    /// fits in `model.vocab_size`, and both splits hold at least one training window.
     public static func load(_ recipe: Recipe, relativeTo directory: String) throws -> TrainingData {
         let path = resolve(recipe.data.path, relativeTo: directory)
         var isDirectory: ObjCBool = false

@@ -21,7 +21,8 @@ struct Ceiling: ParsableCommand {
     @Flag(help: "Measure again instead of using the cached value.") var remeasure = false
     @Flag(help: "Also time square products of several sizes, without caching anything.") var sweep = false
 
-    func run() {
+    func run() throws {
+        guard threads >= 1 else { throw CommandFailure.usage("gpt-bench: --threads must be at least 1") }
         BLAS.pinToOneThread()
         let pool = ThreadPool(threads: threads)
         if sweep {

@@ -60,6 +60,8 @@ struct Prepare: ParsableCommand {
             }
         } catch let error as CorpusError {
             throw CommandFailure("gpt-data: \(error)", exitCode: 1)
+        } catch {
+            throw CommandFailure("gpt-data: preparing \(inputs.joined(separator: " ")): \(error)", exitCode: 1)
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CLISupport
 import Compute
+import Corpus
 import Durable
 import Foundation
 import Planner
@@ -72,6 +73,15 @@ struct Make: ParsableCommand {
     @Option(help: "For the recipe: the seed.") var seed: Int = 1337
 
     mutating func run() throws {
+        if output != nil {
+            guard valFraction > 0, valFraction < 1 else {
+                throw CommandFailure.usage("gpt-plan: --val-fraction \(valFraction): must be between 0 and 1 (exclusive)")
+            }
+            guard seed >= 0 else { throw CommandFailure.usage("gpt-plan: --seed \(seed): must be 0 or more") }
+            if let tokenizer, !Schema.tokenizerNames.contains(tokenizer) {
+                throw CommandFailure.usage("gpt-plan: --tokenizer \(tokenizer): use one of \(Schema.tokenizerNames.joined(separator: ", "))")
+            }
+        }
         let request = try makeRequest()
         if compareFits {
             try printComparison(request)
@@ -113,7 +123,7 @@ struct Make: ParsableCommand {
         guard let rule = AllocationRule.named(fit, tokensPerParam: ratio) else {
             throw CommandFailure.usage("gpt-plan: --fit \(fit): unknown; use one of \(AllocationRule.names.joined(separator: ", "))")
         }
-        let prepared = PreparedData.read(data)
+        let prepared = preparedMeta(data)
         let memory = try quantity(deviceMemory, "--device-memory") ?? Double(CPU.memoryBytes)
         let rate: Double
         var deviceDescription: String
@@ -225,7 +235,7 @@ struct Make: ParsableCommand {
         var settings = RunSettings()
         // --data is relative to where the command runs; a recipe's data.path is relative to the recipe.
         settings.dataPath = relativePath(of: data, from: (path as NSString).deletingLastPathComponent)
-        settings.tokenizer = tokenizer ?? PreparedData.read(data)?.tokenizer ?? "bpe"
+        settings.tokenizer = tokenizer ?? preparedMeta(data)?.tokenizer ?? "bpe"
         settings.valFraction = valFraction
         settings.seed = seed
         let (recipe, notes) = Recipe.from(plan: plan, settings: settings)
@@ -280,8 +290,8 @@ struct Check: ParsableCommand {
                 if !quiet {
                     let r = result.recipe!
                     let n = r.shape.parameterCount.total
-                    let spent = 6 * Double(n) * Double(r.trainingTokens)
-                    print("\(file): ok (N = \(si(Double(n), 4)), D = \(si(Double(r.trainingTokens), 4)), "
+                    let spent = 6 * Double(n) * r.trainingTokens
+                    print("\(file): ok (N = \(si(Double(n), 4)), D = \(si(r.trainingTokens, 4)), "
                           + "6ND = \(sig(spent, 4)) vs budget \(sig(r.plan.flopsBudget, 4))"
                           + "\(result.warnings.isEmpty ? "" : ", \(result.warnings.count) warning\(result.warnings.count == 1 ? "" : "s")"))")
                 }
@@ -347,19 +357,10 @@ func relativePath(of target: String, from directory: String) -> String {
     return parts.isEmpty ? "." : parts.joined(separator: "/")
 }
 
-/// What `gpt-data prepare` recorded about a directory: its tokenizer and vocabulary size.
-struct PreparedData {
-    var tokenizer: String
-    var vocabSize: Int
-
-    static func read(_ directory: String) -> PreparedData? {
-        let path = (directory as NSString).appendingPathComponent("meta.json")
-        guard let data = FileManager.default.contents(atPath: path),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let tokenizer = object["tokenizer"] as? String, let vocab = object["vocab_size"] as? Int
-        else { return nil }
-        return PreparedData(tokenizer: tokenizer, vocabSize: vocab)
-    }
+/// What `gpt-data prepare` recorded about a directory (its meta.json), if it is one.
+func preparedMeta(_ directory: String) -> DatasetMeta? {
+    let path = (directory as NSString).appendingPathComponent("meta.json")
+    return FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(DatasetMeta.self, from: $0) }
 }
 
 Main.relaunchWithFastestBLASCore()

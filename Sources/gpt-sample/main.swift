@@ -23,7 +23,7 @@ struct GPTSample: ParsableCommand {
     @Option(help: "Threads.") var threads: Int = CPU.count
 
     func run() throws {
-        guard tokens >= 0, topK >= 1, temperature >= 0, threads >= 1 else {
+        guard tokens >= 0, topK >= 1, temperature >= 0, temperature.isFinite, threads >= 1 else {
             throw CommandFailure.usage("gpt-sample: --tokens ≥ 0, --top-k ≥ 1, --temperature ≥ 0, --threads ≥ 1")
         }
         guard FileManager.default.fileExists(atPath: checkpoint) else {
@@ -32,8 +32,7 @@ struct GPTSample: ParsableCommand {
         let loaded: LoadedCheckpoint
         do {
             // Room for a whole context window in one pass (the prefill).
-            let context = try LoadedCheckpoint.context(of: checkpoint)
-            loaded = try LoadedCheckpoint(path: checkpoint, threads: threads, maxBatch: 1, maxTime: context)
+            loaded = try LoadedCheckpoint(path: checkpoint, threads: threads, maxBatch: 1, fullContext: true)
         } catch { throw CommandFailure("gpt-sample: \(error)", exitCode: 1) }
         let tokenizer = loaded.tokenizer
         var promptTokens: [Int32]
@@ -56,7 +55,8 @@ struct GPTSample: ParsableCommand {
         var logits = generator.append(promptTokens)
         let start = DispatchTime.now().uptimeNanoseconds
         for i in 0..<tokens {
-            let next = sampler.sample(logits, vocab: loaded.model.config.vocabSize)
+            // The rows past the tokenizer's vocabulary (padding to a multiple of 64) are never targets: skip them.
+            let next = sampler.sample(logits, vocab: tokenizer.vocabSize)
             stdout.write(Data(output.push(tokenizer.decode([next])).utf8))
             if i + 1 < tokens { logits = generator.append([next]) }
         }

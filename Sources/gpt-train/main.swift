@@ -22,7 +22,7 @@ struct Train: ParsableCommand {
     @Argument(help: "The recipe (see docs/recipe-reference.md).") var recipe: String
     @Option(help: "Run directory for metrics.jsonl, checkpoints and a copy of the recipe (default: runs/<recipe name>).")
     var out: String?
-    @Option(help: "Stop after this many optimizer steps; the schedule still spans the recipe's steps, so --resume finishes the run exactly.")
+    @Option(help: "Stop when the run reaches this step; the schedule still spans the recipe's steps, so --resume finishes the run exactly.")
     var steps: Int?
     @Option(help: "Threads (results are bit-identical for the same recipe and thread count).") var threads: Int = CPU.count
     @Flag(help: "Continue from the newest valid checkpoint in the run directory.") var resume = false
@@ -35,6 +35,9 @@ struct Train: ParsableCommand {
         guard FileManager.default.fileExists(atPath: recipe) else {
             throw CommandFailure.usage("gpt-train: \(recipe): no such file")
         }
+        do { _ = try RecipeLoader.loadValid(path: recipe) } catch let rejected as RecipeRejected {
+            throw CommandFailure("gpt-train: \(recipe) cannot be trained:\n\(rejected)", exitCode: 1)
+        } catch { throw CommandFailure("gpt-train: \(error)", exitCode: 2) }
         let name = ((recipe as NSString).lastPathComponent as NSString).deletingPathExtension
         var options = TrainingOptions(runDirectory: out ?? "runs/\(name)", threads: threads)
         options.stopAfter = steps
@@ -137,21 +140,24 @@ struct Evaluate: ParsableCommand {
 
     @Argument(help: "A checkpoint (.h5).") var checkpoint: String
     @Option(help: "Which split: val or train.") var split: String = "val"
-    @Option(help: "Micro-batches of windows (each the recipe's micro_batch windows); default: the recipe's eval.iters.")
+    @Option(help: "Micro-batches of windows (each the recipe's micro_batch windows); default: the whole split, up to a million tokens.")
     var batches: Int?
     @Option(help: "Exact number of windows, instead of --batches.") var windows: Int?
+    @Option(help: "The training data, if it moved since the checkpoint was written.") var data: String?
     @Flag(help: "Print one JSON object.") var json = false
     @Option(help: "Threads.") var threads: Int = CPU.count
 
     mutating func run() throws {
         guard ["val", "train"].contains(split) else { throw CommandFailure.usage("gpt-train eval: --split must be val or train") }
+        guard threads >= 1 else { throw CommandFailure.usage("gpt-train eval: --threads must be at least 1") }
         let loaded = try openCheckpoint(checkpoint, threads: threads)
-        let data: TrainingData
-        do { data = try loaded.trainingData() } catch { throw CommandFailure("gpt-train eval: \(error)", exitCode: 1) }
-        let source = split == "val" ? data.val : data.train
+        let trainingData: TrainingData
+        do { trainingData = try loaded.trainingData(at: data) } catch { throw CommandFailure("gpt-train eval: \(error)", exitCode: 1) }
+        let source = split == "val" ? trainingData.val : trainingData.train
         let time = loaded.recipe.training.seqLen
         let available = WindowEvaluation.availableWindows(tokens: source.count, time: time)
-        let wanted = windows ?? (batches ?? loaded.recipe.eval.iters) * loaded.recipe.training.microBatch
+        let wanted = windows ?? batches.map { $0 * loaded.recipe.training.microBatch }
+            ?? WindowEvaluation.defaultWindows(tokens: source.count, time: time)
         guard wanted >= 1 else { throw CommandFailure.usage("gpt-train eval: ask for at least one window") }
         let count = min(wanted, available)
         let loss = WindowEvaluation.evaluate(loaded.model, on: source, windows: count, time: time)
@@ -186,7 +192,7 @@ struct Inspect: ParsableCommand {
             + "(\(r.schedule.decay.rawValue), warmup \(r.schedule.warmupSteps)), seed \(r.training.seed)\n"
         out += "  data: \(s.dataPath) (\(loaded.tokenizer.kind.rawValue) tokenizer, \(loaded.tokenizer.vocabSize) tokens)\n"
         out += "  written with \(s.threads) threads, OpenBLAS \(s.blasCore), \(s.optimizerSteps) optimizer steps\n\n"
-        let width = loaded.savedTensors.map(\.name.count).max() ?? 10
+        let width = loaded.model.layout.tensors.map(\.name.count).max() ?? 10
         out += "  " + "parameter".padding(toLength: width, withPad: " ", startingAt: 0) + "  shape           count\n"
         var total = 0
         for tensor in loaded.model.layout.tensors {

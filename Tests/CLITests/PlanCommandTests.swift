@@ -42,6 +42,17 @@ final class PlanCommandTests: XCTestCase {
         }
     }
 
+    func testRecipeSettingsAreCheckedAsUsageErrors() throws {
+        let dir = try Fixtures.directory("plan-flags")
+        for (flag, value) in [("--val-fraction", "1.5"), ("--seed=-1", nil), ("--tokenizer", "words")] {
+            let args = ["--flops", "3e15", "--vocab", "65", "-o", "r.toml", flag] + (value.map { [$0] } ?? []) + device
+            let out = try Tool.run("gpt-plan", args, in: dir)
+            XCTAssertEqual(out.status, 2, "\(flag): \(out.stderr)")
+            XCTAssertTrue(out.stderr.contains(flag.split(separator: "=")[0]), out.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/r.toml"))
+        }
+    }
+
     func testInverseQuestionsAndComparisons() throws {
         let byParams = try Tool.run("gpt-plan", ["--params", "124M", "--json"] + device)
         XCTAssertEqual(byParams.status, 0, byParams.stderr)

@@ -92,6 +92,22 @@ final class TrainCommandTests: XCTestCase {
         let expected = WindowEvaluation.evaluate(loaded.model, on: try loaded.trainingData().val, windows: 7, time: 16)
         XCTAssertEqual(object["loss"] as! Double, expected, accuracy: 1e-6)
 
+        // --steps names the step to stop at: a run already past it says so.
+        let behind = try Tool.run("gpt-train", [recipe, "--out", "\(dir)/run", "--resume", "--steps", "10", "--no-mfu"])
+        XCTAssertEqual(behind.status, 1)
+        XCTAssertTrue(behind.stderr.contains("complete") || behind.stderr.contains("already at step 20"), behind.stderr)
+        XCTAssertEqual(try Tool.run("gpt-train", ["eval", ckpt, "--threads", "0"]).status, 2)
+
+        // Data that moved: eval names the problem, and --data points at the new place.
+        try FileManager.default.moveItem(atPath: "\(dir)/data.txt", toPath: "\(dir)/moved.txt")
+        let lost = try Tool.run("gpt-train", ["eval", ckpt, "--windows", "7"])
+        XCTAssertEqual(lost.status, 1)
+        XCTAssertTrue(lost.stderr.contains("--data"), lost.stderr)
+        let found = try Tool.run("gpt-train", ["eval", ckpt, "--windows", "7", "--json", "--data", "\(dir)/moved.txt"])
+        XCTAssertEqual(found.status, 0, found.stderr)
+        XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(found.stdout.utf8)) as! [String: Any])["loss"] as! Double,
+                       expected, accuracy: 1e-6)
+
         let inspect = try Tool.run("gpt-train", ["inspect", ckpt])
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
         for text in ["step 20 of 20", "transformer.h.1.mlp.c_fc.weight", "128 × 32", "char tokenizer"] {

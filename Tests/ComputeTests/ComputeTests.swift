@@ -29,7 +29,7 @@ final class ThreadPoolTests: XCTestCase {
         // Idle long enough for the workers to fall asleep, then wake them.
         usleep(20_000)
         var seen = [Int](repeating: 0, count: 3)
-        seen.withUnsafeMutableBufferPointer { s in pool.run(s) { s, i in s[i] += 1 } }
+        seen.withUnsafeMutableBufferPointer { s in pool.parallelChunks(3, s.baseAddress!) { s, thread, _ in s[thread] += 1 } }
         XCTAssertEqual(seen, [1, 1, 1])
     }
 }

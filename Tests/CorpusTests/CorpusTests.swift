@@ -69,9 +69,23 @@ final class TokenShardTests: XCTestCase {
         var version = good
         version[8] = 9
         try expectError(version, "format version 9")
+        var huge = good
+        for i in 16..<24 { huge[i] = 0xFF }
+        try expectError(huge, "truncated: the header promises")
         var outOfRange = good
         outOfRange[64 + 2 * 50] = 200
         try expectError(outOfRange, "not below the vocabulary size 100")
+    }
+}
+
+final class TokenShardWriterTests: XCTestCase {
+    func testAWriterDroppedBeforeFinishLeavesNoFile() throws {
+        let dir = try Fixtures.directory("shard-drop")
+        do {
+            let writer = try TokenShardWriter(path: "\(dir)/t.bin", vocabSize: 10)
+            try writer.append([1, 2, 3])
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [])
     }
 }
 

@@ -223,6 +223,24 @@ final class PlanTests: XCTestCase {
         }
     }
 
+    func testDevicesNeverBreakTheStepFloor() throws {
+        for devices in [1, 3, 8, 64] {
+            var r = request(.flops(3e15))
+            r.vocabSize = 65
+            r.devices = devices
+            let plan = try Plan.make(r)
+            XCTAssertGreaterThanOrEqual(plan.steps, minimumSteps, "\(devices) devices")
+            XCTAssertEqual(plan.batchSequences, plan.microBatch * plan.gradAccum * devices)
+        }
+        // Too many devices for the tokens: a clear error, not a plan with a handful of steps.
+        var r = request(.flops(1e13))
+        r.vocabSize = 65
+        r.devices = 4096
+        XCTAssertThrowsError(try Plan.make(r)) { error in
+            XCTAssertTrue("\(error)".contains("fewer --devices"), "\(error)")
+        }
+    }
+
     func testQuantities() {
         XCTAssertEqual(Quantity.parse("1e20"), 1e20)
         XCTAssertEqual(Quantity.parse("3.2e19"), 3.2e19)

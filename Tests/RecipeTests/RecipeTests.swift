@@ -179,6 +179,20 @@ final class RecipeProblemTests: XCTestCase {
         XCTAssertEqual(Set(problems(text).compactMap(\.key)), ["optimizer.lr", "model.bias", "training.seed", "extra"])
     }
 
+    func testUnknownKeysDoNotHideOtherProblems() {
+        valid = edit("training.grad_accum", "7")
+        let found = problems(valid.replacingOccurrences(of: "[logging]\n", with: "[logging]\nintervall = 3\n"))
+        XCTAssertEqual(Set(found.compactMap(\.key)), ["logging.intervall", "training.batch_size"])
+    }
+
+    func testAbsurdSizesAreRangeErrorsNotCrashes() {
+        let found = problems(edit("model.d_model", "1000000000"))
+        XCTAssertEqual(found.map(\.key), ["model.d_model"])
+        XCTAssertTrue(found[0].message.contains("an integer in 1...65536"), found[0].message)
+        valid = edit("training.steps", "1099511627776")
+        XCTAssertEqual(problems(edit("training.batch_size", "16777216")).map(\.key).contains("plan.flops_budget"), true)
+    }
+
     func testHeadsMustDivideWidth() {
         let found = problems(edit("model.n_head", "5"))
         XCTAssertTrue(found.map(\.key).contains("model.n_head"))
