@@ -54,7 +54,10 @@ fi
 
 run="runs/demo-${name}"  # runs/demo-shakespeare by default
 mkdir -p "$run"
-"$bin/gpt-plan" --flops "$flops" --data "$prepared" -o "$run/recipe.toml" | head -n 28
+# The whole plan, with its rationale, stays in $run/plan.txt; the table is shown here.
+"$bin/gpt-plan" --flops "$flops" --data "$prepared" -o "$run/recipe.toml" > "$run/plan.txt"
+sed -n '1,/^Rationale/p' "$run/plan.txt" | sed '$d'
+echo "demo: the plan's rationale is in $run/plan.txt" >&2
 rm -rf "$run/checkpoints" "$run/metrics.jsonl"
 "$bin/gpt-train" "$run/recipe.toml" --out "$run"
 
