@@ -55,16 +55,18 @@ let package = Package(
         // Libraries, bottom up.
         .target(name: "Durable"),
         .target(name: "Compute", dependencies: ["COpenBLAS"], swiftSettings: numericSettings),
-        .target(name: "Planner"),
-        .target(name: "Recipe", dependencies: ["Planner", "TOMLKit"]),
+        // The model's shape, which the planner, the recipe and the model share.
+        .target(name: "GPTShape"),
+        .target(name: "Planner", dependencies: ["GPTShape"]),
+        .target(name: "Recipe", dependencies: ["GPTShape", "Planner", "TOMLKit"]),
         .target(name: "Tokenizers", swiftSettings: numericSettings),
         .target(name: "Corpus", dependencies: ["Tokenizers", "Durable"], swiftSettings: numericSettings),
         .target(name: "Kernels", dependencies: ["Compute"], swiftSettings: numericSettings),
-        .target(name: "GPT", dependencies: ["Kernels", "Compute"], swiftSettings: numericSettings),
+        .target(name: "GPT", dependencies: ["GPTShape", "Kernels", "Compute"], swiftSettings: numericSettings),
         .target(name: "Checkpoint", dependencies: ["CHDF5", "Durable"]),
         .target(
             name: "Trainer",
-            dependencies: ["GPT", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable"],
+            dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable"],
             swiftSettings: numericSettings),
         .target(name: "TestFixtures", dependencies: ["Recipe", "Planner"], path: "Sources/TestFixtures"),
         // Counts heap allocations in the test binary (it replaces malloc and friends there); nothing else links it.
@@ -96,15 +98,15 @@ let package = Package(
             dependencies: ["Trainer", "Corpus", "Tokenizers", "CLISupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
-        .testTarget(name: "PlannerTests", dependencies: ["Planner"]),
+        .testTarget(name: "PlannerTests", dependencies: ["Planner", "GPTShape"]),
         .testTarget(name: "RecipeTests", dependencies: ["Recipe", "Planner"]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "COpenBLAS"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernels", "Compute"]),
-        .testTarget(name: "GPTTests", dependencies: ["GPT", "Kernels", "Compute", "Planner"]),
+        .testTarget(name: "GPTTests", dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Planner"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "CorpusTests", dependencies: ["Corpus", "Tokenizers", "TestFixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Trainer", "TestFixtures", "Compute"]),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "Recipe", "Compute", "TestFixtures", "Kernels", "AllocationCounter"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "GPTShape", "Recipe", "Compute", "TestFixtures", "Kernels", "AllocationCounter"]),
         .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "Trainer", "Recipe"]),
     ]
 )

@@ -1,14 +1,18 @@
 import Compute
+import GPTShape
 import Kernels
 
-/// Where dropout masks come from in one forward/backward pass: the run's seed and the pass's step and
-/// micro-batch, so that a resumed run draws the same masks.
+/// Dropout in one training forward/backward pass (a training setting, not part of the model's shape): the
+/// probability, and where the masks come from: the run's seed and the pass's step and micro-batch, so that a
+/// resumed run draws the same masks.
 public struct DropoutContext: Sendable {
+    public var probability: Float
     public var seed: UInt64
     public var step: Int
     public var micro: Int
 
-    public init(seed: UInt64, step: Int, micro: Int) {
+    public init(probability: Float, seed: UInt64, step: Int, micro: Int) {
+        self.probability = probability
         self.seed = seed
         self.step = step
         self.micro = micro
@@ -20,7 +24,7 @@ public struct DropoutContext: Sendable {
 /// Parameters, gradients and activations each live in one allocation made here; a training step allocates
 /// nothing. Layers are forward/backward pairs of kernels over those buffers; every matrix product is an sgemm.
 public final class GPT {
-    public let config: GPTConfig
+    public let shape: ModelShape
     public let layout: ParameterLayout
     public let pool: ThreadPool
     public let parameters: FloatStorage
@@ -39,21 +43,21 @@ public final class GPT {
     private var lastBatch = 0, lastTime = 0
     private var lastDropout: DropoutContext?
 
-    public init(config: GPTConfig, maxBatch: Int, maxTime: Int, pool: ThreadPool) {
-        precondition(config.dModel % config.nHead == 0, "d_model must be a multiple of n_head")
-        precondition(maxTime <= config.seqLen, "sequences cannot be longer than the context")
-        self.config = config
-        self.layout = ParameterLayout(config)
+    public init(shape: ModelShape, maxBatch: Int, maxTime: Int, pool: ThreadPool) {
+        precondition(shape.dModel % shape.nHead == 0, "d_model must be a multiple of n_head")
+        precondition(maxTime <= shape.seqLen, "sequences cannot be longer than the context")
+        self.shape = shape
+        self.layout = ParameterLayout(shape)
         self.pool = pool
         self.maxBatch = maxBatch
         self.maxTime = maxTime
         parameters = FloatStorage(count: layout.count)
         gradients = FloatStorage(count: layout.count)
-        acts = ActivationLayout(config, batch: maxBatch, time: maxTime)
+        acts = ActivationLayout(shape, batch: maxBatch, time: maxTime)
         activations = FloatStorage(count: acts.count)
-        attentionScratch = FloatStorage(count: pool.threadCount
-            * Attention.scratchPerThread(time: maxTime, dropout: config.dropout > 0))
-        normScratch = FloatStorage(count: LayerNorm.scratchCount(threads: pool.threadCount, channels: config.dModel))
+        // Room for attention dropout too: whether a pass drops out is up to its caller.
+        attentionScratch = FloatStorage(count: pool.threadCount * Attention.scratchPerThread(time: maxTime, dropout: true))
+        normScratch = FloatStorage(count: LayerNorm.scratchCount(threads: pool.threadCount, channels: shape.dModel))
         tokenBuffer = .allocate(capacity: maxBatch * maxTime)
         targetBuffer = .allocate(capacity: maxBatch * maxTime)
         tokenBuffer.initialize(repeating: 0, count: maxBatch * maxTime)
@@ -75,7 +79,7 @@ public final class GPT {
         var rng = Xoshiro256(seed: seed, stream: 1)
         let p = parameters.base
         parameters.zero()
-        let residualStd = 0.02 / (2.0 * Double(config.nLayer)).squareRoot()
+        let residualStd = 0.02 / (2.0 * Double(shape.nLayer)).squareRoot()
         for tensor in layout.tensors {
             if tensor.name.hasSuffix("ln_1.weight") || tensor.name.hasSuffix("ln_2.weight") || tensor.name.hasSuffix("ln_f.weight") {
                 (p + tensor.offset).update(repeating: 1, count: tensor.count)
@@ -107,14 +111,14 @@ public final class GPT {
     public func forward(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?, batch: Int, time: Int,
                         gradientScale: Float? = nil, dropout: DropoutContext? = nil) -> Float {
         precondition(batch <= maxBatch && time <= maxTime, "micro-batch larger than the buffers")
-        let bt = batch * time, c = config.dModel, f = config.dFF, v = config.vocabSize
+        let bt = batch * time, c = shape.dModel, f = shape.dFF, v = shape.vocabSize
         tokenBuffer.update(from: tokens, count: bt)
         if let targets { targetBuffer.update(from: targets, count: bt) }
         lastBatch = batch
         lastTime = time
-        let drop = config.dropout > 0 ? dropout : nil
+        let drop = (dropout?.probability ?? 0) > 0 ? dropout : nil
         lastDropout = drop
-        let shape = Attention.Shape(batch: batch, time: time, channels: c, heads: config.nHead)
+        let attentionShape = Attention.Shape(batch: batch, time: time, channels: c, heads: shape.nHead)
 
         Encoder.forward(pool, out: act(acts.encoded), tokens: tokenBuffer, wte: param(layout.wte), wpe: param(layout.wpe),
                         batch: batch, time: time, channels: c)
@@ -127,7 +131,7 @@ public final class GPT {
                               weight: param(o.ln1Weight), bias: optionalParam(o.ln1Bias), rows: bt, channels: c)
             Linear.forward(pool, out: act(a.qkv), inp: act(a.ln1), weight: param(o.qkvWeight), bias: optionalParam(o.qkvBias),
                            rows: bt, inFeatures: c, outFeatures: 3 * c)
-            Attention.forward(pool, out: act(a.attY), att: act(a.att), qkv: act(a.qkv), shape: shape,
+            Attention.forward(pool, out: act(a.attY), att: act(a.att), qkv: act(a.qkv), shape: attentionShape,
                               scratch: attentionScratch.base, dropout: drop.map { mask($0, layer: l, site: 1) })
             residualBranch(out: act(a.residual2), residual: residual, inp: act(a.attY), weight: param(o.attnProjWeight),
                            bias: optionalParam(o.attnProjBias), rows: bt, inFeatures: c,
@@ -162,7 +166,7 @@ public final class GPT {
     private func residualBranch(out: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>, inp: UnsafePointer<Float>,
                                 weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, rows: Int, inFeatures: Int,
                                 dropout: DropoutMask?) {
-        let c = config.dModel
+        let c = shape.dModel
         if let dropout {
             let branch = act(acts.dLn)
             Linear.forward(pool, out: branch, inp: inp, weight: weight, bias: bias, rows: rows, inFeatures: inFeatures, outFeatures: c)
@@ -176,7 +180,7 @@ public final class GPT {
 
     private func mask(_ d: DropoutContext, layer: Int, site: Int) -> DropoutMask {
         DropoutMask(key: DropoutMask.key(seed: d.seed, step: d.step, micro: d.micro, layer: layer, site: site),
-                    probability: config.dropout)
+                    probability: d.probability)
     }
 
     // MARK: Backward
@@ -195,8 +199,8 @@ public final class GPT {
     /// micro-batch of a step needs no zeroing pass).
     public func backward(accumulate: Bool) {
         let batch = lastBatch, time = lastTime
-        let bt = batch * time, c = config.dModel, f = config.dFF, v = config.vocabSize
-        let shape = Attention.Shape(batch: batch, time: time, channels: c, heads: config.nHead)
+        let bt = batch * time, c = shape.dModel, f = shape.dFF, v = shape.vocabSize
+        let attentionShape = Attention.Shape(batch: batch, time: time, channels: c, heads: shape.nHead)
         let drop = lastDropout
         let dResidual = act(acts.dResidual), dLn = act(acts.dLn), dQKV = act(acts.dQKV)
         let dAttY = act(acts.dAttY), dFc = act(acts.dFc)
@@ -206,13 +210,13 @@ public final class GPT {
         Linear.backward(pool, dinp: dLn, dweight: grad(layout.wte), dbias: nil, dout: act(acts.logits), inp: act(acts.lnf),
                         weight: param(layout.wte), rows: bt, inFeatures: c, outFeatures: v,
                         accumulateInput: false, accumulateParameters: accumulate)
-        let last = config.nLayer > 0 ? act(acts.layers[config.nLayer - 1].residual3) : act(acts.encoded)
+        let last = shape.nLayer > 0 ? act(acts.layers[shape.nLayer - 1].residual3) : act(acts.encoded)
         LayerNorm.backward(pool, dinp: dResidual, dweight: grad(layout.lnfWeight), dbias: optionalGrad(layout.lnfBias),
                            dout: dLn, inp: last, weight: param(layout.lnfWeight), mean: act(acts.lnfMean),
                            rstd: act(acts.lnfRstd), rows: bt, channels: c, scratch: normScratch,
                            accumulateInput: false, accumulateParameters: accumulate)
 
-        for l in stride(from: config.nLayer - 1, through: 0, by: -1) {
+        for l in stride(from: shape.nLayer - 1, through: 0, by: -1) {
             let a = acts.layers[l], o = layout.layers[l]
             let residual = l == 0 ? act(acts.encoded) : act(acts.layers[l - 1].residual3)
 
@@ -235,7 +239,7 @@ public final class GPT {
             Linear.backward(pool, dinp: dAttY, dweight: grad(o.attnProjWeight), dbias: optionalGrad(o.attnProjBias),
                             dout: dBranch, inp: act(a.attY), weight: param(o.attnProjWeight), rows: bt,
                             inFeatures: c, outFeatures: c, accumulateInput: false, accumulateParameters: accumulate)
-            Attention.backward(pool, dqkv: dQKV, dout: dAttY, att: act(a.att), qkv: act(a.qkv), shape: shape,
+            Attention.backward(pool, dqkv: dQKV, dout: dAttY, att: act(a.att), qkv: act(a.qkv), shape: attentionShape,
                                scratch: attentionScratch.base, dropout: drop.map { mask($0, layer: l, site: 1) })
             Linear.backward(pool, dinp: dLn, dweight: grad(o.qkvWeight), dbias: optionalGrad(o.qkvBias), dout: dQKV,
                             inp: act(a.ln1), weight: param(o.qkvWeight), rows: bt, inFeatures: c, outFeatures: 3 * c,
@@ -249,9 +253,9 @@ public final class GPT {
         if let drop { mask(drop, layer: -1, site: 0).apply(pool, out: dResidual, dResidual, count: bt * c) }
         Encoder.backward(pool, dwte: grad(layout.wte), dwpe: grad(layout.wpe), dout: dResidual, tokens: tokenBuffer,
                          batch: batch, time: time, channels: c, accumulate: accumulate)
-        if time < config.seqLen && !accumulate {
+        if time < shape.seqLen && !accumulate {
             // Positions the micro-batch did not reach get no gradient, and must not keep an old one.
-            (grad(layout.wpe) + time * c).update(repeating: 0, count: (config.seqLen - time) * c)
+            (grad(layout.wpe) + time * c).update(repeating: 0, count: (shape.seqLen - time) * c)
         }
     }
 }

@@ -1,5 +1,6 @@
 import Compute
 import Foundation
+import GPTShape
 import Kernels
 
 /// Next-token logits for text generation, one sequence at a time.
@@ -13,7 +14,7 @@ import Kernels
 public final class Generator {
     public let model: GPT
     public let useCache: Bool
-    let config: GPTConfig
+    let shape: ModelShape
     let context: Int
     /// Keys and values of every layer: [n_layer][context][C] each.
     let keys: FloatStorage
@@ -30,13 +31,13 @@ public final class Generator {
     public init(model: GPT, useCache: Bool = true) {
         self.model = model
         self.useCache = useCache
-        config = model.config
+        shape = model.shape
         context = model.maxTime
-        let c = config.dModel
-        keys = FloatStorage(count: config.nLayer * context * c)
-        values = FloatStorage(count: config.nLayer * context * c)
-        scratch = FloatStorage(count: 8 * c + 2 * config.dFF + context + 2)
-        logitsBuffer = FloatStorage(count: config.vocabSize)
+        let c = shape.dModel
+        keys = FloatStorage(count: shape.nLayer * context * c)
+        values = FloatStorage(count: shape.nLayer * context * c)
+        scratch = FloatStorage(count: 8 * c + 2 * shape.dFF + context + 2)
+        logitsBuffer = FloatStorage(count: shape.vocabSize)
     }
 
     /// Starts a new sequence.
@@ -64,13 +65,13 @@ public final class Generator {
 
     /// Runs the whole window through the batched forward pass; with the cache, keeps its keys and values.
     private func prefill() -> UnsafePointer<Float> {
-        let t = window.count, c = config.dModel, v = config.vocabSize
+        let t = window.count, c = shape.dModel, v = shape.vocabSize
         window.withUnsafeBufferPointer { tokens in
             _ = model.forward(tokens: tokens.baseAddress!, targets: nil, batch: 1, time: t)
         }
         logitsBuffer.base.update(from: model.logits + (t - 1) * v, count: v)
         if useCache {
-            for l in 0..<config.nLayer {
+            for l in 0..<shape.nLayer {
                 let qkv = model.act(model.acts.layers[l].qkv)
                 for i in 0..<t {
                     (keys.base + (l * context + i) * c).update(from: qkv + i * 3 * c + c, count: c)
@@ -84,7 +85,7 @@ public final class Generator {
 
     /// One position through the model, reading and extending the cache.
     private func step(_ token: Int32, position p: Int) -> UnsafePointer<Float> {
-        let c = config.dModel, f = config.dFF, hs = c / config.nHead
+        let c = shape.dModel, f = shape.dFF, hs = c / shape.nHead
         let layout = model.layout
         let s = scratch.base
         let x = s, ln = s + c, qkv = s + 2 * c, y = s + 5 * c, tmp = s + 6 * c, stats = s + 7 * c
@@ -104,7 +105,7 @@ public final class Generator {
             (k + p * c).update(from: qkv + c, count: c)
             (v + p * c).update(from: qkv + 2 * c, count: c)
             let scale = 1 / Float(hs).squareRoot()
-            for h in 0..<config.nHead {
+            for h in 0..<shape.nHead {
                 // scores = scale · K[0...p, head] · q_head, softmax, y_head = V[0...p, head]ᵀ · scores.
                 Matmul.serial(transA: false, transB: true, m: p + 1, n: 1, k: hs, alpha: scale,
                               a: k + h * hs, lda: c, b: qkv + h * hs, ldb: hs, beta: 0, c: scores, ldc: 1)
@@ -125,7 +126,7 @@ public final class Generator {
         LayerNorm.forward(pool, out: tmp, mean: stats, rstd: stats + 1, inp: x, weight: param(layout.lnfWeight),
                           bias: optional(layout.lnfBias), rows: 1, channels: c)
         Linear.forward(pool, out: logitsBuffer.base, inp: tmp, weight: param(layout.wte), bias: nil, rows: 1,
-                       inFeatures: c, outFeatures: config.vocabSize)
+                       inFeatures: c, outFeatures: shape.vocabSize)
         cached = p + 1
         return UnsafePointer(logitsBuffer.base)
     }

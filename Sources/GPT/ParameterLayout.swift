@@ -1,27 +1,4 @@
-/// The model's hyper-parameters.
-public struct GPTConfig: Sendable, Equatable {
-    public var nLayer: Int
-    public var nHead: Int
-    public var dModel: Int
-    public var dFF: Int
-    /// Context length: rows of the position embedding.
-    public var seqLen: Int
-    public var vocabSize: Int
-    public var bias: Bool
-    public var dropout: Float
-
-    public init(nLayer: Int, nHead: Int, dModel: Int, dFF: Int, seqLen: Int, vocabSize: Int, bias: Bool,
-                dropout: Float = 0) {
-        self.nLayer = nLayer
-        self.nHead = nHead
-        self.dModel = dModel
-        self.dFF = dFF
-        self.seqLen = seqLen
-        self.vocabSize = vocabSize
-        self.bias = bias
-        self.dropout = dropout
-    }
-}
+import GPTShape
 
 /// One named tensor: a view of `count` floats at `offset` in the parameter allocation (and at the same offset in
 /// the gradient and AdamW moment allocations).
@@ -50,7 +27,7 @@ public struct LayerOffsets: Sendable {
 /// come first and the rest (LayerNorm weights and biases, linear biases) after them, so the optimizer makes two
 /// passes over two contiguous ranges; `tensors` lists them in nanoGPT's state_dict order.
 public struct ParameterLayout: Sendable {
-    public let config: GPTConfig
+    public let shape: ModelShape
     public private(set) var tensors: [TensorView] = []
     public private(set) var layers: [LayerOffsets] = []
     public private(set) var wte = 0, wpe = 0, lnfWeight = 0, lnfBias = -1
@@ -58,27 +35,27 @@ public struct ParameterLayout: Sendable {
     public private(set) var decayedCount = 0
     public private(set) var count = 0
 
-    public init(_ config: GPTConfig) {
-        self.config = config
-        let c = config.dModel, f = config.dFF
+    public init(_ shape: ModelShape) {
+        self.shape = shape
+        let c = shape.dModel, f = shape.dFF
         var next = 0
         func place(_ count: Int) -> Int { defer { next += count }; return next }
 
         // Storage order: decayed tensors, then the rest.
-        wte = place(config.vocabSize * c)
-        wpe = place(config.seqLen * c)
-        layers = Array(repeating: LayerOffsets(), count: config.nLayer)
-        for l in 0..<config.nLayer {
+        wte = place(shape.vocabSize * c)
+        wpe = place(shape.seqLen * c)
+        layers = Array(repeating: LayerOffsets(), count: shape.nLayer)
+        for l in 0..<shape.nLayer {
             layers[l].qkvWeight = place(3 * c * c)
             layers[l].attnProjWeight = place(c * c)
             layers[l].fcWeight = place(f * c)
             layers[l].mlpProjWeight = place(c * f)
         }
         decayedCount = next
-        for l in 0..<config.nLayer {
+        for l in 0..<shape.nLayer {
             layers[l].ln1Weight = place(c)
             layers[l].ln2Weight = place(c)
-            if config.bias {
+            if shape.bias {
                 layers[l].ln1Bias = place(c)
                 layers[l].qkvBias = place(3 * c)
                 layers[l].attnProjBias = place(c)
@@ -88,31 +65,31 @@ public struct ParameterLayout: Sendable {
             }
         }
         lnfWeight = place(c)
-        if config.bias { lnfBias = place(c) }
+        if shape.bias { lnfBias = place(c) }
         count = next
 
         // Names and shapes in state_dict order.
         var list: [TensorView] = [
-            TensorView(name: "transformer.wte.weight", shape: [config.vocabSize, c], offset: wte),
-            TensorView(name: "transformer.wpe.weight", shape: [config.seqLen, c], offset: wpe),
+            TensorView(name: "transformer.wte.weight", shape: [shape.vocabSize, c], offset: wte),
+            TensorView(name: "transformer.wpe.weight", shape: [shape.seqLen, c], offset: wpe),
         ]
         for (l, o) in layers.enumerated() {
             let p = "transformer.h.\(l)."
             list.append(TensorView(name: p + "ln_1.weight", shape: [c], offset: o.ln1Weight))
-            if config.bias { list.append(TensorView(name: p + "ln_1.bias", shape: [c], offset: o.ln1Bias)) }
+            if shape.bias { list.append(TensorView(name: p + "ln_1.bias", shape: [c], offset: o.ln1Bias)) }
             list.append(TensorView(name: p + "attn.c_attn.weight", shape: [3 * c, c], offset: o.qkvWeight))
-            if config.bias { list.append(TensorView(name: p + "attn.c_attn.bias", shape: [3 * c], offset: o.qkvBias)) }
+            if shape.bias { list.append(TensorView(name: p + "attn.c_attn.bias", shape: [3 * c], offset: o.qkvBias)) }
             list.append(TensorView(name: p + "attn.c_proj.weight", shape: [c, c], offset: o.attnProjWeight))
-            if config.bias { list.append(TensorView(name: p + "attn.c_proj.bias", shape: [c], offset: o.attnProjBias)) }
+            if shape.bias { list.append(TensorView(name: p + "attn.c_proj.bias", shape: [c], offset: o.attnProjBias)) }
             list.append(TensorView(name: p + "ln_2.weight", shape: [c], offset: o.ln2Weight))
-            if config.bias { list.append(TensorView(name: p + "ln_2.bias", shape: [c], offset: o.ln2Bias)) }
+            if shape.bias { list.append(TensorView(name: p + "ln_2.bias", shape: [c], offset: o.ln2Bias)) }
             list.append(TensorView(name: p + "mlp.c_fc.weight", shape: [f, c], offset: o.fcWeight))
-            if config.bias { list.append(TensorView(name: p + "mlp.c_fc.bias", shape: [f], offset: o.fcBias)) }
+            if shape.bias { list.append(TensorView(name: p + "mlp.c_fc.bias", shape: [f], offset: o.fcBias)) }
             list.append(TensorView(name: p + "mlp.c_proj.weight", shape: [c, f], offset: o.mlpProjWeight))
-            if config.bias { list.append(TensorView(name: p + "mlp.c_proj.bias", shape: [c], offset: o.mlpProjBias)) }
+            if shape.bias { list.append(TensorView(name: p + "mlp.c_proj.bias", shape: [c], offset: o.mlpProjBias)) }
         }
         list.append(TensorView(name: "transformer.ln_f.weight", shape: [c], offset: lnfWeight))
-        if config.bias { list.append(TensorView(name: "transformer.ln_f.bias", shape: [c], offset: lnfBias)) }
+        if shape.bias { list.append(TensorView(name: "transformer.ln_f.bias", shape: [c], offset: lnfBias)) }
         tensors = list
     }
 

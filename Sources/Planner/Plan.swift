@@ -1,3 +1,4 @@
+import GPTShape
 import Foundation
 
 /// What the user asks the planner for.

@@ -1,3 +1,4 @@
+import GPTShape
 import Foundation
 
 /// Turns a target parameter count into a concrete GPT shape with a depth/width ratio in the range published GPT

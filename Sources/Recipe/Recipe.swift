@@ -1,3 +1,4 @@
+import GPTShape
 import Planner
 
 /// A training run, completely: what the planner decided, the model, the data, the optimizer, the schedule, the

@@ -28,9 +28,9 @@ public final class LoadedCheckpoint {
             throw CheckpointError(file: path, reason: "its tokenizer does not read back: \(error)")
         }
         BLAS.pinToOneThread()
-        let config = GPTConfig(recipe)
-        let time = fullContext ? config.seqLen : min(config.seqLen, maxTime ?? recipe.training.seqLen)
-        model = GPT(config: config, maxBatch: maxBatch ?? recipe.training.microBatch, maxTime: time,
+        let shape = recipe.shape
+        let time = fullContext ? shape.seqLen : min(shape.seqLen, maxTime ?? recipe.training.seqLen)
+        model = GPT(shape: shape, maxBatch: maxBatch ?? recipe.training.microBatch, maxTime: time,
                     pool: ThreadPool(threads: threads))
         let expected = Set(model.layout.tensors.map(\.name))
         let saved = Set(try reader.modelTensors().map(\.name))

@@ -1,37 +1,37 @@
 import Compute
 import Foundation
 import GPT
-import Planner
+import GPTShape
 
 /// Training-step throughput of one model configuration on random tokens: forward, backward, gradient norm and
 /// AdamW, exactly as a training step runs them, timed over several steps after a warm-up.
 public enum ThroughputBenchmark {
     public struct Configuration: Sendable {
         public var name: String
-        public var config: GPTConfig
+        public var shape: ModelShape
         public var batch: Int
         public var time: Int
 
-        public init(name: String, config: GPTConfig, batch: Int, time: Int) {
+        public init(name: String, shape: ModelShape, batch: Int, time: Int) {
             self.name = name
-            self.config = config
+            self.shape = shape
             self.batch = batch
             self.time = time
         }
 
         /// 6N + 12·n_layer·d_model·T, N the non-embedding parameters plus the tied head's matrix.
-        public var flopsPerToken: Double { config.shape.flopsPerTokenWithAttention(context: time) }
+        public var flopsPerToken: Double { shape.flopsPerTokenWithAttention(context: time) }
 
         /// The three configurations docs/benchmarks.md compares with PyTorch.
         public static let standard: [Configuration] = [
             Configuration(name: "a: 4×4×128, T 64, B 12, vocab 65 (nanoGPT shakespeare_char CPU)",
-                          config: GPTConfig(nLayer: 4, nHead: 4, dModel: 128, dFF: 512, seqLen: 64, vocabSize: 65, bias: false),
+                          shape: ModelShape(nLayer: 4, nHead: 4, dModel: 128, dFF: 512, seqLen: 64, vocabSize: 65, bias: false),
                           batch: 12, time: 64),
             Configuration(name: "b: 6×6×384, T 256, B 8, vocab 65",
-                          config: GPTConfig(nLayer: 6, nHead: 6, dModel: 384, dFF: 1536, seqLen: 256, vocabSize: 65, bias: false),
+                          shape: ModelShape(nLayer: 6, nHead: 6, dModel: 384, dFF: 1536, seqLen: 256, vocabSize: 65, bias: false),
                           batch: 8, time: 256),
             Configuration(name: "c: GPT-2 124M 12×12×768, T 64, B 4, vocab 50304",
-                          config: GPTConfig(nLayer: 12, nHead: 12, dModel: 768, dFF: 3072, seqLen: 1024, vocabSize: 50304, bias: false),
+                          shape: ModelShape(nLayer: 12, nHead: 12, dModel: 768, dFF: 3072, seqLen: 1024, vocabSize: 50304, bias: false),
                           batch: 4, time: 64),
         ]
     }
@@ -53,14 +53,14 @@ public enum ThroughputBenchmark {
     public static func run(_ c: Configuration, threads: Int, steps: Int = 10, warmup: Int = 2) -> Result {
         BLAS.pinToOneThread()
         let pool = ThreadPool(threads: threads)
-        let model = GPT(config: c.config, maxBatch: c.batch, maxTime: c.time, pool: pool)
+        let model = GPT(shape: c.shape, maxBatch: c.batch, maxTime: c.time, pool: pool)
         model.initialize(seed: 1)
         let optimizer = AdamW(parameterCount: model.layout.count, beta1: 0.9, beta2: 0.95, eps: 1e-8,
                               weightDecay: 0.1, gradClip: 1.0)
         var rng = Xoshiro256(seed: 2)
         let n = c.batch * c.time
-        var tokens = (0..<n).map { _ in Int32(rng.next(below: UInt64(c.config.vocabSize))) }
-        var targets = (0..<n).map { _ in Int32(rng.next(below: UInt64(c.config.vocabSize))) }
+        var tokens = (0..<n).map { _ in Int32(rng.next(below: UInt64(c.shape.vocabSize))) }
+        var targets = (0..<n).map { _ in Int32(rng.next(below: UInt64(c.shape.vocabSize))) }
         var step: [Double] = [], forward: [Double] = [], backward: [Double] = [], update: [Double] = []
         func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
         for i in 0..<(warmup + steps) {

@@ -83,7 +83,7 @@ public final class Trainer {
         self.options = options
         self.events = events
         data = try TrainingData.load(recipe, relativeTo: recipeDirectory)
-        let needed = GPTConfig(recipe).shape.trainingMemoryBytes(microBatch: recipe.training.microBatch,
+        let needed = recipe.shape.trainingMemoryBytes(microBatch: recipe.training.microBatch,
                                                                  context: recipe.training.seqLen)
         guard needed < 0.9 * Double(CPU.memoryBytes) else {
             throw DataError(key: "training.micro_batch", "the run needs \(bytes(needed)) for weights, gradients, AdamW "
@@ -92,7 +92,7 @@ public final class Trainer {
         }
         BLAS.pinToOneThread()
         pool = ThreadPool(threads: max(1, options.threads))
-        model = GPT(config: GPTConfig(recipe), maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen, pool: pool)
+        model = GPT(shape: recipe.shape, maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen, pool: pool)
         model.initialize(seed: UInt64(recipe.training.seed))
         optimizer = AdamW(parameterCount: model.layout.count, beta1: Float(recipe.optimizer.beta1),
                           beta2: Float(recipe.optimizer.beta2), eps: Float(recipe.optimizer.eps),
@@ -149,7 +149,7 @@ public final class Trainer {
         var lossSum: Float = 0
         for micro in 0..<microSteps {
             state.sampler.fill(from: data.train, batch: batch, time: time, tokens: tokens, targets: targets)
-            let dropout = DropoutContext(seed: UInt64(recipe.training.seed), step: stepIndex, micro: micro)
+            let dropout = DropoutContext(probability: Float(recipe.model.dropout), seed: UInt64(recipe.training.seed), step: stepIndex, micro: micro)
             lossSum += model.forward(tokens: tokens, targets: targets, batch: batch, time: time,
                                      gradientScale: scale, dropout: dropout)
             model.backward(accumulate: micro > 0)

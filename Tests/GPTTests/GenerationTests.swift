@@ -1,12 +1,13 @@
 import Compute
 import Foundation
 import GPT
+import GPTShape
 import XCTest
 
 final class GenerationTests: XCTestCase {
     func model(context: Int) -> GPT {
-        let cfg = GPTConfig(nLayer: 2, nHead: 2, dModel: 16, dFF: 64, seqLen: context, vocabSize: 11, bias: true)
-        let m = GPT(config: cfg, maxBatch: 1, maxTime: context, pool: ThreadPool(threads: 2))
+        let cfg = ModelShape(nLayer: 2, nHead: 2, dModel: 16, dFF: 64, seqLen: context, vocabSize: 11, bias: true)
+        let m = GPT(shape: cfg, maxBatch: 1, maxTime: context, pool: ThreadPool(threads: 2))
         m.initialize(seed: 3)
         // Larger weights than the 0.02 initialisation, so that attention and position matter.
         for i in 0..<m.parameters.count { m.parameters.base[i] *= 20 }

@@ -1,6 +1,7 @@
 import Compute
 import Foundation
 import GPT
+import GPTShape
 import Planner
 import XCTest
 
@@ -10,9 +11,9 @@ final class ModelTests: XCTestCase {
         .init(nLayer: 2, nHead: 2, dModel: 16, dFF: 64, seqLen: 8, vocabSize: 11, bias: bias)
     }
 
-    func gptConfig(_ c: ReferenceGPT.Config, dropout: Float = 0) -> GPTConfig {
-        GPTConfig(nLayer: c.nLayer, nHead: c.nHead, dModel: c.dModel, dFF: c.dFF, seqLen: c.seqLen,
-                  vocabSize: c.vocabSize, bias: c.bias, dropout: dropout)
+    func modelShape(_ c: ReferenceGPT.Config) -> ModelShape {
+        ModelShape(nLayer: c.nLayer, nHead: c.nHead, dModel: c.dModel, dFF: c.dFF, seqLen: c.seqLen,
+                   vocabSize: c.vocabSize, bias: c.bias)
     }
 
     /// A reference model with large enough weights that every path matters (the reference's own init is nanoGPT's
@@ -62,7 +63,7 @@ final class ModelTests: XCTestCase {
     func testLossLogitsAndEveryGradientMatchTheReference() {
         for (bias, time) in [(true, 8), (false, 5)] {
             let ref = reference(bias: bias, seed: bias ? 1 : 2)
-            let model = GPT(config: gptConfig(ref.config), maxBatch: 3, maxTime: 8, pool: ThreadPool(threads: 2))
+            let model = GPT(shape: modelShape(ref.config), maxBatch: 3, maxTime: 8, pool: ThreadPool(threads: 2))
             load(ref, into: model)
             let (tokens, targets) = randomBatch(7, batch: 3, time: time, vocab: 11)
             let (expectedLoss, expectedGradients) = ref.lossAndGradients(tokens: tokens, targets: targets)
@@ -84,7 +85,7 @@ final class ModelTests: XCTestCase {
 
     func testAccumulatedMicroBatchesGiveTheMeanGradient() {
         let ref = reference(bias: true, seed: 3)
-        let model = GPT(config: gptConfig(ref.config), maxBatch: 2, maxTime: 8, pool: ThreadPool(threads: 2))
+        let model = GPT(shape: modelShape(ref.config), maxBatch: 2, maxTime: 8, pool: ThreadPool(threads: 2))
         load(ref, into: model)
         let first = randomBatch(11, batch: 2, time: 8, vocab: 11), second = randomBatch(12, batch: 2, time: 8, vocab: 11)
         // The reference's gradient of the mean over all four sequences.
@@ -102,7 +103,7 @@ final class ModelTests: XCTestCase {
         let ref = reference(bias: false, seed: 4)
         let batch = randomBatch(5, batch: 3, time: 8, vocab: 11)
         func gradients(threads: Int) -> [Float] {
-            let model = GPT(config: gptConfig(ref.config), maxBatch: 3, maxTime: 8, pool: ThreadPool(threads: threads))
+            let model = GPT(shape: modelShape(ref.config), maxBatch: 3, maxTime: 8, pool: ThreadPool(threads: threads))
             load(ref, into: model)
             model.forward(tokens: flat(batch.tokens), targets: flat(batch.targets), batch: 3, time: 8, gradientScale: 1 / 24)
             model.backward(accumulate: false)
@@ -119,16 +120,16 @@ final class ModelTests: XCTestCase {
     }
 
     func testDropoutBackwardMatchesFiniteDifferencesOfTheSameMasks() {
-        var cfg = gptConfig(refConfig(bias: true), dropout: 0.2)
+        var cfg = modelShape(refConfig(bias: true))
         cfg.nLayer = 1
         let ref = reference(bias: true, seed: 6)
-        let model = GPT(config: cfg, maxBatch: 2, maxTime: 8, pool: ThreadPool(threads: 2))
+        let model = GPT(shape: cfg, maxBatch: 2, maxTime: 8, pool: ThreadPool(threads: 2))
         var refOneLayer = ref
         refOneLayer.params = ref.params.filter { !$0.key.contains(".h.1.") }
         load(refOneLayer, into: model)
         let batch = randomBatch(9, batch: 2, time: 8, vocab: 11)
         let t = flat(batch.tokens), y = flat(batch.targets)
-        let context = DropoutContext(seed: 77, step: 3, micro: 1)
+        let context = DropoutContext(probability: 0.2, seed: 77, step: 3, micro: 1)
         let evalLoss = model.forward(tokens: t, targets: y, batch: 2, time: 8)
         let dropLoss = model.forward(tokens: t, targets: y, batch: 2, time: 8, dropout: context)
         XCTAssertNotEqual(evalLoss, dropLoss, "dropout must change the training loss")
@@ -154,16 +155,16 @@ final class ModelTests: XCTestCase {
     }
 
     func testActivationCountIsWhatThePlannerPredicts() {
-        let cfg = GPTConfig(nLayer: 3, nHead: 4, dModel: 32, dFF: 128, seqLen: 16, vocabSize: 50, bias: true)
-        let model = GPT(config: cfg, maxBatch: 5, maxTime: 12, pool: ThreadPool(threads: 1))
+        let cfg = ModelShape(nLayer: 3, nHead: 4, dModel: 32, dFF: 128, seqLen: 16, vocabSize: 50, bias: true)
+        let model = GPT(shape: cfg, maxBatch: 5, maxTime: 12, pool: ThreadPool(threads: 1))
         let shape = ModelShape(nLayer: 3, nHead: 4, dModel: 32, dFF: 128, seqLen: 16, vocabSize: 50, bias: true)
         XCTAssertEqual(model.activationCount, shape.activationFloats(batch: 5, context: 12))
         XCTAssertEqual(model.layout.count, shape.parameterCount.total)
     }
 
     func testInitialisationFollowsNanoGPT() {
-        let cfg = GPTConfig(nLayer: 4, nHead: 4, dModel: 128, dFF: 512, seqLen: 64, vocabSize: 65, bias: true)
-        let model = GPT(config: cfg, maxBatch: 1, maxTime: 64, pool: ThreadPool(threads: 1))
+        let cfg = ModelShape(nLayer: 4, nHead: 4, dModel: 128, dFF: 512, seqLen: 64, vocabSize: 65, bias: true)
+        let model = GPT(shape: cfg, maxBatch: 1, maxTime: 64, pool: ThreadPool(threads: 1))
         model.initialize(seed: 1337)
         func values(_ name: String) -> [Float] {
             let t = model.layout.tensor(named: name)!
@@ -181,13 +182,13 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(Set(values("transformer.h.1.ln_2.weight")), [1])
         XCTAssertEqual(Set(values("transformer.h.1.mlp.c_fc.bias")), [0])
         XCTAssertEqual(Set(values("transformer.ln_f.bias")), [0])
-        let again = GPT(config: cfg, maxBatch: 1, maxTime: 64, pool: ThreadPool(threads: 1))
+        let again = GPT(shape: cfg, maxBatch: 1, maxTime: 64, pool: ThreadPool(threads: 1))
         again.initialize(seed: 1337)
         XCTAssertEqual(Array(again.parameters.buffer), Array(model.parameters.buffer))
     }
 
     func testParameterNamesAndDecayFollowNanoGPT() {
-        let cfg = GPTConfig(nLayer: 1, nHead: 2, dModel: 8, dFF: 32, seqLen: 4, vocabSize: 10, bias: true)
+        let cfg = ModelShape(nLayer: 1, nHead: 2, dModel: 8, dFF: 32, seqLen: 4, vocabSize: 10, bias: true)
         let layout = ParameterLayout(cfg)
         XCTAssertEqual(layout.tensors.map(\.name), ReferenceGPT.parameterShapes(refConfig(bias: true).with(cfg)).map(\.name))
         XCTAssertEqual(layout.tensors.map(\.shape), ReferenceGPT.parameterShapes(refConfig(bias: true).with(cfg)).map(\.shape))
@@ -214,7 +215,7 @@ extension GPT {
 }
 
 extension ReferenceGPT.Config {
-    func with(_ c: GPTConfig) -> ReferenceGPT.Config {
+    func with(_ c: ModelShape) -> ReferenceGPT.Config {
         .init(nLayer: c.nLayer, nHead: c.nHead, dModel: c.dModel, dFF: c.dFF, seqLen: c.seqLen, vocabSize: c.vocabSize, bias: c.bias)
     }
 }

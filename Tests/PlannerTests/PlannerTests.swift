@@ -1,4 +1,5 @@
 import Foundation
+import GPTShape
 import Planner
 import XCTest
 

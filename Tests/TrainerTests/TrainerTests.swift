@@ -1,6 +1,7 @@
 import Compute
 import Foundation
 import GPT
+import GPTShape
 import Recipe
 import TestFixtures
 import Trainer
@@ -37,8 +38,8 @@ final class AdamWTests: XCTestCase {
     /// The update runs in float32, where 1 − 0.9 is 0.100000024: tolerances are a few float32 roundings of each
     /// value (relative 6e-8 each).
     func testTwoStepsByHand() {
-        let cfg = GPTConfig(nLayer: 1, nHead: 1, dModel: 4, dFF: 8, seqLen: 2, vocabSize: 3, bias: false)
-        let model = GPT(config: cfg, maxBatch: 1, maxTime: 2, pool: ThreadPool(threads: 1))
+        let cfg = ModelShape(nLayer: 1, nHead: 1, dModel: 4, dFF: 8, seqLen: 2, vocabSize: 3, bias: false)
+        let model = GPT(shape: cfg, maxBatch: 1, maxTime: 2, pool: ThreadPool(threads: 1))
         let opt = AdamW(parameterCount: model.layout.count, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 0)
         let matrix = model.layout.tensor(named: "transformer.h.0.attn.c_attn.weight")!.offset
         let norm = model.layout.tensor(named: "transformer.h.0.ln_1.weight")!.offset

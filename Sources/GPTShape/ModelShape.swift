@@ -89,18 +89,13 @@ public struct ModelShape: Sendable, Equatable, Codable {
 
     // MARK: Memory
 
-    /// Floats of activation storage gpt-train allocates for a micro-batch of `batch` sequences of `t` tokens:
-    /// what the forward pass keeps for the backward pass, per layer (ln_1, qkv, attention probabilities, attention
-    /// output, residual, ln_2, MLP pre- and post-GELU, residual, and the LayerNorm statistics), the final LayerNorm,
-    /// the logits and per-token losses, plus the backward pass's scratch, which is reused layer after layer.
-    /// (Each thread also has a T×T attention scratch, left out: a few MB at most.)
+    /// Floats of activation storage the model allocates for a micro-batch of `batch` sequences of `t` tokens:
+    /// the size of its `ActivationLayout` (what the forward pass keeps for the backward pass, per layer ln_1, qkv,
+    /// attention probabilities, attention output, residual, ln_2, MLP pre- and post-GELU, residual, and the
+    /// LayerNorm statistics; the final LayerNorm, the logits and per-token losses; the backward pass's scratch,
+    /// which is reused layer after layer). Each thread also has a T×T attention scratch, left out: a few MB at most.
     public func activationFloats(batch: Int, context t: Int? = nil) -> Int {
-        let bt = batch * (t ?? seqLen), d = dModel, ff = dFF
-        let attention = batch * nHead * (t ?? seqLen) * (t ?? seqLen)
-        let perLayer = 8 * bt * d + 4 * bt + 2 * bt * ff + attention
-        let forward = bt * d + nLayer * perLayer + bt * d + 3 * bt + bt * vocabSize
-        let backwardScratch = bt * (6 * d + ff)
-        return forward + backwardScratch
+        ActivationLayout(self, batch: batch, time: t ?? seqLen).count
     }
 
     /// Bytes of training state: float32 weights, gradients and the two AdamW moments (16 bytes a parameter), and

@@ -1,35 +1,37 @@
-import Compute
-
 /// Offsets of one block's activations.
-struct LayerActivations {
-    var ln1 = 0, ln1Mean = 0, ln1Rstd = 0, qkv = 0, att = 0, attY = 0, residual2 = 0
-    var ln2 = 0, ln2Mean = 0, ln2Rstd = 0, fcPre = 0, fcGelu = 0, residual3 = 0
+public struct LayerActivations: Sendable {
+    public var ln1 = 0, ln1Mean = 0, ln1Rstd = 0, qkv = 0, att = 0, attY = 0, residual2 = 0
+    public var ln2 = 0, ln2Mean = 0, ln2Rstd = 0, fcPre = 0, fcGelu = 0, residual3 = 0
 }
 
 /// Everything a forward pass keeps for the backward pass, and the backward pass's scratch, for micro-batches of
 /// up to `batch` sequences of up to `time` tokens: one allocation, one named region per tensor. A smaller batch or
 /// shorter sequence uses the start of each region.
-struct ActivationLayout {
-    let batch: Int, time: Int
-    var encoded = 0
-    var layers: [LayerActivations] = []
-    var lnf = 0, lnfMean = 0, lnfRstd = 0, logits = 0, losses = 0
+///
+/// The model allocates `count` floats from this layout, and the planner's memory estimate
+/// (`ModelShape.activationFloats`) is the same `count`: the two cannot drift apart.
+public struct ActivationLayout: Sendable {
+    public let batch: Int, time: Int
+    public private(set) var encoded = 0
+    public private(set) var layers: [LayerActivations] = []
+    public private(set) var lnf = 0, lnfMean = 0, lnfRstd = 0, logits = 0, losses = 0
     // Backward scratch, reused by every layer (and, in the forward pass, as room for dropped-out branches).
-    var dResidual = 0, dLn = 0, dQKV = 0, dAttY = 0, dFc = 0
-    var count = 0
+    public private(set) var dResidual = 0, dLn = 0, dQKV = 0, dAttY = 0, dFc = 0
+    /// Floats in the whole allocation.
+    public private(set) var count = 0
 
-    init(_ config: GPTConfig, batch: Int, time: Int) {
+    public init(_ shape: ModelShape, batch: Int, time: Int) {
         self.batch = batch
         self.time = time
-        let bt = batch * time, c = config.dModel, f = config.dFF
+        let bt = batch * time, c = shape.dModel, f = shape.dFF
         var next = 0
         func place(_ count: Int) -> Int { defer { next += count }; return next }
         encoded = place(bt * c)
-        for _ in 0..<config.nLayer {
+        for _ in 0..<shape.nLayer {
             var l = LayerActivations()
             l.ln1 = place(bt * c); l.ln1Mean = place(bt); l.ln1Rstd = place(bt)
             l.qkv = place(bt * 3 * c)
-            l.att = place(batch * config.nHead * time * time)
+            l.att = place(batch * shape.nHead * time * time)
             l.attY = place(bt * c)
             l.residual2 = place(bt * c)
             l.ln2 = place(bt * c); l.ln2Mean = place(bt); l.ln2Rstd = place(bt)
@@ -38,7 +40,7 @@ struct ActivationLayout {
             layers.append(l)
         }
         lnf = place(bt * c); lnfMean = place(bt); lnfRstd = place(bt)
-        logits = place(bt * config.vocabSize)
+        logits = place(bt * shape.vocabSize)
         losses = place(bt)
         dResidual = place(bt * c); dLn = place(bt * c); dQKV = place(bt * 3 * c); dAttY = place(bt * c); dFc = place(bt * f)
         count = next
