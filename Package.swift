@@ -20,25 +20,25 @@ func targetCPUFlags() -> [String] {
     return []
 }
 
-/// Hot loops: vector code for this CPU and no overflow or bounds traps in release builds (the kernels index
-/// unsafe buffers whose sizes are checked once, where the buffers are made).
-let numericSettings: [SwiftSetting] = [
-    .unsafeFlags(targetCPUFlags()),
-    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
-]
+/// Hot loops: vector code for this CPU. Release builds keep Swift's checks (`-O`, not `-Ounchecked`): preconditions
+/// hold in every build, and the kernels, which index unsafe buffers, pay nothing for them (docs/benchmarks.md).
+///
+/// `-target-cpu` is an unsafe flag, and SwiftPM refuses a dependency whose products contain one: so the products
+/// below are the executables and the libraries without it (`GPTShape`, `Planner`, `Recipe`), and the numerical
+/// libraries are built for the machine only as part of this package.
+let numericSettings: [SwiftSetting] = [.unsafeFlags(targetCPUFlags())]
 
 let package = Package(
     name: "swift-gpt",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "gpt-plan", targets: ["gpt-plan"]),
         .executable(name: "gpt-train", targets: ["gpt-train"]),
         .executable(name: "gpt-data", targets: ["gpt-data"]),
         .executable(name: "gpt-sample", targets: ["gpt-sample"]),
         .executable(name: "gpt-bench", targets: ["gpt-bench"]),
+        .library(name: "GPTShape", targets: ["GPTShape"]),
         .library(name: "Planner", targets: ["Planner"]),
         .library(name: "Recipe", targets: ["Recipe"]),
-        .library(name: "Trainer", targets: ["Trainer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -79,23 +79,23 @@ let package = Package(
         // Executables: thin wrappers that parse arguments and decide how to show what the libraries report.
         .executableTarget(
             name: "gpt-plan",
-            dependencies: ["Planner", "Recipe", "Corpus", "CLISupport",
+            dependencies: ["Planner", "Recipe", "Corpus", "Compute", "Durable", "CLISupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-train",
-            dependencies: ["Trainer", "Recipe", "CLISupport",
+            dependencies: ["Trainer", "Recipe", "Planner", "Compute", "CLISupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-data",
-            dependencies: ["Corpus", "Tokenizers", "CLISupport",
+            dependencies: ["Corpus", "Tokenizers", "Planner", "CLISupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-sample",
-            dependencies: ["Trainer", "CLISupport",
+            dependencies: ["Trainer", "GPT", "Tokenizers", "Compute", "CLISupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-bench",
-            dependencies: ["Trainer", "Corpus", "Tokenizers", "CLISupport",
+            dependencies: ["Trainer", "Corpus", "Compute", "Planner", "CLISupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "GPTShape"]),

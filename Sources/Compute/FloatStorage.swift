@@ -1,6 +1,9 @@
 /// One owned, 64-byte aligned, zero-filled allocation of floats: the storage behind a family of tensors
 /// (all parameters, all gradients, all activations), each a named view at an offset.
-public final class FloatStorage: @unchecked Sendable {
+///
+/// Not `Sendable`: the floats are shared mutable memory with no synchronisation of their own. Parallel kernels
+/// reach them through pointers handed to a `ThreadPool` region, whose start and end order the accesses.
+public final class FloatStorage {
     public let count: Int
     public let base: UnsafeMutablePointer<Float>
 

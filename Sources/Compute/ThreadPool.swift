@@ -34,13 +34,17 @@ extension ParallelWork {
 /// OpenBLAS is pinned to one thread (`BLAS.pinToOneThread`) and all parallelism comes from here; OpenBLAS's own
 /// worker threads spin on the same cores and halve the speed of anything else running beside them.
 ///
-/// A pool belongs to one thread: regions are started from it only (the `running` check catches nesting, not two
-/// threads starting regions at once).
+/// One region runs at a time. `running` is taken atomically when a region starts, so a region started inside
+/// another (nesting) or from a second thread while one runs stops the program with a message in every build: a
+/// programming error, never a data race. `finishedTarget` is touched only by the thread holding `running`, and the
+/// workers see a region's work through the generation counter's release/acquire ordering: that is what makes the
+/// `Sendable` claim true.
 public final class ThreadPool: @unchecked Sendable {
     public let threadCount: Int
     private let shared: Shared
+    /// Guarded by `running`.
     private var finishedTarget = 0
-    private var running = false
+    private let running = Atomic<Bool>(false)
 
     /// How long an idle worker spins before it sleeps.
     static let spinNanoseconds: UInt64 = 500_000
@@ -64,8 +68,8 @@ public final class ThreadPool: @unchecked Sendable {
     /// Runs every part of `work` in parallel and waits for all of them. Regions do not nest.
     public func run<W: ParallelWork>(_ work: W) {
         if threadCount == 1 { work.run(part: 0, of: 1); return }
-        precondition(!running, "ThreadPool.run does not nest")
-        running = true
+        let (started, _) = running.compareExchange(expected: false, desired: true, ordering: .acquiring)
+        precondition(started, "ThreadPool.run: a region is already running (regions do not nest, and a pool serves one thread at a time)")
         withUnsafePointer(to: work) { pointer in
             shared.work = UnsafeRawPointer(pointer)
             shared.workType = W.self
@@ -82,7 +86,7 @@ public final class ThreadPool: @unchecked Sendable {
             shared.work = nil
             shared.workType = nil
         }
-        running = false
+        running.store(false, ordering: .releasing)
     }
 
     /// Splits `0..<count` into `threadCount` contiguous chunks (inner boundaries a multiple of `grain`) and runs
@@ -141,7 +145,10 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     /// What the workers share with the pool. Workers keep it alive, not the pool, so the pool can stop them from
-    /// its deinit.
+    /// its deinit. `work` and `workType` are written only between regions, by the thread holding the pool's
+    /// `running` flag, before `start` publishes them with a sequentially consistent increment of `generation`;
+    /// workers read them only after an acquiring load sees that increment, and the pool clears them only after
+    /// every worker has reported (releasing) to `finished`.
     private final class Shared: @unchecked Sendable {
         let generation = Atomic<Int>(0)
         let finished = Atomic<Int>(0)

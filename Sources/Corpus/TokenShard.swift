@@ -53,7 +53,7 @@ public enum TokenShardFormat {
 }
 
 /// A token file, memory-mapped and validated when opened.
-public final class TokenShard: TokenSequence, @unchecked Sendable {
+public final class TokenShard: TokenSequence, Sendable {
     public let path: String
     public let count: Int
     public let tokenBytes: Int
@@ -176,9 +176,12 @@ public final class TokenShardWriter {
         }
     }
 
+    /// Appends tokens; throws, writing none of them, when one is not below the vocabulary size.
     public func append(_ tokens: [Int32]) throws {
+        if let bad = tokens.firstIndex(where: { $0 < 0 || Int($0) >= vocabSize }) {
+            throw CorpusError(path, "token \(tokens[bad]) (the \(count + bad)th) is not below the vocabulary size \(vocabSize)")
+        }
         for t in tokens {
-            precondition(t >= 0 && Int(t) < vocabSize, "token \(t) outside the vocabulary")
             if tokenBytes == 2 {
                 buffer.append(UInt8(truncatingIfNeeded: t))
                 buffer.append(UInt8(truncatingIfNeeded: t >> 8))

@@ -19,6 +19,35 @@ public struct DropoutContext: Sendable {
     }
 }
 
+/// Input the model cannot run on. Checked in every build, before any buffer is touched.
+public enum GPTInputError: Error, Equatable, CustomStringConvertible {
+    case invalidShape(ModelShapeError)
+    /// The activation buffers are sized for at most `maxTime` positions, which cannot exceed the context.
+    case bufferLongerThanContext(maxTime: Int, seqLen: Int)
+    case emptyBuffers(maxBatch: Int, maxTime: Int)
+    /// A micro-batch larger than the activation buffers (or empty).
+    case batchOutOfRange(batch: Int, time: Int, maxBatch: Int, maxTime: Int)
+    /// Input token `index` (row-major in the batch) is not a vocabulary id.
+    case tokenOutOfRange(index: Int, token: Int32, vocabSize: Int)
+    /// Target `index` is not a vocabulary id.
+    case targetOutOfRange(index: Int, target: Int32, vocabSize: Int)
+
+    public var description: String {
+        switch self {
+        case let .invalidShape(error): "invalid model shape: \(error)"
+        case let .bufferLongerThanContext(maxTime, seqLen):
+            "sequences of \(maxTime) tokens do not fit the model's context of \(seqLen)"
+        case let .emptyBuffers(maxBatch, maxTime): "buffers for \(maxBatch) sequences of \(maxTime) tokens hold nothing"
+        case let .batchOutOfRange(batch, time, maxBatch, maxTime):
+            "a micro-batch of \(batch) sequences of \(time) tokens; the model's buffers hold 1...\(maxBatch) sequences of 1...\(maxTime)"
+        case let .tokenOutOfRange(index, token, vocabSize):
+            "token \(token) at position \(index) is not below the vocabulary size \(vocabSize)"
+        case let .targetOutOfRange(index, target, vocabSize):
+            "target \(target) at position \(index) is not below the vocabulary size \(vocabSize)"
+        }
+    }
+}
+
 /// A GPT-2 style decoder with hand-written forward and backward passes.
 ///
 /// Parameters, gradients and activations each live in one allocation made here; a training step allocates
@@ -43,9 +72,10 @@ public final class GPT {
     private var lastBatch = 0, lastTime = 0
     private var lastDropout: DropoutContext?
 
-    public init(shape: ModelShape, maxBatch: Int, maxTime: Int, pool: ThreadPool) {
-        precondition(shape.dModel % shape.nHead == 0, "d_model must be a multiple of n_head")
-        precondition(maxTime <= shape.seqLen, "sequences cannot be longer than the context")
+    public init(shape: ModelShape, maxBatch: Int, maxTime: Int, pool: ThreadPool) throws(GPTInputError) {
+        do { try shape.validate() } catch { throw .invalidShape(error) }
+        guard maxTime <= shape.seqLen else { throw .bufferLongerThanContext(maxTime: maxTime, seqLen: shape.seqLen) }
+        guard maxBatch >= 1, maxTime >= 1 else { throw .emptyBuffers(maxBatch: maxBatch, maxTime: maxTime) }
         self.shape = shape
         self.layout = ParameterLayout(shape)
         self.pool = pool
@@ -107,11 +137,22 @@ public final class GPT {
     /// cross-entropy against `targets`. With `gradientScale`, the logits are turned into the loss gradient
     /// (scaled so that summing micro-batches gives the gradient of the mean over the whole batch), ready for
     /// `backward`. Without targets, only the logits are computed and the result is 0.
+    ///
+    /// Throws, before touching any buffer, when the micro-batch does not fit the buffers or a token or target is
+    /// not below the vocabulary size.
     @discardableResult
     public func forward(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?, batch: Int, time: Int,
-                        gradientScale: Float? = nil, dropout: DropoutContext? = nil) -> Float {
-        precondition(batch <= maxBatch && time <= maxTime, "micro-batch larger than the buffers")
+                        gradientScale: Float? = nil, dropout: DropoutContext? = nil) throws(GPTInputError) -> Float {
+        guard (1...maxBatch).contains(batch), (1...maxTime).contains(time) else {
+            throw .batchOutOfRange(batch: batch, time: time, maxBatch: maxBatch, maxTime: maxTime)
+        }
         let bt = batch * time, c = shape.dModel, f = shape.dFF, v = shape.vocabSize
+        if let bad = Self.firstOutOfRange(tokens, count: bt, below: v) {
+            throw .tokenOutOfRange(index: bad, token: tokens[bad], vocabSize: v)
+        }
+        if let targets, let bad = Self.firstOutOfRange(targets, count: bt, below: v) {
+            throw .targetOutOfRange(index: bad, target: targets[bad], vocabSize: v)
+        }
         tokenBuffer.update(from: tokens, count: bt)
         if let targets { targetBuffer.update(from: targets, count: bt) }
         lastBatch = batch
@@ -158,6 +199,15 @@ public final class GPT {
         let losses = act(acts.losses)
         for i in 0..<bt { sum += Double(losses[i]) }
         return Float(sum / Double(bt))
+    }
+
+    /// The first of `count` ids that is not in `0..<limit`.
+    static func firstOutOfRange(_ ids: UnsafePointer<Int32>, count: Int, below limit: Int) -> Int? {
+        // One branch-free pass (the usual case: every id is fine), then a search only if one is not.
+        var outside: UInt32 = 0
+        for i in 0..<count { outside |= UInt32(bitPattern: ids[i]) >= UInt32(limit) ? 1 : 0 }
+        guard outside != 0 else { return nil }
+        return (0..<count).first { ids[$0] < 0 || Int(ids[$0]) >= limit }
     }
 
     /// `out = residual + dropout(inp · weightᵀ + bias)`. Without dropout the product is added straight onto a

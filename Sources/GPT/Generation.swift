@@ -47,9 +47,12 @@ public final class Generator {
     }
 
     /// Appends tokens to the sequence and returns the logits for the token after the last one ([vocab_size],
-    /// valid until the next call).
-    public func append(_ tokens: [Int32]) -> UnsafePointer<Float> {
-        precondition(!tokens.isEmpty)
+    /// valid until the next call). Throws, leaving the sequence as it was, when a token is not a vocabulary id.
+    public func append(_ tokens: [Int32]) throws(GPTInputError) -> UnsafePointer<Float> {
+        if let bad = tokens.firstIndex(where: { $0 < 0 || Int($0) >= shape.vocabSize }) {
+            throw .tokenOutOfRange(index: window.count + bad, token: tokens[bad], vocabSize: shape.vocabSize)
+        }
+        guard !tokens.isEmpty else { throw .batchOutOfRange(batch: 1, time: 0, maxBatch: 1, maxTime: context) }
         window += tokens
         if window.count > context {
             // Keep the newest half of the context (at least the tokens that overflowed).
@@ -58,17 +61,20 @@ public final class Generator {
             cached = 0
         }
         if !useCache || cached == 0 || window.count - cached > 1 {
-            return prefill()
+            return try prefill()
         }
         return step(window[window.count - 1], position: window.count - 1)
     }
 
     /// Runs the whole window through the batched forward pass; with the cache, keeps its keys and values.
-    private func prefill() -> UnsafePointer<Float> {
+    private func prefill() throws(GPTInputError) -> UnsafePointer<Float> {
         let t = window.count, c = shape.dModel, v = shape.vocabSize
-        window.withUnsafeBufferPointer { tokens in
-            _ = model.forward(tokens: tokens.baseAddress!, targets: nil, batch: 1, time: t)
+        let forward: Result<Float, GPTInputError> = window.withUnsafeBufferPointer { tokens in
+            Result { () throws(GPTInputError) in
+                try model.forward(tokens: tokens.baseAddress!, targets: nil, batch: 1, time: t)
+            }
         }
+        _ = try forward.get()
         logitsBuffer.base.update(from: model.logits + (t - 1) * v, count: v)
         if useCache {
             for l in 0..<shape.nLayer {

@@ -104,3 +104,29 @@ public struct ModelShape: Sendable, Equatable, Codable {
         16 * Double(parameterCount.total) + 4 * Double(activationFloats(batch: microBatch, context: t))
     }
 }
+
+/// A shape no model can have.
+public enum ModelShapeError: Error, Equatable, CustomStringConvertible {
+    /// A dimension (`n_layer`, `n_head`, `d_model`, `d_ff`, `seq_len`, `vocab_size`) below its minimum of 1.
+    case notPositive(field: String, value: Int)
+    /// Attention heads split `d_model` evenly.
+    case headsDoNotDivideWidth(dModel: Int, nHead: Int)
+
+    public var description: String {
+        switch self {
+        case let .notPositive(field, value): "\(field) = \(value); it must be at least 1"
+        case let .headsDoNotDivideWidth(dModel, nHead): "d_model = \(dModel) is not a multiple of n_head = \(nHead)"
+        }
+    }
+}
+
+extension ModelShape {
+    /// Throws the first reason this shape cannot be built.
+    public func validate() throws(ModelShapeError) {
+        for (field, value) in [("n_layer", nLayer), ("n_head", nHead), ("d_model", dModel), ("d_ff", dFF),
+                               ("seq_len", seqLen), ("vocab_size", vocabSize)] where value < 1 {
+            throw .notPositive(field: field, value: value)
+        }
+        guard dModel % nHead == 0 else { throw .headsDoNotDivideWidth(dModel: dModel, nHead: nHead) }
+    }
+}

@@ -140,13 +140,13 @@ public enum Attention {
     @inline(__always)
     public static func softmaxCausalRow(_ row: UnsafeMutablePointer<Float>, row i: Int, time t: Int) {
         let n = i + 1
-        var mv = F16(repeating: -.infinity)
+        var mv = FloatVector(repeating: -.infinity)
         var j = 0
         while j + 16 <= n { mv = pointwiseMax(mv, load(row + j)); j += 16 }
         var m = horizontalMax(mv)
         while j < n { m = max(m, row[j]); j += 1 }
-        let mvec = F16(repeating: m)
-        var acc = F16(repeating: 0)
+        let mvec = FloatVector(repeating: m)
+        var acc = FloatVector(repeating: 0)
         j = 0
         while j + 16 <= n { let e = vexp(load(row + j) - mvec); store(e, row + j); acc += e; j += 16 }
         if j < n {
@@ -155,7 +155,7 @@ public enum Attention {
             storePartial(e, row + j, rest)
             acc += e.replacing(with: 0, where: mask(rest))
         }
-        let inv = F16(repeating: 1 / horizontalSum(acc))
+        let inv = FloatVector(repeating: 1 / horizontalSum(acc))
         j = 0
         while j + 16 <= n { store(load(row + j) * inv, row + j); j += 16 }
         while j < n { row[j] *= inv[0]; j += 1 }
@@ -172,12 +172,12 @@ public enum Attention {
     static func softmaxBackwardCausalRow(_ row: UnsafeMutablePointer<Float>, probabilities p: UnsafePointer<Float>,
                                          row i: Int, time t: Int) {
         let n = i + 1
-        var acc = F16(repeating: 0)
+        var acc = FloatVector(repeating: 0)
         var j = 0
         while j + 16 <= n { acc += load(p + j) * load(row + j); j += 16 }
         var dot = horizontalSum(acc)
         while j < n { dot += p[j] * row[j]; j += 1 }
-        let dv = F16(repeating: dot)
+        let dv = FloatVector(repeating: dot)
         j = 0
         while j + 16 <= n { store(load(p + j) * (load(row + j) - dv), row + j); j += 16 }
         while j < n { row[j] = p[j] * (row[j] - dot); j += 1 }

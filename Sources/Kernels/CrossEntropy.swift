@@ -13,14 +13,14 @@ public enum CrossEntropy {
             for r in range {
                 let row = logits + r * v
                 let target = Int(targets[r])
-                var mv = F16(repeating: -.infinity)
+                var mv = FloatVector(repeating: -.infinity)
                 var j = 0
                 while j + 16 <= v { mv = pointwiseMax(mv, load(row + j)); j += 16 }
                 var m = horizontalMax(mv)
                 while j < v { m = max(m, row[j]); j += 1 }
                 let targetLogit = row[target]
-                let mvec = F16(repeating: m)
-                var acc = F16(repeating: 0)
+                let mvec = FloatVector(repeating: m)
+                var acc = FloatVector(repeating: 0)
                 j = 0
                 if gradientScale != nil {
                     // Keep e^{x − max} in place; it becomes the softmax below.
@@ -38,7 +38,7 @@ public enum CrossEntropy {
                 losses[r] = (log(sum) + m) - targetLogit
                 guard let scale = gradientScale else { continue }
                 let factor = scale / sum
-                let fv = F16(repeating: factor)
+                let fv = FloatVector(repeating: factor)
                 j = 0
                 while j + 16 <= v { store(load(row + j) * fv, row + j); j += 16 }
                 while j < v { row[j] *= factor; j += 1 }

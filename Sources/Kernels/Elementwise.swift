@@ -8,7 +8,7 @@ public enum GELU {
     public static func forward(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
         pool.parallelFor(count, grain: 16, serialBelow: 4096, (out, inp)) { a, range in
             let (out, inp) = a
-            let sv = F16(repeating: s), kv = F16(repeating: k), half = F16(repeating: 0.5), one = F16(repeating: 1)
+            let sv = FloatVector(repeating: s), kv = FloatVector(repeating: k), half = FloatVector(repeating: 0.5), one = FloatVector(repeating: 1)
             var i = range.lowerBound
             while i + 16 <= range.upperBound {
                 let x = load(inp + i)
@@ -29,8 +29,8 @@ public enum GELU {
                                 dout: UnsafePointer<Float>, count: Int) {
         pool.parallelFor(count, grain: 16, serialBelow: 4096, (dinp, inp, dout)) { a, range in
             let (dinp, inp, dout) = a
-            let sv = F16(repeating: s), kv = F16(repeating: k), k3 = F16(repeating: 3 * k)
-            let half = F16(repeating: 0.5), one = F16(repeating: 1)
+            let sv = FloatVector(repeating: s), kv = FloatVector(repeating: k), k3 = FloatVector(repeating: 3 * k)
+            let half = FloatVector(repeating: 0.5), one = FloatVector(repeating: 1)
             var i = range.lowerBound
             while i + 16 <= range.upperBound {
                 let x = load(inp + i)

@@ -14,20 +14,20 @@ public enum LayerNorm {
             for row in range {
                 let x = inp + row * c, o = out + row * c
                 // Two passes (mean, then squared deviations) for accuracy.
-                var acc = F16(repeating: 0)
+                var acc = FloatVector(repeating: 0)
                 var i = 0
                 while i + 16 <= c { acc += load(x + i); i += 16 }
                 var sum = horizontalSum(acc)
                 while i < c { sum += x[i]; i += 1 }
                 let m = sum / Float(c)
-                let mv = F16(repeating: m)
-                acc = F16(repeating: 0)
+                let mv = FloatVector(repeating: m)
+                acc = FloatVector(repeating: 0)
                 i = 0
                 while i + 16 <= c { let d = load(x + i) - mv; acc += d * d; i += 16 }
                 var sq = horizontalSum(acc)
                 while i < c { let d = x[i] - m; sq += d * d; i += 1 }
                 let s = 1 / (sq / Float(c) + epsilon).squareRoot()
-                let sv = F16(repeating: s)
+                let sv = FloatVector(repeating: s)
                 i = 0
                 if let bias {
                     while i + 16 <= c {
@@ -64,9 +64,9 @@ public enum LayerNorm {
             let dw = scratch + thread * 2 * c, db = dw + c
             for row in range {
                 let x = inp + row * c, g = dout + row * c, d = dinp + row * c
-                let m = F16(repeating: mean[row]), s = F16(repeating: rstd[row])
+                let m = FloatVector(repeating: mean[row]), s = FloatVector(repeating: rstd[row])
                 // dnorm = g·w; dinp = (dnorm − mean(dnorm) − norm·mean(dnorm·norm))·rstd.
-                var a1 = F16(repeating: 0), a2 = F16(repeating: 0)
+                var a1 = FloatVector(repeating: 0), a2 = FloatVector(repeating: 0)
                 var i = 0
                 while i + 16 <= c {
                     let norm = (load(x + i) - m) * s
@@ -83,7 +83,7 @@ public enum LayerNorm {
                     sum2 += dnorm * norm
                     i += 1
                 }
-                let meanD = F16(repeating: sum1 / Float(c)), meanDN = F16(repeating: sum2 / Float(c))
+                let meanD = FloatVector(repeating: sum1 / Float(c)), meanDN = FloatVector(repeating: sum2 / Float(c))
                 i = 0
                 while i + 16 <= c {
                     let norm = (load(x + i) - m) * s

@@ -37,10 +37,10 @@ public enum AdamWKernel {
         let decay = 1 - step.lr * step.weightDecay
         pool.parallelFor(count, grain: 16, serialBelow: 4096, (params, grads, m, v, step, stepSize, bc2Root, decay)) { a, range in
             let (params, grads, m, v, step, stepSize, bc2Root, decay) = a
-            let b1 = F16(repeating: step.beta1), b2 = F16(repeating: step.beta2)
-            let c1 = F16(repeating: 1 - step.beta1), c2 = F16(repeating: 1 - step.beta2)
-            let scale = F16(repeating: step.gradScale), eps = F16(repeating: step.eps)
-            let size = F16(repeating: stepSize), root = F16(repeating: bc2Root), keep = F16(repeating: decay)
+            let b1 = FloatVector(repeating: step.beta1), b2 = FloatVector(repeating: step.beta2)
+            let c1 = FloatVector(repeating: 1 - step.beta1), c2 = FloatVector(repeating: 1 - step.beta2)
+            let scale = FloatVector(repeating: step.gradScale), eps = FloatVector(repeating: step.eps)
+            let size = FloatVector(repeating: stepSize), root = FloatVector(repeating: bc2Root), keep = FloatVector(repeating: decay)
             var i = range.lowerBound
             while i + 16 <= range.upperBound {
                 let g = load(grads + i) * scale
@@ -77,7 +77,7 @@ public enum Reductions {
                 var i = range.lowerBound
                 while i < range.upperBound {
                     let end = min(range.upperBound, i + 1024)
-                    var acc = F16(repeating: 0)
+                    var acc = FloatVector(repeating: 0)
                     while i + 16 <= end { let v = load(x + i); acc += v * v; i += 16 }
                     var block = Double(horizontalSum(acc))
                     while i < end { block += Double(x[i] * x[i]); i += 1 }

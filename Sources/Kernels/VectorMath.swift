@@ -1,40 +1,40 @@
 /// Sixteen floats: one AVX-512 register (two AVX2 registers, four SSE ones). Kernels work in these.
-public typealias F16 = SIMD16<Float>
+public typealias FloatVector = SIMD16<Float>
 
 // Generic SIMD helpers such as `clamped`, `max()` and `rounded` are not specialised and end up as calls in the
 // inner loops; everything here is written with operations that lower to single vector instructions.
 
-@inline(__always) func load(_ p: UnsafePointer<Float>) -> F16 {
-    UnsafeRawPointer(p).loadUnaligned(as: F16.self)
+@inline(__always) func load(_ p: UnsafePointer<Float>) -> FloatVector {
+    UnsafeRawPointer(p).loadUnaligned(as: FloatVector.self)
 }
 
-@inline(__always) func load(_ p: UnsafeMutablePointer<Float>) -> F16 {
-    UnsafeRawPointer(p).loadUnaligned(as: F16.self)
+@inline(__always) func load(_ p: UnsafeMutablePointer<Float>) -> FloatVector {
+    UnsafeRawPointer(p).loadUnaligned(as: FloatVector.self)
 }
 
-@inline(__always) func store(_ v: F16, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: F16.self)
+@inline(__always) func store(_ v: FloatVector, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: FloatVector.self)
 }
 
 /// The first `count` (< 16) floats at `p`, the other lanes `fill`.
-@inline(__always) func loadPartial(_ p: UnsafePointer<Float>, _ count: Int, fill: Float) -> F16 {
-    var v = F16(repeating: fill)
+@inline(__always) func loadPartial(_ p: UnsafePointer<Float>, _ count: Int, fill: Float) -> FloatVector {
+    var v = FloatVector(repeating: fill)
     for i in 0..<count { v[i] = p[i] }
     return v
 }
 
-@inline(__always) func storePartial(_ v: F16, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
+@inline(__always) func storePartial(_ v: FloatVector, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
     for i in 0..<count { p[i] = v[i] }
 }
 
-@inline(__always) func horizontalSum(_ v: F16) -> Float {
+@inline(__always) func horizontalSum(_ v: FloatVector) -> Float {
     let a = v.lowHalf + v.highHalf
     let b = a.lowHalf + a.highHalf
     let c = b.lowHalf + b.highHalf
     return c[0] + c[1]
 }
 
-@inline(__always) func horizontalMax(_ v: F16) -> Float {
+@inline(__always) func horizontalMax(_ v: FloatVector) -> Float {
     let a = pointwiseMax(v.lowHalf, v.highHalf)
     let b = pointwiseMax(a.lowHalf, a.highHalf)
     let c = pointwiseMax(b.lowHalf, b.highHalf)
@@ -44,31 +44,31 @@ public typealias F16 = SIMD16<Float>
 /// e^x, relative error below 1e-7 (Cephes' expf polynomial after the usual range reduction
 /// x = n·ln2 + r, |r| ≤ ln2/2; 2^n is assembled in the exponent bits). Arguments are clamped to [-87, 88], so
 /// very negative inputs give about 1.6e-38 rather than 0, and overflow cannot happen.
-@inline(__always) public func vexp(_ x0: F16) -> F16 {
-    let x = pointwiseMin(pointwiseMax(x0, F16(repeating: -87)), F16(repeating: 88))
+@inline(__always) public func vexp(_ x0: FloatVector) -> FloatVector {
+    let x = pointwiseMin(pointwiseMax(x0, FloatVector(repeating: -87)), FloatVector(repeating: 88))
     // Adding 1.5·2^23 rounds x·log2(e) to an integer held in the low mantissa bits.
-    let magic = F16(repeating: 12_582_912)
-    let t = x * F16(repeating: 1.442_695_040_888_963_4) + magic
+    let magic = FloatVector(repeating: 12_582_912)
+    let t = x * FloatVector(repeating: 1.442_695_040_888_963_4) + magic
     let n = t - magic
-    var r = x - n * F16(repeating: 0.693_359_375)
-    r = r - n * F16(repeating: -2.121_944_40e-4)
-    var p = F16(repeating: 1.987_569_150_0e-4)
-    p = p * r + F16(repeating: 1.398_199_950_7e-3)
-    p = p * r + F16(repeating: 8.333_451_907_3e-3)
-    p = p * r + F16(repeating: 4.166_579_589_4e-2)
-    p = p * r + F16(repeating: 1.666_666_545_9e-1)
-    p = p * r + F16(repeating: 5.000_000_120_1e-1)
-    let e = p * r * r + r + F16(repeating: 1)
+    var r = x - n * FloatVector(repeating: 0.693_359_375)
+    r = r - n * FloatVector(repeating: -2.121_944_40e-4)
+    var p = FloatVector(repeating: 1.987_569_150_0e-4)
+    p = p * r + FloatVector(repeating: 1.398_199_950_7e-3)
+    p = p * r + FloatVector(repeating: 8.333_451_907_3e-3)
+    p = p * r + FloatVector(repeating: 4.166_579_589_4e-2)
+    p = p * r + FloatVector(repeating: 1.666_666_545_9e-1)
+    p = p * r + FloatVector(repeating: 5.000_000_120_1e-1)
+    let e = p * r * r + r + FloatVector(repeating: 1)
     let bits = unsafeBitCast(t, to: SIMD16<Int32>.self) &- SIMD16<Int32>(repeating: 0x4B40_0000 - 127)
-    return e * unsafeBitCast(bits &<< 23, to: F16.self)
+    return e * unsafeBitCast(bits &<< 23, to: FloatVector.self)
 }
 
 /// tanh(x) = 1 − 2/(e^{2x} + 1): absolute error about 1e-7 (relative accuracy is lost only where |tanh x| is
 /// tiny, where GELU multiplies it by x anyway).
-@inline(__always) public func vtanh(_ x: F16) -> F16 {
-    F16(repeating: 1) - F16(repeating: 2) / (vexp(x + x) + F16(repeating: 1))
+@inline(__always) public func vtanh(_ x: FloatVector) -> FloatVector {
+    FloatVector(repeating: 1) - FloatVector(repeating: 2) / (vexp(x + x) + FloatVector(repeating: 1))
 }
 
 /// Scalar versions, for tails and for tests.
-@inline(__always) public func fastExp(_ x: Float) -> Float { vexp(F16(repeating: x))[0] }
-@inline(__always) public func fastTanh(_ x: Float) -> Float { vtanh(F16(repeating: x))[0] }
+@inline(__always) public func fastExp(_ x: Float) -> Float { vexp(FloatVector(repeating: x))[0] }
+@inline(__always) public func fastTanh(_ x: Float) -> Float { vtanh(FloatVector(repeating: x))[0] }

@@ -1,16 +1,34 @@
 import Foundation
 import Planner
 import Recipe
+import Synchronization
 
 /// Small, fast, real training setups for tests: a generated text file on disk and a recipe that passes every
 /// check, written to a fresh directory.
 public enum Fixtures {
-    /// A fresh empty directory under the system's temporary directory.
+    /// A fresh empty directory under the system's temporary directory, removed with everything in it when the
+    /// test process exits.
     public static func directory(_ name: String) throws -> String {
         let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("swift-gpt-tests/\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try? FileManager.default.removeItem(atPath: path)
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        created.withLock { list in
+            if list.isEmpty { atexit { Fixtures.removeCreated() } }
+            list.append(path)
+        }
         return path
+    }
+
+    /// Directories `directory` made in this process and not yet removed.
+    private static let created = Mutex<[String]>([])
+
+    /// Removes every directory `directory` made (and their parent, once it is empty).
+    public static func removeCreated() {
+        let paths = created.withLock { list in defer { list = [] }; return list }
+        for path in paths { try? FileManager.default.removeItem(atPath: path) }
+        if let parent = paths.first.map({ ($0 as NSString).deletingLastPathComponent }) {
+            rmdir(parent)
+        }
     }
 
     /// Deterministic text with structure a small model can learn: lines of words from a small vocabulary.

@@ -4,17 +4,8 @@ import Foundation
 import GPT
 import Recipe
 
-/// A run directory that cannot be started or resumed as asked.
-public struct RunDirectoryError: Error, CustomStringConvertible {
-    public var message: String
-    public var description: String { message }
-}
-
 extension Trainer {
-    public var checkpointDirectory: String {
-        let dir = recipe.checkpoint.dir
-        return dir.hasPrefix("/") ? dir : (options.runDirectory as NSString).appendingPathComponent(dir)
-    }
+    public var checkpointDirectory: String { directory.checkpointDirectory }
 
     public static func checkpointName(step: Int) -> String { String(format: "ckpt-%08d.h5", step) }
 
@@ -33,7 +24,7 @@ extension Trainer {
     /// Before the first step: make the checkpoint directory, and either resume from it or make sure it holds no
     /// other run's checkpoints.
     func prepareCheckpoints() throws {
-        let existing = Self.checkpoints(in: checkpointDirectory)
+        let existing = directory.checkpoints
         if options.resume {
             try resume(from: existing)
         } else if !existing.isEmpty {
@@ -115,7 +106,7 @@ extension Trainer {
 
     /// Saves the current state as `ckpt-<step>.h5`, then removes the oldest checkpoints beyond `keep`.
     func saveCheckpoint() throws {
-        let path = (checkpointDirectory as NSString).appendingPathComponent(Self.checkpointName(step: state.step))
+        let path = directory.checkpointPath(step: state.step)
         let tokenizerJSON = String(decoding: (try? data.tokenizer.jsonData()) ?? Data(), as: UTF8.self)
         let s = CheckpointState(
             step: state.step, tokensSeen: state.tokensSeen, samplerRNG: state.sampler.rng.stateWords,
@@ -123,12 +114,10 @@ extension Trainer {
             threads: pool.threadCount, blasCore: BLAS.coreName, dataPath: data.path, bestValLoss: state.bestValLoss,
             lastValLoss: state.lastValLoss, lastTrainLoss: state.lastTrainLoss.map(Double.init))
         try CheckpointWriter.write(to: path, tensors: checkpointTensors, parameters: model.parameters.base,
-                                   m: optimizer.m.base, v: optimizer.v.base, state: s, recipe: recipeText,
+                                   m: optimizer.m.base, v: optimizer.v.base, state: s, recipe: directory.recipeText,
                                    tokenizer: tokenizerJSON)
         events(.checkpointSaved(path: path, step: state.step))
-        for old in Self.checkpoints(in: checkpointDirectory).dropFirst(recipe.checkpoint.keep) {
-            try? FileManager.default.removeItem(atPath: old.path)
-        }
+        directory.removeCheckpoints(keepingNewest: recipe.checkpoint.keep)
     }
 }
 

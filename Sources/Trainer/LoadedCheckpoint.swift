@@ -30,7 +30,7 @@ public final class LoadedCheckpoint {
         BLAS.pinToOneThread()
         let shape = recipe.shape
         let time = fullContext ? shape.seqLen : min(shape.seqLen, maxTime ?? recipe.training.seqLen)
-        model = GPT(shape: shape, maxBatch: maxBatch ?? recipe.training.microBatch, maxTime: time,
+        model = try GPT(shape: shape, maxBatch: maxBatch ?? recipe.training.microBatch, maxTime: time,
                     pool: ThreadPool(threads: threads))
         let expected = Set(model.layout.tensors.map(\.name))
         let saved = Set(try reader.modelTensors().map(\.name))
@@ -72,7 +72,7 @@ public enum WindowEvaluation {
     /// Complete windows a split holds: ⌊(n − 1) / T⌋.
     public static func availableWindows(tokens: Int, time: Int) -> Int { max(0, (tokens - 1) / time) }
 
-    public static func evaluate(_ model: GPT, on source: any TokenSequence, windows: Int, time: Int) -> Double {
+    public static func evaluate(_ model: GPT, on source: any TokenSequence, windows: Int, time: Int) throws -> Double {
         let batch = model.maxBatch
         let tokens = UnsafeMutablePointer<Int32>.allocate(capacity: batch * time)
         let targets = UnsafeMutablePointer<Int32>.allocate(capacity: batch * time)
@@ -88,7 +88,7 @@ public enum WindowEvaluation {
                 source.read((k + i) * time, time, into: tokens + i * time)
                 source.read((k + i) * time + 1, time, into: targets + i * time)
             }
-            total += Double(model.forward(tokens: tokens, targets: targets, batch: b, time: time)) * Double(b)
+            total += Double(try model.forward(tokens: tokens, targets: targets, batch: b, time: time)) * Double(b)
             k += b
         }
         return total / Double(windows)

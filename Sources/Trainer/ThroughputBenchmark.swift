@@ -50,10 +50,10 @@ public enum ThroughputBenchmark {
         public var peakMemoryBytes: Int
     }
 
-    public static func run(_ c: Configuration, threads: Int, steps: Int = 10, warmup: Int = 2) -> Result {
+    public static func run(_ c: Configuration, threads: Int, steps: Int = 10, warmup: Int = 2) throws -> Result {
         BLAS.pinToOneThread()
         let pool = ThreadPool(threads: threads)
-        let model = GPT(shape: c.shape, maxBatch: c.batch, maxTime: c.time, pool: pool)
+        let model = try GPT(shape: c.shape, maxBatch: c.batch, maxTime: c.time, pool: pool)
         model.initialize(seed: 1)
         let optimizer = AdamW(parameterCount: model.layout.count, beta1: 0.9, beta2: 0.95, eps: 1e-8,
                               weightDecay: 0.1, gradClip: 1.0)
@@ -65,9 +65,9 @@ public enum ThroughputBenchmark {
         func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
         for i in 0..<(warmup + steps) {
             let t0 = now()
-            tokens.withUnsafeBufferPointer { t in
-                targets.withUnsafeBufferPointer { y in
-                    _ = model.forward(tokens: t.baseAddress!, targets: y.baseAddress!, batch: c.batch, time: c.time,
+            try tokens.withUnsafeBufferPointer { t in
+                try targets.withUnsafeBufferPointer { y in
+                    _ = try model.forward(tokens: t.baseAddress!, targets: y.baseAddress!, batch: c.batch, time: c.time,
                                       gradientScale: 1 / Float(n))
                 }
             }

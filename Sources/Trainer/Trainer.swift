@@ -42,26 +42,25 @@ public struct TrainingState: Sendable, Equatable {
     public init(sampler: BatchSampler) { self.sampler = sampler }
 }
 
-/// Executes a recipe: the model it describes, trained on its data with its optimizer, schedule, batch,
-/// evaluation, checkpoints and logging.
+/// Executes a recipe: the model it describes, trained on its data with its optimizer, schedule, batch and
+/// evaluation, as nanoGPT's train.py does, top to bottom: build everything (`init`), then `run`, a loop of
+/// `trainStep` with logging, evaluation and checkpoints at the recipe's intervals. The files go to the
+/// `RunDirectory`; saving and resuming are in Checkpointing.swift.
 public final class Trainer {
     public let recipe: Recipe
-    public let recipeText: String
     public let options: TrainingOptions
+    public let directory: RunDirectory
     public let data: TrainingData
     public let pool: ThreadPool
     public let model: GPT
     public let optimizer: AdamW
     public let schedule: LearningRateSchedule
     public internal(set) var state: TrainingState
-    /// Micro-batches per optimizer step: grad_accum × devices (other devices' shares are accumulated here).
-    public let microSteps: Int
-    public let flopsPerToken: Double
     let events: (TrainingEvent) -> Void
-    /// Where the recipe was read from, when it was read from a file.
-    var recipePath: String?
+    /// The micro-batch being trained on or evaluated.
     let tokens: UnsafeMutablePointer<Int32>
     let targets: UnsafeMutablePointer<Int32>
+    /// The checkpoint this run resumed from.
     var resumedFrom: String?
 
     /// Reads and checks the recipe (refusing it, with every problem, before anything is allocated), loads the
@@ -71,20 +70,19 @@ public final class Trainer {
         let (recipe, warnings) = try RecipeLoader.loadValid(path: recipePath)
         let text = try String(contentsOfFile: recipePath, encoding: .utf8)
         let directory = URL(fileURLWithPath: recipePath).deletingLastPathComponent().path
-        try self.init(recipe: recipe, recipeText: text, recipeDirectory: directory, options: options, events: events)
-        self.recipePath = recipePath
+        try self.init(recipe: recipe, recipeText: text, recipeDirectory: directory, options: options,
+                      recipePath: recipePath, events: events)
         for warning in warnings { events(.note(warning.description)) }
     }
 
     public init(recipe: Recipe, recipeText: String, recipeDirectory: String, options: TrainingOptions,
-                events: @escaping (TrainingEvent) -> Void = { _ in }) throws {
+                recipePath: String? = nil, events: @escaping (TrainingEvent) -> Void = { _ in }) throws {
         self.recipe = recipe
-        self.recipeText = recipeText
         self.options = options
         self.events = events
+        directory = RunDirectory(path: options.runDirectory, recipe: recipe, recipeText: recipeText, recipePath: recipePath)
         data = try TrainingData.load(recipe, relativeTo: recipeDirectory)
-        let needed = recipe.shape.trainingMemoryBytes(microBatch: recipe.training.microBatch,
-                                                                 context: recipe.training.seqLen)
+        let needed = recipe.shape.trainingMemoryBytes(microBatch: recipe.training.microBatch, context: recipe.training.seqLen)
         guard needed < 0.9 * Double(CPU.memoryBytes) else {
             throw DataError(key: "training.micro_batch", "the run needs \(bytes(needed)) for weights, gradients, AdamW "
                             + "moments and one micro-batch's activations; this machine has \(bytes(Double(CPU.memoryBytes)))",
@@ -92,15 +90,13 @@ public final class Trainer {
         }
         BLAS.pinToOneThread()
         pool = ThreadPool(threads: max(1, options.threads))
-        model = GPT(shape: recipe.shape, maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen, pool: pool)
+        model = try GPT(shape: recipe.shape, maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen, pool: pool)
         model.initialize(seed: UInt64(recipe.training.seed))
         optimizer = AdamW(parameterCount: model.layout.count, beta1: Float(recipe.optimizer.beta1),
                           beta2: Float(recipe.optimizer.beta2), eps: Float(recipe.optimizer.eps),
                           weightDecay: Float(recipe.optimizer.weightDecay), gradClip: Float(recipe.optimizer.gradClip))
         schedule = LearningRateSchedule(recipe)
         state = TrainingState(sampler: BatchSampler(seed: UInt64(recipe.training.seed)))
-        microSteps = recipe.training.gradAccum * recipe.training.devices
-        flopsPerToken = recipe.shape.flopsPerTokenWithAttention(context: recipe.training.seqLen)
         let window = recipe.training.microBatch * recipe.training.seqLen
         tokens = .allocate(capacity: window)
         targets = .allocate(capacity: window)
@@ -113,30 +109,80 @@ public final class Trainer {
         targets.deallocate()
     }
 
-    /// The run directory keeps the recipe it was started with (unless that is where the recipe already is),
-    /// noting where it came from: its `data.path` is relative to the original's directory.
-    func copyRecipe() throws {
-        let copy = URL(fileURLWithPath: options.runDirectory).appendingPathComponent("recipe.toml").standardized.path
-        guard copy != recipePath.map({ URL(fileURLWithPath: $0).standardized.path }) else { return }
-        let origin = recipePath.map { URL(fileURLWithPath: $0).standardized.path } ?? "(given in memory)"
-        try AtomicFile.write("# Copied by gpt-train from \(origin); data.path is relative to that file's directory.\n"
-                             + recipeText, to: copy)
-    }
-
     var batch: Int { recipe.training.microBatch }
     var time: Int { recipe.training.seqLen }
+    /// Micro-batches per optimizer step: grad_accum × devices (other devices' shares are accumulated here).
+    public var microSteps: Int { recipe.training.gradAccum * recipe.training.devices }
+    public var tokensPerStep: Int { batch * time * microSteps }
+    /// 6N + 12·n_layer·d_model·T, for MFU.
+    public var flopsPerToken: Double { recipe.shape.flopsPerTokenWithAttention(context: recipe.training.seqLen) }
 
-    /// Mean loss over `eval.iters` micro-batches of validation windows, in eval mode (no dropout). The windows
-    /// come from a generator seeded afresh each time, so every evaluation of a run sees the same windows.
-    public func evaluate(iterations: Int? = nil) -> Double {
-        var sampler = BatchSampler(rng: Xoshiro256(seed: UInt64(recipe.training.seed), stream: 3), windowsDrawn: 0)
-        let n = iterations ?? recipe.eval.iters
-        var total = 0.0
-        for _ in 0..<n {
-            sampler.fill(from: data.val, batch: batch, time: time, tokens: tokens, targets: targets)
-            total += Double(model.forward(tokens: tokens, targets: targets, batch: batch, time: time))
+    // MARK: The loop
+
+    /// Trains from the current state to the recipe's last step (or `stopAfter`), evaluating, checkpointing and
+    /// logging as the recipe says.
+    @discardableResult
+    public func run() throws -> RunSummary {
+        let started = DispatchTime.now().uptimeNanoseconds
+        try directory.create()
+        try prepareCheckpoints()
+        try directory.copyRecipe()
+        let metrics = try directory.openMetrics(resumingAt: resumedFrom != nil ? state.step : nil)
+        let total = recipe.training.steps
+        let stop = min(total, options.stopAfter ?? total)
+        let firstStep = state.step
+        if stop <= firstStep {
+            throw RunDirectoryError(message: firstStep >= total
+                ? "the run is complete: it is at step \(firstStep) of \(total)"
+                : "--steps \(stop): the run is already at step \(firstStep); give a later step (the recipe ends at \(total))")
         }
-        return total / Double(n)
+        events(.started(RunInfo(
+            parameters: model.layout.count, tokensPerStep: tokensPerStep, startStep: firstStep, totalSteps: total,
+            stopStep: stop, threads: pool.threadCount, blasCore: BLAS.coreName, flopsPerToken: flopsPerToken,
+            ceilingFlops: options.ceilingFlops, data: data.summary, runDirectory: directory.path,
+            resumedFrom: resumedFrom)))
+
+        var clock = StepClock()
+        var lastFinite: StepMetrics?
+        while state.step < stop {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let (loss, lr, norm) = try trainStep(lastFinite: lastFinite)
+            clock.add(nanoseconds: DispatchTime.now().uptimeNanoseconds - t0, tokens: tokensPerStep)
+
+            // Which steps are logged depends only on the recipe, so an interrupted run logs what a straight one does.
+            let step = state.step
+            let logged = step % recipe.logging.interval == 0 || step == total || step == 1
+            let tps = clock.windowTokensPerSecond(restart: logged)
+            let metricsNow = StepMetrics(
+                step: step, trainLoss: loss, lr: lr, gradNorm: norm, tokensPerSecond: tps,
+                mfu: options.ceilingFlops.map { flopsPerToken * tps / $0 },
+                eta: Double(stop - step) * Double(tokensPerStep) / max(tps, 1e-9), logged: logged)
+            if logged { try metrics.trainingLine(metricsNow) }
+            lastFinite = metricsNow
+            events(.step(metricsNow))
+
+            if step % recipe.eval.interval == 0 || step == total {
+                let loss = try evaluate()
+                state.lastValLoss = loss
+                state.bestValLoss = min(state.bestValLoss ?? .infinity, loss)
+                try metrics.validationLine(step: step, loss: loss)
+                events(.validation(step: step, loss: loss))
+            }
+            if step % recipe.checkpoint.interval == 0 || step == stop {
+                try saveCheckpoint()
+            }
+        }
+
+        let trainingSeconds = clock.totalSeconds
+        let tokensPerSecond = trainingSeconds > 0 ? Double((state.step - firstStep) * tokensPerStep) / trainingSeconds : 0
+        let summary = RunSummary(
+            steps: state.step, finalTrainLoss: state.lastTrainLoss ?? .nan, finalValLoss: state.lastValLoss,
+            bestValLoss: state.bestValLoss, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9,
+            trainingSeconds: trainingSeconds, tokensPerSecond: tokensPerSecond,
+            mfu: options.ceilingFlops.map { flopsPerToken * tokensPerSecond / $0 },
+            peakMemoryBytes: PeakMemory.bytes, runDirectory: directory.path)
+        events(.finished(summary))
+        return summary
     }
 
     /// One optimizer step: `microSteps` forward/backward passes accumulating gradients, then AdamW. The loss and
@@ -149,8 +195,9 @@ public final class Trainer {
         var lossSum: Float = 0
         for micro in 0..<microSteps {
             state.sampler.fill(from: data.train, batch: batch, time: time, tokens: tokens, targets: targets)
-            let dropout = DropoutContext(probability: Float(recipe.model.dropout), seed: UInt64(recipe.training.seed), step: stepIndex, micro: micro)
-            lossSum += model.forward(tokens: tokens, targets: targets, batch: batch, time: time,
+            let dropout = DropoutContext(probability: Float(recipe.model.dropout), seed: UInt64(recipe.training.seed),
+                                         step: stepIndex, micro: micro)
+            lossSum += try model.forward(tokens: tokens, targets: targets, batch: batch, time: time,
                                      gradientScale: scale, dropout: dropout)
             model.backward(accumulate: micro > 0)
         }
@@ -164,86 +211,48 @@ public final class Trainer {
         }
         optimizer.step(model, lr: Float(lr), norm: norm)
         state.step += 1
-        state.tokensSeen += batch * time * microSteps
+        state.tokensSeen += tokensPerStep
         state.lastTrainLoss = loss
         return (loss, lr, norm)
     }
 
-    /// Trains from the current state to the recipe's last step (or `stopAfter`), evaluating, checkpointing and
-    /// logging as the recipe says.
-    @discardableResult
-    public func run() throws -> RunSummary {
-        let started = DispatchTime.now().uptimeNanoseconds
-        try FileManager.default.createDirectory(atPath: options.runDirectory, withIntermediateDirectories: true)
-        try prepareCheckpoints()
-        try copyRecipe()
-        let metrics = try MetricsLog(path: (options.runDirectory as NSString).appendingPathComponent("metrics.jsonl"),
-                                     keepThrough: resumedFrom != nil ? state.step : nil)
-        let total = recipe.training.steps
-        let stop = min(total, options.stopAfter ?? total)
-        let tokensPerStep = batch * time * microSteps
-        let firstStep = state.step
-        if stop <= firstStep {
-            throw RunDirectoryError(message: firstStep >= total
-                ? "the run is complete: it is at step \(firstStep) of \(total)"
-                : "--steps \(stop): the run is already at step \(firstStep); give a later step (the recipe ends at \(total))")
+    /// Mean loss over `eval.iters` micro-batches of validation windows, in eval mode (no dropout). The windows
+    /// come from a generator seeded afresh each time, so every evaluation of a run sees the same windows.
+    public func evaluate(iterations: Int? = nil) throws -> Double {
+        var sampler = BatchSampler(rng: Xoshiro256(seed: UInt64(recipe.training.seed), stream: 3), windowsDrawn: 0)
+        let n = iterations ?? recipe.eval.iters
+        var total = 0.0
+        for _ in 0..<n {
+            sampler.fill(from: data.val, batch: batch, time: time, tokens: tokens, targets: targets)
+            total += Double(try model.forward(tokens: tokens, targets: targets, batch: batch, time: time))
         }
-        events(.started(RunInfo(
-            parameters: model.layout.count, tokensPerStep: tokensPerStep, startStep: firstStep, totalSteps: total,
-            stopStep: stop, threads: pool.threadCount, blasCore: BLAS.coreName, flopsPerToken: flopsPerToken,
-            ceilingFlops: options.ceilingFlops, data: data.summary, runDirectory: options.runDirectory,
-            resumedFrom: resumedFrom)))
-
-        var trainingNanos: UInt64 = 0
-        var windowNanos: UInt64 = 0, windowTokens = 0
-        var lastFinite: StepMetrics?
-        while state.step < stop {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let (loss, lr, norm) = try trainStep(lastFinite: lastFinite)
-            let elapsed = DispatchTime.now().uptimeNanoseconds - t0
-            trainingNanos += elapsed
-            windowNanos += elapsed
-            windowTokens += tokensPerStep
-
-            // Speed over the steps since the last logged line, so that logged numbers are stable.
-            let step = state.step
-            // Which steps are logged depends only on the recipe, so an interrupted run logs what a straight one does.
-            let logged = step % recipe.logging.interval == 0 || step == total || step == 1
-            let tps = Double(windowTokens) / (Double(windowNanos) * 1e-9)
-            if logged {
-                windowNanos = 0
-                windowTokens = 0
-            }
-            let metricsNow = StepMetrics(
-                step: step, trainLoss: loss, lr: lr, gradNorm: norm, tokensPerSecond: tps,
-                mfu: options.ceilingFlops.map { flopsPerToken * tps / $0 },
-                eta: Double(stop - step) * Double(tokensPerStep) / max(tps, 1e-9), logged: logged)
-            if logged { try metrics.trainingLine(metricsNow) }
-            lastFinite = metricsNow
-            events(.step(metricsNow))
-
-            if step % recipe.eval.interval == 0 || step == total {
-                let loss = evaluate()
-                state.lastValLoss = loss
-                state.bestValLoss = min(state.bestValLoss ?? .infinity, loss)
-                try metrics.validationLine(step: step, loss: loss)
-                events(.validation(step: step, loss: loss))
-            }
-            if step % recipe.checkpoint.interval == 0 || step == stop {
-                try saveCheckpoint()
-            }
-        }
-        let trainingSeconds = Double(trainingNanos) * 1e-9
-        let tokensPerSecond = trainingSeconds > 0 ? Double((state.step - firstStep) * tokensPerStep) / trainingSeconds : 0
-        let summary = RunSummary(
-            steps: state.step, finalTrainLoss: state.lastTrainLoss ?? .nan, finalValLoss: state.lastValLoss,
-            bestValLoss: state.bestValLoss, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9,
-            trainingSeconds: trainingSeconds, tokensPerSecond: tokensPerSecond,
-            mfu: options.ceilingFlops.map { flopsPerToken * tokensPerSecond / $0 },
-            peakMemoryBytes: PeakMemory.bytes, runDirectory: options.runDirectory)
-        events(.finished(summary))
-        return summary
+        return total / Double(n)
     }
+}
+
+/// Time spent in training steps: in total, and since the last logged line (so that logged speeds are stable).
+struct StepClock {
+    private var totalNanos: UInt64 = 0
+    private var windowNanos: UInt64 = 0
+    private var windowTokens = 0
+
+    mutating func add(nanoseconds: UInt64, tokens: Int) {
+        totalNanos += nanoseconds
+        windowNanos += nanoseconds
+        windowTokens += tokens
+    }
+
+    /// Tokens a second since the window began; `restart` begins a new window after this one.
+    mutating func windowTokensPerSecond(restart: Bool) -> Double {
+        let rate = Double(windowTokens) / (Double(windowNanos) * 1e-9)
+        if restart {
+            windowNanos = 0
+            windowTokens = 0
+        }
+        return rate
+    }
+
+    var totalSeconds: Double { Double(totalNanos) * 1e-9 }
 }
 
 /// The process's peak resident memory (getrusage's ru_maxrss).

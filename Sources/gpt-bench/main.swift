@@ -73,7 +73,7 @@ struct TrainSpeed: ParsableCommand {
             print("sgemm ceiling \(flopRate(ceiling.flopsPerSecond)) (\(MachineProfile.describe(ceiling)))\n")
         }
         for c in chosen {
-            let r = ThroughputBenchmark.run(c, threads: threads, steps: steps, warmup: warmup)
+            let r = try ThroughputBenchmark.run(c, threads: threads, steps: steps, warmup: warmup)
             let mfu = r.flopsPerSecond / ceiling.flopsPerSecond
             if json {
                 let object: [String: Any] = [

@@ -52,13 +52,13 @@ struct GPTSample: ParsableCommand {
         var output = UTF8StreamDecoder()
         let stdout = FileHandle.standardOutput
         if let prompt { stdout.write(Data(prompt.utf8)) }
-        var logits = generator.append(promptTokens)
+        var logits = try generator.append(promptTokens)
         let start = DispatchTime.now().uptimeNanoseconds
         for i in 0..<tokens {
             // The rows past the tokenizer's vocabulary (padding to a multiple of 64) are never targets: skip them.
             let next = sampler.sample(logits, vocab: tokenizer.vocabSize)
             stdout.write(Data(output.push(tokenizer.decode([next])).utf8))
-            if i + 1 < tokens { logits = generator.append([next]) }
+            if i + 1 < tokens { logits = try generator.append([next]) }
         }
         stdout.write(Data((output.finish() + "\n").utf8))
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9

@@ -160,7 +160,7 @@ struct Evaluate: ParsableCommand {
             ?? WindowEvaluation.defaultWindows(tokens: source.count, time: time)
         guard wanted >= 1 else { throw CommandFailure.usage("gpt-train eval: ask for at least one window") }
         let count = min(wanted, available)
-        let loss = WindowEvaluation.evaluate(loaded.model, on: source, windows: count, time: time)
+        let loss = try WindowEvaluation.evaluate(loaded.model, on: source, windows: count, time: time)
         if json {
             let object: [String: Any] = ["checkpoint": checkpoint, "step": loaded.state.step, "split": split,
                                          "windows": count, "seq_len": time, "tokens": count * time, "loss": loss]

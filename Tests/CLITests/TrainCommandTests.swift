@@ -89,7 +89,7 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(object["tokens"] as? Int, 7 * 16)
         // The same number from the library with the documented definition.
         let loaded = try LoadedCheckpoint(path: ckpt, threads: 1)
-        let expected = WindowEvaluation.evaluate(loaded.model, on: try loaded.trainingData().val, windows: 7, time: 16)
+        let expected = try WindowEvaluation.evaluate(loaded.model, on: try loaded.trainingData().val, windows: 7, time: 16)
         XCTAssertEqual(object["loss"] as! Double, expected, accuracy: 1e-6)
 
         // --steps names the step to stop at: a run already past it says so.

@@ -38,7 +38,7 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(saved["transformer.wte.weight"], [64, 32])
         XCTAssertNil(saved["lm_head.weight"])
         XCTAssertEqual(saved.count, a.model.layout.tensors.count)
-        XCTAssertEqual(reader.recipe, a.recipeText)
+        XCTAssertEqual(reader.recipe, a.directory.recipeText)
         XCTAssertTrue(reader.tokenizer.contains("\"char\""))
     }
 

@@ -87,6 +87,22 @@ final class TokenShardWriterTests: XCTestCase {
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [])
     }
+
+    /// A token id at or above the vocabulary size (or negative) is an error, in release builds too, and none of
+    /// the tokens passed with it are written.
+    func testTokensOutsideTheVocabularyAreRefused() throws {
+        let dir = try Fixtures.directory("shard-vocab")
+        let writer = try TokenShardWriter(path: "\(dir)/t.bin", vocabSize: 10)
+        try writer.append([1, 2])
+        XCTAssertThrowsError(try writer.append([3, 10])) { error in
+            XCTAssertEqual("\(error)", "\(dir)/t.bin: token 10 (the 3th) is not below the vocabulary size 10")
+        }
+        XCTAssertThrowsError(try writer.append([-1])) { error in
+            XCTAssertTrue("\(error)".contains("token -1"), "\(error)")
+        }
+        try writer.finish()
+        XCTAssertEqual(try TokenShard(path: "\(dir)/t.bin").allTokens(), [1, 2])
+    }
 }
 
 final class DatasetPreparerTests: XCTestCase {

@@ -5,9 +5,9 @@ import GPTShape
 import XCTest
 
 final class GenerationTests: XCTestCase {
-    func model(context: Int) -> GPT {
+    func model(context: Int) throws -> GPT {
         let cfg = ModelShape(nLayer: 2, nHead: 2, dModel: 16, dFF: 64, seqLen: context, vocabSize: 11, bias: true)
-        let m = GPT(shape: cfg, maxBatch: 1, maxTime: context, pool: ThreadPool(threads: 2))
+        let m = try GPT(shape: cfg, maxBatch: 1, maxTime: context, pool: ThreadPool(threads: 2))
         m.initialize(seed: 3)
         // Larger weights than the 0.02 initialisation, so that attention and position matter.
         for i in 0..<m.parameters.count { m.parameters.base[i] *= 20 }
@@ -15,25 +15,25 @@ final class GenerationTests: XCTestCase {
     }
 
     /// The cache gives the logits of running the whole window, token after token, also after the window slides.
-    func testCachedLogitsEqualFullRecomputation() {
+    func testCachedLogitsEqualFullRecomputation() throws {
         let context = 8
-        let cached = Generator(model: model(context: context), useCache: true)
-        let full = Generator(model: model(context: context), useCache: false)
+        let cached = Generator(model: try model(context: context), useCache: true)
+        let full = Generator(model: try model(context: context), useCache: false)
         var rng = Xoshiro256(seed: 9)
         var prompt: [Int32] = [1, 4, 2]
-        var a = Array(UnsafeBufferPointer(start: cached.append(prompt), count: 11))
-        var b = Array(UnsafeBufferPointer(start: full.append(prompt), count: 11))
+        var a = Array(UnsafeBufferPointer(start: try cached.append(prompt), count: 11))
+        var b = Array(UnsafeBufferPointer(start: try full.append(prompt), count: 11))
         for step in 0..<30 {
             // float32 through two blocks; the cached path sums in a different order (dot products instead of a
             // blocked product), so the logits agree to a few ulps of their size, not bit for bit.
             for v in 0..<11 { XCTAssertEqual(a[v], b[v], accuracy: 2e-5 * max(1, abs(b[v])), "step \(step)") }
             prompt = [Int32(rng.next(below: 11))]
-            a = Array(UnsafeBufferPointer(start: cached.append(prompt), count: 11))
-            b = Array(UnsafeBufferPointer(start: full.append(prompt), count: 11))
+            a = Array(UnsafeBufferPointer(start: try cached.append(prompt), count: 11))
+            b = Array(UnsafeBufferPointer(start: try full.append(prompt), count: 11))
         }
     }
 
-    func testSamplingIsDeterministicAndTemperatureZeroIsGreedy() {
+    func testSamplingIsDeterministicAndTemperatureZeroIsGreedy() throws {
         let logits: [Float] = [0.1, 2.0, -1.0, 1.9, 0.5]
         func draw(_ s: inout TokenSampler) -> Int32 { logits.withUnsafeBufferPointer { s.sample($0.baseAddress!, vocab: 5) } }
         var a = TokenSampler(temperature: 1, topK: 5, seed: 4), b = TokenSampler(temperature: 1, topK: 5, seed: 4)

@@ -60,32 +60,32 @@ final class ModelTests: XCTestCase {
         }
     }
 
-    func testLossLogitsAndEveryGradientMatchTheReference() {
+    func testLossLogitsAndEveryGradientMatchTheReference() throws {
         for (bias, time) in [(true, 8), (false, 5)] {
             let ref = reference(bias: bias, seed: bias ? 1 : 2)
-            let model = GPT(shape: modelShape(ref.config), maxBatch: 3, maxTime: 8, pool: ThreadPool(threads: 2))
+            let model = try GPT(shape: modelShape(ref.config), maxBatch: 3, maxTime: 8, pool: ThreadPool(threads: 2))
             load(ref, into: model)
             let (tokens, targets) = randomBatch(7, batch: 3, time: time, vocab: 11)
             let (expectedLoss, expectedGradients) = ref.lossAndGradients(tokens: tokens, targets: targets)
             let expectedLogits = ref.logits(tokens: tokens)
 
             let t = flat(tokens), y = flat(targets)
-            let loss = model.forward(tokens: t, targets: y, batch: 3, time: time)
+            let loss = try model.forward(tokens: t, targets: y, batch: 3, time: time)
             XCTAssertEqual(Double(loss), expectedLoss, accuracy: 1e-5 * expectedLoss, "loss")
             for b in 0..<3 { for i in 0..<time { for v in 0..<11 {
                 XCTAssertEqual(Double(model.logits[(b * time + i) * 11 + v]), expectedLogits[b][i][v], accuracy: 1e-4)
             } } }
 
-            let trainLoss = model.forward(tokens: t, targets: y, batch: 3, time: time, gradientScale: 1 / Float(3 * time))
+            let trainLoss = try model.forward(tokens: t, targets: y, batch: 3, time: time, gradientScale: 1 / Float(3 * time))
             XCTAssertEqual(trainLoss, loss)
             model.backward(accumulate: false)
             assertGradients(model, expectedGradients)
         }
     }
 
-    func testAccumulatedMicroBatchesGiveTheMeanGradient() {
+    func testAccumulatedMicroBatchesGiveTheMeanGradient() throws {
         let ref = reference(bias: true, seed: 3)
-        let model = GPT(shape: modelShape(ref.config), maxBatch: 2, maxTime: 8, pool: ThreadPool(threads: 2))
+        let model = try GPT(shape: modelShape(ref.config), maxBatch: 2, maxTime: 8, pool: ThreadPool(threads: 2))
         load(ref, into: model)
         let first = randomBatch(11, batch: 2, time: 8, vocab: 11), second = randomBatch(12, batch: 2, time: 8, vocab: 11)
         // The reference's gradient of the mean over all four sequences.
@@ -93,25 +93,25 @@ final class ModelTests: XCTestCase {
         // Garbage in the gradients must not survive the first micro-batch.
         model.gradients.base.update(repeating: .nan, count: model.gradients.count)
         for (index, batch) in [first, second].enumerated() {
-            model.forward(tokens: flat(batch.tokens), targets: flat(batch.targets), batch: 2, time: 8, gradientScale: 1 / 32)
+            try model.forward(tokens: flat(batch.tokens), targets: flat(batch.targets), batch: 2, time: 8, gradientScale: 1 / 32)
             model.backward(accumulate: index > 0)
         }
         assertGradients(model, expected)
     }
 
-    func testSameThreadCountIsBitIdenticalAndOtherCountsAgree() {
+    func testSameThreadCountIsBitIdenticalAndOtherCountsAgree() throws {
         let ref = reference(bias: false, seed: 4)
         let batch = randomBatch(5, batch: 3, time: 8, vocab: 11)
-        func gradients(threads: Int) -> [Float] {
-            let model = GPT(shape: modelShape(ref.config), maxBatch: 3, maxTime: 8, pool: ThreadPool(threads: threads))
+        func gradients(threads: Int) throws -> [Float] {
+            let model = try GPT(shape: modelShape(ref.config), maxBatch: 3, maxTime: 8, pool: ThreadPool(threads: threads))
             load(ref, into: model)
-            model.forward(tokens: flat(batch.tokens), targets: flat(batch.targets), batch: 3, time: 8, gradientScale: 1 / 24)
+            try model.forward(tokens: flat(batch.tokens), targets: flat(batch.targets), batch: 3, time: 8, gradientScale: 1 / 24)
             model.backward(accumulate: false)
             return Array(model.gradients.buffer)
         }
-        let two = gradients(threads: 2)
-        XCTAssertEqual(two, gradients(threads: 2))
-        let one = gradients(threads: 1), three = gradients(threads: 3)
+        let two = try gradients(threads: 2)
+        XCTAssertEqual(two, try gradients(threads: 2))
+        let one = try gradients(threads: 1), three = try gradients(threads: 3)
         let scale = two.map(abs).max()!
         for i in 0..<two.count {
             XCTAssertEqual(one[i], two[i], accuracy: 1e-5 * scale)
@@ -119,23 +119,23 @@ final class ModelTests: XCTestCase {
         }
     }
 
-    func testDropoutBackwardMatchesFiniteDifferencesOfTheSameMasks() {
+    func testDropoutBackwardMatchesFiniteDifferencesOfTheSameMasks() throws {
         var cfg = modelShape(refConfig(bias: true))
         cfg.nLayer = 1
         let ref = reference(bias: true, seed: 6)
-        let model = GPT(shape: cfg, maxBatch: 2, maxTime: 8, pool: ThreadPool(threads: 2))
+        let model = try GPT(shape: cfg, maxBatch: 2, maxTime: 8, pool: ThreadPool(threads: 2))
         var refOneLayer = ref
         refOneLayer.params = ref.params.filter { !$0.key.contains(".h.1.") }
         load(refOneLayer, into: model)
         let batch = randomBatch(9, batch: 2, time: 8, vocab: 11)
         let t = flat(batch.tokens), y = flat(batch.targets)
         let context = DropoutContext(probability: 0.2, seed: 77, step: 3, micro: 1)
-        let evalLoss = model.forward(tokens: t, targets: y, batch: 2, time: 8)
-        let dropLoss = model.forward(tokens: t, targets: y, batch: 2, time: 8, dropout: context)
+        let evalLoss = try model.forward(tokens: t, targets: y, batch: 2, time: 8)
+        let dropLoss = try model.forward(tokens: t, targets: y, batch: 2, time: 8, dropout: context)
         XCTAssertNotEqual(evalLoss, dropLoss, "dropout must change the training loss")
-        XCTAssertEqual(model.forward(tokens: t, targets: y, batch: 2, time: 8, dropout: context), dropLoss,
+        XCTAssertEqual(try model.forward(tokens: t, targets: y, batch: 2, time: 8, dropout: context), dropLoss,
                        "the same context must draw the same masks")
-        model.forward(tokens: t, targets: y, batch: 2, time: 8, gradientScale: 1 / 16, dropout: context)
+        try model.forward(tokens: t, targets: y, batch: 2, time: 8, gradientScale: 1 / 16, dropout: context)
         model.backward(accumulate: false)
         let analytic = Array(model.gradients.buffer)
         // Central differences of the float32 loss with h = 1e-2: truncation O(h²) ≈ 1e-4 relative and rounding
@@ -145,26 +145,70 @@ final class ModelTests: XCTestCase {
             let i = Int(rng.next(below: UInt64(model.layout.count)))
             let saved = model.parameters.base[i]
             model.parameters.base[i] = saved + 1e-2
-            let up = Double(model.forward(tokens: t, targets: y, batch: 2, time: 8, dropout: context))
+            let up = Double(try model.forward(tokens: t, targets: y, batch: 2, time: 8, dropout: context))
             model.parameters.base[i] = saved - 1e-2
-            let down = Double(model.forward(tokens: t, targets: y, batch: 2, time: 8, dropout: context))
+            let down = Double(try model.forward(tokens: t, targets: y, batch: 2, time: 8, dropout: context))
             model.parameters.base[i] = saved
             let numeric = (up - down) / 2e-2
             XCTAssertEqual(Double(analytic[i]), numeric, accuracy: 0.01 * abs(numeric) + 2e-4, "parameter \(i)")
         }
     }
 
-    func testActivationCountIsWhatThePlannerPredicts() {
+    /// Ids outside the vocabulary would index the embedding and the logits out of bounds: they are errors, thrown
+    /// before any buffer is touched, in release builds too (this test runs in them).
+    func testTokenIdsOutsideTheVocabularyAreErrorsNotCrashes() throws {
+        let shape = ModelShape(nLayer: 1, nHead: 2, dModel: 8, dFF: 16, seqLen: 4, vocabSize: 10, bias: true)
+        let model = try GPT(shape: shape, maxBatch: 2, maxTime: 4, pool: ThreadPool(threads: 2))
+        model.initialize(seed: 1)
+        let good: [Int32] = [1, 2, 3, 4, 5, 6, 7, 9]
+        let loss = try model.forward(tokens: good, targets: good, batch: 2, time: 4)
+        func expect(_ expected: GPTInputError, _ body: () throws -> Void) {
+            XCTAssertThrowsError(try body()) { XCTAssertEqual($0 as? GPTInputError, expected) }
+        }
+        var bad = good
+        bad[5] = 10
+        expect(.tokenOutOfRange(index: 5, token: 10, vocabSize: 10)) { try model.forward(tokens: bad, targets: good, batch: 2, time: 4) }
+        expect(.targetOutOfRange(index: 5, target: 10, vocabSize: 10)) { try model.forward(tokens: good, targets: bad, batch: 2, time: 4) }
+        bad[5] = -1
+        expect(.tokenOutOfRange(index: 5, token: -1, vocabSize: 10)) { try model.forward(tokens: bad, targets: good, batch: 2, time: 4) }
+        bad[5] = .max
+        expect(.tokenOutOfRange(index: 5, token: .max, vocabSize: 10)) { try model.forward(tokens: bad, targets: good, batch: 2, time: 4) }
+        expect(.batchOutOfRange(batch: 4, time: 2, maxBatch: 2, maxTime: 4)) {
+            try model.forward(tokens: good, targets: good, batch: 4, time: 2)
+        }
+        // Nothing was touched: the same batch gives the same loss.
+        XCTAssertEqual(try model.forward(tokens: good, targets: good, batch: 2, time: 4), loss)
+
+        // Generation: the sequence is left as it was.
+        let generator = Generator(model: try GPT(shape: shape, maxBatch: 1, maxTime: 4, pool: ThreadPool(threads: 1)))
+        generator.model.parameters.base.update(from: model.parameters.base, count: model.parameters.count)
+        let first = Array(UnsafeBufferPointer(start: try generator.append([1, 2]), count: 10))
+        XCTAssertThrowsError(try generator.append([3, 12])) { XCTAssertEqual($0 as? GPTInputError, .tokenOutOfRange(index: 3, token: 12, vocabSize: 10)) }
+        generator.reset()
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: try generator.append([1, 2]), count: 10)), first)
+
+        // Shapes no model can have are errors too.
+        var odd = shape
+        odd.nHead = 3
+        XCTAssertThrowsError(try GPT(shape: odd, maxBatch: 1, maxTime: 4, pool: ThreadPool(threads: 1))) {
+            XCTAssertEqual($0 as? GPTInputError, .invalidShape(.headsDoNotDivideWidth(dModel: 8, nHead: 3)))
+        }
+        XCTAssertThrowsError(try GPT(shape: shape, maxBatch: 1, maxTime: 5, pool: ThreadPool(threads: 1))) {
+            XCTAssertEqual($0 as? GPTInputError, .bufferLongerThanContext(maxTime: 5, seqLen: 4))
+        }
+    }
+
+    func testActivationCountIsWhatThePlannerPredicts() throws {
         let cfg = ModelShape(nLayer: 3, nHead: 4, dModel: 32, dFF: 128, seqLen: 16, vocabSize: 50, bias: true)
-        let model = GPT(shape: cfg, maxBatch: 5, maxTime: 12, pool: ThreadPool(threads: 1))
+        let model = try GPT(shape: cfg, maxBatch: 5, maxTime: 12, pool: ThreadPool(threads: 1))
         let shape = ModelShape(nLayer: 3, nHead: 4, dModel: 32, dFF: 128, seqLen: 16, vocabSize: 50, bias: true)
         XCTAssertEqual(model.activationCount, shape.activationFloats(batch: 5, context: 12))
         XCTAssertEqual(model.layout.count, shape.parameterCount.total)
     }
 
-    func testInitialisationFollowsNanoGPT() {
+    func testInitialisationFollowsNanoGPT() throws {
         let cfg = ModelShape(nLayer: 4, nHead: 4, dModel: 128, dFF: 512, seqLen: 64, vocabSize: 65, bias: true)
-        let model = GPT(shape: cfg, maxBatch: 1, maxTime: 64, pool: ThreadPool(threads: 1))
+        let model = try GPT(shape: cfg, maxBatch: 1, maxTime: 64, pool: ThreadPool(threads: 1))
         model.initialize(seed: 1337)
         func values(_ name: String) -> [Float] {
             let t = model.layout.tensor(named: name)!
@@ -182,12 +226,12 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(Set(values("transformer.h.1.ln_2.weight")), [1])
         XCTAssertEqual(Set(values("transformer.h.1.mlp.c_fc.bias")), [0])
         XCTAssertEqual(Set(values("transformer.ln_f.bias")), [0])
-        let again = GPT(shape: cfg, maxBatch: 1, maxTime: 64, pool: ThreadPool(threads: 1))
+        let again = try GPT(shape: cfg, maxBatch: 1, maxTime: 64, pool: ThreadPool(threads: 1))
         again.initialize(seed: 1337)
         XCTAssertEqual(Array(again.parameters.buffer), Array(model.parameters.buffer))
     }
 
-    func testParameterNamesAndDecayFollowNanoGPT() {
+    func testParameterNamesAndDecayFollowNanoGPT() throws {
         let cfg = ModelShape(nLayer: 1, nHead: 2, dModel: 8, dFF: 32, seqLen: 4, vocabSize: 10, bias: true)
         let layout = ParameterLayout(cfg)
         XCTAssertEqual(layout.tensors.map(\.name), ReferenceGPT.parameterShapes(refConfig(bias: true).with(cfg)).map(\.name))
@@ -204,10 +248,10 @@ final class ModelTests: XCTestCase {
 extension GPT {
     @discardableResult
     func forward(tokens: [Int32], targets: [Int32], batch: Int, time: Int, gradientScale: Float? = nil,
-                 dropout: DropoutContext? = nil) -> Float {
-        tokens.withUnsafeBufferPointer { t in
-            targets.withUnsafeBufferPointer { y in
-                forward(tokens: t.baseAddress!, targets: y.baseAddress!, batch: batch, time: time,
+                 dropout: DropoutContext? = nil) throws -> Float {
+        try tokens.withUnsafeBufferPointer { t in
+            try targets.withUnsafeBufferPointer { y in
+                try forward(tokens: t.baseAddress!, targets: y.baseAddress!, batch: batch, time: time,
                         gradientScale: gradientScale, dropout: dropout)
             }
         }

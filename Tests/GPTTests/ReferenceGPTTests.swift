@@ -209,9 +209,8 @@ final class ReferenceGPTTests: XCTestCase {
         XCTAssertEqual(ReferenceGPT.parameterShapes(gpt2).reduce(0) { $0 + $1.shape.reduce(1, *) }, 124_439_808)
     }
 
-    /// Same seed, same parameters; different seed, different ones; and the size the real model is compared at
-    /// runs quickly (plain loops, but well under a second in release builds).
-    func testRandomInitAndSpeed() throws {
+    /// Same seed, same parameters; different seed, different ones; near-uniform predictions at initialisation.
+    func testRandomInitIsSeededAndNearUniform() throws {
         let config = Config(nLayer: 2, nHead: 2, dModel: 16, dFF: 64, seqLen: 8, vocabSize: 11, bias: true)
         let a = ReferenceGPT.random(config, seed: 42), b = ReferenceGPT.random(config, seed: 42)
         let c = ReferenceGPT.random(config, seed: 43)
@@ -221,13 +220,9 @@ final class ReferenceGPTTests: XCTestCase {
         var rng = ReferenceGPT.SplitMix64(seed: 10)
         let tokens = randomTokens(batch: 3, time: 8, vocab: 11, &rng)
         let targets = randomTokens(batch: 3, time: 8, vocab: 11, &rng)
-        let start = Date()
         let (loss, gradients) = a.lossAndGradients(tokens: tokens, targets: targets)
-        let seconds = Date().timeIntervalSince(start)
-        print("reference lossAndGradients, n_layer 2, d_model 16, d_ff 64, B 3, T 8: \(seconds * 1000) ms")
         // Near-uniform predictions at initialisation: the loss is close to log V.
         XCTAssertEqual(loss, log(11.0), accuracy: 0.1)
         XCTAssertEqual(gradients.count, ReferenceGPT.parameterShapes(config).count)
-        XCTAssertLessThan(seconds, 1)
     }
 }

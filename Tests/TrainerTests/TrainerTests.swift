@@ -37,9 +37,9 @@ final class AdamWTests: XCTestCase {
     /// LayerNorm weight (not decayed) are followed; lr = 0.01, β = (0.9, 0.95), ε = 1e-8, weight decay 0.1.
     /// The update runs in float32, where 1 − 0.9 is 0.100000024: tolerances are a few float32 roundings of each
     /// value (relative 6e-8 each).
-    func testTwoStepsByHand() {
+    func testTwoStepsByHand() throws {
         let cfg = ModelShape(nLayer: 1, nHead: 1, dModel: 4, dFF: 8, seqLen: 2, vocabSize: 3, bias: false)
-        let model = GPT(shape: cfg, maxBatch: 1, maxTime: 2, pool: ThreadPool(threads: 1))
+        let model = try GPT(shape: cfg, maxBatch: 1, maxTime: 2, pool: ThreadPool(threads: 1))
         let opt = AdamW(parameterCount: model.layout.count, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 0)
         let matrix = model.layout.tensor(named: "transformer.h.0.attn.c_attn.weight")!.offset
         let norm = model.layout.tensor(named: "transformer.h.0.ln_1.weight")!.offset
@@ -229,11 +229,36 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// Evaluation is the mean loss over `eval.iters` micro-batches drawn by a validation generator seeded afresh
+    /// (seed, stream 3): computed here from that definition, before and after a training step (which moves the
+    /// weights and the training sampler, not the validation windows).
     func testEvaluationSeesTheSameWindowsEveryTime() throws {
         let dir = try Fixtures.directory("eval")
         let path = try Fixtures.recipe(in: dir)
         let trainer = try Trainer(recipePath: path, options: TrainingOptions(runDirectory: "\(dir)/run", threads: 2))
-        XCTAssertEqual(trainer.evaluate(), trainer.evaluate())
+        let batch = trainer.recipe.training.microBatch, time = trainer.recipe.training.seqLen
+        func expected() throws -> Double {
+            var sampler = BatchSampler(rng: Xoshiro256(seed: UInt64(trainer.recipe.training.seed), stream: 3), windowsDrawn: 0)
+            var tokens = [Int32](repeating: 0, count: batch * time), targets = tokens
+            var total = 0.0
+            for _ in 0..<trainer.recipe.eval.iters {
+                try tokens.withUnsafeMutableBufferPointer { t in
+                    try targets.withUnsafeMutableBufferPointer { y in
+                        sampler.fill(from: trainer.data.val, batch: batch, time: time, tokens: t.baseAddress!, targets: y.baseAddress!)
+                        total += Double(try trainer.model.forward(tokens: t.baseAddress!, targets: y.baseAddress!,
+                                                                  batch: batch, time: time))
+                    }
+                }
+            }
+            return total / Double(trainer.recipe.eval.iters)
+        }
+        XCTAssertGreaterThan(trainer.recipe.eval.iters, 1)
+        let before = try trainer.evaluate()
+        XCTAssertEqual(before, try expected())
+        try trainer.trainStep()
+        let after = try trainer.evaluate()
+        XCTAssertEqual(after, try expected())
+        XCTAssertNotEqual(after, before, "a training step must change the validation loss")
     }
 }
 

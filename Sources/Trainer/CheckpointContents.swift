@@ -1,7 +1,9 @@
 import Checkpoint
 import GPT
-import Planner
 import Recipe
+
+// How a checkpoint file's contents (named tensors, a recipe's text) map onto the model and the recipe: the Checkpoint
+// module knows neither.
 
 extension ParameterLayout {
     /// Every tensor, named and shaped as checkpoints store it.

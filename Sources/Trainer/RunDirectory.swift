@@ -1,0 +1,69 @@
+import Durable
+import Foundation
+import Recipe
+
+/// A run directory that cannot be started or resumed as asked.
+public struct RunDirectoryError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// The files of one run, and nothing about training: where they go, the copy of the recipe the run was started
+/// with, the metrics log, and the checkpoints (their names, the complete ones on disk, retention). What goes into
+/// a checkpoint, how checkpoints are named and how a run resumes from one is in Checkpointing.swift.
+///
+///     <run>/recipe.toml           the recipe, as given (unless it already lives here)
+///     <run>/metrics.jsonl         one line a logged step and a line an evaluation
+///     <run>/<checkpoint.dir>/ckpt-<step>.h5
+public struct RunDirectory: Sendable {
+    public let path: String
+    /// Where checkpoints go: `checkpoint.dir`, relative to the run directory unless absolute.
+    public let checkpointDirectory: String
+    /// The recipe's text and where it was read from (nil when it was given in memory).
+    public let recipeText: String
+    public let recipePath: String?
+
+    public init(path: String, recipe: Recipe, recipeText: String, recipePath: String?) {
+        self.path = path
+        let dir = recipe.checkpoint.dir
+        checkpointDirectory = dir.hasPrefix("/") ? dir : (path as NSString).appendingPathComponent(dir)
+        self.recipeText = recipeText
+        self.recipePath = recipePath
+    }
+
+    /// Makes the run directory (the checkpoint directory is made once it is known not to hold another run).
+    func create() throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    /// The run directory keeps the recipe it was started with (unless that is where the recipe already is),
+    /// noting where it came from: its `data.path` is relative to the original's directory.
+    func copyRecipe() throws {
+        let copy = URL(fileURLWithPath: path).appendingPathComponent("recipe.toml").standardized.path
+        let original = recipePath.map { URL(fileURLWithPath: $0).standardized.path }
+        guard copy != original else { return }
+        try AtomicFile.write("# Copied by gpt-train from \(original ?? "(given in memory)"); data.path is relative to "
+                             + "that file's directory.\n" + recipeText, to: copy)
+    }
+
+    /// Opens metrics.jsonl for appending; a resumed run first drops the lines after the step it resumes from.
+    func openMetrics(resumingAt step: Int?) throws -> MetricsLog {
+        try MetricsLog(path: (path as NSString).appendingPathComponent("metrics.jsonl"), keepThrough: step)
+    }
+
+    // MARK: Checkpoints
+
+    func checkpointPath(step: Int) -> String {
+        (checkpointDirectory as NSString).appendingPathComponent(Trainer.checkpointName(step: step))
+    }
+
+    /// The run's complete checkpoints, newest first.
+    var checkpoints: [(step: Int, path: String)] { Trainer.checkpoints(in: checkpointDirectory) }
+
+    /// Removes the oldest checkpoints beyond the newest `keep`.
+    func removeCheckpoints(keepingNewest keep: Int) {
+        for old in checkpoints.dropFirst(keep) {
+            try? FileManager.default.removeItem(atPath: old.path)
+        }
+    }
+}
