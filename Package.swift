@@ -51,9 +51,13 @@ let package = Package(
         .systemLibrary(
             name: "CHDF5", pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev", "pkg-config"])]),
+        .systemLibrary(
+            name: "CMPI", pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin", "pkg-config"])]),
 
         // Libraries, bottom up.
         .target(name: "Durable"),
+        .target(name: "Collectives", dependencies: ["CMPI"], swiftSettings: numericSettings),
         .target(name: "Compute", dependencies: ["COpenBLAS"], swiftSettings: numericSettings),
         .target(name: "Planner"),
         .target(name: "Recipe", dependencies: ["Planner", "TOMLKit"]),
@@ -96,6 +100,7 @@ let package = Package(
             dependencies: ["Trainer", "Corpus", "Tokenizers", "CLISupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
+        .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner"]),
         .testTarget(name: "RecipeTests", dependencies: ["Recipe", "Planner"]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "COpenBLAS"]),
