@@ -68,7 +68,8 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["CHDF5", "Durable"]),
         .target(
             name: "Trainer",
-            dependencies: ["GPT", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable"],
+            dependencies: ["GPT", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable",
+                           "Kernels", "Collectives"],
             swiftSettings: numericSettings),
         .target(name: "TestFixtures", dependencies: ["Recipe", "Planner"], path: "Sources/TestFixtures"),
         // Counts heap allocations in the test binary (it replaces malloc and friends there); nothing else links it.

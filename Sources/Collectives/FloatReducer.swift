@@ -79,20 +79,42 @@ public final class FloatReducer {
         try allGather(buffer)
     }
 
-    /// Afterwards rank `root`'s `buffer` holds every rank's shard (others' buffers are unchanged): how a rank that
-    /// writes a checkpoint collects optimizer state that ZeRO-1 spread over the ranks.
-    public func gather(_ buffer: UnsafeMutablePointer<Float>, root: Int = 0) throws {
-        guard let comm = group.comm else { return }
-        let shard = myShard
+    /// Collects every rank's shard, each given as its own `shard.count` floats at `local`, into `whole` (`count`
+    /// floats) on rank `root`; `whole` is not touched elsewhere and may be nil there. How the rank that writes a
+    /// checkpoint collects optimizer state that ZeRO-1 spread over the ranks.
+    public func gather(shard local: UnsafePointer<Float>, into whole: UnsafeMutablePointer<Float>?, root: Int = 0) throws {
+        guard let comm = group.comm else {
+            if let whole { whole.update(from: local, count: count) }
+            return
+        }
+        let mine = Int32(myShard.count)
         if group.rank == root {
+            guard let whole else { throw CollectiveError.size("gather: the root rank needs a buffer for the whole") }
             try group.call("MPI_Gatherv") {
-                MPI_Gatherv(gpt_MPI_IN_PLACE(), 0, gpt_MPI_DATATYPE_NULL(),
-                            buffer, sendCounts, sendOffsets, gpt_MPI_FLOAT(), Int32(root), comm)
+                MPI_Gatherv(local, mine, gpt_MPI_FLOAT(), whole, sendCounts, sendOffsets, gpt_MPI_FLOAT(), Int32(root), comm)
             }
         } else {
             try group.call("MPI_Gatherv") {
-                MPI_Gatherv(buffer + shard.lowerBound, Int32(shard.count), gpt_MPI_FLOAT(),
-                            nil, nil, nil, gpt_MPI_FLOAT(), Int32(root), comm)
+                MPI_Gatherv(local, mine, gpt_MPI_FLOAT(), nil, nil, nil, gpt_MPI_FLOAT(), Int32(root), comm)
+            }
+        }
+    }
+
+    /// The inverse of `gather`: rank `root`'s `whole` is cut into shards, and each rank receives its own at `local`.
+    public func scatter(_ whole: UnsafePointer<Float>?, intoShard local: UnsafeMutablePointer<Float>, root: Int = 0) throws {
+        guard let comm = group.comm else {
+            if let whole { local.update(from: whole, count: count) }
+            return
+        }
+        let mine = Int32(myShard.count)
+        if group.rank == root {
+            guard let whole else { throw CollectiveError.size("scatter: the root rank needs the whole buffer") }
+            try group.call("MPI_Scatterv") {
+                MPI_Scatterv(whole, sendCounts, sendOffsets, gpt_MPI_FLOAT(), local, mine, gpt_MPI_FLOAT(), Int32(root), comm)
+            }
+        } else {
+            try group.call("MPI_Scatterv") {
+                MPI_Scatterv(nil, nil, nil, gpt_MPI_FLOAT(), local, mine, gpt_MPI_FLOAT(), Int32(root), comm)
             }
         }
     }

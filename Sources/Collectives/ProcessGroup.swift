@@ -150,6 +150,23 @@ public final class ProcessGroup {
         }
     }
 
+    /// The sum of one double over ranks, added in rank order 0, 1, …, K−1 (an all-gather, then a local sum), so
+    /// that every rank gets the same bits and a run repeats exactly: for losses and gradient norms that decide what
+    /// every rank does next.
+    public func orderedSum(_ value: Double) throws -> Double {
+        guard let comm else { return value }
+        var mine = value
+        var all = [Double](repeating: 0, count: size)
+        try all.withUnsafeMutableBufferPointer { buffer in
+            try call("MPI_Allgather") {
+                MPI_Allgather(&mine, 1, gpt_MPI_DOUBLE(), buffer.baseAddress, 1, gpt_MPI_DOUBLE(), comm)
+            }
+        }
+        var sum = all[0]
+        for r in 1..<size { sum += all[r] }
+        return sum
+    }
+
     /// The sum of one double over ranks.
     public func sum(_ value: Double) throws -> Double {
         var x = value

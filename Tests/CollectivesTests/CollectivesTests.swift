@@ -47,14 +47,23 @@ final class CollectivesRankBody: XCTestCase {
                 if buffer[i].bitPattern != want.bitPattern { XCTFail("reduceScatter[\(i)] on rank \(group.rank)"); break }
             }
 
-            // Each rank's shard holds rank-specific values; gather and allGather must put them in place.
+            // Each rank's shard holds rank-specific values; gather, scatter and allGather must put them in place.
             for i in 0..<count { buffer[i] = -1 }
             for i in reducer.myShard { buffer[i] = Float(group.rank * 100_000 + i) }
-            try reducer.gather(buffer, root: 0)
+            let whole = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+            defer { whole.deallocate() }
+            whole.initialize(repeating: -2, count: max(count, 1))
+            try reducer.gather(shard: buffer + reducer.myShard.lowerBound, into: group.rank == 0 ? whole : nil, root: 0)
             if group.rank == 0 {
                 for (r, shard) in reducer.shards.enumerated() {
-                    for i in shard where buffer[i] != Float(r * 100_000 + i) { XCTFail("gather[\(i)]"); break }
+                    for i in shard where whole[i] != Float(r * 100_000 + i) { XCTFail("gather[\(i)]"); break }
                 }
+            }
+            let local = UnsafeMutablePointer<Float>.allocate(capacity: max(reducer.myShard.count, 1))
+            defer { local.deallocate() }
+            try reducer.scatter(group.rank == 0 ? whole : nil, intoShard: local, root: 0)
+            for (j, i) in reducer.myShard.enumerated() where local[j] != Float(group.rank * 100_000 + i) {
+                XCTFail("scatter[\(i)] on rank \(group.rank)"); break
             }
             for i in 0..<count where !reducer.myShard.contains(i) { buffer[i] = -1 }
             try reducer.allGather(buffer)
@@ -69,6 +78,11 @@ final class CollectivesRankBody: XCTestCase {
 
         XCTAssertEqual(try group.sum(Double(group.rank + 1)), Double(group.size * (group.size + 1) / 2))
         XCTAssertEqual(try group.maximum(Double(group.rank)), Double(group.size - 1))
+        let parts: [Double] = (0..<group.size).map { (r: Int) -> Double in
+            let x = Double(r)
+            return 0.1 * (x + 1) + 1e-17 * x
+        }
+        XCTAssertEqual(try group.orderedSum(parts[group.rank]).bitPattern, parts.dropFirst().reduce(parts[0], +).bitPattern)
         XCTAssertEqual(try group.broadcast(group.rank == 0 ? Array("from rank 0".utf8) : []), Array("from rank 0".utf8))
         XCTAssertEqual(try group.broadcast(group.rank * 7 + 1, root: group.size - 1), (group.size - 1) * 7 + 1)
         XCTAssertGreaterThan(group.communicationSeconds, 0)
