@@ -51,9 +51,13 @@ let package = Package(
         .systemLibrary(
             name: "CHDF5", pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev", "pkg-config"])]),
+        .systemLibrary(
+            name: "CMPI", pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin", "pkg-config"])]),
 
         // Libraries, bottom up.
         .target(name: "Durable"),
+        .target(name: "Collectives", dependencies: ["CMPI"], swiftSettings: numericSettings),
         .target(name: "Compute", dependencies: ["COpenBLAS"], swiftSettings: numericSettings),
         // The model's shape, which the planner, the recipe and the model share.
         .target(name: "GPTShape"),
@@ -66,7 +70,8 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["CHDF5", "Durable"]),
         .target(
             name: "Trainer",
-            dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable"],
+            dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable",
+                           "Collectives"],
             swiftSettings: numericSettings),
         .target(name: "TestFixtures", dependencies: ["Recipe", "Planner"], path: "Sources/TestFixtures"),
         // Counts heap allocations in the test binary (it replaces malloc and friends there); nothing else links it.
@@ -98,6 +103,7 @@ let package = Package(
             dependencies: ["Trainer", "Corpus", "Compute", "Planner", "CLISupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
+        .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "GPTShape"]),
         .testTarget(name: "RecipeTests", dependencies: ["Recipe", "Planner"]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "COpenBLAS"]),

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the toolkit builds against when they are missing: OpenBLAS, HDF5, pkg-config,
-# and (for the demo) pip. Swift itself must be installed (swift.org toolchain, 6.0 or newer).
+# Open MPI (for data-parallel runs across processes), and (for the demo) pip. Swift itself must be installed (swift.org toolchain, 6.0 or newer).
 set -euo pipefail
 
-packages=(libopenblas-dev libhdf5-dev pkg-config)
+packages=(libopenblas-dev libhdf5-dev libopenmpi-dev openmpi-bin pkg-config)
 [[ "${1:-}" == "--with-pip" ]] && packages+=(python3-pip)
 
 missing=()

@@ -29,4 +29,12 @@ public struct BatchSampler: Sendable, Equatable {
         }
         windowsDrawn += batch
     }
+
+    /// Draws `batch` windows as `fill` does, without reading them: how a data-parallel rank passes over the
+    /// micro-batches other ranks compute, keeping its generator in step with theirs.
+    public mutating func skip(in source: any TokenSequence, batch: Int, time: Int) {
+        let offsets = UInt64(source.count - time)
+        for _ in 0..<batch { _ = rng.next(below: offsets) }
+        windowsDrawn += batch
+    }
 }
