@@ -27,7 +27,7 @@ extension GPTConfig {
     public init(_ recipe: Recipe) {
         let m = recipe.model
         self.init(nLayer: m.nLayer, nHead: m.nHead, dModel: m.dModel, dFF: m.dFF, seqLen: m.seqLen,
-                  vocabSize: m.vocabSize, bias: m.bias, dropout: Float(m.dropout))
+                  vocabSize: m.vocabSize, bias: m.bias, dropout: Float(recipe.training.dropout))
     }
 
     /// The same model in the planner's terms, for counting parameters and FLOPs.
