@@ -253,49 +253,6 @@ public enum RecipeLoader {
     }
 }
 
-/// toml++ 3 (inside TOMLKit 0.6.0) aborts the process with a failed assertion, instead of reporting a syntax
-/// error, on a table header whose name does not begin with a key character: `[.checkpoint]`, `[ #]`, `[[*]]`,
-/// `[é]`. This finds such a header first, so that it is reported like any other syntax error. Lines inside
-/// multi-line strings are skipped; a line of a multi-line array that starts with `[` is checked too, which at worst
-/// reports a syntax error for an array a recipe could not use anyway.
-enum TableHeaderCheck {
-    static func firstUnparsableHeader(in text: String) -> (line: Int, column: Int)? {
-        var inString: Substring? = nil
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var rest = Substring(line)
-            if let delimiter = inString {
-                guard let end = rest.range(of: delimiter) else { continue }
-                rest = rest[end.upperBound...]
-                inString = nil
-            }
-            let trimmed = rest.drop { $0 == " " || $0 == "\t" }
-            if trimmed.first == "[" {
-                var scalars = Substring(trimmed).unicodeScalars.dropFirst()
-                scalars = scalars.drop { $0 == " " || $0 == "\t" }
-                if scalars.first == "[" { scalars = scalars.dropFirst().drop { $0 == " " || $0 == "\t" } }
-                if let c = scalars.first, !(c == "]" || c == "\"" || c == "'" || c == "_" || c == "-"
-                                            || ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c)) {
-                    let column = line.unicodeScalars.distance(from: line.unicodeScalars.startIndex, to: scalars.startIndex) + 1
-                    return (index + 1, column)
-                }
-                if scalars.isEmpty { return (index + 1, line.unicodeScalars.count + 1) }
-                continue
-            }
-            // A multi-line string opened (and not closed) on this line.
-            for delimiter in ["\"\"\"", "'''"] {
-                var search = rest[...]
-                var open = false
-                while let found = search.range(of: delimiter) {
-                    open.toggle()
-                    search = search[found.upperBound...]
-                }
-                if open { inString = Substring(delimiter); break }
-            }
-        }
-        return nil
-    }
-}
-
 /// Finds the first byte that is not part of well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
 /// nothing above U+10FFFF).
 public enum UTF8Check {
@@ -339,26 +296,116 @@ public enum UTF8Check {
     }
 }
 
+/// Lines of UTF-8 text as byte ranges, for scans that must stay linear in the size of the text (a 1 MB line
+/// costs a millisecond, not seconds of `String` slicing).
+struct ByteLines: Sequence {
+    let bytes: [UInt8]
+
+    func makeIterator() -> AnyIterator<(number: Int, range: Range<Int>)> {
+        var start = 0, number = 0
+        let bytes = bytes
+        return AnyIterator {
+            guard start <= bytes.count else { return nil }
+            var end = start
+            while end < bytes.count, bytes[end] != 0x0A { end += 1 }
+            defer { start = end + 1 }
+            number += 1
+            return (number, start..<end)
+        }
+    }
+
+    static func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D }
+
+    /// `range` without blanks (space, tab, carriage return) at either end.
+    func trimmed(_ range: Range<Int>) -> Range<Int> {
+        var lower = range.lowerBound, upper = range.upperBound
+        while lower < upper, Self.isBlank(bytes[lower]) { lower += 1 }
+        while upper > lower, Self.isBlank(bytes[upper - 1]) { upper -= 1 }
+        return lower..<upper
+    }
+
+    func string(_ range: Range<Int>) -> String { String(decoding: bytes[range], as: UTF8.self) }
+}
+
+/// toml++ 3 (inside TOMLKit 0.6.0) aborts the process with a failed assertion, instead of reporting a syntax
+/// error, on a table header whose name does not begin with a key character: `[.checkpoint]`, `[ #]`, `[[*]]`,
+/// `[é]`. This finds such a header first, so that it is reported like any other syntax error. Lines inside
+/// multi-line strings are skipped; a line of a multi-line array that starts with `[` is checked too, which at worst
+/// reports a syntax error for an array a recipe could not use anyway.
+enum TableHeaderCheck {
+    static func firstUnparsableHeader(in text: String) -> (line: Int, column: Int)? {
+        let lines = ByteLines(bytes: Array(text.utf8))
+        let b = lines.bytes
+        var openString: UInt8? = nil   // the quote of an open multi-line string
+        func tripleQuote(at i: Int, end: Int) -> UInt8? {
+            guard i + 2 < end, b[i] == 0x22 || b[i] == 0x27, b[i + 1] == b[i], b[i + 2] == b[i] else { return nil }
+            return b[i]
+        }
+        for (number, range) in lines {
+            var i = range.lowerBound
+            if let quote = openString {
+                // Skip to the closing delimiter, if it is on this line.
+                while i < range.upperBound, tripleQuote(at: i, end: range.upperBound) != quote { i += 1 }
+                guard i < range.upperBound else { continue }
+                i += 3
+                openString = nil
+            }
+            while i < range.upperBound, ByteLines.isBlank(b[i]) { i += 1 }
+            if i < range.upperBound, b[i] == UInt8(ascii: "[") {
+                i += 1
+                while i < range.upperBound, ByteLines.isBlank(b[i]) && b[i] != 0x0D { i += 1 }
+                if i < range.upperBound, b[i] == UInt8(ascii: "[") {
+                    i += 1
+                    while i < range.upperBound, ByteLines.isBlank(b[i]) && b[i] != 0x0D { i += 1 }
+                }
+                guard i < range.upperBound else { return (number, i - range.lowerBound + 1) }
+                let c = b[i]
+                let isKeyStart = c == UInt8(ascii: "]") || c == 0x22 || c == 0x27 || c == UInt8(ascii: "_")
+                    || c == UInt8(ascii: "-") || (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c)
+                if !isKeyStart { return (number, i - range.lowerBound + 1) }
+                continue
+            }
+            // A multi-line string opened (and not closed) on this line.
+            while i < range.upperBound {
+                if let quote = tripleQuote(at: i, end: range.upperBound) {
+                    openString = openString == nil ? quote : (openString == quote ? nil : openString)
+                    i += 3
+                } else {
+                    i += 1
+                }
+            }
+        }
+        return nil
+    }
+}
+
 /// Line numbers of `section.key` assignments and `[section]` headers, found by a light scan of the text, so that
 /// problems found after parsing can still point at a line.
 struct KeyLines {
     private var lines: [String: Int] = [:]
 
     init(text: String) {
+        let scan = ByteLines(bytes: Array(text.utf8))
+        let b = scan.bytes
         var section = ""
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            if line.hasPrefix("#") || line.isEmpty { continue }
-            if line.hasPrefix("[") {
-                let name = line.dropFirst().prefix { $0 != "]" }.trimmingCharacters(in: .whitespaces)
+        for (number, whole) in scan {
+            let line = scan.trimmed(whole)
+            guard let first = line.first, b[first] != UInt8(ascii: "#") else { continue }
+            if b[first] == UInt8(ascii: "[") {
+                var end = first + 1
+                while end < line.upperBound, b[end] != UInt8(ascii: "]") { end += 1 }
+                let name = scan.string(scan.trimmed(first + 1..<end))
                 section = name
-                if lines[name] == nil { lines[name] = index + 1 }
+                if lines[name] == nil { lines[name] = number }
                 continue
             }
-            guard let equals = line.firstIndex(of: "=") else { continue }
-            let key = line[..<equals].trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
-            let path = section.isEmpty ? key : "\(section).\(key)"
-            if lines[path] == nil { lines[path] = index + 1 }
+            guard let equals = line.first(where: { b[$0] == UInt8(ascii: "=") }) else { continue }
+            var key = scan.trimmed(line.lowerBound..<equals)
+            while let q = key.first, b[q] == 0x22 || b[q] == 0x27 { key = key.dropFirst() }
+            while let q = key.last, b[q] == 0x22 || b[q] == 0x27 { key = key.dropLast() }
+            let name = scan.string(key)
+            let path = section.isEmpty ? name : "\(section).\(name)"
+            if lines[path] == nil { lines[path] = number }
         }
     }
 

@@ -85,6 +85,8 @@ final class RecipeRoundTripTests: XCTestCase {
             let check = try RecipeLoader.load(path: root.appendingPathComponent("recipes/\(name)").path)
             XCTAssertEqual(check.errors, [], name)
             XCTAssertNotNil(check.recipe, name)
+            XCTAssertEqual(check.problems.filter { $0.kind == .deprecated }, [], "\(name) is in the current format")
+            XCTAssertEqual(check.recipe?.schemaVersion, Schema.version, name)
         }
     }
 }
