@@ -98,9 +98,13 @@ final class RecipeKeyPathTests: XCTestCase {
         }
     }
 
+    /// A planned recipe with `path = value`, checked.
+    func checkPlanned(_ path: String, _ value: String) throws -> RecipeCheck {
+        RecipeLoader.check(text: edited(RecipeWriter.write(try plannedRecipe().0), path, value), file: "r.toml")
+    }
+
     func testSchemaVersionGivenAsAStringIsAProblem() throws {
-        let (recipe, _) = try plannedRecipe()
-        let found = RecipeLoader.check(text: edited(RecipeWriter.write(recipe), "schema_version", "\"1\""), file: "r.toml")
+        let found = try checkPlanned("schema_version", "\"1\"")
         XCTAssertNil(found.recipe)
         XCTAssertEqual(found.errors.map(\.kind), [.wrongType])
         XCTAssertEqual(found.errors.first?.message, "must be an integer in 1...2, got the string \"1\"")
@@ -108,7 +112,7 @@ final class RecipeKeyPathTests: XCTestCase {
 
     func testUnknownDecayIsRefusedNotCosine() throws {
         let (recipe, _) = try plannedRecipe()
-        let found = RecipeLoader.check(text: edited(RecipeWriter.write(recipe), "schedule.decay", "\"step\""), file: "r.toml")
+        let found = try checkPlanned("schedule.decay", "\"step\"")
         XCTAssertNil(found.recipe)
         XCTAssertEqual(found.errors.map(\.kind), [.outOfRange])
         XCTAssertEqual(found.errors.first?.key, "schedule.decay")
