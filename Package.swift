@@ -105,7 +105,7 @@ let package = Package(
 
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "GPTShape"]),
-        .testTarget(name: "RecipeTests", dependencies: ["Recipe", "Planner"]),
+        .testTarget(name: "RecipeTests", dependencies: ["Recipe", "Planner", "GPTShape"]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "COpenBLAS"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernels", "Compute"]),
         .testTarget(name: "GPTTests", dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Planner"]),

@@ -2,12 +2,14 @@ import GPTShape
 import Planner
 
 /// A training run, completely: what the planner decided, the model, the data, the optimizer, the schedule, the
-/// batch, evaluation, checkpoints and logging. Nothing a run needs is implicit. `Schema.fields` describes every
-/// key; the loader, the writer and docs/recipe-reference.md are all driven by it.
+/// batch and its parallel layout, evaluation, checkpoints, logging, and (optionally) the hardware it was planned
+/// for. Nothing a run needs is implicit. `Schema.fields` describes every key; the loader, the writer and
+/// docs/recipe-reference.md are all driven by it.
 public struct Recipe: Equatable, Sendable {
     public var schemaVersion: Int = Schema.version
     public var plan = Plan()
-    public var model = Model()
+    /// `[model]`: the shape every layer shares, exactly the planner's `ModelShape`.
+    public var model = ModelShape(nLayer: 0, nHead: 0, dModel: 0, dFF: 0, seqLen: 0, vocabSize: 0, bias: false)
     public var data = Data()
     public var optimizer = Optimizer()
     public var schedule = Schedule()
@@ -15,6 +17,8 @@ public struct Recipe: Equatable, Sendable {
     public var eval = Eval()
     public var checkpoint = Checkpoint()
     public var logging = Logging()
+    /// `[hardware]`, the devices the plan was made for; nil when the recipe does not say.
+    public var hardware: Hardware?
 
     public init() {}
 
@@ -31,28 +35,6 @@ public struct Recipe: Equatable, Sendable {
             self.params = params
             self.tokens = tokens
             self.predictedLoss = predictedLoss
-        }
-    }
-
-    public struct Model: Equatable, Sendable {
-        public var nLayer = 0
-        public var nHead = 0
-        public var dModel = 0
-        public var dFF = 0
-        public var seqLen = 0
-        public var vocabSize = 0
-        public var dropout: Double = 0
-        public var bias = false
-
-        public init(nLayer: Int = 0, nHead: Int = 0, dModel: Int = 0, dFF: Int = 0, seqLen: Int = 0, vocabSize: Int = 0, dropout: Double = 0, bias: Bool = false) {
-            self.nLayer = nLayer
-            self.nHead = nHead
-            self.dModel = dModel
-            self.dFF = dFF
-            self.seqLen = seqLen
-            self.vocabSize = vocabSize
-            self.dropout = dropout
-            self.bias = bias
         }
     }
 
@@ -102,6 +84,16 @@ public struct Recipe: Equatable, Sendable {
         }
     }
 
+    /// Activation recomputation (Korthikanti et al. 2022): keep every activation, recompute attention's
+    /// softmax/dropout region, or recompute each block from its input.
+    public enum Recompute: String, Equatable, Sendable, CaseIterable {
+        case none, selective, full
+    }
+
+    /// Steps, batch and parallel layout. `devices` is the total device count K = d·t·p: `tensorParallel` (t)
+    /// devices split each layer, `pipelineParallel` (p) devices split the layers into stages, and the remaining
+    /// d = K / (t·p) are data-parallel ranks, so the effective batch is micro_batch × grad_accum × d. With
+    /// t = p = 1 (the defaults) devices are data-parallel processes, as in schema version 1.
     public struct Training: Equatable, Sendable {
         public var steps = 0
         public var batchSize = 0
@@ -109,17 +101,35 @@ public struct Recipe: Equatable, Sendable {
         public var microBatch = 0
         public var gradAccum = 0
         public var devices = 0
+        public var tensorParallel = 1
+        public var pipelineParallel = 1
+        public var zeroStage = 0
+        public var recompute: Recompute = .none
+        /// Dropout probability after the embeddings, on attention weights and on each block's two outputs (a
+        /// training setting, not part of the shape).
+        public var dropout: Double = 0
         public var seed = 0
 
-        public init(steps: Int = 0, batchSize: Int = 0, seqLen: Int = 0, microBatch: Int = 0, gradAccum: Int = 0, devices: Int = 0, seed: Int = 0) {
+        public init(steps: Int = 0, batchSize: Int = 0, seqLen: Int = 0, microBatch: Int = 0, gradAccum: Int = 0,
+                    devices: Int = 0, tensorParallel: Int = 1, pipelineParallel: Int = 1, zeroStage: Int = 0,
+                    recompute: Recompute = .none, dropout: Double = 0, seed: Int = 0) {
             self.steps = steps
             self.batchSize = batchSize
             self.seqLen = seqLen
             self.microBatch = microBatch
             self.gradAccum = gradAccum
             self.devices = devices
+            self.tensorParallel = tensorParallel
+            self.pipelineParallel = pipelineParallel
+            self.zeroStage = zeroStage
+            self.recompute = recompute
+            self.dropout = dropout
             self.seed = seed
         }
+
+        /// Data-parallel ranks d = devices / (tensor_parallel × pipeline_parallel) (the validator checks that
+        /// the division is exact).
+        public var dataParallel: Int { devices / max(1, tensorParallel * pipelineParallel) }
     }
 
     public struct Eval: Equatable, Sendable {
@@ -136,11 +146,14 @@ public struct Recipe: Equatable, Sendable {
         public var dir = ""
         public var interval = 0
         public var keep = 0
+        /// Whether an absolute `dir` outside the run directory is intended.
+        public var allowOutside = false
 
-        public init(dir: String = "", interval: Int = 0, keep: Int = 0) {
+        public init(dir: String = "", interval: Int = 0, keep: Int = 0, allowOutside: Bool = false) {
             self.dir = dir
             self.interval = interval
             self.keep = keep
+            self.allowOutside = allowOutside
         }
     }
 
@@ -152,11 +165,23 @@ public struct Recipe: Equatable, Sendable {
         }
     }
 
-    /// The model shape `[model]` describes, in the planner's terms (for counting parameters and FLOPs).
-    public var shape: ModelShape {
-        ModelShape(nLayer: model.nLayer, nHead: model.nHead, dModel: model.dModel, dFF: model.dFF,
-                              seqLen: model.seqLen, vocabSize: model.vocabSize, bias: model.bias)
+    /// The device a plan was made for: its memory, its peak rate and the share of it a run achieves.
+    public struct Hardware: Equatable, Sendable {
+        public var name = ""
+        public var deviceMemory = 0
+        public var deviceFlops: Double = 0
+        public var mfu: Double = 0
+
+        public init(name: String = "", deviceMemory: Int = 0, deviceFlops: Double = 0, mfu: Double = 0) {
+            self.name = name
+            self.deviceMemory = deviceMemory
+            self.deviceFlops = deviceFlops
+            self.mfu = mfu
+        }
     }
+
+    /// The model shape (the same value as `model`; kept for callers that count parameters and FLOPs).
+    public var shape: ModelShape { model }
 
     /// Tokens a step trains on: batch_size sequences of training.seq_len.
     public var batchTokens: Int { training.batchSize * training.seqLen }

@@ -1,15 +1,17 @@
+import Foundation
 import Planner
 
-/// Checks that need several keys at once: shapes that cannot be built, a batch that does not add up, a schedule
-/// that cannot run, and a model and token count that do not spend the declared compute.
+/// Checks that need several keys at once: shapes that cannot be built, a batch or layout that does not add up, a
+/// schedule that cannot run, a checkpoint directory that leaves the run, and a model and token count that do not
+/// spend the declared compute.
 enum RecipeValidator {
     static func consistencyProblems(_ r: Recipe, file: String, lines: KeyLines, tolerance: Double) -> [Problem] {
         var problems: [Problem] = []
-        func report(_ severity: Problem.Severity, _ key: String, _ message: String, _ fix: String) {
-            problems.append(Problem(severity, file: file, line: lines.line(of: key), key: key,
+        func report(_ severity: Problem.Severity, _ kind: Problem.Kind, _ key: String, _ message: String, _ fix: String) {
+            problems.append(Problem(severity, kind, file: file, line: lines.line(of: key), key: key,
                                     message: message, fix: fix))
         }
-        func report(_ key: String, _ message: String, _ fix: String) { report(.error, key, message, fix) }
+        func report(_ key: String, _ message: String, _ fix: String) { report(.error, .inconsistent, key, message, fix) }
 
         let m = r.model, t = r.training
         if m.dModel % m.nHead != 0 {
@@ -35,7 +37,7 @@ enum RecipeValidator {
         } else {
             let share = Double(r.schedule.warmupSteps) / Double(t.steps)
             if share < WarmupRule.range.lowerBound || share > WarmupRule.range.upperBound {
-                report(.warning, "schedule.warmup_steps", "warmup is \(sig(100 * share, 2))% of the steps, outside "
+                report(.warning, .unusual, "schedule.warmup_steps", "warmup is \(sig(100 * share, 2))% of the steps, outside "
                        + "the standard recipe's 1-5%",
                        "set it between \(max(1, t.steps / 100)) and \(max(1, t.steps / 20)) unless this is deliberate")
             }
@@ -45,33 +47,133 @@ enum RecipeValidator {
                    + "peak \(TOMLText.float(r.optimizer.lr))",
                    "set optimizer.min_lr to at most optimizer.lr (10% of it, \(sig(r.optimizer.lr * 0.1, 3)), is standard)")
         }
-        let product = t.microBatch * t.gradAccum * t.devices
-        if product != t.batchSize {
-            report("training.batch_size", "batch_size \(t.batchSize) is not micro_batch × grad_accum × devices = "
-                   + "\(t.microBatch) × \(t.gradAccum) × \(t.devices) = \(product)",
-                   "set training.batch_size = \(product), or change micro_batch, grad_accum or devices so that "
-                   + "their product is \(t.batchSize)")
+
+        // The layout: devices = d·t·p, and the batch is micro_batch × grad_accum × d.
+        let modelParallel = t.tensorParallel * t.pipelineParallel
+        if t.devices % modelParallel != 0 {
+            report("training.devices", "\(t.devices) devices cannot be split into groups of tensor_parallel × "
+                   + "pipeline_parallel = \(t.tensorParallel) × \(t.pipelineParallel) = \(modelParallel): devices is "
+                   + "the total count d·t·p",
+                   "set training.devices to a multiple of \(modelParallel), such as "
+                   + "\(max(1, t.devices / modelParallel) * modelParallel)")
+        } else {
+            let d = t.dataParallel
+            let product = t.microBatch * t.gradAccum * d
+            if product != t.batchSize {
+                let rankText = modelParallel == 1 ? "devices" : "d (devices / (t·p) = \(t.devices) / \(modelParallel))"
+                report("training.batch_size", "batch_size \(t.batchSize) is not micro_batch × grad_accum × \(rankText) = "
+                       + "\(t.microBatch) × \(t.gradAccum) × \(d) = \(product)",
+                       "set training.batch_size = \(product), or change micro_batch, grad_accum or devices so that "
+                       + "their product is \(t.batchSize)")
+            }
+        }
+        if m.nHead % t.tensorParallel != 0 || m.dFF % t.tensorParallel != 0 {
+            report("training.tensor_parallel", "tensor_parallel = \(t.tensorParallel) must divide model.n_head "
+                   + "(\(m.nHead)) and model.d_ff (\(m.dFF)): each device holds whole heads and an equal share of the MLP",
+                   "set training.tensor_parallel to a common divisor of \(m.nHead) and \(m.dFF), such as "
+                   + "\(largestCommonDivisor(of: m.nHead, m.dFF, atMost: t.tensorParallel))")
+        }
+        if t.pipelineParallel > m.nLayer {
+            report("training.pipeline_parallel", "pipeline_parallel = \(t.pipelineParallel) stages for "
+                   + "\(m.nLayer) layers: a stage holds whole layers",
+                   "set training.pipeline_parallel to at most model.n_layer = \(m.nLayer)")
+        }
+
+        // The checkpoint directory stays inside the run directory unless it is absolute and allowed out.
+        problems += checkpointDirectoryProblems(r.checkpoint, file: file, line: lines.line(of: "checkpoint.dir"),
+                                                allowLine: lines.line(of: "checkpoint.allow_outside"))
+
+        // Intervals past the end of the run.
+        for (key, interval, effect) in [("eval.interval", r.eval.interval, "only the validation after the last step runs"),
+                                        ("checkpoint.interval", r.checkpoint.interval, "only the checkpoint after the last step is written"),
+                                        ("logging.interval", r.logging.interval, "no training metrics are logged before the last step")]
+        where interval > t.steps {
+            report(.warning, .unusual, key, "\(interval) is more than training.steps = \(t.steps), so \(effect)",
+                   "set \(key) to at most \(t.steps) (a tenth of it, \(max(1, t.steps / 10)), is usual), unless this is deliberate")
+        }
+        // A validation that costs more than the training between two validations (a forward pass is a third of a
+        // training step's compute, so this is a third of the run or more).
+        let evalSequences = Double(r.eval.iters) * Double(t.microBatch)
+        let trainedSequences = Double(min(r.eval.interval, t.steps)) * Double(t.batchSize)
+        if evalSequences > trainedSequences {
+            report(.warning, .unusual, "eval.iters", "one validation reads \(r.eval.iters) × \(t.microBatch) = "
+                   + "\(sig(evalSequences, 4)) sequences, more than the \(sig(trainedSequences, 4)) trained on between two "
+                   + "validations, so evaluation takes a third of the run or more",
+                   "lower eval.iters to at most \(max(1, Int(trainedSequences) / max(1, t.microBatch))), or raise eval.interval")
         }
 
         // The budget: N from [model] (the file's plan.params is not trusted), D from [training].
-        let n = Double(r.shape.parameterCount.total)
+        let n = Double(m.parameterCount.total)
         let d = r.trainingTokens
         let spent = 6 * n * d
         let budget = r.plan.flopsBudget
-        let off = spent / budget - 1
+        let ratio = spent / budget
+        let off = ratio - 1
         if abs(off) > tolerance {
-            let steps = min(Double(1 << 40), max(1, (budget / (6 * n * Double(t.batchSize * t.seqLen))).rounded()))
-            report("plan.flops_budget",
-                   "6·N·D = 6 × \(Int(n)) × \(sig(d, 6)) = \(sig(spent, 4)) FLOPs is \(sig(abs(off) * 100, 3))% "
-                   + "\(off > 0 ? "above" : "below") the declared budget \(sig(budget, 4)) (tolerance ±\(sig(tolerance * 100, 3))%); "
+            let steps = min(Double(Schema.maxSteps), max(1, (budget / (6 * n * Double(r.batchTokens))).rounded()))
+            let howFar = ratio >= 10 || ratio <= 0.1
+                ? "\(sig(ratio, 3)) times"
+                : "\(sig(abs(off) * 100, 3))% \(off > 0 ? "above" : "below")"
+            report(.error, .budget, "plan.flops_budget",
+                   "6·N·D = 6 × \(Int(n)) × \(sig(d, 6)) = \(sig(spent, 4)) FLOPs is \(howFar) the declared budget "
+                   + "\(sig(budget, 4)) (tolerance ±\(sig(tolerance * 100, 3))%); "
                    + "N is counted from [model], D = training.steps × batch_size × seq_len",
                    "set training.steps = \(Int(steps)) to spend the budget, or plan.flops_budget = \(sig(spent, 4)) "
                    + "to declare what this recipe spends")
         }
         if abs(Double(r.plan.params) / n - 1) > 0.01 {
-            report(.warning, "plan.params", "says \(r.plan.params) parameters but [model] has \(Int(n))",
+            report(.warning, .unusual, "plan.params", "says \(r.plan.params) parameters but [model] has \(Int(n))",
                    "set plan.params = \(Int(n)) (it is information only; the budget check uses the count from [model])")
         }
         return problems
+    }
+
+    /// `checkpoint.dir` relative to the run directory must stay inside it (`..` may not climb out); an absolute
+    /// one needs `allow_outside = true`; `/` (or anything that resolves to it) is never accepted.
+    static func checkpointDirectoryProblems(_ c: Recipe.Checkpoint, file: String, line: Int?, allowLine: Int?) -> [Problem] {
+        func problem(_ message: String, _ fix: String) -> Problem { problem(.error, message, fix) }
+        func problem(_ severity: Problem.Severity, _ message: String, _ fix: String, key: String = "checkpoint.dir") -> Problem {
+            Problem(severity, severity == .error ? .unsafePath : .unusual, file: file,
+                    line: key == "checkpoint.dir" ? line : allowLine, key: key, message: message, fix: fix)
+        }
+        let dir = c.dir
+        let absolute = dir.hasPrefix("/")
+        var depth = 0
+        var climbsOut = false
+        for component in dir.split(separator: "/") {
+            switch component {
+            case ".": continue
+            case "..":
+                if depth == 0 { climbsOut = true } else { depth -= 1 }
+            default: depth += 1
+            }
+        }
+        let shown = RecipeText.echo(dir)
+        if absolute {
+            if depth == 0 {
+                return [problem("\"\(shown)\" is the root directory: checkpoints would be written into /",
+                                "give a directory inside the run directory, such as \"checkpoints\"")]
+            }
+            if !c.allowOutside {
+                return [problem("\"\(shown)\" is an absolute path, outside the run directory (--out)",
+                                "give a path relative to the run directory, such as \"checkpoints\", or set "
+                                + "checkpoint.allow_outside = true to write checkpoints to \(shown) on purpose")]
+            }
+            return []
+        }
+        if climbsOut {
+            return [problem("\"\(shown)\" leaves the run directory (--out) through \"..\"",
+                            "give a path inside the run directory, such as \"checkpoints\"; for another disk, give an "
+                            + "absolute path and set checkpoint.allow_outside = true")]
+        }
+        if c.allowOutside {
+            return [problem(.warning, "is true, but checkpoint.dir \"\(shown)\" is inside the run directory, so it has no effect",
+                            "remove checkpoint.allow_outside, or set it to false", key: "checkpoint.allow_outside")]
+        }
+        return []
+    }
+
+    static func largestCommonDivisor(of a: Int, _ b: Int, atMost limit: Int) -> Int {
+        (1...max(1, limit)).last { a % $0 == 0 && b % $0 == 0 } ?? 1
     }
 }

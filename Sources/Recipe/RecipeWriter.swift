@@ -14,7 +14,7 @@ public enum RecipeWriter {
         for field in Schema.fields(in: "") {
             out += entry(field, recipe, notes)
         }
-        for section in Schema.sections {
+        for section in Schema.sections where section.isPresent(in: recipe) {
             out += "\n[\(section.name)]\n"
             out += comment(section.doc) + "\n"
             for field in Schema.fields(in: section.name) {
@@ -27,7 +27,7 @@ public enum RecipeWriter {
     private static func entry(_ field: Field, _ recipe: Recipe, _ notes: [String: String]) -> String {
         var out = comment(field.doc)
         if let note = notes[field.path] { out += comment("  from: " + note) }
-        return out + "\(field.key) = \(field.get(recipe))\n"
+        return out + "\(field.key) = \(field.value(in: recipe))\n"
     }
 
     private static func comment(_ text: String) -> String {
@@ -51,34 +51,56 @@ public enum RecipeWriter {
         # Recipe reference
 
         A recipe is one TOML file that describes a training run completely. `gpt-plan -o` writes one; `gpt-plan check`
-        validates any number of them; `gpt-train` refuses one that does not pass. Every key below is required, unknown
-        keys are errors, and integers are accepted where numbers are expected (`lr = 1` means 1.0) but not the other
-        way round. Besides the per-key ranges, `check` verifies:
+        validates any number of them; `gpt-train` refuses one that does not pass. Every key below is required unless
+        it has a default (a key with a default may be left out, so recipes and checkpoints written before it existed
+        still load); unknown keys are errors; integers are accepted where numbers are expected (`lr = 1` means 1.0)
+        but not the other way round; and every key has a range, with an upper bound wherever a huge value is
+        nonsense (the last column says why). Besides the per-key ranges, `check` verifies:
 
         - `model.d_model` is a multiple of `model.n_head`;
         - `training.seq_len` ≤ `model.seq_len`;
         - `schedule.warmup_steps` < `training.steps` (a warning outside 1-5% of the steps);
         - `optimizer.min_lr` ≤ `optimizer.lr`;
-        - `training.batch_size` = `micro_batch` × `grad_accum` × `devices`;
+        - the layout: `training.devices` is the total device count K = d·t·p, so t·p (`tensor_parallel` ×
+          `pipeline_parallel`) must divide it; d = devices / (t·p) is the number of data-parallel ranks, and
+          `training.batch_size` = `micro_batch` × `grad_accum` × d. With t = p = 1 (the defaults) d = devices, the
+          meaning `devices` had before the layout keys existed, so older recipes mean what they meant. `tensor_parallel`
+          must divide `model.n_head` and `model.d_ff`, and `pipeline_parallel` ≤ `model.n_layer`;
+        - `checkpoint.dir` stays inside the run directory: a relative path may not climb out of it with `..`; an
+          absolute path is accepted only with `checkpoint.allow_outside = true`; `/` (or a path that resolves to it)
+          never;
+        - warnings: `eval.interval`, `checkpoint.interval` or `logging.interval` above `training.steps`; a validation
+          (`eval.iters` × `micro_batch` sequences) longer than the training between two;
         - the budget: 6·N·D is within the tolerance (±5% unless `--tolerance` says otherwise) of `plan.flops_budget`,
           with N counted from `[model]` (all parameters; the tied output head once) and
           D = `training.steps` × `training.batch_size` × `training.seq_len`. `plan.params` is never trusted; a
           warning says when it disagrees with the count.
 
+        Renamed keys: `[model] dropout` (schema version 1) is `[training] dropout` since version 2. The old place is
+        still read, with a warning that says how to move it, so that old recipes and the recipes stored in old
+        checkpoints load; giving both is an error.
+
+        The file itself: a regular file (not a directory or a device) of at most 1 MiB, in UTF-8 (the first byte
+        that is not is reported with its offset, line and column). Messages name the file, the line (and column for
+        syntax and encoding errors), the key as `section.key`, and the fix; keys and values longer than 80
+        characters are cut when they are echoed.
+
         This file is generated from `Sources/Recipe/Schema.swift` by `RecipeWriter.referenceMarkdown()`.
 
-        | key | type and range | meaning |
-        |---|---|---|
 
         """
-        for field in Schema.fields(in: "") {
-            out += "| `\(field.key)` | \(field.kind.allowed) | \(field.doc) |\n"
-        }
-        for section in Schema.sections {
-            out += "\n## [\(section.name)]\n\n\(section.doc)\n\n| key | type and range | meaning |\n|---|---|---|\n"
-            for field in Schema.fields(in: section.name) {
-                out += "| `\(field.key)` | \(field.kind.allowed) | \(field.doc) |\n"
+        func table(_ fields: [Field]) -> String {
+            var out = "| key | type and range | default | meaning | why this range |\n|---|---|---|---|---|\n"
+            for field in fields {
+                let former = field.formerPaths.isEmpty ? "" : " (formerly `\(field.formerPaths.joined(separator: "`, `"))`)"
+                out += "| `\(field.key)` | \(field.kind.allowed) | \(field.defaultValue.map { "`\($0)`" } ?? "required") "
+                    + "| \(field.doc)\(former) | \(field.bounds) |\n"
             }
+            return out
+        }
+        out += table(Schema.fields(in: ""))
+        for section in Schema.sections {
+            out += "\n## [\(section.name)]\n\n\(section.doc)\n\n" + table(Schema.fields(in: section.name))
         }
         return out
     }
@@ -114,13 +136,10 @@ extension Recipe {
             notes["plan.\(key.key)"] = plan.rule(for: key.value)
         }
 
-        r.model = Model(nLayer: plan.shape.nLayer, nHead: plan.shape.nHead, dModel: plan.shape.dModel,
-                        dFF: plan.shape.dFF, seqLen: plan.shape.seqLen, vocabSize: plan.shape.vocabSize,
-                        dropout: settings.dropout, bias: plan.shape.bias)
+        r.model = plan.shape
         for key in ["n_layer", "n_head", "d_model", "d_ff", "seq_len", "vocab_size"] {
             notes["model.\(key)"] = plan.rule(for: key)
         }
-        notes["model.dropout"] = "none: one pass over enough data does not overfit (nanoGPT's pretraining setting)"
 
         r.data = Data(path: settings.dataPath, tokenizer: settings.tokenizer, valFraction: settings.valFraction)
 
@@ -138,12 +157,13 @@ extension Recipe {
 
         r.training = Training(steps: plan.steps, batchSize: plan.batchSequences, seqLen: plan.shape.seqLen,
                               microBatch: plan.microBatch, gradAccum: plan.gradAccum, devices: plan.devices,
-                              seed: settings.seed)
+                              dropout: settings.dropout, seed: settings.seed)
         notes["training.steps"] = plan.rule(for: "steps")
         notes["training.batch_size"] = "\(plan.rule(for: "batch_tokens") ?? "") → \(plan.batchTokens) tokens"
         notes["training.micro_batch"] = plan.rule(for: "micro_batch")
         notes["training.grad_accum"] = plan.rule(for: "grad_accum")
         notes["training.devices"] = plan.rule(for: "devices")
+        notes["training.dropout"] = "none: one pass over enough data does not overfit (nanoGPT's pretraining setting)"
 
         let evalInterval = max(1, plan.steps / 10)
         r.eval = Eval(interval: evalInterval, iters: 20)

@@ -1,4 +1,6 @@
+import Foundation
 import Planner
+
 /// A scalar as it appears in a recipe.
 public enum RecipeValue: Equatable, Sendable, CustomStringConvertible {
     case integer(Int)
@@ -15,6 +17,16 @@ public enum RecipeValue: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    public var kindName: String {
+        switch self {
+        case .integer: return "integer"
+        case .float: return "number"
+        case .string: return "string"
+        case .bool: return "boolean"
+        }
+    }
+
+    /// The TOML spelling: what the writer writes.
     public var description: String {
         switch self {
         case .integer(let i): return String(i)
@@ -23,247 +35,427 @@ public enum RecipeValue: Equatable, Sendable, CustomStringConvertible {
         case .bool(let b): return b ? "true" : "false"
         }
     }
+
+    /// The TOML spelling cut to `RecipeText.echoLimit` characters, for messages.
+    public var echo: String { RecipeText.echo(description) }
 }
 
-/// What a key holds and which values are allowed.
-public enum FieldKind: Sendable {
-    case integer(min: Int, max: Int?)
-    /// A number; `openMin`/`openMax` exclude the bound itself.
-    case float(min: Double?, openMin: Bool, max: Double?, openMax: Bool)
-    /// A non-empty string, from `choices` when given.
-    case string(choices: [String]?)
-    case bool
+/// A range of numbers; `openMin`/`openMax` exclude the bound itself.
+public struct NumberRange: Equatable, Sendable, CustomStringConvertible {
+    public var min: Double, openMin: Bool
+    public var max: Double, openMax: Bool
 
-    /// The allowed values in words, for messages and the reference: "an integer in 1...1024", "a number > 0",
-    /// "one of "char", "byte"".
+    public init(_ min: Double, openMin: Bool = false, _ max: Double, openMax: Bool = false) {
+        self.min = min
+        self.openMin = openMin
+        self.max = max
+        self.openMax = openMax
+    }
+
+    public func contains(_ x: Double) -> Bool {
+        x.isFinite && (openMin ? x > min : x >= min) && (openMax ? x < max : x <= max)
+    }
+
+    /// "[0.0, 1.0)", "(0.0, 0.001]".
+    public var description: String {
+        "\(openMin ? "(" : "[")\(TOMLText.float(min)), \(TOMLText.float(max))\(openMax ? ")" : "]")"
+    }
+}
+
+/// A key whose value is one of an enumeration's raw values, read and written through a key path to the
+/// enumeration.
+public struct Choice: Sendable {
+    public let names: [String]
+    let get: @Sendable (Recipe) -> String
+    let set: @Sendable (inout Recipe, String) -> Bool
+
+    init<E>(_ keyPath: WritableKeyPath<Recipe, E> & Sendable)
+    where E: RawRepresentable & CaseIterable & Sendable, E.RawValue == String {
+        names = E.allCases.map(\.rawValue)
+        get = { $0[keyPath: keyPath].rawValue }
+        set = { recipe, name in
+            guard let value = E(rawValue: name) else { return false }
+            recipe[keyPath: keyPath] = value
+            return true
+        }
+    }
+}
+
+/// What a key holds, where it lives on `Recipe` (a key path of the matching Swift type), and which values are
+/// allowed. A value of another TOML type is a problem, never a zero.
+public enum FieldKind: Sendable {
+    case integer(WritableKeyPath<Recipe, Int> & Sendable, ClosedRange<Int>)
+    /// A number (integers are accepted: `lr = 1` means 1.0).
+    case number(WritableKeyPath<Recipe, Double> & Sendable, NumberRange)
+    /// A non-empty string of at most `RecipeText.maximumStringBytes` bytes, from `choices` when given.
+    case string(WritableKeyPath<Recipe, String> & Sendable, choices: [String]?)
+    /// A file system path: non-empty, at most 4095 bytes (PATH_MAX less the terminator), no component over 255
+    /// bytes (NAME_MAX), no NUL.
+    case path(WritableKeyPath<Recipe, String> & Sendable)
+    /// One of an enumeration's names.
+    case choice(Choice)
+    case bool(WritableKeyPath<Recipe, Bool> & Sendable)
+
+    /// The allowed values in words, for messages and the reference: "an integer in 1...1024", "a number in
+    /// (0.0, 1.0]", "one of "char", "byte"".
     public var allowed: String {
         switch self {
-        case .integer(let lo, let hi): return hi.map { "an integer in \(lo)...\($0)" } ?? "an integer ≥ \(lo)"
-        case .float(let lo, let openLo, let hi, let openHi):
-            switch (lo, hi) {
-            case let (lo?, hi?): return "a number in \(openLo ? "(" : "[")\(TOMLText.float(lo)), \(TOMLText.float(hi))\(openHi ? ")" : "]")"
-            case let (lo?, nil): return "a number \(openLo ? ">" : "≥") \(TOMLText.float(lo))"
-            case let (nil, hi?): return "a number \(openHi ? "<" : "≤") \(TOMLText.float(hi))"
-            case (nil, nil): return "a number"
-            }
-        case .string(let choices): return choices.map { "one of " + $0.map { "\"\($0)\"" }.joined(separator: ", ") } ?? "a non-empty string"
+        case .integer(_, let range): return "an integer in \(range.lowerBound)...\(range.upperBound)"
+        case .number(_, let range): return "a number in \(range)"
+        case .string(_, let choices?): return Self.oneOf(choices)
+        case .choice(let choice): return Self.oneOf(choice.names)
+        case .string(_, nil): return "a non-empty string of at most \(RecipeText.maximumStringBytes) bytes"
+        case .path: return "a path (a non-empty string of at most \(RecipeText.maximumPathBytes) bytes)"
         case .bool: return "true or false"
         }
     }
 
+    static func oneOf(_ names: [String]) -> String { "one of " + names.map { "\"\($0)\"" }.joined(separator: ", ") }
+
     public var typeName: String {
         switch self {
         case .integer: return "integer"
-        case .float: return "number"
-        case .string: return "string"
+        case .number: return "number"
+        case .string, .path, .choice: return "string"
         case .bool: return "boolean"
         }
     }
 }
 
-/// One key of the recipe: where it lives, what it may hold, what it means, and how to read and write it on a
-/// `Recipe`.
+/// One key of the recipe: where it lives, what it may hold and why, what it means, its default when it may be
+/// left out, and its former names.
 public struct Field: Sendable {
     public let section: String
     public let key: String
     public let kind: FieldKind
     public let doc: String
-    let get: @Sendable (Recipe) -> RecipeValue
-    let set: @Sendable (inout Recipe, RecipeValue) -> Void
+    /// Why the range is what it is (docs/recipe-reference.md shows it).
+    public let bounds: String
+    /// The value an absent key takes; nil when the key is required.
+    public let defaultValue: RecipeValue?
+    /// Former `section.key` names still read, with a warning saying where the key lives now.
+    public let formerPaths: [String]
 
     public var path: String { section.isEmpty ? key : "\(section).\(key)" }
+    public var isOptional: Bool { defaultValue != nil }
 
-    /// Nil when `value` is allowed, else why not.
-    public func check(_ value: RecipeValue) -> String? {
+    init(_ path: String, _ kind: FieldKind, default defaultValue: RecipeValue? = nil, formerly: [String] = [],
+         doc: String, bounds: String) {
+        let parts = path.split(separator: ".", maxSplits: 1).map(String.init)
+        section = parts.count == 2 ? parts[0] : ""
+        key = parts.last!
+        self.kind = kind
+        self.doc = doc
+        self.bounds = bounds
+        self.defaultValue = defaultValue
+        formerPaths = formerly
+    }
+
+    /// The value on `recipe` (whose section, if optional, must be present).
+    public func value(in recipe: Recipe) -> RecipeValue {
+        switch kind {
+        case .integer(let keyPath, _): return .integer(recipe[keyPath: keyPath])
+        case .number(let keyPath, _): return .float(recipe[keyPath: keyPath])
+        case .string(let keyPath, _), .path(let keyPath): return .string(recipe[keyPath: keyPath])
+        case .choice(let choice): return .string(choice.get(recipe))
+        case .bool(let keyPath): return .bool(recipe[keyPath: keyPath])
+        }
+    }
+
+    /// Why a value cannot be used: the kind of problem and the message.
+    public struct Refusal: Equatable, Sendable {
+        public var kind: Problem.Kind
+        public var message: String
+    }
+
+    /// Stores `value` on `recipe`, or says why not (and leaves `recipe` as it was).
+    public func assign(_ value: RecipeValue, to recipe: inout Recipe) -> Refusal? {
+        func out(of what: String) -> Refusal { Refusal(kind: .outOfRange, message: "must be \(kind.allowed), got \(what)") }
         switch (kind, value) {
-        case (.integer(let lo, let hi), .integer(let i)):
-            if i < lo || (hi.map { i > $0 } ?? false) { return "must be \(kind.allowed), got \(i)" }
-        case (.float(let lo, let openLo, let hi, let openHi), _):
-            guard let x = value.number else { return "must be a number, got \(value.kindName) \(value)" }
-            let tooLow = lo.map { openLo ? x <= $0 : x < $0 } ?? false
-            let tooHigh = hi.map { openHi ? x >= $0 : x > $0 } ?? false
-            if !x.isFinite || tooLow || tooHigh { return "must be \(kind.allowed), got \(value)" }
-        case (.string(let choices), .string(let s)):
-            if s.isEmpty { return "must not be empty" }
-            if let choices, !choices.contains(s) { return "must be \(kind.allowed), got \"\(s)\"" }
-        case (.bool, .bool):
-            break
+        case (.integer(let keyPath, let range), .integer(let i)):
+            guard range.contains(i) else { return out(of: String(i)) }
+            recipe[keyPath: keyPath] = i
         case (.integer, .float(let x)):
-            return "must be an integer, got the number \(TOMLText.float(x))" + (x == x.rounded() ? " (write it without a decimal point)" : "")
+            return Refusal(kind: .wrongType, message: "must be an integer, got the number \(TOMLText.float(x))"
+                           + (x == x.rounded() && x.isFinite ? " (write it without a decimal point)" : ""))
+        case (.number(let keyPath, let range), .integer), (.number(let keyPath, let range), .float):
+            let x = value.number!
+            guard range.contains(x) else { return out(of: value.echo) }
+            recipe[keyPath: keyPath] = x
+        case (.string(let keyPath, let choices), .string(let s)):
+            if s.isEmpty { return Refusal(kind: .outOfRange, message: "must not be empty") }
+            if let choices, !choices.contains(s) { return out(of: value.echo) }
+            if s.utf8.count > RecipeText.maximumStringBytes {
+                return Refusal(kind: .outOfRange, message: "is \(s.utf8.count) bytes long, over the limit of "
+                               + "\(RecipeText.maximumStringBytes): \(value.echo)")
+            }
+            recipe[keyPath: keyPath] = s
+        case (.path(let keyPath), .string(let s)):
+            if let why = RecipeText.pathProblem(s) { return Refusal(kind: .outOfRange, message: why) }
+            recipe[keyPath: keyPath] = s
+        case (.choice(let choice), .string(let s)):
+            guard choice.set(&recipe, s) else { return out(of: value.echo) }
+        case (.bool(let keyPath), .bool(let b)):
+            recipe[keyPath: keyPath] = b
         default:
-            return "must be \(kind.allowed), got \(value.kindName) \(value)"
+            return Refusal(kind: .wrongType, message: "must be \(kind.allowed), got the \(value.kindName) \(value.echo)")
         }
         return nil
     }
 }
 
-extension RecipeValue {
-    var kindName: String {
-        switch self {
-        case .integer: return "integer"
-        case .float: return "number"
-        case .string: return "string"
-        case .bool: return "boolean"
-        }
+/// One `[section]` of the recipe. An optional section may be left out as a whole; when it is given, its
+/// required keys are required.
+public struct Section: Sendable {
+    public let name: String
+    public let doc: String
+    let presence: (isPresent: @Sendable (Recipe) -> Bool, create: @Sendable (inout Recipe) -> Void)?
+
+    public var isOptional: Bool { presence != nil }
+
+    init(_ name: String, _ doc: String) {
+        self.name = name
+        self.doc = doc
+        presence = nil
     }
-    var int: Int { if case .integer(let i) = self { return i }; return 0 }
-    var double: Double { number ?? 0 }
-    var string: String { if case .string(let s) = self { return s }; return "" }
-    var bool: Bool { if case .bool(let b) = self { return b }; return false }
+
+    /// A section held in an optional property of `Recipe`.
+    init<T: Sendable>(optional name: String, _ doc: String, _ keyPath: WritableKeyPath<Recipe, T?> & Sendable,
+                      empty: T) {
+        self.name = name
+        self.doc = doc
+        presence = ({ $0[keyPath: keyPath] != nil }, { if $0[keyPath: keyPath] == nil { $0[keyPath: keyPath] = empty } })
+    }
+
+    public func isPresent(in recipe: Recipe) -> Bool { presence?.isPresent(recipe) ?? true }
 }
 
 /// The recipe format: its sections in order, and every key.
 public enum Schema {
-    public static let version = 1
+    /// 2: dropout moved from [model] to [training] (the old place is still read, with a warning); the optional
+    /// layout keys, `checkpoint.allow_outside` and the optional [hardware] section were added. 1 is still read.
+    public static let version = 2
 
-    public static let sections: [(name: String, doc: String)] = [
-        ("plan", "What the planner decided. `gpt-plan check` recounts N from [model] and D from [training] and checks that 6·N·D spends `flops_budget`."),
-        ("model", "The GPT-2 style model: token and position embeddings, pre-LayerNorm blocks, tied output head."),
-        ("data", "The training text and how it becomes tokens."),
-        ("optimizer", "AdamW with decoupled weight decay on matrices and embeddings only, and global-norm clipping."),
-        ("schedule", "Learning rate over the steps: linear warmup from 0, then decay to `optimizer.min_lr` at the last step."),
-        ("training", "Steps and batch. The effective batch is micro_batch × grad_accum × devices sequences."),
-        ("eval", "Validation on the held-out split, in eval mode (no dropout)."),
-        ("checkpoint", "Full training state in HDF5, so that a run resumes exactly."),
-        ("logging", "Metrics written to metrics.jsonl in the run directory."),
+    public static let sections: [Section] = [
+        Section("plan", "What the planner decided. `gpt-plan check` recounts N from [model] and D from [training] and checks that 6·N·D spends `flops_budget`."),
+        Section("model", "The GPT-2 style model: token and position embeddings, pre-LayerNorm blocks, tied output head."),
+        Section("data", "The training text and how it becomes tokens."),
+        Section("optimizer", "AdamW with decoupled weight decay on matrices and embeddings only, and global-norm clipping."),
+        Section("schedule", "Learning rate over the steps: linear warmup from 0, then decay to `optimizer.min_lr` at the last step."),
+        Section("training", "Steps, batch and parallel layout. `devices` is the total device count K = d·t·p: t = tensor_parallel devices split each layer, p = pipeline_parallel devices split the layers into stages, and d = devices / (t·p) are data-parallel ranks. The effective batch is micro_batch × grad_accum × d sequences. With t = p = 1 (the defaults) every device is a data-parallel process."),
+        Section("eval", "Validation on the held-out split, in eval mode (no dropout)."),
+        Section("checkpoint", "Full training state in HDF5, so that a run resumes exactly."),
+        Section("logging", "Metrics written to metrics.jsonl in the run directory."),
+        Section(optional: "hardware", "Optional: the device the plan was made for (`gpt-plan` writes it; check uses it for the memory and time estimates). Leave the whole section out when it does not apply; when it is given, every key in it is required.",
+                \.hardware, empty: Recipe.Hardware()),
     ]
 
     public static let fitNames = AllocationRule.names + ["manual"]
     public static let tokenizerNames = ["char", "byte", "bpe"]
 
+    /// The largest count a run could need anywhere: 2^40 ≈ 1.1e12 (a trillion steps at a millisecond each is 35
+    /// years).
+    static let maxSteps = 1 << 40
+
     public static let fields: [Field] = [
-        Field(section: "", key: "schema_version", kind: .integer(min: 1, max: version),
+        Field("schema_version", .integer(\.schemaVersion, 1...version),
               doc: "recipe format version",
-              get: { .integer($0.schemaVersion) }, set: { $0.schemaVersion = $1.int }),
+              bounds: "the versions this build reads (1: dropout in [model]; 2: dropout in [training], layout and [hardware] keys)"),
 
-        Field(section: "plan", key: "flops_budget", kind: .float(min: 0, openMin: true, max: nil, openMax: false),
+        Field("plan.flops_budget", .number(\.plan.flopsBudget, NumberRange(1, 1e30)),
               doc: "training compute budget C in FLOPs; 6·N·D must match it",
-              get: { .float($0.plan.flopsBudget) }, set: { $0.plan.flopsBudget = $1.double }),
-        Field(section: "plan", key: "fit", kind: .string(choices: fitNames),
+              bounds: "6·N·D is at least 6 (N, D ≥ 1), so a budget under one FLOP is a typo; 1e30 is 10^4 times the largest published runs (~5e25)"),
+        Field("plan.fit", .string(\.plan.fit, choices: fitNames),
               doc: "allocation rule that split C into N and D (\"manual\" for a hand-made recipe)",
-              get: { .string($0.plan.fit) }, set: { $0.plan.fit = $1.string }),
-        Field(section: "plan", key: "params", kind: .integer(min: 1, max: 1 << 50),
+              bounds: "the planner's rules"),
+        Field("plan.params", .integer(\.plan.params, 1...(1 << 50)),
               doc: "parameters N the planner counted (information only: check recounts N from [model])",
-              get: { .integer($0.plan.params) }, set: { $0.plan.params = $1.int }),
-        Field(section: "plan", key: "tokens", kind: .integer(min: 1, max: 1 << 60),
+              bounds: "2^50 ≈ 1.1e15, a thousand times the largest dense models"),
+        Field("plan.tokens", .integer(\.plan.tokens, 1...(1 << 60)),
               doc: "training tokens D the planner chose",
-              get: { .integer($0.plan.tokens) }, set: { $0.plan.tokens = $1.int }),
-        Field(section: "plan", key: "predicted_loss", kind: .float(min: 0, openMin: false, max: nil, openMax: false),
+              bounds: "2^60 ≈ 1.2e18, 10^5 times the largest training sets (~1.5e13 tokens)"),
+        Field("plan.predicted_loss", .number(\.plan.predictedLoss, NumberRange(0, 100)),
               doc: "final loss the scaling-law fit predicts, in nats per token (0: no prediction, as for a character-level run the fits do not describe)",
-              get: { .float($0.plan.predictedLoss) }, set: { $0.plan.predictedLoss = $1.double }),
+              bounds: "uniform guessing over the largest vocabulary (2^24) costs ln 2^24 ≈ 16.6 nats; fits extrapolated to tiny models exceed that, but a prediction over 100 is a broken fit"),
 
-        Field(section: "model", key: "n_layer", kind: .integer(min: 1, max: 1024),
+        Field("model.n_layer", .integer(\.model.nLayer, 1...1024),
               doc: "transformer blocks",
-              get: { .integer($0.model.nLayer) }, set: { $0.model.nLayer = $1.int }),
-        Field(section: "model", key: "n_head", kind: .integer(min: 1, max: 1024),
+              bounds: "ten times the deepest published GPTs (GPT-3: 96, PaLM: 118)"),
+        Field("model.n_head", .integer(\.model.nHead, 1...1024),
               doc: "attention heads per block; d_model must be a multiple of it",
-              get: { .integer($0.model.nHead) }, set: { $0.model.nHead = $1.int }),
-        Field(section: "model", key: "d_model", kind: .integer(min: 1, max: 65536),
+              bounds: "ten times the most heads published (GPT-3: 96, PaLM: 48)"),
+        Field("model.d_model", .integer(\.model.dModel, 1...65536),
               doc: "width of the residual stream",
-              get: { .integer($0.model.dModel) }, set: { $0.model.dModel = $1.int }),
-        Field(section: "model", key: "d_ff", kind: .integer(min: 1, max: 1 << 18),
+              bounds: "2^16, over twice the widest published (PaLM 540B: 18432)"),
+        Field("model.d_ff", .integer(\.model.dFF, 1...(1 << 18)),
               doc: "hidden units of the MLP (4·d_model in GPT-2)",
-              get: { .integer($0.model.dFF) }, set: { $0.model.dFF = $1.int }),
-        Field(section: "model", key: "seq_len", kind: .integer(min: 1, max: 1 << 20),
+              bounds: "2^18 = 4 × the largest d_model"),
+        Field("model.seq_len", .integer(\.model.seqLen, 1...(1 << 20)),
               doc: "context length: learned positions",
-              get: { .integer($0.model.seqLen) }, set: { $0.model.seqLen = $1.int }),
-        Field(section: "model", key: "vocab_size", kind: .integer(min: 2, max: 1 << 24),
+              bounds: "2^20 ≈ 1M positions; attention's T^2 scores make longer contexts impossible here"),
+        Field("model.vocab_size", .integer(\.model.vocabSize, 2...(1 << 24)),
               doc: "rows of the token embedding; at least the tokenizer's vocabulary",
-              get: { .integer($0.model.vocabSize) }, set: { $0.model.vocabSize = $1.int }),
-        Field(section: "model", key: "dropout", kind: .float(min: 0, openMin: false, max: 1, openMax: true),
-              doc: "dropout probability after the embeddings, on attention weights, and on each block's two outputs",
-              get: { .float($0.model.dropout) }, set: { $0.model.dropout = $1.double }),
-        Field(section: "model", key: "bias", kind: .bool,
+              bounds: "a language model needs two tokens; 2^24 ≈ 16.8M is 64 times the largest vocabularies (~256K)"),
+        Field("model.bias", .bool(\.model.bias),
               doc: "biases in linear layers and LayerNorms (GPT-2: true)",
-              get: { .bool($0.model.bias) }, set: { $0.model.bias = $1.bool }),
+              bounds: "true or false"),
 
-        Field(section: "data", key: "path", kind: .string(choices: nil),
+        Field("data.path", .path(\.data.path),
               doc: "a UTF-8 text file, or a directory written by `gpt-data prepare`; relative to this file",
-              get: { .string($0.data.path) }, set: { $0.data.path = $1.string }),
-        Field(section: "data", key: "tokenizer", kind: .string(choices: tokenizerNames),
+              bounds: "what the file system accepts: 4095 bytes (PATH_MAX), 255 per component (NAME_MAX)"),
+        Field("data.tokenizer", .string(\.data.tokenizer, choices: tokenizerNames),
               doc: "\"char\" (the file's distinct characters), \"byte\" (256 byte values) or \"bpe\" (a prepared directory's byte-level BPE)",
-              get: { .string($0.data.tokenizer) }, set: { $0.data.tokenizer = $1.string }),
-        Field(section: "data", key: "val_fraction", kind: .float(min: 0, openMin: true, max: 1, openMax: true),
+              bounds: "the tokenizers gpt-train has"),
+        Field("data.val_fraction", .number(\.data.valFraction, NumberRange(0, openMin: true, 0.5)),
               doc: "share held out for validation, the end of the data in order: of the tokens for a text file, of the bytes (fixed when it was prepared) for a prepared directory",
-              get: { .float($0.data.valFraction) }, set: { $0.data.valFraction = $1.double }),
+              bounds: "some data must be held out; holding out more than is trained on is not pre-training (0.1 is usual, nanoGPT uses 0.1)"),
 
-        Field(section: "optimizer", key: "lr", kind: .float(min: 0, openMin: true, max: nil, openMax: false),
+        Field("optimizer.lr", .number(\.optimizer.lr, NumberRange(0, openMin: true, 1)),
               doc: "peak learning rate",
-              get: { .float($0.optimizer.lr) }, set: { $0.optimizer.lr = $1.double }),
-        Field(section: "optimizer", key: "min_lr", kind: .float(min: 0, openMin: false, max: nil, openMax: false),
+              bounds: "Adam moves each weight by about lr per step and GPT weights start at 0.02, so lr = 1 already destroys them; published GPT rates are 6e-5 to 1e-2"),
+        Field("optimizer.min_lr", .number(\.optimizer.minLR, NumberRange(0, 1)),
               doc: "learning rate at the last step (10% of peak in the standard recipe)",
-              get: { .float($0.optimizer.minLR) }, set: { $0.optimizer.minLR = $1.double }),
-        Field(section: "optimizer", key: "beta1", kind: .float(min: 0, openMin: false, max: 1, openMax: true),
+              bounds: "as lr, and at most lr (checked across keys)"),
+        Field("optimizer.beta1", .number(\.optimizer.beta1, NumberRange(0, 1, openMax: true)),
               doc: "AdamW first-moment decay",
-              get: { .float($0.optimizer.beta1) }, set: { $0.optimizer.beta1 = $1.double }),
-        Field(section: "optimizer", key: "beta2", kind: .float(min: 0, openMin: false, max: 1, openMax: true),
+              bounds: "a decay factor: 1 would never update the moment"),
+        Field("optimizer.beta2", .number(\.optimizer.beta2, NumberRange(0, 1, openMax: true)),
               doc: "AdamW second-moment decay",
-              get: { .float($0.optimizer.beta2) }, set: { $0.optimizer.beta2 = $1.double }),
-        Field(section: "optimizer", key: "eps", kind: .float(min: 0, openMin: true, max: nil, openMax: false),
+              bounds: "a decay factor: 1 would never update the moment"),
+        Field("optimizer.eps", .number(\.optimizer.eps, NumberRange(0, openMin: true, 1e-3)),
               doc: "AdamW denominator epsilon",
-              get: { .float($0.optimizer.eps) }, set: { $0.optimizer.eps = $1.double }),
-        Field(section: "optimizer", key: "weight_decay", kind: .float(min: 0, openMin: false, max: nil, openMax: false),
+              bounds: "it must not vanish; √v of GPT gradients is about 1e-3 to 1e-6, so an eps above 1e-3 dominates it and turns AdamW into SGD with rate lr/eps (published values: 1e-8 to 1e-6)"),
+        Field("optimizer.weight_decay", .number(\.optimizer.weightDecay, NumberRange(0, 1)),
               doc: "decoupled weight decay, applied to tensors with two or more dimensions only",
-              get: { .float($0.optimizer.weightDecay) }, set: { $0.optimizer.weightDecay = $1.double }),
-        Field(section: "optimizer", key: "grad_clip", kind: .float(min: 0, openMin: false, max: nil, openMax: false),
+              bounds: "each step multiplies weights by 1 - lr·weight_decay; published values are 0 to 0.1 (GPT-3, LLaMA: 0.1), and above 1 decay outweighs learning"),
+        Field("optimizer.grad_clip", .number(\.optimizer.gradClip, NumberRange(0, 1000)),
               doc: "clip the global gradient norm to this (0 turns clipping off)",
-              get: { .float($0.optimizer.gradClip) }, set: { $0.optimizer.gradClip = $1.double }),
+              bounds: "healthy GPT gradient norms are O(1) (the standard clip is 1.0); a clip over 1000 never acts, so write 0 to turn clipping off"),
 
-        Field(section: "schedule", key: "warmup_steps", kind: .integer(min: 0, max: 1 << 40),
+        Field("schedule.warmup_steps", .integer(\.schedule.warmupSteps, 0...maxSteps),
               doc: "steps of linear warmup from 0 to the peak learning rate",
-              get: { .integer($0.schedule.warmupSteps) }, set: { $0.schedule.warmupSteps = $1.int }),
-        Field(section: "schedule", key: "decay", kind: .string(choices: Recipe.Decay.allCases.map(\.rawValue)),
+              bounds: "as training.steps, and below it (checked across keys)"),
+        Field("schedule.decay", .choice(Choice(\.schedule.decay)),
               doc: "shape of the decay after warmup",
-              get: { .string($0.schedule.decay.rawValue) },
-              set: { $0.schedule.decay = Recipe.Decay(rawValue: $1.string) ?? .cosine }),
+              bounds: "the schedules gpt-train has"),
 
-        Field(section: "training", key: "steps", kind: .integer(min: 1, max: 1 << 40),
+        Field("training.steps", .integer(\.training.steps, 1...maxSteps),
               doc: "optimizer steps",
-              get: { .integer($0.training.steps) }, set: { $0.training.steps = $1.int }),
-        Field(section: "training", key: "batch_size", kind: .integer(min: 1, max: 1 << 24),
-              doc: "sequences per optimizer step (the effective batch): micro_batch × grad_accum × devices",
-              get: { .integer($0.training.batchSize) }, set: { $0.training.batchSize = $1.int }),
-        Field(section: "training", key: "seq_len", kind: .integer(min: 1, max: 1 << 20),
+              bounds: "2^40 ≈ 1.1e12: a trillion steps at a millisecond each is 35 years"),
+        Field("training.batch_size", .integer(\.training.batchSize, 1...(1 << 24)),
+              doc: "sequences per optimizer step (the effective batch): micro_batch × grad_accum × devices / (tensor_parallel × pipeline_parallel)",
+              bounds: "2^24 sequences is thousands of times the largest published batches (GPT-3: 1536 × 2048 tokens)"),
+        Field("training.seq_len", .integer(\.training.seqLen, 1...(1 << 20)),
               doc: "tokens per training sequence; at most model.seq_len",
-              get: { .integer($0.training.seqLen) }, set: { $0.training.seqLen = $1.int }),
-        Field(section: "training", key: "micro_batch", kind: .integer(min: 1, max: 1 << 20),
-              doc: "sequences per forward/backward pass",
-              get: { .integer($0.training.microBatch) }, set: { $0.training.microBatch = $1.int }),
-        Field(section: "training", key: "grad_accum", kind: .integer(min: 1, max: 1 << 20),
+              bounds: "as model.seq_len"),
+        Field("training.micro_batch", .integer(\.training.microBatch, 1...(1 << 20)),
+              doc: "sequences per forward/backward pass on each data-parallel rank",
+              bounds: "2^20; at most batch_size in any consistent recipe"),
+        Field("training.grad_accum", .integer(\.training.gradAccum, 1...(1 << 20)),
               doc: "micro-batches whose gradients are summed before each step",
-              get: { .integer($0.training.gradAccum) }, set: { $0.training.gradAccum = $1.int }),
-        Field(section: "training", key: "devices", kind: .integer(min: 1, max: 1 << 20),
-              doc: "data-parallel processes (gpt-train runs one and accumulates the others' micro-batches itself)",
-              get: { .integer($0.training.devices) }, set: { $0.training.devices = $1.int }),
-        Field(section: "training", key: "seed", kind: .integer(min: 0, max: nil),
+              bounds: "2^20; at most batch_size in any consistent recipe"),
+        Field("training.devices", .integer(\.training.devices, 1...(1 << 20)),
+              doc: "total devices K = d·t·p (d = devices / (tensor_parallel × pipeline_parallel) data-parallel ranks; gpt-train runs one process and accumulates the other ranks' micro-batches itself)",
+              bounds: "2^20 ≈ 1M, ten times the largest clusters"),
+        Field("training.tensor_parallel", .integer(\.training.tensorParallel, 1...64), default: .integer(1),
+              doc: "t: devices that split each layer's matrices (Megatron-LM); must divide devices, n_head and d_ff",
+              bounds: "tensor parallelism stays inside a node (8 GPUs) in practice; 64 is the largest node-sized group"),
+        Field("training.pipeline_parallel", .integer(\.training.pipelineParallel, 1...1024), default: .integer(1),
+              doc: "p: pipeline stages, each a run of whole layers; must divide devices / tensor_parallel and be at most n_layer",
+              bounds: "at most one stage per layer, and n_layer is at most 1024"),
+        Field("training.zero_stage", .integer(\.training.zeroStage, 0...3), default: .integer(0),
+              doc: "ZeRO stage (Rajbhandari et al. 2020): 0 replicates the optimizer state on every data-parallel rank, 1 partitions the optimizer state, 2 also the gradients, 3 also the weights (FSDP)",
+              bounds: "the paper's stages"),
+        Field("training.recompute", .choice(Choice(\.training.recompute)), default: .string("none"),
+              doc: "activation recomputation (Korthikanti et al. 2022): \"none\" keeps every activation, \"selective\" recomputes attention's score/softmax region, \"full\" recomputes each block from its input",
+              bounds: "the paper's modes"),
+        Field("training.dropout", .number(\.training.dropout, NumberRange(0, 1, openMax: true)), formerly: ["model.dropout"],
+              doc: "dropout probability after the embeddings, on attention weights, and on each block's two outputs (formerly model.dropout)",
+              bounds: "a probability; 1 would drop everything"),
+        Field("training.seed", .integer(\.training.seed, 0...Int.max),
               doc: "seeds initialisation, batch sampling and dropout",
-              get: { .integer($0.training.seed) }, set: { $0.training.seed = $1.int }),
+              bounds: "any non-negative 64-bit integer (2^63 - 1 at most, TOML's largest)"),
 
-        Field(section: "eval", key: "interval", kind: .integer(min: 1, max: nil),
+        Field("eval.interval", .integer(\.eval.interval, 1...maxSteps),
               doc: "steps between validations (and one after the last step)",
-              get: { .integer($0.eval.interval) }, set: { $0.eval.interval = $1.int }),
-        Field(section: "eval", key: "iters", kind: .integer(min: 1, max: nil),
+              bounds: "as training.steps; a warning when it is above training.steps (only the final validation runs)"),
+        Field("eval.iters", .integer(\.eval.iters, 1...10_000),
               doc: "micro-batches of held-out windows per validation",
-              get: { .integer($0.eval.iters) }, set: { $0.eval.iters = $1.int }),
+              bounds: "nanoGPT uses 200 for GPT-2 and 20 on a CPU; 10000 is fifty times more, and a warning says when one validation costs more than the training between two"),
 
-        Field(section: "checkpoint", key: "dir", kind: .string(choices: nil),
-              doc: "where checkpoints go, relative to the run directory",
-              get: { .string($0.checkpoint.dir) }, set: { $0.checkpoint.dir = $1.string }),
-        Field(section: "checkpoint", key: "interval", kind: .integer(min: 1, max: nil),
+        Field("checkpoint.dir", .path(\.checkpoint.dir),
+              doc: "where checkpoints go: a path inside the run directory, relative to it; an absolute path elsewhere only with allow_outside = true, and never /",
+              bounds: "a path the file system accepts (4095 bytes, 255 per component) that does not leave the run directory"),
+        Field("checkpoint.allow_outside", .bool(\.checkpoint.allowOutside), default: .bool(false),
+              doc: "allow an absolute checkpoint.dir outside the run directory (for a separate disk)",
+              bounds: "true or false"),
+        Field("checkpoint.interval", .integer(\.checkpoint.interval, 1...maxSteps),
               doc: "steps between checkpoints (and one after the last step)",
-              get: { .integer($0.checkpoint.interval) }, set: { $0.checkpoint.interval = $1.int }),
-        Field(section: "checkpoint", key: "keep", kind: .integer(min: 1, max: nil),
+              bounds: "as training.steps; a warning when it is above training.steps (only the final checkpoint is written)"),
+        Field("checkpoint.keep", .integer(\.checkpoint.keep, 1...1000),
               doc: "newest checkpoints kept; older ones are removed once a new one is complete",
-              get: { .integer($0.checkpoint.keep) }, set: { $0.checkpoint.keep = $1.int }),
+              bounds: "each checkpoint holds 12 bytes per parameter (weights and both AdamW moments); a thousand is already more disk than any run keeps"),
 
-        Field(section: "logging", key: "interval", kind: .integer(min: 1, max: nil),
+        Field("logging.interval", .integer(\.logging.interval, 1...maxSteps),
               doc: "steps between training-metric lines in metrics.jsonl",
-              get: { .integer($0.logging.interval) }, set: { $0.logging.interval = $1.int }),
+              bounds: "as training.steps; a warning when it is above training.steps (no line is written until the end)"),
+
+        Field("hardware.name", .string(\.hardware!.name, choices: nil),
+              doc: "the device, as gpt-plan names it (a preset such as \"h100-sxm-80gb\", or a description)",
+              bounds: "a name"),
+        Field("hardware.device_memory", .integer(\.hardware!.deviceMemory, (1 << 20)...(1 << 50)),
+              doc: "memory of one device, in bytes",
+              bounds: "1 MiB to 1 PiB: below any device that can train, and over a thousand times the largest GPU (192 GB)"),
+        Field("hardware.device_flops", .number(\.hardware!.deviceFlops, NumberRange(1e6, 1e18)),
+              doc: "peak FLOP/s of one device at the training precision",
+              bounds: "1 MFLOP/s to 1 EFLOP/s: a thousand times below a CPU core and several hundred times above the fastest GPU (~2e15 dense)"),
+        Field("hardware.mfu", .number(\.hardware!.mfu, NumberRange(0, openMin: true, 1)),
+              doc: "model FLOPs utilisation the plan assumes: achieved / peak",
+              bounds: "a share of the peak: above 0 and at most 1"),
     ]
 
     public static func field(_ path: String) -> Field? { fields.first { $0.path == path } }
 
     public static func fields(in section: String) -> [Field] { fields.filter { $0.section == section } }
+
+    public static func section(_ name: String) -> Section? { sections.first { $0.name == name } }
+}
+
+/// Limits and spellings of text in recipes and in the messages about them.
+public enum RecipeText {
+    /// Characters of a key or value echoed in a message; longer ones are cut, with their length.
+    public static let echoLimit = 80
+    /// Bytes of a string value (names, not paths).
+    public static let maximumStringBytes = 1024
+    /// Bytes of a path: PATH_MAX (4096) less the terminating NUL.
+    public static let maximumPathBytes = 4095
+    /// Bytes of one path component: NAME_MAX.
+    public static let maximumComponentBytes = 255
+
+    /// `text` cut to `echoLimit` characters: "aaaa… (4194304 characters)".
+    public static func echo(_ text: String) -> String {
+        // Count only as far as needed: a 4 MB key costs nothing to cut.
+        var end = text.startIndex
+        var count = 0
+        while end < text.endIndex, count < echoLimit { text.formIndex(after: &end); count += 1 }
+        guard end < text.endIndex else { return text }
+        return "\(text[..<end])… (\(text.utf8.count) bytes)"
+    }
+
+    /// Why `path` cannot be a path, or nil.
+    public static func pathProblem(_ path: String) -> String? {
+        if path.isEmpty { return "must not be empty" }
+        if path.utf8.contains(0) { return "contains a NUL character, which no path can hold" }
+        let length = path.utf8.count
+        if length > maximumPathBytes {
+            return "is \(length) bytes long, over the \(maximumPathBytes)-byte limit of a path: \(echo(path))"
+        }
+        if let long = path.split(separator: "/").first(where: { $0.utf8.count > maximumComponentBytes }) {
+            return "has a component of \(long.utf8.count) bytes, over the \(maximumComponentBytes)-byte limit of a "
+                + "file name: \(echo(String(long)))"
+        }
+        return nil
+    }
 }
 
 /// TOML spellings of scalars.
@@ -297,15 +489,22 @@ public enum TOMLText {
     }
 }
 
-import Foundation
-
 extension Recipe {
-    /// The value of one key.
-    public func value(of field: Field) -> RecipeValue { field.get(self) }
+    /// The value of one key; nil when the key's optional section is absent.
+    public func value(of field: Field) -> RecipeValue? {
+        guard Schema.section(field.section)?.isPresent(in: self) ?? true else { return nil }
+        return field.value(in: self)
+    }
 
-    /// The keys of `sections` ("" is the top level) whose values differ between the two recipes.
-    public func differences(from other: Recipe, in sections: Set<String>) -> [(path: String, this: RecipeValue, other: RecipeValue)] {
-        Schema.fields.filter { sections.contains($0.section) && $0.get(self) != $0.get(other) }
-            .map { ($0.path, $0.get(self), $0.get(other)) }
+    /// The keys of `sections` ("" is the top level) whose values differ between the two recipes, each value in its
+    /// TOML spelling ("(absent)" for a key of an optional section the recipe leaves out). `schema_version` is the
+    /// format, not a setting, and is never a difference.
+    public func differences(from other: Recipe, in sections: Set<String>) -> [(path: String, this: String, other: String)] {
+        Schema.fields.filter { sections.contains($0.section) && $0.path != "schema_version" }
+            .compactMap { field in
+                let mine = value(of: field), theirs = other.value(of: field)
+                guard mine != theirs else { return nil }
+                return (field.path, mine?.description ?? "(absent)", theirs?.description ?? "(absent)")
+            }
     }
 }

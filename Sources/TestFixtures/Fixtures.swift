@@ -85,12 +85,13 @@ public enum Fixtures {
         }
         var r = Recipe()
         r.model = .init(nLayer: o.nLayer, nHead: o.nHead, dModel: o.dModel, dFF: 4 * o.dModel, seqLen: o.seqLen,
-                        vocabSize: o.vocabSize, dropout: o.dropout, bias: o.bias)
+                        vocabSize: o.vocabSize, bias: o.bias)
         r.data = .init(path: o.dataPath, tokenizer: o.tokenizer, valFraction: 0.1)
         r.optimizer = .init(lr: o.lr, minLR: o.lr / 10, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1.0)
         r.schedule = .init(warmupSteps: min(o.warmup, o.steps - 1), decay: .cosine)
         r.training = .init(steps: o.steps, batchSize: o.microBatch * o.gradAccum * o.devices, seqLen: o.seqLen,
-                           microBatch: o.microBatch, gradAccum: o.gradAccum, devices: o.devices, seed: o.seed)
+                           microBatch: o.microBatch, gradAccum: o.gradAccum, devices: o.devices, dropout: o.dropout,
+                           seed: o.seed)
         r.eval = .init(interval: o.evalInterval, iters: o.evalIters)
         r.checkpoint = .init(dir: "checkpoints", interval: o.checkpointInterval, keep: o.keep)
         r.logging = .init(interval: o.logInterval)

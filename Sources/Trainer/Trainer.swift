@@ -195,7 +195,7 @@ public final class Trainer {
         var lossSum: Float = 0
         for micro in 0..<microSteps {
             state.sampler.fill(from: data.train, batch: batch, time: time, tokens: tokens, targets: targets)
-            let dropout = DropoutContext(probability: Float(recipe.model.dropout), seed: UInt64(recipe.training.seed),
+            let dropout = DropoutContext(probability: Float(recipe.training.dropout), seed: UInt64(recipe.training.seed),
                                          step: stepIndex, micro: micro)
             lossSum += try model.forward(tokens: tokens, targets: targets, batch: batch, time: time,
                                      gradientScale: scale, dropout: dropout)

@@ -187,7 +187,7 @@ struct Inspect: ParsableCommand {
         out += "  step \(s.step) of \(r.training.steps), \(si(Double(s.tokensSeen), 4)) tokens seen\n"
         out += "  losses: last train \(loss(s.lastTrainLoss)), last validation \(loss(s.lastValLoss)), best validation \(loss(s.bestValLoss))\n"
         out += "  model: \(r.model.nLayer) layers × \(r.model.nHead) heads × d_model \(r.model.dModel), d_ff \(r.model.dFF), "
-            + "context \(r.model.seqLen), vocabulary \(r.model.vocabSize), bias \(r.model.bias), dropout \(r.model.dropout)\n"
+            + "context \(r.model.seqLen), vocabulary \(r.model.vocabSize), bias \(r.model.bias), dropout \(r.training.dropout)\n"
         out += "  training: batch \(r.training.batchSize) × \(r.training.seqLen) tokens, lr \(r.optimizer.lr) → \(r.optimizer.minLR) "
             + "(\(r.schedule.decay.rawValue), warmup \(r.schedule.warmupSteps)), seed \(r.training.seed)\n"
         out += "  data: \(s.dataPath) (\(loaded.tokenizer.kind.rawValue) tokenizer, \(loaded.tokenizer.vocabSize) tokens)\n"
