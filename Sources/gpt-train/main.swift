@@ -161,6 +161,11 @@ struct Evaluate: ParsableCommand {
         guard wanted >= 1 else { throw CommandFailure.usage("gpt-train eval: ask for at least one window") }
         let count = min(wanted, available)
         let loss = WindowEvaluation.evaluate(loaded.model, on: source, windows: count, time: time)
+        // The weights are finite (the checkpoint was validated), but they can still overflow in the forward pass.
+        guard loss.isFinite else {
+            throw CommandFailure("gpt-train eval: \(checkpoint): the \(split) loss comes out \(loss): the model's "
+                                 + "activations overflow float32. Fix: evaluate an earlier checkpoint of the run", exitCode: 1)
+        }
         if json {
             let object: [String: Any] = ["checkpoint": checkpoint, "step": loaded.state.step, "split": split,
                                          "windows": count, "seq_len": time, "tokens": count * time, "loss": loss]
@@ -175,12 +180,17 @@ struct Evaluate: ParsableCommand {
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "inspect", abstract: "Step, tokens, losses, recipe summary and parameter table of a checkpoint.")
+        commandName: "inspect", abstract: "Step, tokens, losses, recipe summary and parameter table of a checkpoint.",
+        discussion: """
+        The whole file is verified first, as --resume would use it: every dataset's type, shape and checksum, \
+        every weight and AdamW moment (finite, second moments not negative) and the training state's ranges; a \
+        checkpoint that fails is refused with the dataset and the problem (exit status 1).
+        """)
 
     @Argument(help: "A checkpoint (.h5).") var checkpoint: String
 
     mutating func run() throws {
-        let loaded = try openCheckpoint(checkpoint, threads: 1, maxBatch: 1, maxTime: 1)
+        let loaded = try openCheckpoint(checkpoint, threads: 1, maxBatch: 1, maxTime: 1, verifyMoments: true)
         let s = loaded.state, r = loaded.recipe
         func loss(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "none" }
         var out = "\(checkpoint)\n"
@@ -207,10 +217,12 @@ struct Inspect: ParsableCommand {
     }
 }
 
-func openCheckpoint(_ path: String, threads: Int, maxBatch: Int? = nil, maxTime: Int? = nil) throws -> LoadedCheckpoint {
+func openCheckpoint(_ path: String, threads: Int, maxBatch: Int? = nil, maxTime: Int? = nil,
+                    verifyMoments: Bool = false) throws -> LoadedCheckpoint {
     guard FileManager.default.fileExists(atPath: path) else { throw CommandFailure.usage("gpt-train: \(path): no such file") }
     do {
-        return try LoadedCheckpoint(path: path, threads: threads, maxBatch: maxBatch, maxTime: maxTime)
+        return try LoadedCheckpoint(path: path, threads: threads, maxBatch: maxBatch, maxTime: maxTime,
+                                    verifyMoments: verifyMoments)
     } catch {
         throw CommandFailure("gpt-train: \(error)", exitCode: 1)
     }
