@@ -22,6 +22,7 @@ static inline hid_t gpt_H5T_IEEE_F64LE(void) { return H5T_IEEE_F64LE; }
 static inline hid_t gpt_H5T_STD_I64LE(void) { return H5T_STD_I64LE; }
 static inline hid_t gpt_H5T_STD_U64LE(void) { return H5T_STD_U64LE; }
 static inline hid_t gpt_H5T_STD_U8LE(void) { return H5T_STD_U8LE; }
+static inline hid_t gpt_H5T_STD_I32LE(void) { return H5T_STD_I32LE; }
 static inline hid_t gpt_H5T_C_S1(void) { return H5T_C_S1; }
 static inline size_t gpt_H5T_VARIABLE(void) { return H5T_VARIABLE; }
 

@@ -237,7 +237,7 @@ final class HDF5File {
         case H5T_FLOAT:
             let ieee = (bits == 32 && H5Tequal(type, gpt_H5T_IEEE_F32LE()) > 0)
                 || (bits == 64 && H5Tequal(type, gpt_H5T_IEEE_F64LE()) > 0)
-            return "float\(bits)" + order + (ieee || !order.isEmpty ? "" : " (not IEEE 754)")
+            return "float\(bits)" + order + (ieee || !order.isEmpty || (bits != 32 && bits != 64) ? "" : " (not IEEE 754)")
         case H5T_INTEGER:
             return (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + "\(bits)" + order
         case H5T_STRING:
