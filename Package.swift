@@ -105,6 +105,6 @@ let package = Package(
         .testTarget(name: "CorpusTests", dependencies: ["Corpus", "Tokenizers", "TestFixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Trainer", "TestFixtures", "Compute"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "Recipe", "Compute", "TestFixtures", "Kernels", "AllocationCounter"]),
-        .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Trainer", "Recipe"]),
+        .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Trainer", "Recipe", "Compute"]),
     ]
 )

@@ -77,10 +77,7 @@ final class CorruptCheckpointTests: XCTestCase {
 
     func testEveryReaderRefusesEveryClassOfDamage() throws {
         let dir = try Fixtures.directory("corrupt")
-        var o = Fixtures.Options()
-        o.steps = 6
-        o.warmup = 1
-        o.checkpointInterval = 2
+        var o = Fixtures.Options.checkpointed(steps: 6, every: 2)
         o.evalInterval = 2
         let recipe = try Fixtures.recipe(in: dir, o)
         let first = try Tool.run("gpt-train", [recipe, "--out", "\(dir)/run", "--steps", "4", "--threads", "2", "--no-mfu"])
@@ -146,11 +143,7 @@ final class CorruptCheckpointTests: XCTestCase {
     /// process, files of other names and non-files are left alone.
     func testAbandonedTemporaryFilesAreRemovedOnResume() throws {
         let dir = try Fixtures.directory("temporaries")
-        var o = Fixtures.Options()
-        o.steps = 4
-        o.warmup = 1
-        o.checkpointInterval = 2
-        let recipe = try Fixtures.recipe(in: dir, o)
+        let recipe = try Fixtures.recipe(in: dir, .checkpointed(steps: 4, every: 2))
         XCTAssertEqual(try Tool.run("gpt-train", [recipe, "--out", "\(dir)/run", "--steps", "2", "--no-mfu"]).status, 0)
         let checkpoints = "\(dir)/run/checkpoints"
         let finished = Process()

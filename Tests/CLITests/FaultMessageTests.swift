@@ -43,11 +43,7 @@ final class FaultMessageTests: XCTestCase {
     /// overflow float32 in the forward pass give a clear refusal.
     func testEvalRefusesANonFiniteLossInsteadOfAFoundationError() throws {
         let dir = try Fixtures.directory("overflow")
-        var o = Fixtures.Options()
-        o.steps = 2
-        o.warmup = 1
-        o.checkpointInterval = 2
-        let recipe = try Fixtures.recipe(in: dir, o)
+        let recipe = try Fixtures.recipe(in: dir, .checkpointed(steps: 2, every: 2))
         XCTAssertEqual(try Tool.run("gpt-train", [recipe, "--out", "\(dir)/run", "--no-mfu"]).status, 0)
         let path = "\(dir)/run/checkpoints/ckpt-00000002.h5"
         // Huge but finite weights in the output head (the tied embedding): the logits overflow to ±inf.

@@ -17,10 +17,7 @@ final class FullDiskTests: XCTestCase {
 
     func setUpRun(_ name: String) throws -> (dir: String, recipe: String) {
         let dir = try Fixtures.directory(name)
-        var o = Fixtures.Options()
-        o.steps = 6
-        o.warmup = 1
-        o.checkpointInterval = 2
+        var o = Fixtures.Options.checkpointed(steps: 6, every: 2)
         o.evalInterval = 6
         return (dir, try Fixtures.recipe(in: dir, o))
     }
@@ -95,6 +92,27 @@ final class FullDiskTests: XCTestCase {
         let resumed = try Tool.run("gpt-train", [recipe, "--out", out, "--resume", "--threads", "2", "--no-mfu"])
         assertCleanFailure(resumed, step: 6, checkpoints: checkpoints, kept: [4, 2])
         XCTAssertTrue(resumed.stderr.contains("resumed from \(checkpoints)/\(Trainer.checkpointName(step: 4))"), resumed.stderr)
+
+        // 2b. The same failure inside this process, through the library: an error, and HDF5 still works after it.
+        let (reader, saved) = try CheckpointReader.openValidated("\(checkpoints)/\(Trainer.checkpointName(step: 4))")
+        let tensors = CheckpointExpectation(saved).tensors
+        let count = tensors.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        var p = [Float](repeating: 0, count: count), m = p, v = p
+        try p.withUnsafeMutableBufferPointer { pp in try m.withUnsafeMutableBufferPointer { mm in
+            try v.withUnsafeMutableBufferPointer { vv in
+                try reader.read(tensors: tensors, parameters: pp.baseAddress!, m: mm.baseAddress!, v: vv.baseAddress!)
+            } } }
+        func write(_ path: String) throws {
+            try CheckpointWriter.write(to: path, tensors: tensors, parameters: p, m: m, v: v, state: reader.state,
+                                       recipe: reader.recipe, tokenizer: reader.tokenizer)
+        }
+        try leave(free: (least + size) / 2, in: disk)
+        XCTAssertThrowsError(try write("\(disk)/in-process.h5")) { error in
+            XCTAssertTrue("\(error)".contains("could not be written"), "\(error)")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: disk).sorted(), ["filler", "run"])
+        try write("\(dir)/in-process.h5")
+        XCTAssertNoThrow(try CheckpointReader.openValidated("\(dir)/in-process.h5"))
 
         // 3. With room again, --resume finishes the run.
         try FileManager.default.removeItem(atPath: "\(disk)/filler")

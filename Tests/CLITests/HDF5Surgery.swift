@@ -1,5 +1,6 @@
 import CHDF5
 import Foundation
+import TestFixtures
 import XCTest
 
 /// Targeted damage to a real checkpoint through the HDF5 C API (no Python): rewrite a dataset with another type
@@ -123,5 +124,16 @@ enum HDF5Surgery {
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         bytes[offset] ^= 0x04
         try bytes.write(to: URL(fileURLWithPath: path))
+    }
+}
+
+extension Fixtures.Options {
+    /// The fault tests' run: `steps` steps, one warmup step, a checkpoint every `every` steps.
+    static func checkpointed(steps: Int, every: Int) -> Fixtures.Options {
+        var o = Fixtures.Options()
+        o.steps = steps
+        o.warmup = 1
+        o.checkpointInterval = every
+        return o
     }
 }

@@ -1,3 +1,4 @@
+import Compute
 import Foundation
 import Recipe
 import XCTest
@@ -9,17 +10,11 @@ final class RecipeFuzzTests: XCTestCase {
     static let seed: UInt64 = 0x5EED_2026_1201
     static let perRecipe = 80
 
-    /// SplitMix64: small, seedable, the same sequence on every platform.
+    /// The package's SplitMix64, with the picks the mutations need.
     struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+        var mix: SplitMix64
+        init(state: UInt64) { mix = SplitMix64(seed: state) }
+        mutating func below(_ n: Int) -> Int { Int(mix.next() % UInt64(n)) }
         mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
     }
 
