@@ -40,13 +40,22 @@ extension Trainer {
             throw RunDirectoryError(message: "\(checkpointDirectory) already holds checkpoints (newest: step \(existing[0].step)); "
                 + "continue that run with --resume, or give another --out")
         }
-        do { try AtomicFile.createDirectory(atPath: checkpointDirectory) } catch let error as AtomicFile.WriteError {
-            throw RunDirectoryError(message: "checkpoint.dir: cannot create the checkpoint directory \(checkpointDirectory): "
-                + "\(error.reason). Fix: give [checkpoint] dir (or --out) a path that can be created: each name at most "
-                + "255 bytes, the whole path at most 4095, on a writable file system")
-        }
+        try Self.createDirectory(checkpointDirectory, what: "checkpoint.dir: cannot create the checkpoint directory",
+                                 fix: "give [checkpoint] dir (or --out)")
         for removed in AtomicFile.removeAbandonedTemporaries(in: checkpointDirectory, for: Self.isCheckpointName) {
             events(.note("removed \(removed), left by a checkpoint write that was interrupted"))
+        }
+    }
+
+    /// Creates the run directory, or says in plain words why it cannot be (not a Foundation error code).
+    static func createRunDirectory(_ path: String) throws {
+        try createDirectory(path, what: "--out: cannot create the run directory", fix: "give --out")
+    }
+
+    private static func createDirectory(_ path: String, what: String, fix: String) throws {
+        do { try AtomicFile.createDirectory(atPath: path) } catch let error as AtomicFile.WriteError {
+            throw RunDirectoryError(message: "\(what) \(path): \(error.reason). Fix: \(fix) a path that can be "
+                + "created: each name at most 255 bytes, the whole path at most 4095, on a writable file system")
         }
     }
 

@@ -174,7 +174,7 @@ public final class Trainer {
     @discardableResult
     public func run() throws -> RunSummary {
         let started = DispatchTime.now().uptimeNanoseconds
-        try FileManager.default.createDirectory(atPath: options.runDirectory, withIntermediateDirectories: true)
+        try Self.createRunDirectory(options.runDirectory)
         try prepareCheckpoints()
         try copyRecipe()
         let metrics = try MetricsLog(path: (options.runDirectory as NSString).appendingPathComponent("metrics.jsonl"),

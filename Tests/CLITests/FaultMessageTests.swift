@@ -19,6 +19,11 @@ final class FaultMessageTests: XCTestCase {
                       out.stderr)
         XCTAssertTrue(out.stderr.contains("Fix: give [checkpoint] dir"), out.stderr)
         XCTAssertFalse(out.stderr.contains("Code=514") || out.stderr.contains("NSCocoaErrorDomain"), out.stderr)
+
+        let longOut = try Tool.run("gpt-train", [recipe, "--out", "\(dir)/\(long)", "--no-mfu"])
+        XCTAssertEqual(longOut.status, 1, longOut.stderr)
+        XCTAssertTrue(longOut.stderr.contains("--out: cannot create the run directory \(dir)/\(long): File name too long. Fix: give --out"),
+                      longOut.stderr)
     }
 
     /// `gpt-data prepare` refuses text too short to leave tokens on both sides of the split, before writing
