@@ -49,13 +49,25 @@ final class HDF5File {
         return HDF5File(path: path, id: id)
     }
 
-    /// Flushes and closes; after this the object is unusable.
+    /// Flushes and closes; after this the object is unusable, whether or not it succeeded. (When H5Fclose fails,
+    /// HDF5 1.10 keeps the identifier registered over freed state: it must never be used again, and the library's
+    /// exit clean-up is off for that reason, see `gpt_h5_silence_errors`.)
     func close() throws {
         guard id >= 0 else { return }
+        errno = 0
         let flushed = H5Fflush(id, H5F_SCOPE_GLOBAL)
+        let cause = Self.writeFailure()
         let closed = H5Fclose(id)
         id = -1
-        guard flushed >= 0, closed >= 0 else { throw HDF5Error(file: path, reason: "flushing and closing failed (disk full?)") }
+        guard flushed >= 0, closed >= 0 else {
+            throw HDF5Error(file: path, reason: "flushing and closing failed (\(cause ?? Self.writeFailure() ?? "disk full?"))")
+        }
+    }
+
+    /// The system's reason for the last failed write, when errno holds one that a write sets for lack of room or
+    /// a failing device; nil otherwise (errno is not reliable across HDF5's calls for anything else).
+    static func writeFailure() -> String? {
+        [ENOSPC, EDQUOT, EFBIG, EIO, EROFS].contains(errno) ? String(cString: strerror(errno)) : nil
     }
 
     func fail(_ what: String) -> HDF5Error { HDF5Error(file: path, reason: what) }
@@ -146,8 +158,9 @@ final class HDF5File {
         guard dataset >= 0 else { throw fail("cannot create dataset \(name)") }
         defer { H5Dclose(dataset) }
         if shape.reduce(1, *) > 0 {
+            errno = 0
             guard H5Dwrite(dataset, type, gpt_H5S_ALL(), gpt_H5S_ALL(), gpt_H5P_DEFAULT(), buffer) >= 0 else {
-                throw fail("cannot write \(name) (disk full?)")
+                throw fail("cannot write \(name) (\(Self.writeFailure() ?? "disk full?"))")
             }
         }
     }
