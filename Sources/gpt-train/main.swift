@@ -201,7 +201,9 @@ struct Inspect: ParsableCommand {
         out += "  training: batch \(r.training.batchSize) × \(r.training.seqLen) tokens, lr \(r.optimizer.lr) → \(r.optimizer.minLR) "
             + "(\(r.schedule.decay.rawValue), warmup \(r.schedule.warmupSteps)), seed \(r.training.seed)\n"
         out += "  data: \(s.dataPath) (\(loaded.tokenizer.kind.rawValue) tokenizer, \(loaded.tokenizer.vocabSize) tokens)\n"
-        out += "  written with \(s.threads) threads, OpenBLAS \(s.blasCore), \(s.optimizerSteps) optimizer steps\n\n"
+        out += "  written with \(s.threads) threads, OpenBLAS \(s.blasCore), \(s.optimizerSteps) optimizer steps\n"
+        out += "  verified: every weight and AdamW moment read back (types, shapes, checksums, finite values) and the "
+            + "state in range\n\n"
         let width = loaded.model.layout.tensors.map(\.name.count).max() ?? 10
         out += "  " + "parameter".padding(toLength: width, withPad: " ", startingAt: 0) + "  shape           count\n"
         var total = 0

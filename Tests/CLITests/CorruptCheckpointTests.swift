@@ -84,7 +84,9 @@ final class CorruptCheckpointTests: XCTestCase {
         XCTAssertEqual(first.status, 0, first.stderr)
         let good = "\(dir)/run/checkpoints/\(Trainer.checkpointName(step: 4))"
         let older = "\(dir)/run/checkpoints/\(Trainer.checkpointName(step: 2))"
-        XCTAssertEqual(try Tool.run("gpt-train", ["inspect", good]).status, 0, "the undamaged file passes")
+        let clean = try Tool.run("gpt-train", ["inspect", good])
+        XCTAssertEqual(clean.status, 0, "the undamaged file passes: \(clean.stderr)")
+        XCTAssertTrue(clean.stdout.contains("verified: every weight and AdamW moment read back"), clean.stdout)
         XCTAssertEqual(try Tool.run("gpt-train", ["eval", good, "--windows", "2", "--json"]).status, 0)
 
         for damage in damages {
