@@ -8,21 +8,24 @@
 ///   exact shape, and the Fletcher-32 checksum filter.
 /// - Values: every weight and moment finite, every second moment ≥ 0 (checked as the tensors are read); the state
 ///   in range: step in 0...training.steps, AdamW's step count equal to the step, windows drawn and tokens seen
-///   consistent with the step (zero at step 0, at least one window a step and one token a window), the seed the
+///   consistent with the step (zero at step 0, at least one window a step, one to model.seq_len tokens a window;
+///   not an exact product, because a run resumed with --force may change the batch), the seed the
 ///   recipe's, at least one thread, a sampler state that is not all zero, a data path; metrics NaN (none yet) or
 ///   finite and ≥ 0, the best validation loss not above the last.
 import Foundation
 
-/// What a checkpoint must hold to be used with a recipe: its tensors (names and shapes), its number of steps and
-/// its seed. The Trainer module derives it from a recipe.
+/// What a checkpoint must hold to be used with a recipe: its tensors (names and shapes), its number of steps, its
+/// seed and the model's context length (no training window is longer). The Trainer module derives it from a recipe.
 public struct CheckpointExpectation: Sendable, Equatable {
     public var tensors: [CheckpointTensor]
     public var steps: Int
     public var seed: Int
-    public init(tensors: [CheckpointTensor], steps: Int, seed: Int) {
+    public var context: Int
+    public init(tensors: [CheckpointTensor], steps: Int, seed: Int, context: Int) {
         self.tensors = tensors
         self.steps = steps
         self.seed = seed
+        self.context = context
     }
 }
 
@@ -70,6 +73,11 @@ extension CheckpointReader {
         }
         guard state.step <= expected.steps else {
             throw CheckpointError.damaged(path, "/state/step is \(state.step), past its recipe's training.steps \(expected.steps)")
+        }
+        let (most, overflow) = state.windowsDrawn.multipliedReportingOverflow(by: expected.context)
+        guard overflow || state.tokensSeen <= most else {
+            throw CheckpointError.damaged(path, "/state/tokens_seen \(state.tokensSeen) is more than /state/windows_drawn "
+                                          + "\(state.windowsDrawn) windows of at most model.seq_len \(expected.context) tokens hold")
         }
         guard state.seed == expected.seed else {
             throw CheckpointError.damaged(path, "/state/seed is \(state.seed), but its recipe's training.seed is \(expected.seed)")

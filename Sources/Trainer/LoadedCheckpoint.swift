@@ -59,7 +59,7 @@ extension CheckpointExpectation {
     /// What a checkpoint written by a run of `recipe` holds.
     public init(_ recipe: Recipe) {
         self.init(tensors: ParameterLayout(GPTConfig(recipe)).checkpointTensors, steps: recipe.training.steps,
-                  seed: recipe.training.seed)
+                  seed: recipe.training.seed, context: recipe.model.seqLen)
     }
 }
 

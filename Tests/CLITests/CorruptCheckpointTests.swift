@@ -57,6 +57,9 @@ final class CorruptCheckpointTests: XCTestCase {
                 try HDF5Surgery.writeInt64(file, "/state/tokens_seen", 448)
             }
         },
+        Damage(name: "tokens-past-the-windows", expected: "/state/tokens_seen 100000 is more than /state/windows_drawn 16 windows of at most model.seq_len 16 tokens hold") { path in
+            try HDF5Surgery.edit(path) { try HDF5Surgery.writeInt64($0, "/state/tokens_seen", 100_000) }
+        },
         Damage(name: "extra-tensor", expected: "unexpected /model/extra.weight") { path in
             try HDF5Surgery.edit(path) { file in
                 let values: [Float] = [1, 2, 3, 4]
