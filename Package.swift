@@ -113,6 +113,6 @@ let package = Package(
         .testTarget(name: "CorpusTests", dependencies: ["Corpus", "Tokenizers", "TestFixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Trainer", "TestFixtures", "Compute"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "GPTShape", "Recipe", "Compute", "TestFixtures", "Kernels", "AllocationCounter"]),
-        .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "Trainer", "Recipe"]),
+        .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Trainer", "Recipe", "Compute"]),
     ]
 )

@@ -22,6 +22,7 @@ static inline hid_t gpt_H5T_IEEE_F64LE(void) { return H5T_IEEE_F64LE; }
 static inline hid_t gpt_H5T_STD_I64LE(void) { return H5T_STD_I64LE; }
 static inline hid_t gpt_H5T_STD_U64LE(void) { return H5T_STD_U64LE; }
 static inline hid_t gpt_H5T_STD_U8LE(void) { return H5T_STD_U8LE; }
+static inline hid_t gpt_H5T_STD_I32LE(void) { return H5T_STD_I32LE; }
 static inline hid_t gpt_H5T_C_S1(void) { return H5T_C_S1; }
 static inline size_t gpt_H5T_VARIABLE(void) { return H5T_VARIABLE; }
 
@@ -32,9 +33,20 @@ static inline unsigned gpt_H5F_ACC_RDWR(void) { return H5F_ACC_RDWR; }
 
 static inline H5Z_filter_t gpt_H5Z_FILTER_FLETCHER32(void) { return H5Z_FILTER_FLETCHER32; }
 
-/// Turns off HDF5's automatic printing of error stacks to stderr; the
-/// library reports errors through return values, and we word them ourselves.
-static inline void gpt_h5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+/// Turns off HDF5's automatic printing of error stacks to stderr (the
+/// library reports errors through return values, and we word them ourselves)
+/// and its clean-up at process exit. Call before any other HDF5 function.
+///
+/// The clean-up must go: when H5Fclose fails (a full disk: the final flush
+/// cannot be written), HDF5 1.10 leaves the file's identifier registered with
+/// its shared state already freed, and the clean-up that exit() runs
+/// (H5_term_library -> H5F__close_cb) dereferences it: SIGSEGV after the
+/// error was reported. Every file this package writes is closed explicitly,
+/// so skipping the clean-up loses nothing.
+static inline void gpt_h5_silence_errors(void) {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
 /// The library's version, for checkpoint metadata.
 static inline void gpt_h5_version(unsigned *major, unsigned *minor, unsigned *release) {

@@ -81,6 +81,14 @@ public enum CheckpointWriter {
                              m: UnsafePointer<Float>, v: UnsafePointer<Float>, state: CheckpointState,
                              recipe: String, tokenizer: String, formatVersion: Int64 = CheckpointFormat.version) throws {
         let temporary = AtomicFile.temporaryPath(for: path)
+        let directory = (path as NSString).deletingLastPathComponent
+        // At least the tensors and strings must fit: refuse before HDF5 starts when they cannot. (A disk that fills
+        // up during the write still fails cleanly below; this only gives the common case a plain message.)
+        let needed = 3 * 4 * tensors.reduce(0) { $0 + $1.count } + recipe.utf8.count + tokenizer.utf8.count
+        if let free = AtomicFile.availableBytes(in: directory.isEmpty ? "." : directory), free < needed {
+            throw CheckpointError(file: path, reason: "could not be written: it needs at least \(needed) bytes and the "
+                                  + "file system holding it has \(free) free. \(Self.spaceFix)")
+        }
         do {
             let file = try HDF5File.create(temporary)
             try file.writeAttribute("format_version", formatVersion)
@@ -112,19 +120,25 @@ public enum CheckpointWriter {
             try AtomicFile.commit(temporary: temporary, to: path)
         } catch {
             try? FileManager.default.removeItem(atPath: temporary)
-            throw CheckpointError(file: path, reason: "could not be written: \(error)")
+            throw CheckpointError(file: path, reason: "could not be written: \(error). \(spaceFix)")
         }
     }
+
+    static let spaceFix = "Fix: free space (or permissions) where it goes, or lower [checkpoint] keep; the checkpoints "
+        + "already written are intact, and gpt-train --resume continues from the newest"
 }
 
-/// An open checkpoint: its version is checked and its state, recipe and tokenizer read when it is opened;
-/// tensors are read on demand.
+/// An open checkpoint. Opening it checks what needs no recipe: the format version, the groups and the names
+/// in `/state` and `/metrics` (nothing missing, nothing extra), every state and metric dataset's exact type,
+/// shape and checksum, and the ranges of the state's values. `validate(against:)` checks the rest against the
+/// recipe (CheckpointValidation.swift); tensors are read on demand, each checked for type, shape, checksum and
+/// finiteness as it is read.
 public final class CheckpointReader {
     public let path: String
     public let state: CheckpointState
     public let recipe: String
     public let tokenizer: String
-    private let file: HDF5File
+    let file: HDF5File
 
     public init(path: String) throws {
         self.path = path
@@ -134,28 +148,47 @@ public final class CheckpointReader {
             guard version == CheckpointFormat.version else {
                 throw CheckpointError(file: path, reason: "checkpoint format version \(version); this build reads version \(CheckpointFormat.version)")
             }
+            try Self.checkMembers(file, "/", CheckpointLayout.rootMembers)
+            try Self.checkMembers(file, "/optimizer", ["m", "v"])
+            try Self.checkMembers(file, "/state", CheckpointLayout.stateMembers)
+            try Self.checkMembers(file, "/metrics", CheckpointLayout.metricsMembers)
             state = try Self.readState(file)
             recipe = try file.readString("/recipe")
             tokenizer = try file.readString("/tokenizer")
             self.file = file
+            try Self.checkRanges(state, file: file)
         } catch let error as CheckpointError {
             throw error
         } catch let error as HDF5Error {
-            throw CheckpointError(file: path, reason: error.reason)
+            throw CheckpointError.damaged(path, error.reason)
+        }
+    }
+
+    /// Refuses a group whose members are not exactly `expected`.
+    static func checkMembers(_ file: HDF5File, _ group: String, _ expected: [String]) throws {
+        let found = try file.members(of: group)
+        let missing = Set(expected).subtracting(found), extra = Set(found).subtracting(expected)
+        guard missing.isEmpty, extra.isEmpty else {
+            let place = group == "/" ? "/" : group + "/"
+            var parts: [String] = []
+            if !missing.isEmpty { parts.append("missing " + missing.sorted().map { place + $0 }.joined(separator: ", ")) }
+            if !extra.isEmpty { parts.append("unexpected " + extra.sorted().map { place + $0 }.joined(separator: ", ")) }
+            throw file.fail("\(group) does not hold what this format writes: " + parts.joined(separator: "; "))
         }
     }
 
     private static func readState(_ file: HDF5File) throws -> CheckpointState {
         func one(_ name: String) throws -> Int {
-            guard let v = try file.readInt64s(name).first else { throw file.fail("\(name) is empty") }
-            return Int(v)
+            try file.verify(name, type: "int64", shape: [1])
+            return Int(try file.readInt64s(name)[0])
         }
         func metric(_ name: String) throws -> Double? {
-            let v = try file.readDoubles(name).first ?? .nan
+            try file.verify(name, type: "float64", shape: [1])
+            let v = try file.readDoubles(name)[0]
             return v.isNaN ? nil : v
         }
+        try file.verify("/state/sampler_rng", type: "uint64", shape: [4])
         let rng = try file.readUInt64s("/state/sampler_rng")
-        guard rng.count == 4 else { throw file.fail("/state/sampler_rng holds \(rng.count) words, not 4") }
         return CheckpointState(
             step: try one("/state/step"), tokensSeen: try one("/state/tokens_seen"), samplerRNG: rng,
             windowsDrawn: try one("/state/windows_drawn"), optimizerSteps: try one("/state/optimizer_steps"),
@@ -170,21 +203,18 @@ public final class CheckpointReader {
         do {
             return try file.members(of: "/model").map { ($0, try file.shape("/model/\($0)")) }
         } catch let error as HDF5Error {
-            throw CheckpointError(file: path, reason: error.reason)
+            throw CheckpointError.damaged(path, error.reason)
         }
     }
 
-    /// Reads the weights (and, when `m` and `v` are given, the AdamW moments) of `tensors`, checking every shape.
+    /// Reads the weights (and, when `m` and `v` are given, the AdamW moments) of `tensors`, checking every
+    /// tensor's type (float32), shape, checksum and values (finite; second moments not negative).
     public func read(tensors: [CheckpointTensor], parameters: UnsafeMutablePointer<Float>,
                      m: UnsafeMutablePointer<Float>? = nil, v: UnsafeMutablePointer<Float>? = nil) throws {
-        do {
-            for t in tensors {
-                try file.readFloats("/model/\(t.name)", shape: t.shape, into: parameters + t.offset)
-                if let m { try file.readFloats("/optimizer/m/\(t.name)", shape: t.shape, into: m + t.offset) }
-                if let v { try file.readFloats("/optimizer/v/\(t.name)", shape: t.shape, into: v + t.offset) }
-            }
-        } catch let error as HDF5Error {
-            throw CheckpointError(file: path, reason: error.reason)
+        for t in tensors {
+            try readTensor(.model, t, into: parameters + t.offset)
+            if let m { try readTensor(.firstMoment, t, into: m + t.offset) }
+            if let v { try readTensor(.secondMoment, t, into: v + t.offset) }
         }
     }
 }

@@ -49,13 +49,25 @@ final class HDF5File {
         return HDF5File(path: path, id: id)
     }
 
-    /// Flushes and closes; after this the object is unusable.
+    /// Flushes and closes; after this the object is unusable, whether or not it succeeded. (When H5Fclose fails,
+    /// HDF5 1.10 keeps the identifier registered over freed state: it must never be used again, and the library's
+    /// exit clean-up is off for that reason, see `gpt_h5_silence_errors`.)
     func close() throws {
         guard id >= 0 else { return }
+        errno = 0
         let flushed = H5Fflush(id, H5F_SCOPE_GLOBAL)
+        let cause = Self.writeFailure()
         let closed = H5Fclose(id)
         id = -1
-        guard flushed >= 0, closed >= 0 else { throw HDF5Error(file: path, reason: "flushing and closing failed (disk full?)") }
+        guard flushed >= 0, closed >= 0 else {
+            throw HDF5Error(file: path, reason: "flushing and closing failed (\(cause ?? Self.writeFailure() ?? "disk full?"))")
+        }
+    }
+
+    /// The system's reason for the last failed write, when errno holds one that a write sets for lack of room or
+    /// a failing device; nil otherwise (errno is not reliable across HDF5's calls for anything else).
+    static func writeFailure() -> String? {
+        [ENOSPC, EDQUOT, EFBIG, EIO, EROFS].contains(errno) ? String(cString: strerror(errno)) : nil
     }
 
     func fail(_ what: String) -> HDF5Error { HDF5Error(file: path, reason: what) }
@@ -146,8 +158,9 @@ final class HDF5File {
         guard dataset >= 0 else { throw fail("cannot create dataset \(name)") }
         defer { H5Dclose(dataset) }
         if shape.reduce(1, *) > 0 {
+            errno = 0
             guard H5Dwrite(dataset, type, gpt_H5S_ALL(), gpt_H5S_ALL(), gpt_H5P_DEFAULT(), buffer) >= 0 else {
-                throw fail("cannot write \(name) (disk full?)")
+                throw fail("cannot write \(name) (\(Self.writeFailure() ?? "disk full?"))")
             }
         }
     }
@@ -199,11 +212,72 @@ final class HDF5File {
         return dims.prefix(rank).map { Int($0) }
     }
 
-    private func read(_ name: String, type: hid_t, expected shape: [Int]?, into buffer: UnsafeMutableRawPointer) throws {
-        let actual = try self.shape(name)
-        if let shape, actual != shape {
-            throw fail("dataset \(name) has shape \(actual), expected \(shape)")
+    /// How a dataset is stored: its shape, its element type in this format's words (`float32`, `int64`,
+    /// `uint64`, `float64`, `string`; others as found: `int32`, `float16`, `float32 big-endian`, ...), and
+    /// whether it carries the Fletcher-32 checksum.
+    struct StoredDataset: Equatable {
+        var shape: [Int]
+        var type: String
+        var checksummed: Bool
+    }
+
+    func stored(_ name: String) throws -> StoredDataset {
+        guard exists(name) else { throw fail("missing dataset \(name)") }
+        let dataset = H5Dopen2(id, name, gpt_H5P_DEFAULT())
+        guard dataset >= 0 else { throw fail("cannot open dataset \(name) (it is not a dataset, or its object header is damaged)") }
+        defer { H5Dclose(dataset) }
+        let type = H5Dget_type(dataset)
+        guard type >= 0 else { throw fail("cannot read the type of \(name)") }
+        defer { H5Tclose(type) }
+        let properties = H5Dget_create_plist(dataset)
+        guard properties >= 0 else { throw fail("cannot read the storage properties of \(name)") }
+        defer { H5Pclose(properties) }
+        var checksummed = false
+        for index in 0..<max(0, H5Pget_nfilters(properties)) {
+            var flags: UInt32 = 0, values = 0, config: UInt32 = 0
+            if H5Pget_filter2(properties, UInt32(index), &flags, &values, nil, 0, nil, &config) == gpt_H5Z_FILTER_FLETCHER32() {
+                checksummed = true
+            }
         }
+        return StoredDataset(shape: try shape(name), type: Self.describe(type), checksummed: checksummed)
+    }
+
+    /// A type in the words `stored(_:)` uses.
+    static func describe(_ type: hid_t) -> String {
+        let bits = H5Tget_size(type) * 8
+        let order = H5Tget_order(type) == H5T_ORDER_BE ? " big-endian" : ""
+        switch H5Tget_class(type) {
+        case H5T_FLOAT:
+            let ieee = (bits == 32 && H5Tequal(type, gpt_H5T_IEEE_F32LE()) > 0)
+                || (bits == 64 && H5Tequal(type, gpt_H5T_IEEE_F64LE()) > 0)
+            return "float\(bits)" + order + (ieee || !order.isEmpty || (bits != 32 && bits != 64) ? "" : " (not IEEE 754)")
+        case H5T_INTEGER:
+            return (H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + "\(bits)" + order
+        case H5T_STRING:
+            return H5Tis_variable_str(type) > 0 ? "variable-length string" : "string"
+        default:
+            return "HDF5 type class \(H5Tget_class(type).rawValue)"
+        }
+    }
+
+    /// Checks that `name` is stored exactly as this format writes it: element type `type`, `shape` when given, and
+    /// the Fletcher-32 checksum. Returns its shape.
+    @discardableResult
+    func verify(_ name: String, type: String, shape expected: [Int]? = nil) throws -> [Int] {
+        let found = try stored(name)
+        guard found.type == type else { throw fail("\(name) is stored as \(found.type); this format writes \(type)") }
+        if let expected, found.shape != expected {
+            throw fail("\(name) has shape \(found.shape), expected \(expected)")
+        }
+        guard found.checksummed || found.shape.reduce(1, *) == 0 else {
+            throw fail("\(name) is stored without the Fletcher-32 checksum this format puts on every dataset")
+        }
+        return found.shape
+    }
+
+    private func read(_ name: String, type: hid_t, stored storedType: String, expected shape: [Int]?,
+                      into buffer: UnsafeMutableRawPointer) throws {
+        let actual = try verify(name, type: storedType, shape: shape)
         guard actual.reduce(1, *) > 0 else { return }
         let dataset = H5Dopen2(id, name, gpt_H5P_DEFAULT())
         guard dataset >= 0 else { throw fail("cannot open dataset \(name)") }
@@ -214,38 +288,43 @@ final class HDF5File {
     }
 
     func readFloats(_ name: String, shape: [Int], into buffer: UnsafeMutablePointer<Float>) throws {
-        try read(name, type: gpt_H5T_NATIVE_FLOAT(), expected: shape, into: buffer)
+        try read(name, type: gpt_H5T_NATIVE_FLOAT(), stored: "float32", expected: shape, into: buffer)
     }
 
     func readInt64s(_ name: String) throws -> [Int64] {
-        var values = [Int64](repeating: 0, count: try shape(name).reduce(1, *))
-        try values.withUnsafeMutableBytes { try read(name, type: gpt_H5T_NATIVE_INT64(), expected: nil, into: $0.baseAddress!) }
+        let count = try shape(name).reduce(1, *)
+        var values = [Int64](repeating: 0, count: count)
+        try values.withUnsafeMutableBytes {
+            try read(name, type: gpt_H5T_NATIVE_INT64(), stored: "int64", expected: [count], into: $0.baseAddress!)
+        }
         return values
     }
 
     func readUInt64s(_ name: String) throws -> [UInt64] {
-        var values = [UInt64](repeating: 0, count: try shape(name).reduce(1, *))
-        try values.withUnsafeMutableBytes { try read(name, type: gpt_H5T_NATIVE_UINT64(), expected: nil, into: $0.baseAddress!) }
+        let count = try shape(name).reduce(1, *)
+        var values = [UInt64](repeating: 0, count: count)
+        try values.withUnsafeMutableBytes {
+            try read(name, type: gpt_H5T_NATIVE_UINT64(), stored: "uint64", expected: [count], into: $0.baseAddress!)
+        }
         return values
     }
 
     func readDoubles(_ name: String) throws -> [Double] {
-        var values = [Double](repeating: 0, count: try shape(name).reduce(1, *))
-        try values.withUnsafeMutableBytes { try read(name, type: gpt_H5T_NATIVE_DOUBLE(), expected: nil, into: $0.baseAddress!) }
+        let count = try shape(name).reduce(1, *)
+        var values = [Double](repeating: 0, count: count)
+        try values.withUnsafeMutableBytes {
+            try read(name, type: gpt_H5T_NATIVE_DOUBLE(), stored: "float64", expected: [count], into: $0.baseAddress!)
+        }
         return values
     }
 
     func readString(_ name: String) throws -> String {
-        guard exists(name) else { throw fail("missing dataset \(name)") }
+        try verify(name, type: "string", shape: [1])
         let dataset = H5Dopen2(id, name, gpt_H5P_DEFAULT())
         guard dataset >= 0 else { throw fail("cannot open dataset \(name)") }
         defer { H5Dclose(dataset) }
         let fileType = H5Dget_type(dataset)
         defer { H5Tclose(fileType) }
-        guard H5Tget_class(fileType) == H5T_STRING, H5Tis_variable_str(fileType) == 0 else {
-            throw fail("dataset \(name) is not a fixed-length string (this format writes one; variable-length strings are not read)")
-        }
-        guard try shape(name).reduce(1, *) == 1 else { throw fail("dataset \(name) holds more than one string") }
         guard let text = Self.readFixedString(fileType: fileType, {
             H5Dread(dataset, $0, gpt_H5S_ALL(), gpt_H5S_ALL(), gpt_H5P_DEFAULT(), $1)
         }) else {

@@ -71,6 +71,13 @@ public struct DatasetPreparer {
             }
         }
         guard let splitByte = split else { throw CorpusError(output, "no place to split the text was found") }
+        // Refused here, before anything is written, rather than later by gpt-train.
+        guard splitByte > 0, splitByte < total else {
+            let part = splitByte > 0 ? "validation" : "training"
+            throw CorpusError(inputs.joined(separator: " "), "the \(part) part would hold no tokens: the \(total) bytes "
+                              + "of text split at byte \(splitByte) (--val-fraction \(options.valFraction)). Fix: give more "
+                              + "text, or a --val-fraction that leaves text on both sides")
+        }
 
         let tokenizer: any Tokenizer
         switch options.tokenizer {

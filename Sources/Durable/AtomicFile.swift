@@ -81,5 +81,63 @@ public enum AtomicFile {
         }
     }
 
+    /// Bytes an unprivileged writer can still put on the file system holding `directory`, or nil when it cannot
+    /// be asked.
+    public static func availableBytes(in directory: String) -> Int? {
+        var info = statvfs()
+        guard statvfs(directory, &info) == 0 else { return nil }
+        let (bytes, overflow) = Int(info.f_bavail).multipliedReportingOverflow(by: Int(info.f_frsize))
+        return overflow ? Int.max : bytes
+    }
+
+    /// Creates a directory and its missing parents, failing with the system's reason (`File name too long`,
+    /// `Not a directory`, `No space left on device`) instead of a Foundation error code.
+    public static func createDirectory(atPath path: String) throws {
+        guard !path.isEmpty else { throw WriteError(path: path, reason: "the path is empty") }
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0, errno != EEXIST { throw WriteError(path: path, reason: errnoText()) }
+        }
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw WriteError(path: path, reason: errnoText()) }
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw WriteError(path: path, reason: "it exists and is not a directory") }
+    }
+
+    /// Removes the temporary files that writes killed part-way left in `directory`: names of the form
+    /// `.<target>.tmp-<pid>` (what `temporaryPath(for:)` makes) whose `<target>` satisfies `isTarget` and whose
+    /// process no longer runs (a live process, this one included, may still be writing its file). Returns the
+    /// paths removed; a file that cannot be removed is left and not listed.
+    @discardableResult
+    public static func removeAbandonedTemporaries(in directory: String, for isTarget: (String) -> Bool) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        var removed: [String] = []
+        for name in names.sorted() {
+            guard let (target, pid) = temporaryName(name), isTarget(target), !isRunning(pid) else { continue }
+            let path = (directory as NSString).appendingPathComponent(name)
+            var info = stat()
+            // Only regular files: a directory or a link of that name is not a temporary file this code made.
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, unlink(path) == 0 else { continue }
+            removed.append(path)
+        }
+        return removed
+    }
+
+    /// `(target, pid)` for a name `temporaryPath(for:)` could have made, else nil.
+    static func temporaryName(_ name: String) -> (target: String, pid: pid_t)? {
+        guard name.hasPrefix("."), let marker = name.range(of: ".tmp-", options: .backwards) else { return nil }
+        let digits = name[marker.upperBound...]
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber), let pid = pid_t(digits), pid > 0
+        else { return nil }
+        let target = String(name[name.index(after: name.startIndex)..<marker.lowerBound])
+        return target.isEmpty ? nil : (target, pid)
+    }
+
+    /// Whether process `pid` exists (this process counts as running).
+    static func isRunning(_ pid: pid_t) -> Bool {
+        if pid == getpid() { return true }
+        return kill(pid, 0) == 0 || errno == EPERM
+    }
+
     static func errnoText() -> String { String(cString: strerror(errno)) }
 }

@@ -1,5 +1,6 @@
 import Checkpoint
 import Compute
+import Durable
 import Foundation
 import GPT
 import Recipe
@@ -13,8 +14,7 @@ extension Trainer {
     public static func checkpoints(in directory: String) -> [(step: Int, path: String)] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return names.compactMap { name -> (Int, String)? in
-            guard name.hasPrefix("ckpt-"), name.hasSuffix(".h5"),
-                  let step = Int(name.dropFirst(5).dropLast(3)) else { return nil }
+            guard isCheckpointName(name), let step = Int(name.dropFirst(5).dropLast(3)) else { return nil }
             return (step, (directory as NSString).appendingPathComponent(name))
         }.sorted { $0.0 > $1.0 }
     }
@@ -31,7 +31,28 @@ extension Trainer {
             throw RunDirectoryError(message: "\(checkpointDirectory) already holds checkpoints (newest: step \(existing[0].step)); "
                 + "continue that run with --resume, or give another --out")
         }
-        try FileManager.default.createDirectory(atPath: checkpointDirectory, withIntermediateDirectories: true)
+        try Self.createDirectory(checkpointDirectory, what: "checkpoint.dir: cannot create the checkpoint directory",
+                                 fix: "give [checkpoint] dir (or --out)")
+        for removed in AtomicFile.removeAbandonedTemporaries(in: checkpointDirectory, for: Self.isCheckpointName) {
+            events(.note("removed \(removed), left by a checkpoint write that was interrupted"))
+        }
+    }
+
+    /// Creates the run directory, or says in plain words why it cannot be (not a Foundation error code).
+    static func createRunDirectory(_ path: String) throws {
+        try createDirectory(path, what: "--out: cannot create the run directory", fix: "give --out")
+    }
+
+    private static func createDirectory(_ path: String, what: String, fix: String) throws {
+        do { try AtomicFile.createDirectory(atPath: path) } catch let error as AtomicFile.WriteError {
+            throw RunDirectoryError(message: "\(what) \(path): \(error.reason). Fix: \(fix) a path that can be "
+                + "created: each name at most 255 bytes, the whole path at most 4095, on a writable file system")
+        }
+    }
+
+    /// Whether `name` is a checkpoint's file name, `ckpt-<step>.h5`.
+    static func isCheckpointName(_ name: String) -> Bool {
+        name.hasPrefix("ckpt-") && name.hasSuffix(".h5") && Int(name.dropFirst(5).dropLast(3)) != nil
     }
 
     /// Loads the newest checkpoint that reads back completely, saying which ones were skipped and why.
@@ -60,7 +81,7 @@ extension Trainer {
 
     /// Restores weights, AdamW moments and the training state from one checkpoint.
     public func load(checkpoint path: String) throws {
-        let reader = try CheckpointReader(path: path)
+        let (reader, _) = try CheckpointReader.openValidated(path)
         try checkRecipe(reader.recipe, of: path)
         // Read into scratch first, so that a file that fails half-way leaves the model as it was.
         let parameters = FloatStorage(count: model.layout.count)

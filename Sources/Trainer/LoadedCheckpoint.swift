@@ -16,13 +16,14 @@ public final class LoadedCheckpoint {
     public let model: GPT
 
     /// - Parameters: `maxBatch`, `maxTime`: the largest batch the model will run (default: the recipe's
-    ///   micro-batch and sequence length); `fullContext` makes room for the model's whole context instead.
-    public init(path: String, threads: Int, maxBatch: Int? = nil, maxTime: Int? = nil, fullContext: Bool = false) throws {
+    ///   micro-batch and sequence length); `fullContext` makes room for the model's whole context instead;
+    ///   `verifyMoments` also reads and checks every AdamW moment (which using the model does not need).
+    public init(path: String, threads: Int, maxBatch: Int? = nil, maxTime: Int? = nil, fullContext: Bool = false,
+                verifyMoments: Bool = false) throws {
         self.path = path
-        let reader = try CheckpointReader(path: path)
+        let (reader, recipe) = try CheckpointReader.openValidated(path)
         state = reader.state
         recipeText = reader.recipe
-        let recipe = try CheckpointReader.parseRecipe(reader.recipe, of: path)
         self.recipe = recipe
         do { tokenizer = try TokenizerFile.load(Data(reader.tokenizer.utf8)) } catch {
             throw CheckpointError(file: path, reason: "its tokenizer does not read back: \(error)")
@@ -32,13 +33,8 @@ public final class LoadedCheckpoint {
         let time = fullContext ? shape.seqLen : min(shape.seqLen, maxTime ?? recipe.training.seqLen)
         model = try GPT(shape: shape, maxBatch: maxBatch ?? recipe.training.microBatch, maxTime: time,
                     pool: ThreadPool(threads: threads))
-        let expected = Set(model.layout.tensors.map(\.name))
-        let saved = Set(try reader.modelTensors().map(\.name))
-        guard saved == expected else {
-            throw CheckpointError(file: path, reason: "its tensors do not match its recipe's model: "
-                + "missing \(expected.subtracting(saved).sorted()), unexpected \(saved.subtracting(expected).sorted())")
-        }
         try reader.read(tensors: model.layout.checkpointTensors, parameters: model.parameters.base)
+        if verifyMoments { try reader.verifyTensors(model.layout.checkpointTensors) }
     }
 
     /// The data the checkpoint was trained on, from the path it recorded (or `path`, when the data has moved),
@@ -56,6 +52,25 @@ public final class LoadedCheckpoint {
             throw CheckpointError(file: self.path, reason: "\(r.data.path) no longer gives the tokenizer this model was trained with")
         }
         return data
+    }
+}
+
+extension CheckpointExpectation {
+    /// What a checkpoint written by a run of `recipe` holds.
+    public init(_ recipe: Recipe) {
+        self.init(tensors: ParameterLayout(recipe.shape).checkpointTensors, steps: recipe.training.steps,
+                  seed: recipe.training.seed, context: recipe.model.seqLen)
+    }
+}
+
+extension CheckpointReader {
+    /// Opens a checkpoint and validates it against the recipe it carries (CheckpointValidation.swift): how every
+    /// reader in this package opens one, before reading a tensor.
+    public static func openValidated(_ path: String) throws -> (reader: CheckpointReader, recipe: Recipe) {
+        let reader = try CheckpointReader(path: path)
+        let recipe = try parseRecipe(reader.recipe, of: path)
+        try reader.validate(against: CheckpointExpectation(recipe))
+        return (reader, recipe)
     }
 }
 

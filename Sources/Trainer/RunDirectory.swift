@@ -33,7 +33,7 @@ public struct RunDirectory: Sendable {
 
     /// Makes the run directory (the checkpoint directory is made once it is known not to hold another run).
     func create() throws {
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try Trainer.createRunDirectory(path)
     }
 
     /// The run directory keeps the recipe it was started with (unless that is where the recipe already is),

@@ -161,6 +161,11 @@ struct Evaluate: ParsableCommand {
         guard wanted >= 1 else { throw CommandFailure.usage("gpt-train eval: ask for at least one window") }
         let count = min(wanted, available)
         let loss = try WindowEvaluation.evaluate(loaded.model, on: source, windows: count, time: time)
+        // The weights are finite (the checkpoint was validated), but they can still overflow in the forward pass.
+        guard loss.isFinite else {
+            throw CommandFailure("gpt-train eval: \(checkpoint): the \(split) loss comes out \(loss): the model's "
+                                 + "activations overflow float32. Fix: evaluate an earlier checkpoint of the run", exitCode: 1)
+        }
         if json {
             let object: [String: Any] = ["checkpoint": checkpoint, "step": loaded.state.step, "split": split,
                                          "windows": count, "seq_len": time, "tokens": count * time, "loss": loss]
@@ -175,12 +180,17 @@ struct Evaluate: ParsableCommand {
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "inspect", abstract: "Step, tokens, losses, recipe summary and parameter table of a checkpoint.")
+        commandName: "inspect", abstract: "Step, tokens, losses, recipe summary and parameter table of a checkpoint.",
+        discussion: """
+        The whole file is verified first, as --resume would use it: every dataset's type, shape and checksum, \
+        every weight and AdamW moment (finite, second moments not negative) and the training state's ranges; a \
+        checkpoint that fails is refused with the dataset and the problem (exit status 1).
+        """)
 
     @Argument(help: "A checkpoint (.h5).") var checkpoint: String
 
     mutating func run() throws {
-        let loaded = try openCheckpoint(checkpoint, threads: 1, maxBatch: 1, maxTime: 1)
+        let loaded = try openCheckpoint(checkpoint, threads: 1, maxBatch: 1, maxTime: 1, verifyMoments: true)
         let s = loaded.state, r = loaded.recipe
         func loss(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "none" }
         var out = "\(checkpoint)\n"
@@ -191,7 +201,9 @@ struct Inspect: ParsableCommand {
         out += "  training: batch \(r.training.batchSize) × \(r.training.seqLen) tokens, lr \(r.optimizer.lr) → \(r.optimizer.minLR) "
             + "(\(r.schedule.decay.rawValue), warmup \(r.schedule.warmupSteps)), seed \(r.training.seed)\n"
         out += "  data: \(s.dataPath) (\(loaded.tokenizer.kind.rawValue) tokenizer, \(loaded.tokenizer.vocabSize) tokens)\n"
-        out += "  written with \(s.threads) threads, OpenBLAS \(s.blasCore), \(s.optimizerSteps) optimizer steps\n\n"
+        out += "  written with \(s.threads) threads, OpenBLAS \(s.blasCore), \(s.optimizerSteps) optimizer steps\n"
+        out += "  verified: every weight and AdamW moment read back (types, shapes, checksums, finite values) and the "
+            + "state in range\n\n"
         let width = loaded.model.layout.tensors.map(\.name.count).max() ?? 10
         out += "  " + "parameter".padding(toLength: width, withPad: " ", startingAt: 0) + "  shape           count\n"
         var total = 0
@@ -207,10 +219,12 @@ struct Inspect: ParsableCommand {
     }
 }
 
-func openCheckpoint(_ path: String, threads: Int, maxBatch: Int? = nil, maxTime: Int? = nil) throws -> LoadedCheckpoint {
+func openCheckpoint(_ path: String, threads: Int, maxBatch: Int? = nil, maxTime: Int? = nil,
+                    verifyMoments: Bool = false) throws -> LoadedCheckpoint {
     guard FileManager.default.fileExists(atPath: path) else { throw CommandFailure.usage("gpt-train: \(path): no such file") }
     do {
-        return try LoadedCheckpoint(path: path, threads: threads, maxBatch: maxBatch, maxTime: maxTime)
+        return try LoadedCheckpoint(path: path, threads: threads, maxBatch: maxBatch, maxTime: maxTime,
+                                    verifyMoments: verifyMoments)
     } catch {
         throw CommandFailure("gpt-train: \(error)", exitCode: 1)
     }

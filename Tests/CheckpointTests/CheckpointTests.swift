@@ -162,6 +162,24 @@ final class CheckpointTests: XCTestCase {
         XCTAssertNoThrow(try trainer(dir, changed, resume: true, force: true).run())
     }
 
+    /// The validation's state checks are bounds, not an exact step × batch product: a run resumed with --force
+    /// across a change of batch size writes checkpoints that every reader still accepts.
+    func testAForcedResumeAcrossABatchChangeWritesValidCheckpoints() throws {
+        var o = Fixtures.Options()
+        o.steps = 6
+        o.checkpointInterval = 3
+        let dir = try Fixtures.directory("forcedbatch")
+        try trainer(dir, o, stopAfter: 3).run()
+        var smaller = o
+        smaller.microBatch = 2
+        XCTAssertThrowsError(try trainer(dir, smaller, resume: true).run())
+        try trainer(dir, smaller, resume: true, force: true).run()
+        let (reader, _) = try CheckpointReader.openValidated("\(dir)/run/checkpoints/\(Trainer.checkpointName(step: 6))")
+        XCTAssertEqual(reader.state.windowsDrawn, 3 * 4 + 3 * 2)
+        XCTAssertNoThrow(try LoadedCheckpoint(path: "\(dir)/run/checkpoints/\(Trainer.checkpointName(step: 6))", threads: 1,
+                                              verifyMoments: true))
+    }
+
     func testAFreshRunRefusesADirectoryWithCheckpoints() throws {
         var o = Fixtures.Options()
         o.steps = 2
