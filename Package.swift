@@ -56,7 +56,7 @@ let package = Package(
         .target(name: "Durable"),
         .target(name: "Compute", dependencies: ["COpenBLAS"], swiftSettings: numericSettings),
         .target(name: "Planner"),
-        .target(name: "Recipe", dependencies: ["Planner", "TOMLKit"]),
+        .target(name: "Recipe", dependencies: ["Planner", "CLISupport", "TOMLKit"]),
         .target(name: "Tokenizers", swiftSettings: numericSettings),
         .target(name: "Corpus", dependencies: ["Tokenizers", "Durable"], swiftSettings: numericSettings),
         .target(name: "Kernels", dependencies: ["Compute"], swiftSettings: numericSettings),
@@ -64,14 +64,14 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["CHDF5", "Durable"]),
         .target(
             name: "Trainer",
-            dependencies: ["GPT", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable"],
+            dependencies: ["GPT", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable", "CLISupport"],
             swiftSettings: numericSettings),
         .target(name: "TestFixtures", dependencies: ["Recipe", "Planner"], path: "Sources/TestFixtures"),
         // Counts heap allocations in the test binary (it replaces malloc and friends there); nothing else links it.
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .target(
             name: "CLISupport",
-            dependencies: ["Compute", "Planner", "Durable",
+            dependencies: ["Compute", "Durable",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Executables: thin wrappers that parse arguments and decide how to show what the libraries report.

@@ -42,19 +42,22 @@ public enum WarmupRule {
     public static let gpt3Tokens = 375e6
     public static let range = 0.01...0.05
 
-    public static func steps(totalSteps: Int, batchTokens: Double) -> (steps: Int, reason: String) {
-        let fromTokens = Int((gpt3Tokens / batchTokens).rounded())
+    /// Which bound decided, when GPT-3's tokens fell outside the range.
+    public enum Bound: Sendable, Equatable { case gpt3Tokens, atMost5Percent, atLeast1Percent }
+
+    public struct Choice: Sendable, Equatable {
+        public var steps: Int
+        /// What GPT-3's 375M tokens alone would give.
+        public var fromTokens: Int
+        public var bound: Bound
+    }
+
+    public static func steps(totalSteps: Int, batchTokens: Double) -> Choice {
+        let fromTokens = Int(min(1e15, (gpt3Tokens / batchTokens).rounded()))
         let low = max(1, Int((range.lowerBound * Double(totalSteps)).rounded(.up)))
         let high = max(low, Int((range.upperBound * Double(totalSteps)).rounded(.down)))
         let chosen = min(high, max(low, fromTokens))
-        let how: String
-        if chosen == fromTokens {
-            how = "GPT-3's 375M warmup tokens / \(si(batchTokens)) tokens a step"
-        } else if chosen == high {
-            how = "5% of the steps (GPT-3's 375M warmup tokens would be \(fromTokens) steps, more than 5%)"
-        } else {
-            how = "1% of the steps (GPT-3's 375M warmup tokens would be \(fromTokens) steps, less than 1%)"
-        }
-        return (chosen, how)
+        let bound: Bound = chosen == fromTokens ? .gpt3Tokens : (chosen == high ? .atMost5Percent : .atLeast1Percent)
+        return Choice(steps: chosen, fromTokens: fromTokens, bound: bound)
     }
 }

@@ -1,3 +1,4 @@
+import CLISupport
 import Planner
 
 /// Checks that need several keys at once: shapes that cannot be built, a batch that does not add up, a schedule

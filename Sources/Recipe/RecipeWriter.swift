@@ -1,3 +1,4 @@
+import CLISupport
 import Planner
 
 /// Writes recipes in the schema's fixed order, with a comment above every value saying what it is and, where

@@ -1,3 +1,4 @@
+import CLISupport
 import Compute
 import Corpus
 import Durable
