@@ -277,18 +277,18 @@ public enum LayoutModel {
     /// Whether some layout of `devices` devices fits, checked at the least memory each structure allows (micro-batch
     /// 1, full recomputation and ZeRO-3 unless constrained): cheap, for finding the fewest devices.
     static func anyFits(shape: ModelShape, batchSequences: Int, devices k: Int, hardware: Hardware,
-                        constraints: LayoutConstraints) -> Bool {
+                        constraints: LayoutConstraints, tried: inout Int) -> Bool {
         let cpu = hardware.precision == .float32
         var c = constraints
-        if !cpu {
-            c.zeroStage = c.zeroStage ?? 3
-            c.recompute = c.recompute ?? .full
-        }
+        if !cpu { c.recompute = c.recompute ?? .full }
         for s in structures(shape: shape, devices: k, batchSequences: batchSequences, hardware: hardware,
                             constraints: c) {
             let d = k / (s.t * s.p)
+            // The least memory: the highest ZeRO stage allowed (nothing to shard with one rank).
+            if !cpu, constraints.zeroStage == nil, s.zero != (d > 1 ? 3 : 0) { continue }
             let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
                                 recompute: s.recompute, microBatch: 1, gradAccum: batchSequences / d)
+            tried += 1
             if memory(shape: shape, layout: layout, hardware: hardware).total
                 <= hardware.memoryBytes * hardware.usableFraction { return true }
         }

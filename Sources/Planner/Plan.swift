@@ -419,7 +419,7 @@ extension Plan {
             var fastest: (seconds: Double, k: Int)?
             for k in LayoutModel.deviceCounts(hardware: hardware) where k <= batch.sequences * 64 {
                 guard LayoutModel.anyFits(shape: shape, batchSequences: batch.sequences, devices: k,
-                                          hardware: hardware, constraints: c) else { continue }
+                                          hardware: hardware, constraints: c, tried: &tried) else { continue }
                 if let days {
                     // Compute alone at this count is a lower bound on the time: skip counts that cannot make it.
                     let bound = shape.flopsPerTokenWithAttention() * schedule.trainedTokens

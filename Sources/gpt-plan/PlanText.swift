@@ -96,7 +96,7 @@ enum PlanText {
         add("hardware", e.hardware.name, hardwareRule(e))
         add("devices", "\(l.devices)")
         add("layout", "d=\(l.dataParallel) t=\(l.tensorParallel) p=\(l.pipelineParallel)",
-            "fastest feasible of \(e.layoutsTried) layouts tried (time model in docs/planner.md)")
+            "fastest feasible of \(e.layoutsTried) layouts evaluated (time model in docs/planner.md)")
         add("zero_stage", "\(l.zeroStage)", l.zeroStage == 0 ? "no sharding" : "ZeRO-\(l.zeroStage) over \(l.dataParallel) data-parallel ranks")
         add("recompute", l.recompute.rawValue, "activation recomputation (Korthikanti et al. 2022)")
         add("micro_batch", "\(l.microBatch)")
@@ -253,8 +253,8 @@ enum PlanText {
             why.append("Devices: \(l.devices), the fewest (a power of two below a node, else whole nodes) on which a "
                        + "layout fits" + (days.map { " and the run finishes within \(sig($0, 3)) days" } ?? "") + ".")
         }
-        why.append("Layout: \(layout(l)); the fastest by the time model of the \(e.layoutsTried) layouts tried "
-                   + "(d·t·p = \(l.devices) devices, micro × accumulation × d = \(l.batchSequences) sequences exactly"
+        why.append("Layout: \(layout(l)); the fastest by the time model of the \(e.layoutsTried) layouts evaluated "
+                   + "(d·t·p = \(l.devices) device\(l.devices == 1 ? "" : "s"), micro × accumulation × d = \(l.batchSequences) sequences exactly"
                    + constraintText(e.constraints) + ").")
         let state = h.precision == .mixed
             ? "mixed precision: 2 bytes a parameter for bf16 weights, 2 for gradients, 12 for fp32 master weights and "
