@@ -9,6 +9,15 @@ public enum BatchRule: Sendable, Equatable {
     /// Given on the command line.
     case fixed(tokens: Double)
 
+    /// The rule in one line (its source and formula): the one description of it that Plan and the command share.
+    public var formula: String {
+        switch self {
+        case .deepseek: return "DeepSeek LLM 2024: B = 0.2920·C^0.3271 tokens"
+        case .kaplan: return "Kaplan et al. 2020: critical batch B = 2.1e8 / L^(1/0.21) tokens"
+        case .fixed: return "given"
+        }
+    }
+
     public static func deepseekTokens(flops c: Double) -> Double { 0.2920 * pow(c, 0.3271) }
     public static func kaplanCriticalTokens(loss l: Double) -> Double { 2.1e8 / pow(l, 1 / 0.21) }
 }
@@ -31,6 +40,16 @@ public enum LearningRateRule: Sendable, Equatable {
     case reference(batchTokens: Double, lr: Double, scaling: Scaling)
     /// Given on the command line.
     case fixed(Double)
+
+    /// The rule in one line (its source and formula): the one description of it that Plan and the command share.
+    public var formula: String {
+        switch self {
+        case .deepseek: return "DeepSeek LLM 2024: η = 0.3118·C^-0.1250"
+        case .kaplan: return "Kaplan et al. 2020 eq. D.1: η = 0.003239 − 0.0001395·ln(N_non-embedding)"
+        case .reference(_, _, let s): return "\(s.rawValue) scaling from a reference: η = η_ref·(B/B_ref)^\(s.exponent)"
+        case .fixed: return "given"
+        }
+    }
 
     public static func deepseekLR(flops c: Double) -> Double { 0.3118 * pow(c, -0.1250) }
     public static func kaplanLR(nonEmbeddingParams n: Double) -> Double { 0.003239 - 0.0001395 * log(n) }

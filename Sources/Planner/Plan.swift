@@ -510,7 +510,8 @@ extension Plan {
         case "tokens": if case .tokens = target { return "given" } else { return "C / (6N)" }
         case "tokens_per_param": return "D / N"
         case "predicted_loss": return "\(schedule.lossFit.name) fit L(N, D)"
-        case "n_layer", "d_model": return "shape search: N ≈ N*, d_model/n_layer near the preferred ratio"
+        case "n_layer", "d_model":
+            return "shape search: N ≈ N*, d_model/n_layer near \(Int(shapeDecision.search.preferredAspect.rounded()))"
         case "n_head": return "d_model / head size \(shape.headSize)"
         case "d_ff": return "4 · d_model"
         case "seq_len":
@@ -523,12 +524,7 @@ extension Plan {
             let asked = shapeDecision.requestedVocab
             return asked == shape.vocabSize ? "the tokenizer's" : "the tokenizer's \(asked) padded to a multiple of 64"
         case "flops_per_token": return "6N' + 12·n_layer·d_model·T"
-        case "batch_tokens":
-            switch batch.rule {
-            case .deepseek: return "DeepSeek LLM: 0.2920·C^0.3271"
-            case .kaplan: return "Kaplan critical batch 2.1e8/L^(1/0.21)"
-            case .fixed: return "given"
-            }
+        case "batch_tokens": return batch.rule.formula
         case "batch_sequences": return "batch tokens / seq_len, 3 significant bits; = micro × accum × data-parallel"
         case "micro_batch": return "fastest layout that fits the device (\(execution.hardware.name))"
         case "grad_accum": return "batch / (micro × data-parallel)"
@@ -537,13 +533,7 @@ extension Plan {
             case .given: return devices == 1 ? "one process" : "given"
             case .fewestThatFit: return "fewest on which a layout fits"
             }
-        case "learning_rate":
-            switch learningRateDecision.rule {
-            case .deepseek: return "DeepSeek LLM: 0.3118·C^-0.1250"
-            case .kaplan: return "Kaplan eq. D.1: 0.003239 − 0.0001395·ln N"
-            case .reference(_, _, let s): return "\(s.rawValue) scaling from the reference point"
-            case .fixed: return "given"
-            }
+        case "learning_rate": return learningRateDecision.rule.formula
         case "min_learning_rate": return "\(Int(minLRFraction * 100))% of peak"
         case "warmup_steps": return "375M tokens, within 1-5% of steps"
         case "steps": return "D / batch tokens"

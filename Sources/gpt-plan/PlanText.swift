@@ -28,22 +28,19 @@ enum PlanText {
     static func batchRule(_ b: BatchDecision, flops: Double) -> String {
         switch b.rule {
         case .deepseek:
-            return "DeepSeek LLM 2024: B = 0.2920·C^0.3271 tokens, C = \(sig(flops, 3)) (the declared 6ND budget; "
-                + "DeepSeek count C as non-embedding FLOPs per token × D, which is a little smaller)"
-        case .kaplan:
-            return "Kaplan et al. 2020: critical batch B = 2.1e8 / L^(1/0.21) tokens at the predicted loss "
-                + "L = \(sig(b.lossForRule ?? .nan, 4))"
+            return "\(b.rule.formula), C = \(sig(flops, 3)) (the declared 6ND budget; DeepSeek count C as "
+                + "non-embedding FLOPs per token × D, which is a little smaller)"
+        case .kaplan: return "\(b.rule.formula) at the predicted loss L = \(sig(b.lossForRule ?? .nan, 4))"
         case .fixed: return "given (--batch)"
         }
     }
 
     static func learningRateRule(_ lr: LearningRateDecision, batchTokens: Int) -> String {
         switch lr.rule {
-        case .deepseek: return "DeepSeek LLM 2024: η = 0.3118·C^-0.1250 at C = \(sig(lr.flops, 3))"
-        case .kaplan: return "Kaplan et al. 2020 eq. D.1: 0.003239 − 0.0001395·ln(N_non-embedding)"
+        case .deepseek: return "\(lr.rule.formula) at C = \(sig(lr.flops, 3))"
+        case .kaplan: return lr.rule.formula
         case .reference(let refBatch, let refLR, let scaling):
-            return "\(scaling.rawValue) scaling from the reference \(sig(refLR, 3)) at \(si(refBatch)) tokens: "
-                + "\(sig(refLR, 3)) × (\(si(Double(batchTokens)))/\(si(refBatch)))^\(scaling.exponent)"
+            return "\(lr.rule.formula): \(sig(refLR, 3)) × (\(si(Double(batchTokens)))/\(si(refBatch)))^\(scaling.exponent)"
         case .fixed: return "given (--lr)"
         }
     }
