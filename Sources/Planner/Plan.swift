@@ -534,6 +534,14 @@ extension Plan {
             case .fewestThatFit: return "fewest on which a layout fits"
             }
         case "learning_rate": return learningRateDecision.rule.formula
+        case "zero_stage", "tensor_parallel", "pipeline_parallel", "recompute":
+            return "fastest layout that fits the device (\(execution.hardware.name)) by the time model"
+        case "hardware":
+            switch execution.hardwareReason {
+            case .given: return "given"
+            case .thisMachine: return "this machine (no hardware named)"
+            case .defaultedBecauseThisMachineIsTooSmall: return "the default GPU: the run does not fit this machine"
+            }
         case "min_learning_rate": return "\(Int(minLRFraction * 100))% of peak"
         case "warmup_steps": return "375M tokens, within 1-5% of steps"
         case "steps": return "D / batch tokens"
