@@ -424,6 +424,7 @@ extension Plan {
                     // Compute alone at this count is a lower bound on the time: skip counts that cannot make it.
                     let bound = shape.flopsPerTokenWithAttention() * schedule.trainedTokens
                         / (Double(k) * hardware.peakFlops * mfu)
+                    if fastest == nil || bound < fastest!.seconds { fastest = (bound, k) }
                     guard bound <= days * 86400 else { continue }
                 }
                 let s = search(k)

@@ -363,8 +363,8 @@ enum PlanText {
             }
             return text
         case .tooSlow(let days, let fastest, let devices):
-            return "no device count finishes within \(sig(days, 3)) days: the fastest found takes "
-                + "\(duration(fastest)) on \(devices) devices; give more --days"
+            return "no device count finishes within \(sig(days, 3)) days: the fastest takes at least "
+                + "\(duration(fastest)) (with \(devices) devices); give more --days"
         }
     }
 

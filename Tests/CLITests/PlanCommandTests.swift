@@ -68,7 +68,9 @@ final class PlanCommandTests: XCTestCase {
                               (["--flops", "1e20", "--devices", "0"], "--devices 0: out of range"),
                               (["--flops", "1e20", "--val-fraction", "2"], "--val-fraction 2"),
                               (["--flops", "1e20", "--zero-stage", "4", "--gpu", "a100-80gb"], "--zero-stage 4: out of range"),
-                              (["--flops", "1e20", "--gpu", "tpu"], "--gpu tpu: unknown")] {
+                              (["--flops", "1e20", "--gpu", "tpu"], "--gpu tpu: unknown"),
+                              (["--flops", "1e24", "--days", "0.001"], "no device count finishes within 0.001 days"),
+                              (["--flops", "1e24", "--days", "-3"], "--days -3: out of range")] {
             let out = try Tool.run("gpt-plan", args)
             XCTAssertEqual(out.status, 2, "\(args): \(out.stdout) \(out.stderr)")
             XCTAssertTrue(out.stderr.contains(words), "\(args): \(out.stderr)")
