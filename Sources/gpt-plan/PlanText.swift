@@ -372,7 +372,7 @@ enum PlanText {
 
     static func layouts(_ plan: Plan) -> String {
         var out = "Fastest layouts on \(plan.devices) × \(plan.execution.hardware.name) "
-            + "(\(plan.execution.layoutsTried) tried)\n\n"
+            + "(\(plan.execution.layoutsTried) layouts evaluated)\n\n"
         out += "  " + ["d", "t", "p", "zero", "recompute", "micro", "accum", "memory", "time", "compute", "bubble", "comm"]
             .map { $0.padding(toLength: 10, withPad: " ", startingAt: 0) }.joined() + "\n"
         for e in plan.execution.alternatives {
@@ -391,7 +391,7 @@ enum PlanText {
         var out = "Hardware presets (--gpu NAME); --device-memory, --device-flops, --devices and --mfu override them\n\n"
         for h in Hardware.gpuPresets + (cpu.map { [$0] } ?? []) {
             out += "  \(h.name.padding(toLength: 14, withPad: " ", startingAt: 0))"
-                + "\(bytes(h.memoryBytes).padding(toLength: 11, withPad: " ", startingAt: 0))"
+                + "\((sig(h.memoryBytes / 1e9, 4) + " GB").padding(toLength: 9, withPad: " ", startingAt: 0))"
                 + (h.precision == .mixed
                     ? "\(flopRate(h.peakFlops)) bf16, \(flopRate(h.fp32Flops)) fp32, \(h.devicesPerNode) a node, "
                         + "\(sig(h.intraNodeBandwidth / 1e9, 3)) GB/s in a node, \(sig(h.interNodeBandwidth / 1e9, 3)) GB/s between"
