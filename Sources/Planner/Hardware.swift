@@ -95,10 +95,11 @@ public struct Hardware: Sendable, Equatable {
 
     /// This machine as gpt-train uses it: one process, float32, `memoryBytes` of RAM and the measured sgemm rate.
     /// The 90% memory share is what gpt-train's own check allows; nothing else is reserved, as gpt-train's
-    /// buffers are counted exactly.
+    /// buffers are counted exactly. gpt-train has no communication (its `devices` are accumulated in one
+    /// process), so none is modelled: the bandwidths are infinite.
     public static func cpu(memoryBytes: Double, flops: Double, source: String) -> Hardware {
         Hardware(name: "cpu", memoryBytes: memoryBytes, peakFlops: flops, fp32Flops: flops, devicesPerNode: 1,
-                 intraNodeBandwidth: 0, interNodeBandwidth: 10e9 / 8, precision: .float32, defaultMFU: 0.4,
+                 intraNodeBandwidth: .infinity, interNodeBandwidth: .infinity, precision: .float32, defaultMFU: 0.4,
                  usableFraction: 0.9, reservedBytes: 0, source: source)
     }
 
