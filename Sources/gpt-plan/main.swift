@@ -325,6 +325,16 @@ struct Make: ParsableCommand {
     }
 
     func writeRecipe(_ plan: Plan, to path: String, valFraction: Double, seed: Int) throws {
+        // MERGE: the recipe has no [training] zero_stage, tensor_parallel, pipeline_parallel or recompute keys yet;
+        // until it does, a layout that needs them is refused rather than written as a recipe that drops them.
+        let l = plan.layout
+        if l.tensorParallel > 1 || l.pipelineParallel > 1 || l.zeroStage > 0 || l.recompute != .none {
+            throw CommandFailure.usage(
+                "gpt-plan: -o \(path): this plan's layout (\(PlanText.layout(l))) needs the recipe keys "
+                + "training.zero_stage, tensor_parallel, pipeline_parallel and recompute, which this recipe format "
+                + "does not have yet; plan with --tensor-parallel 1 --pipeline-parallel 1 --zero-stage 0 "
+                + "--recompute none to write it")
+        }
         var settings = RunSettings()
         // --data is relative to where the command runs; a recipe's data.path is relative to the recipe.
         settings.dataPath = relativePath(of: data, from: (path as NSString).deletingLastPathComponent)

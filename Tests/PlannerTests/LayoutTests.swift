@@ -189,6 +189,22 @@ final class PlanAtEveryScaleTests: XCTestCase {
         }
     }
 
+    func testAutoDevicesAreTheFewestThatFit() throws {
+        for (c, hardware) in [(1.23e22, Hardware.h100_sxm_80gb), (5.76e23, .a100_80gb), (1e25, .mi300x)] {
+            var r = PlanRequest(target: .flops(c), hardware: .given(hardware))
+            r.devices = .automatic(days: nil)
+            let plan = try Plan.make(r)
+            let counts = LayoutModel.deviceCounts(hardware: hardware)
+            let index = try XCTUnwrap(counts.firstIndex(of: plan.devices), "\(plan.devices) is not a count auto tries")
+            for fewer in counts[..<index] {
+                let s = LayoutModel.search(shape: plan.shape, batchSequences: plan.batchSequences, devices: fewer,
+                                           hardware: hardware, mfu: 0.4)
+                XCTAssertTrue(s.ranked.isEmpty, "\(c): \(fewer) \(hardware.name) would do")
+            }
+            XCTAssertLessThanOrEqual(plan.memoryBytes, 0.9 * hardware.memoryBytes)
+        }
+    }
+
     func testSmallBudgetsSayTheEmbeddingDominates() throws {
         let plan = try Plan.make(PlanRequest(target: .flops(3e15), hardware: .automatic(thisMachine: here)))
         XCTAssertGreaterThan(plan.allocation.embeddingShare, 0.9)
