@@ -256,7 +256,10 @@ extension Plan {
         case .tokens(let t): budget = rule.flops(forTokens: t); (n, d) = (budget / (6 * t), t)
         }
         guard budget.isFinite, n.isFinite, d.isFinite else {
-            throw PlanError.budgetTooLarge(targetParams: n.isFinite ? n : .infinity, largestParams: 0)
+            throw PlanError.budgetTooLarge(targetParams: n.isFinite ? n : .infinity,
+                                           largestParams: ShapeSearch.largestParams(seqLen: request.seqLen ?? 1024,
+                                                                                    vocabSize: request.vocabSize,
+                                                                                    bias: request.bias))
         }
         return Allocation(rule: rule, budget: budget, idealParams: n, idealTokens: d, flops: budget, tokens: d,
                           embeddingShare: 0, suggestedVocab: nil)
@@ -402,12 +405,13 @@ extension Plan {
             let s = search(k)
             tried = s.tried
             guard !s.ranked.isEmpty else {
+                // Nothing evaluated: no structure splits K devices and the batch exactly.
                 var problem: LayoutProblem?
                 if s.leastMemory == nil {
-                    problem = batch.sequences % k != 0 && k <= batch.sequences || k > batch.sequences
-                        ? .batchNotDivisible(batchSequences: batch.sequences, dataParallel: k) : nil
                     if let t = c.tensorParallel, let p = c.pipelineParallel, k % (t * p) != 0 {
                         problem = .devicesNotFactored(devices: k, tensorParallel: t, pipelineParallel: p)
+                    } else {
+                        problem = .batchNotDivisible(batchSequences: batch.sequences, dataParallel: k)
                     }
                 }
                 throw PlanError.noLayout(devices: k, hardware: hardware.name, reason: problem, least: s.leastMemory)

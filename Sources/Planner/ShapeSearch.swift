@@ -39,6 +39,14 @@ public enum ShapeSearch {
     /// The largest model the search can give: the widest width at the shallowest depth the aspect range allows.
     public static let maxWidth = 32768
 
+    /// Parameters of the largest shape the search builds: the widest width at the shallowest depth in range.
+    public static func largestParams(seqLen: Int, vocabSize: Int, bias: Bool) -> Double {
+        let shape = ModelShape(nLayer: Int(Double(maxWidth) / aspectRange.lowerBound),
+                               nHead: maxWidth / headSize(forWidth: maxWidth), dModel: maxWidth, dFF: 4 * maxWidth,
+                               seqLen: seqLen, vocabSize: vocabSize, bias: bias)
+        return Double(shape.parameterCount.total)
+    }
+
     public static func shape(targetParams target: Double, seqLen: Int, vocabSize: Int, bias: Bool,
                              rule: AllocationRule) throws -> Choice {
         var candidates: [ModelShape] = []
@@ -71,12 +79,8 @@ public enum ShapeSearch {
             return Choice(shape: best, withinTolerance: true, preferredAspect: preferred)
         }
         guard let nearest = candidates.min(by: { error($0) < error($1) }) else {
-            let largest = ModelShape(nLayer: maxWidth / 32, nHead: maxWidth / headSize(forWidth: maxWidth),
-                                     dModel: maxWidth, dFF: 4 * maxWidth, seqLen: seqLen, vocabSize: vocabSize,
-                                     bias: bias)
-            if target > Double(largest.parameterCount.total) {
-                throw PlanError.budgetTooLarge(targetParams: target, largestParams: Double(largest.parameterCount.total))
-            }
+            let largest = largestParams(seqLen: seqLen, vocabSize: vocabSize, bias: bias)
+            if target > largest { throw PlanError.budgetTooLarge(targetParams: target, largestParams: largest) }
             throw PlanError.noShape(targetParams: target)
         }
         if Double(nearest.parameterCount.total) > 2 * target {

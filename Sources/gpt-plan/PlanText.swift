@@ -333,7 +333,8 @@ enum PlanText {
                 + "(\(smallest.nLayer) layer, d_model \(smallest.dModel)); give a budget of at least "
                 + "\(sig(needed, 2)) FLOPs, or a smaller --vocab or --seq-len"
         case .budgetTooLarge(let target, let largest):
-            return "the compute-optimal model has about \(si(target)) parameters, more than the largest shape the "
+            let size = target.isFinite ? "about \(si(target))" : "more than a Double can count"
+            return "the compute-optimal model has \(size) parameters, more than the largest shape the "
                 + "planner builds (\(si(largest)), d_model \(ShapeSearch.maxWidth)); give a smaller --flops, --params or --tokens"
         case .noShape(let target):
             return "no GPT shape with d_model/n_layer in 32...128 has about \(si(target)) parameters"
