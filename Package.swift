@@ -61,8 +61,10 @@ let package = Package(
         .target(name: "Compute", dependencies: ["COpenBLAS"], swiftSettings: numericSettings),
         // The model's shape, which the planner, the recipe and the model share.
         .target(name: "GPTShape"),
+        // Numbers in words for messages (significant digits, SI prefixes, byte sizes); CLISupport re-exports it.
+        .target(name: "Formatting"),
         .target(name: "Planner", dependencies: ["GPTShape"]),
-        .target(name: "Recipe", dependencies: ["GPTShape", "Planner", "TOMLKit"]),
+        .target(name: "Recipe", dependencies: ["GPTShape", "Planner", "Formatting", "TOMLKit"]),
         .target(name: "Tokenizers", swiftSettings: numericSettings),
         .target(name: "Corpus", dependencies: ["Tokenizers", "Durable"], swiftSettings: numericSettings),
         .target(name: "Kernels", dependencies: ["Compute"], swiftSettings: numericSettings),
@@ -71,14 +73,14 @@ let package = Package(
         .target(
             name: "Trainer",
             dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable",
-                           "Collectives"],
+                           "Collectives", "Formatting"],
             swiftSettings: numericSettings),
         .target(name: "TestFixtures", dependencies: ["Recipe", "Planner"], path: "Sources/TestFixtures"),
         // Counts heap allocations in the test binary (it replaces malloc and friends there); nothing else links it.
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .target(
             name: "CLISupport",
-            dependencies: ["Compute", "Planner", "Durable",
+            dependencies: ["Compute", "Durable", "Formatting",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Executables: thin wrappers that parse arguments and decide how to show what the libraries report.
@@ -105,7 +107,7 @@ let package = Package(
 
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "GPTShape"]),
-        .testTarget(name: "RecipeTests", dependencies: ["Recipe", "Planner", "GPTShape"]),
+        .testTarget(name: "RecipeTests", dependencies: ["Recipe", "Planner", "GPTShape", "Formatting"]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "COpenBLAS"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernels", "Compute"]),
         .testTarget(name: "GPTTests", dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Planner"]),

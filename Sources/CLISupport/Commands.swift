@@ -1,6 +1,8 @@
 import ArgumentParser
 import Compute
 import Foundation
+/// The commands format numbers with Formatting's helpers; importing CLISupport brings them.
+@_exported import Formatting
 
 /// An error that ends a command with a message and a specific exit status.
 public struct CommandFailure: Error, CustomStringConvertible {

@@ -9,6 +9,15 @@ public enum BatchRule: Sendable, Equatable {
     /// Given on the command line.
     case fixed(tokens: Double)
 
+    /// The rule in one line (its source and formula): the one description of it that Plan and the command share.
+    public var formula: String {
+        switch self {
+        case .deepseek: return "DeepSeek LLM 2024: B = 0.2920·C^0.3271 tokens"
+        case .kaplan: return "Kaplan et al. 2020: critical batch B = 2.1e8 / L^(1/0.21) tokens"
+        case .fixed: return "given"
+        }
+    }
+
     public static func deepseekTokens(flops c: Double) -> Double { 0.2920 * pow(c, 0.3271) }
     public static func kaplanCriticalTokens(loss l: Double) -> Double { 2.1e8 / pow(l, 1 / 0.21) }
 }
@@ -32,6 +41,16 @@ public enum LearningRateRule: Sendable, Equatable {
     /// Given on the command line.
     case fixed(Double)
 
+    /// The rule in one line (its source and formula): the one description of it that Plan and the command share.
+    public var formula: String {
+        switch self {
+        case .deepseek: return "DeepSeek LLM 2024: η = 0.3118·C^-0.1250"
+        case .kaplan: return "Kaplan et al. 2020 eq. D.1: η = 0.003239 − 0.0001395·ln(N_non-embedding)"
+        case .reference(_, _, let s): return "\(s.rawValue) scaling from a reference: η = η_ref·(B/B_ref)^\(s.exponent)"
+        case .fixed: return "given"
+        }
+    }
+
     public static func deepseekLR(flops c: Double) -> Double { 0.3118 * pow(c, -0.1250) }
     public static func kaplanLR(nonEmbeddingParams n: Double) -> Double { 0.003239 - 0.0001395 * log(n) }
 }
@@ -42,19 +61,22 @@ public enum WarmupRule {
     public static let gpt3Tokens = 375e6
     public static let range = 0.01...0.05
 
-    public static func steps(totalSteps: Int, batchTokens: Double) -> (steps: Int, reason: String) {
-        let fromTokens = Int((gpt3Tokens / batchTokens).rounded())
+    /// Which bound decided, when GPT-3's tokens fell outside the range.
+    public enum Bound: Sendable, Equatable { case gpt3Tokens, atMost5Percent, atLeast1Percent }
+
+    public struct Choice: Sendable, Equatable {
+        public var steps: Int
+        /// What GPT-3's 375M tokens alone would give.
+        public var fromTokens: Int
+        public var bound: Bound
+    }
+
+    public static func steps(totalSteps: Int, batchTokens: Double) -> Choice {
+        let fromTokens = Int(min(1e15, (gpt3Tokens / batchTokens).rounded()))
         let low = max(1, Int((range.lowerBound * Double(totalSteps)).rounded(.up)))
         let high = max(low, Int((range.upperBound * Double(totalSteps)).rounded(.down)))
         let chosen = min(high, max(low, fromTokens))
-        let how: String
-        if chosen == fromTokens {
-            how = "GPT-3's 375M warmup tokens / \(si(batchTokens)) tokens a step"
-        } else if chosen == high {
-            how = "5% of the steps (GPT-3's 375M warmup tokens would be \(fromTokens) steps, more than 5%)"
-        } else {
-            how = "1% of the steps (GPT-3's 375M warmup tokens would be \(fromTokens) steps, less than 1%)"
-        }
-        return (chosen, how)
+        let bound: Bound = chosen == fromTokens ? .gpt3Tokens : (chosen == high ? .atMost5Percent : .atLeast1Percent)
+        return Choice(steps: chosen, fromTokens: fromTokens, bound: bound)
     }
 }

@@ -12,6 +12,23 @@ public struct PlanRequest: Sendable {
         case tokens(Double)
     }
 
+    /// Which hardware the plan is for.
+    public enum HardwareChoice: Sendable, Equatable {
+        /// Named by the user (a preset, this machine, or either with overrides).
+        case given(Hardware)
+        /// Nothing named: this machine when one process here holds the run, else `Hardware.defaultGPU` on as many
+        /// devices as it takes.
+        case automatic(thisMachine: Hardware)
+    }
+
+    /// How many devices.
+    public enum DeviceCount: Sendable, Equatable {
+        case fixed(Int)
+        /// The fewest (a power of two below a node, else whole nodes) on which a layout fits, and, with `days`,
+        /// on which the run also finishes within that many days.
+        case automatic(days: Double?)
+    }
+
     public var target: Target
     public var rule: AllocationRule = .fit(.epoch)
     /// Context length; nil chooses one from the batch size.
@@ -21,352 +38,520 @@ public struct PlanRequest: Sendable {
     public var bias: Bool = false
     public var batchRule: BatchRule = .deepseek
     public var lrRule: LearningRateRule = .deepseek
-    public var devices: Int = 1
-    public var deviceMemoryBytes: Double
-    public var deviceFlops: Double
-    /// Where the device numbers come from, for the rationale ("this machine: ...").
-    public var deviceDescription: String
-    /// Model FLOPs utilisation assumed for the time estimate.
-    public var mfu: Double = 0.4
-    /// Share of device memory the training state may use; the rest is left to the runtime and data.
-    public var usableMemoryFraction: Double = 0.9
+    public var hardware: HardwareChoice
+    /// nil: one device of this machine, or as many GPUs as the run needs (`.automatic(days: nil)`).
+    public var devices: DeviceCount?
+    /// Model FLOPs utilisation for the time estimate; nil takes the hardware's default.
+    public var mfu: Double?
+    public var constraints = LayoutConstraints()
+    /// Price of one device for one hour, for the cost; nil leaves the cost out.
+    public var pricePerDeviceHour: Double?
+    /// How many of the fastest layouts the plan keeps (for `--compare-layouts`).
+    public var keepLayouts = 5
 
-    public init(target: Target, deviceMemoryBytes: Double, deviceFlops: Double, deviceDescription: String) {
+    public init(target: Target, hardware: HardwareChoice) {
         self.target = target
-        self.deviceMemoryBytes = deviceMemoryBytes
-        self.deviceFlops = deviceFlops
-        self.deviceDescription = deviceDescription
+        self.hardware = hardware
+    }
+
+    /// A plan for one float32 device (gpt-train's CPU model) with the given memory and rate.
+    public init(target: Target, deviceMemoryBytes: Double, deviceFlops: Double, deviceDescription: String) {
+        self.init(target: target, hardware: .given(.cpu(memoryBytes: deviceMemoryBytes, flops: deviceFlops,
+                                                        source: deviceDescription)))
     }
 }
 
-/// A compute-optimal run: every number, and for each the rule that produced it.
-public struct Plan: Sendable {
-    public var flops: Double
-    public var fit: String
-    public var shape: ModelShape
-    public var params: Int
-    public var nonEmbeddingParams: Int
-    public var tokens: Double
-    public var predictedLoss: Double
-    /// 6N' + 12·n_layer·d_model·T (N' the parameters in matrix products): the exact count used for time and MFU.
-    public var flopsPerToken: Double
-    public var flopsPerTokenSixN: Double
-    public var flopsPerTokenChinchilla: Double
-    public var batchTokens: Int
-    public var batchSequences: Int
-    public var learningRate: Double
-    public var minLearningRate: Double
-    public var warmupSteps: Int
-    public var steps: Int
-    public var microBatch: Int
-    public var gradAccum: Int
-    public var devices: Int
-    public var memoryBytes: Double
-    public var estimatedSeconds: Double
-    public var rows: [Row]
-    public var rationale: [String]
-
-    public var tokensPerParam: Double { tokens / Double(params) }
-
-    /// One line of the plan table: what, how much, and by which rule.
-    public struct Row: Sendable {
-        public var key: String
-        public var value: String
-        public var rule: String
-    }
-
-    /// The rule that produced the value of `key`, for comments in the recipe.
-    public func rule(for key: String) -> String? { rows.first { $0.key == key }?.rule }
-}
-
-/// The minimum learning rate as a fraction of the peak: the standard recipe decays to 10%.
+/// The minimum learning rate as a fraction of the peak: the standard recipe (GPT-3, LLaMA) decays to 10%.
 public let minLRFraction = 0.1
 /// Fewest optimizer steps a plan may have; the batch is capped to keep at least this many.
 public let minimumSteps = 100
 
+/// A compute-optimal run: every decision with its numbers and the rule that produced them. The allocation
+/// (`allocation`, `shape`, `batch`, `learningRate`, `schedule`) never depends on the hardware; `execution` does.
+public struct Plan: Sendable {
+    public var target: PlanRequest.Target
+    public var allocation: Allocation
+    public var shapeDecision: ShapeDecision
+    public var batch: BatchDecision
+    public var learningRateDecision: LearningRateDecision
+    public var schedule: ScheduleDecision
+    public var execution: Execution
+
+    // The numbers every caller wants, by name.
+    public var flops: Double { allocation.flops }
+    public var fit: String { allocation.rule.name }
+    public var shape: ModelShape { shapeDecision.shape }
+    public var params: Int { shape.parameterCount.total }
+    public var nonEmbeddingParams: Int { shape.parameterCount.nonEmbedding }
+    public var tokens: Double { allocation.tokens }
+    public var tokensPerParam: Double { tokens / Double(params) }
+    public var predictedLoss: Double { schedule.predictedLoss }
+    /// 6N' + 12·n_layer·d_model·T (N' the parameters in matrix products): the count used for time and MFU.
+    public var flopsPerToken: Double { shape.flopsPerTokenWithAttention() }
+    public var batchTokens: Int { batch.sequences * shape.seqLen }
+    public var batchSequences: Int { batch.sequences }
+    public var learningRate: Double { learningRateDecision.peak }
+    public var minLearningRate: Double { learningRateDecision.minimum }
+    public var warmupSteps: Int { schedule.warmup.steps }
+    public var steps: Int { schedule.steps }
+    public var layout: Layout { execution.chosen.layout }
+    public var microBatch: Int { layout.microBatch }
+    public var gradAccum: Int { layout.gradAccum }
+    public var devices: Int { layout.devices }
+    public var memory: MemoryBreakdown { execution.chosen.memory }
+    public var memoryBytes: Double { memory.total }
+    public var estimatedSeconds: Double { execution.seconds }
+}
+
+// MARK: Decisions
+
+/// Step 1: the budget and its split into N and D.
+public struct Allocation: Sendable, Equatable {
+    public var rule: AllocationRule
+    /// The budget the split is made for (given, or the compute-optimal one for the given N or D).
+    public var budget: Double
+    public var idealParams: Double
+    public var idealTokens: Double
+    /// The budget 6·N·D with the real N (equal to `budget` unless D was given).
+    public var flops: Double
+    /// D: C/(6N) with the real N, or as given.
+    public var tokens: Double
+    /// Share of N in the token embedding, and, when it is most of N, a vocabulary that would leave the blocks the
+    /// larger share.
+    public var embeddingShare: Double
+    public var suggestedVocab: Int?
+
+    /// Embeddings above this share of N mark a budget whose model is mostly lookup table.
+    public static let embeddingDominated = 0.5
+}
+
+/// Step 2: context length and a concrete shape.
+public struct ShapeDecision: Sendable, Equatable {
+    public enum ContextRule: Sendable, Equatable {
+        case given
+        /// GPT-2's 1024.
+        case gpt2
+        /// The largest power of two ≤ min(1024, 1.5·d_model, B/16).
+        case shortened(cap: Double)
+    }
+    public var shape: ModelShape
+    public var search: ShapeSearch.Choice
+    public var contextRule: ContextRule
+    /// The vocabulary asked for, before padding to a multiple of 64.
+    public var requestedVocab: Int
+}
+
+/// Step 3: the batch in whole sequences.
+public struct BatchDecision: Sendable, Equatable {
+    public var rule: BatchRule
+    /// The loss the Kaplan rule was evaluated at.
+    public var lossForRule: Double?
+    /// The rule's batch in tokens.
+    public var targetTokens: Double
+    /// The rule's batch in whole sequences.
+    public var targetSequences: Int
+    /// Set when the batch was capped to keep `minimumSteps` steps.
+    public var cappedAt: Int?
+    /// The planned batch: rounded to three significant binary digits (4, 5, 6 or 7 × 2^k) so that it divides
+    /// among many device counts.
+    public var sequences: Int
+
+    /// Batches round to this many significant binary digits.
+    public static let significantBits = 3
+}
+
+/// Step 4: the peak and minimum learning rate.
+public struct LearningRateDecision: Sendable, Equatable {
+    public var rule: LearningRateRule
+    /// The budget the DeepSeek rule was evaluated at.
+    public var flops: Double
+    public var peak: Double
+    public var minimum: Double
+}
+
+/// Step 5: steps, warmup, and the loss they lead to.
+public struct ScheduleDecision: Sendable, Equatable {
+    public var steps: Int
+    /// Tokens the steps train: steps × batch tokens.
+    public var trainedTokens: Double
+    public var warmup: WarmupRule.Choice
+    public var lossFit: ChinchillaFit
+    public var predictedLoss: Double
+}
+
+/// Step 6: hardware, layout and time.
+public struct Execution: Sendable {
+    public enum HardwareReason: Sendable, Equatable {
+        case given
+        case thisMachine
+        /// Nothing was named and the run does not fit one process here.
+        case defaultedBecauseThisMachineIsTooSmall(needed: Double, usable: Double)
+    }
+    public enum DevicesReason: Sendable, Equatable {
+        case given
+        /// The fewest devices on which a layout fits (and, with days, finishes in time).
+        case fewestThatFit(days: Double?)
+    }
+    public var hardware: Hardware
+    public var hardwareReason: HardwareReason
+    public var devicesReason: DevicesReason
+    public var mfu: Double
+    public var constraints: LayoutConstraints
+    public var chosen: LayoutEstimate
+    /// The fastest feasible layouts on these devices, fastest first (`chosen` is the first).
+    public var alternatives: [LayoutEstimate]
+    /// Layouts whose memory and time were evaluated, over every device count considered.
+    public var layoutsTried: Int
+    public var seconds: Double
+    public var deviceHours: Double
+    public var cost: Double?
+}
+
+public enum PlanError: Error, Equatable, Sendable {
+    /// An input the planner needs, out of its range.
+    public enum Input: Sendable, Equatable {
+        case flops, params, tokens, tokensPerParam, vocab, seqLen, batch, learningRate, referenceBatch, referenceLR
+        case deviceMemory, deviceFlops, mfu, devices, days, pricePerDeviceHour
+        case zeroStage, tensorParallel, pipelineParallel
+    }
+    case outOfRange(Input, Double)
+    /// No shape comes near the compute-optimal N; `smallest` is the smallest the vocabulary and context allow.
+    case budgetTooSmall(targetParams: Double, smallest: ModelShape, neededFlops: Double)
+    /// The compute-optimal N is beyond the largest shape the search builds.
+    case budgetTooLarge(targetParams: Double, largestParams: Double)
+    case noShape(targetParams: Double)
+    /// Fewer than `minimumSteps` steps of a single sequence.
+    case tooFewTokens(tokens: Double, seqLen: Int)
+    case learningRateInvalid(Double)
+    /// No layout on `devices` devices (nil: on any count tried) fits; `least` needs the least memory.
+    case noLayout(devices: Int?, hardware: String, reason: LayoutProblem?, least: LayoutEstimate?)
+    /// No device count finishes within the days asked for.
+    case tooSlow(days: Double, fastest: Double, devices: Int)
+}
+
+// MARK: The steps
+
 extension Plan {
-    /// Plans the run `request` asks for.
+    /// Plans the run `request` asks for: the allocation, then the execution on the hardware.
     public static func make(_ request: PlanRequest) throws -> Plan {
         try validate(request)
-        var rows: [Plan.Row] = []
-        var why: [String] = []
+        let allocation0 = try allocate(request)
+        let shape = try chooseShape(request, allocation0)
+        let allocation = spend(request, allocation0, shape.shape)
+        let batch = try chooseBatch(request, allocation, shape.shape)
+        let lr = try chooseLearningRate(request, allocation, shape.shape, batch)
+        let schedule = chooseSchedule(allocation, shape.shape, batch)
+        let execution = try execute(request, shape.shape, batch, schedule)
+        return Plan(target: request.target, allocation: allocation, shapeDecision: shape, batch: batch,
+                    learningRateDecision: lr,
+                    schedule: schedule, execution: execution)
+    }
+
+    /// The budget and the ideal N* and D* for it.
+    static func allocate(_ request: PlanRequest) throws -> Allocation {
         let rule = request.rule
-
-        // 1. Budget and the ideal split between parameters and tokens.
-        let budget: Double, idealN: Double, idealD: Double
+        let budget: Double, n: Double, d: Double
         switch request.target {
-        case .flops(let c):
-            budget = c
-            (idealN, idealD) = rule.allocation(flops: c)
-            why.append("Budget C = \(sig(c, 4)) FLOPs (given).")
-        case .params(let n):
-            budget = rule.flops(forParams: n)
-            (idealN, idealD) = (n, budget / (6 * n))
-            why.append("N = \(si(n)) given: the budget for which it is compute-optimal under the \(rule.name) rule is "
-                       + "C = \(sig(budget, 4)) FLOPs.")
-        case .tokens(let d):
-            budget = rule.flops(forTokens: d)
-            (idealN, idealD) = (budget / (6 * d), d)
-            why.append("D = \(si(d)) tokens given: the budget for which it is compute-optimal under the \(rule.name) "
-                       + "rule is C = \(sig(budget, 4)) FLOPs.")
+        case .flops(let c): budget = c; (n, d) = rule.allocation(flops: c)
+        case .params(let p): budget = rule.flops(forParams: p); (n, d) = (p, budget / (6 * p))
+        case .tokens(let t): budget = rule.flops(forTokens: t); (n, d) = (budget / (6 * t), t)
         }
-        why.append("Allocation (\(rule.name)): \(rule.description); ideal N* = \(si(idealN, 4)), D* = \(si(idealD, 4)) "
-                   + "(\(sig(idealD / idealN, 3)) tokens per parameter).")
-        let lossFit = rule.lossFit
-
-        // 2. Batch size in tokens.
-        let batchTarget: Double, batchRuleText: String
-        switch request.batchRule {
-        case .deepseek:
-            batchTarget = BatchRule.deepseekTokens(flops: budget)
-            batchRuleText = "DeepSeek LLM 2024: B = 0.2920·C^0.3271 tokens, C = \(sig(budget, 3)) (the declared "
-                + "6ND budget; DeepSeek count C as non-embedding FLOPs per token × D, which is a little smaller)"
-        case .kaplan:
-            let l = lossFit.loss(params: idealN, tokens: idealD)
-            batchTarget = BatchRule.kaplanCriticalTokens(loss: l)
-            batchRuleText = "Kaplan et al. 2020: critical batch B = 2.1e8 / L^(1/0.21) tokens at the predicted loss "
-                + "L = \(sig(l, 4))"
-        case .fixed(let tokens):
-            batchTarget = tokens
-            batchRuleText = "given on the command line"
+        guard budget.isFinite, n.isFinite, d.isFinite else {
+            throw PlanError.budgetTooLarge(targetParams: n.isFinite ? n : .infinity,
+                                           largestParams: ShapeSearch.largestParams(seqLen: request.seqLen ?? 1024,
+                                                                                    vocabSize: request.vocabSize,
+                                                                                    bias: request.bias))
         }
+        return Allocation(rule: rule, budget: budget, idealParams: n, idealTokens: d, flops: budget, tokens: d,
+                          embeddingShare: 0, suggestedVocab: nil)
+    }
 
-        // 3. Context length: as long as GPT-2's 1024, unless attention would add more than 25% to the 6N FLOPs
-        // (12·L·d·T ≤ 0.25·72·L·d², i.e. T ≤ 1.5·d, for the width a 1024 context gives) or a batch would hold
-        // fewer than 16 sequences.
-        let paddedVocab = (request.vocabSize + 63) / 64 * 64
-        let seqLen: Int, seqRule: String
+    /// Context length, then the shape nearest N*.
+    static func chooseShape(_ request: PlanRequest, _ a: Allocation) throws -> ShapeDecision {
+        let vocab = (request.vocabSize + 63) / 64 * 64
+        let seqLen: Int, rule: ShapeDecision.ContextRule
         if let given = request.seqLen {
-            seqLen = given
-            seqRule = "given (--seq-len)"
+            (seqLen, rule) = (given, .given)
         } else {
-            let width = try ShapeSearch.shape(targetParams: idealN, seqLen: 1024, vocabSize: paddedVocab,
-                                              bias: request.bias, rule: rule).shape.dModel
-            let cap = min(1024, 1.5 * Double(width), batchTarget / 16)
+            // As long as GPT-2's 1024, unless attention would add more than 25% to the 6N FLOPs (12·L·d·T ≤
+            // 0.25·72·L·d², i.e. T ≤ 1.5·d, for the width a 1024 context gives) or a batch would hold fewer than 16
+            // sequences.
+            let width = try ShapeSearch.shape(targetParams: a.idealParams, seqLen: 1024, vocabSize: vocab,
+                                              bias: request.bias, rule: a.rule).shape.dModel
+            let cap = min(1024, 1.5 * Double(width), batchTargetTokens(request, a) / 16)
             var t = 32
             while Double(t * 2) <= cap { t *= 2 }
-            seqLen = t
-            seqRule = t == 1024 ? "1024, GPT-2's context" : "largest power of two ≤ min(1024, 1.5·d_model, B/16): "
-                + "attention adds ≤ 25% to 6N, a batch holds ≥ 16 sequences"
+            (seqLen, rule) = (t, t == 1024 ? .gpt2 : .shortened(cap: cap))
         }
+        let choice = try ShapeSearch.shape(targetParams: a.idealParams, seqLen: seqLen, vocabSize: vocab,
+                                           bias: request.bias, rule: a.rule)
+        return ShapeDecision(shape: choice.shape, search: choice, contextRule: rule, requestedVocab: request.vocabSize)
+    }
 
-        // 4. A concrete shape, and N counted from it.
-        let choice = try ShapeSearch.shape(targetParams: idealN, seqLen: seqLen, vocabSize: paddedVocab,
-                                           bias: request.bias, rule: rule)
-        let shape = choice.shape
+    /// D with the real N: C/(6N), so that 6ND spends the budget exactly (or D as given, and C = 6ND).
+    static func spend(_ request: PlanRequest, _ a: Allocation, _ shape: ModelShape) -> Allocation {
+        var a = a
         let count = shape.parameterCount
         let n = Double(count.total)
-        why.append("Shape: \(shape.nLayer) layers × \(shape.nHead) heads × d_model \(shape.dModel), d_ff \(shape.dFF), "
-                   + "context \(seqLen), vocabulary \(paddedVocab)\(paddedVocab != request.vocabSize ? " (\(request.vocabSize) padded to a multiple of 64)" : ""); "
-                   + choice.reason + ".")
-        why.append("N = \(count.total) counted from the shape: token embedding \(count.tokenEmbedding) (shared with the "
-                   + "output head, counted once) + position embedding \(count.positionEmbedding) + blocks and final "
-                   + "LayerNorm \(count.nonEmbedding)\(request.bias ? " (with biases)" : " (no biases)"); "
-                   + "\(sig(100 * (n / idealN - 1), 2))% from N*.")
-
-        // 5. Tokens: spend the budget exactly with the real N (or keep the D the user gave).
-        let tokens: Double, flops: Double
         if case .tokens(let d) = request.target {
-            tokens = d
-            flops = 6 * n * d
-            why.append("D = \(si(d)) as given; the budget becomes 6·N·D = \(sig(flops, 4)) FLOPs with the real N.")
+            (a.tokens, a.flops) = (d, 6 * n * d)
         } else {
-            flops = budget
-            tokens = (budget / (6 * n)).rounded()
-            why.append("D = C/(6N) = \(si(tokens, 4)) tokens, so that 6·N·D spends the budget exactly "
-                       + "(\(sig(tokens / n, 3)) tokens per parameter).")
+            (a.tokens, a.flops) = ((a.budget / (6 * n)).rounded(), a.budget)
         }
+        a.embeddingShare = Double(count.tokenEmbedding) / n
+        if a.embeddingShare > Allocation.embeddingDominated {
+            // A vocabulary whose embedding would be no larger than the blocks: a power of two, at least 256 (bytes).
+            var v = 256
+            while (v * 2) * shape.dModel <= count.nonEmbedding { v *= 2 }
+            a.suggestedVocab = v < shape.vocabSize ? v : nil
+        }
+        return a
+    }
 
-        // 6. FLOPs per token, three ways.
-        let withAttention = shape.flopsPerTokenWithAttention()
-        let sixN = shape.flopsPerTokenSixN
-        let appendixF = shape.flopsPerTokenChinchilla()
-        func gap(_ x: Double) -> String {
-            let p = 100 * (sixN / x - 1)
-            return "\(p >= 0 ? "+" : "")\(sig(p, 2))%"
+    static func batchTargetTokens(_ request: PlanRequest, _ a: Allocation) -> Double {
+        switch request.batchRule {
+        case .deepseek: return BatchRule.deepseekTokens(flops: a.budget)
+        case .kaplan: return BatchRule.kaplanCriticalTokens(loss: a.rule.lossFit.loss(params: a.idealParams, tokens: a.idealTokens))
+        case .fixed(let tokens): return tokens
         }
-        why.append("FLOPs per token: 6N = \(sig(sixN, 4)); 6N' + 12·n_layer·d_model·T = \(sig(withAttention, 4)) "
-                   + "(N' = \(count.matmul), the parameters in matrix products; nanoGPT's MFU count); Chinchilla "
-                   + "appendix F = \(sig(appendixF, 4)). 6N is \(gap(withAttention)) and \(gap(appendixF)) off them.")
+    }
 
-        // 7. Batch in whole sequences, at least `minimumSteps` steps, split into micro-batches that fit.
-        var batchSequences = max(1, Int((batchTarget / Double(seqLen)).rounded()))
-        var batchNote = "\(batchRuleText): \(si(batchTarget, 4)) tokens = \(batchSequences) sequences of \(seqLen)"
-        let stepCap = Int(tokens / Double(minimumSteps * seqLen))
-        guard stepCap >= request.devices else {
-            throw PlanError.invalid("the run trains \(si(tokens)) tokens: fewer than \(minimumSteps) steps of one "
-                                    + "\(seqLen)-token sequence per device over \(request.devices) devices; give a larger "
-                                    + "budget, fewer --devices or a shorter --seq-len")
+    /// The batch: the rule's tokens in whole sequences, capped to keep `minimumSteps` steps, rounded to three
+    /// significant binary digits. Independent of the hardware.
+    static func chooseBatch(_ request: PlanRequest, _ a: Allocation, _ shape: ModelShape) throws -> BatchDecision {
+        let tokens = batchTargetTokens(request, a)
+        let seqLen = Double(shape.seqLen)
+        let stepCap = a.tokens / (Double(minimumSteps) * seqLen)
+        guard stepCap >= 1 else { throw PlanError.tooFewTokens(tokens: a.tokens, seqLen: shape.seqLen) }
+        let cap = Int(min(stepCap, 1e12))
+        let target = Int(max(1, min((tokens / seqLen).rounded(), 1e12)))
+        let capped = min(target, cap)
+        var sequences = capped
+        if capped >= 8 {
+            let unit = 1 << (Int(log2(Double(capped))) - (BatchDecision.significantBits - 1))
+            sequences = (capped + unit / 2) / unit * unit
+            if sequences > cap { sequences = capped / unit * unit }
         }
-        if batchSequences > stepCap {
-            batchSequences = stepCap
-            batchNote += "; capped at \(stepCap) so the run has at least \(minimumSteps) steps"
+        var lossForRule: Double?
+        if case .kaplan = request.batchRule {
+            lossForRule = a.rule.lossFit.loss(params: a.idealParams, tokens: a.idealTokens)
         }
-        batchSequences = max(batchSequences, request.devices)
-        let usable = request.deviceMemoryBytes * request.usableMemoryFraction
-        guard shape.trainingMemoryBytes(microBatch: 1) <= usable else {
-            throw PlanError.doesNotFit(
-                "one sequence needs \(bytes(shape.trainingMemoryBytes(microBatch: 1))) of training state "
-                + "(weights, gradients, AdamW moments, activations) but a device has \(bytes(usable)) usable "
-                + "(\(Int(request.usableMemoryFraction * 100))% of \(bytes(request.deviceMemoryBytes))); "
-                + "give --device-memory, or a smaller --seq-len")
-        }
-        let perDevice = batchSequences / request.devices
-        var lo = 1, hi = perDevice
-        while lo < hi {
-            let mid = (lo + hi + 1) / 2
-            if shape.trainingMemoryBytes(microBatch: mid) <= usable { lo = mid } else { hi = mid - 1 }
-        }
-        // As few accumulation steps as memory allows, and the micro-batch that brings the batch nearest its target;
-        // rounded down instead when rounding up would break the step floor.
-        let gradAccum = (perDevice + lo - 1) / lo
-        var microBatch = min(lo, max(1, Int((Double(perDevice) / Double(gradAccum)).rounded())))
-        if microBatch * gradAccum * request.devices > stepCap { microBatch = max(1, perDevice / gradAccum) }
-        let exactBatch = microBatch * gradAccum * request.devices
-        if exactBatch != batchSequences {
-            batchNote += "; rounded to \(exactBatch) so that micro-batch × accumulation × devices is exact"
-        }
-        batchSequences = exactBatch
-        let batchTokens = batchSequences * seqLen
-        why.append("Batch: \(batchNote).")
-        let memory = shape.trainingMemoryBytes(microBatch: microBatch)
-        why.append("Micro-batch \(microBatch) is the largest that fits \(Int(request.usableMemoryFraction * 100))% of "
-                   + "\(bytes(request.deviceMemoryBytes)) (needs \(bytes(memory)): 16 bytes a parameter for weights, "
-                   + "gradients and AdamW moments, plus gpt-train's activations); \(gradAccum) accumulation step"
-                   + "\(gradAccum == 1 ? "" : "s") × \(request.devices) device\(request.devices == 1 ? "" : "s") gives "
-                   + "\(microBatch) × \(gradAccum) × \(request.devices) = \(batchSequences) sequences.")
+        return BatchDecision(rule: request.batchRule, lossForRule: lossForRule, targetTokens: tokens,
+                             targetSequences: target, cappedAt: target > cap ? cap : nil, sequences: sequences)
+    }
 
-        // 8. Steps.
-        let steps = max(1, Int((tokens / Double(batchTokens)).rounded()))
-        let trained = Double(steps * batchTokens)
-        why.append("Steps = D / batch = \(steps); they train \(si(trained, 4)) tokens, "
-                   + "\(sig(100 * (trained / tokens - 1), 2))% from D.")
-
-        // 9. Learning rate.
-        let lr: Double, lrText: String
+    static func chooseLearningRate(_ request: PlanRequest, _ a: Allocation, _ shape: ModelShape,
+                                   _ batch: BatchDecision) throws -> LearningRateDecision {
+        let batchTokens = Double(batch.sequences * shape.seqLen)
+        let lr: Double
         switch request.lrRule {
-        case .deepseek:
-            lr = LearningRateRule.deepseekLR(flops: flops)
-            lrText = "DeepSeek LLM 2024: η = 0.3118·C^-0.1250 at C = \(sig(flops, 3))"
-        case .kaplan:
-            lr = LearningRateRule.kaplanLR(nonEmbeddingParams: Double(count.nonEmbedding))
-            lrText = "Kaplan et al. 2020 eq. D.1: 0.003239 − 0.0001395·ln(N_non-embedding)"
-        case .reference(let refBatch, let refLR, let scaling):
-            lr = refLR * pow(Double(batchTokens) / refBatch, scaling.exponent)
-            lrText = "\(scaling.rawValue) scaling from the reference \(sig(refLR, 3)) at \(si(refBatch)) tokens: "
-                + "\(sig(refLR, 3)) × (\(si(Double(batchTokens)))/\(si(refBatch)))^\(scaling.exponent)"
-        case .fixed(let value):
-            lr = value
-            lrText = "given on the command line"
+        case .deepseek: lr = LearningRateRule.deepseekLR(flops: a.flops)
+        case .kaplan: lr = LearningRateRule.kaplanLR(nonEmbeddingParams: Double(shape.parameterCount.nonEmbedding))
+        case .reference(let refBatch, let refLR, let scaling): lr = refLR * pow(batchTokens / refBatch, scaling.exponent)
+        case .fixed(let value): lr = value
         }
-        guard lr > 0, lr.isFinite else {
-            throw PlanError.invalid("the learning-rate rule gives \(sig(lr, 3)) for this run; give --lr")
-        }
-        let minLR = lr * minLRFraction
-        why.append("Peak learning rate \(sig(lr, 3)): \(lrText). Minimum \(sig(minLR, 3)) = 10% of peak, reached by "
-                   + "cosine decay at the last step (the standard recipe).")
-
-        // 10. Warmup.
-        let warmup = WarmupRule.steps(totalSteps: steps, batchTokens: Double(batchTokens))
-        why.append("Warmup \(warmup.steps) steps: \(warmup.reason).")
-
-        // 11. Loss and time.
-        let loss = lossFit.loss(params: n, tokens: tokens)
-        var lossNote = lossFit.name == rule.name ? "" : " (the fixed-ratio rule has no loss model of its own)"
-        if !ChinchillaFit.fittedParams.contains(n) {
-            lossNote += "; N is outside the \(si(ChinchillaFit.fittedParams.lowerBound))-\(si(ChinchillaFit.fittedParams.upperBound)) "
-                + "parameters of the models the fits were made on, so this is an extrapolation (and the fits describe "
-                + "MassiveText with a 32k-token subword vocabulary, not every corpus and tokenizer)"
-        }
-        why.append("Predicted loss \(sig(loss, 4)) nats/token from the \(lossFit.name) fit at the real N and D\(lossNote).")
-        let rate = request.deviceFlops * Double(request.devices) * request.mfu
-        let seconds = withAttention * trained / rate
-        why.append("Time ≈ \(duration(seconds)): \(sig(withAttention * trained, 3)) FLOPs at \(Int(request.mfu * 100))% "
-                   + "MFU of \(request.devices) × \(flopRate(request.deviceFlops)) (\(request.deviceDescription)).")
-
-        let ratio = tokens / n
-        rows = [
-            .init(key: "flops", value: sig(flops, 4), rule: budgetRule(request.target)),
-            .init(key: "params", value: "\(si(n, 4)) (\(count.total))", rule: "counted from the shape (all parameters, tied head once)"),
-            .init(key: "non_embedding_params", value: si(Double(count.nonEmbedding), 4), rule: "blocks + final LayerNorm"),
-            .init(key: "tokens", value: si(tokens, 4), rule: request.target == .tokens(tokens) ? "given" : "C / (6N)"),
-            .init(key: "tokens_per_param", value: sig(ratio, 3), rule: "D / N"),
-            .init(key: "predicted_loss", value: sig(loss, 4), rule: "\(lossFit.name) fit L(N, D)"),
-            .init(key: "n_layer", value: "\(shape.nLayer)", rule: "shape search: N ≈ N*, d_model/n_layer near \(sig(ShapeSearch.targetAspect(params: idealN), 3))"),
-            .init(key: "n_head", value: "\(shape.nHead)", rule: "d_model / head size \(shape.headSize)"),
-            .init(key: "d_model", value: "\(shape.dModel)", rule: "shape search"),
-            .init(key: "d_ff", value: "\(shape.dFF)", rule: "4 · d_model"),
-            .init(key: "seq_len", value: "\(seqLen)", rule: seqRule),
-            .init(key: "vocab_size", value: "\(paddedVocab)", rule: paddedVocab == request.vocabSize ? "--vocab" : "--vocab \(request.vocabSize) padded to a multiple of 64"),
-            .init(key: "flops_per_token", value: sig(withAttention, 4), rule: "6N' + 12·n_layer·d_model·T (6N: \(sig(sixN, 4)); Chinchilla app. F: \(sig(appendixF, 4)))"),
-            .init(key: "batch_tokens", value: si(Double(batchTokens), 4), rule: batchRuleName(request.batchRule)),
-            .init(key: "batch_sequences", value: "\(batchSequences)", rule: "batch tokens / seq_len, = micro × accum × devices"),
-            .init(key: "micro_batch", value: "\(microBatch)", rule: "largest that fits \(Int(request.usableMemoryFraction * 100))% of \(bytes(request.deviceMemoryBytes))"),
-            .init(key: "grad_accum", value: "\(gradAccum)", rule: "batch / (micro × devices)"),
-            .init(key: "devices", value: "\(request.devices)", rule: request.devices == 1 ? "one process" : "--devices"),
-            .init(key: "learning_rate", value: sig(lr, 3), rule: lrRuleName(request.lrRule)),
-            .init(key: "min_learning_rate", value: sig(minLR, 3), rule: "10% of peak"),
-            .init(key: "warmup_steps", value: "\(warmup.steps)", rule: "375M tokens, within 1-5% of steps"),
-            .init(key: "steps", value: "\(steps)", rule: "D / batch tokens"),
-            .init(key: "memory_bytes", value: bytes(memory), rule: "weights, grads, AdamW moments + one micro-batch's activations"),
-            .init(key: "time", value: duration(seconds), rule: "\(Int(request.mfu * 100))% MFU of \(request.devices) × \(flopRate(request.deviceFlops))"),
-        ]
-
-        return Plan(
-            flops: flops, fit: rule.name, shape: shape, params: count.total, nonEmbeddingParams: count.nonEmbedding,
-            tokens: tokens, predictedLoss: loss, flopsPerToken: withAttention, flopsPerTokenSixN: sixN,
-            flopsPerTokenChinchilla: appendixF, batchTokens: batchTokens, batchSequences: batchSequences,
-            learningRate: lr, minLearningRate: minLR, warmupSteps: warmup.steps, steps: steps,
-            microBatch: microBatch, gradAccum: gradAccum, devices: request.devices, memoryBytes: memory,
-            estimatedSeconds: seconds, rows: rows, rationale: why)
+        guard lr > 0, lr.isFinite else { throw PlanError.learningRateInvalid(lr) }
+        return LearningRateDecision(rule: request.lrRule, flops: a.flops, peak: lr, minimum: lr * minLRFraction)
     }
 
-    private static func budgetRule(_ target: PlanRequest.Target) -> String {
-        switch target {
-        case .flops: return "given"
-        case .params: return "compute-optimal budget for the given N"
-        case .tokens: return "6·N·D for the given D"
+    static func chooseSchedule(_ a: Allocation, _ shape: ModelShape, _ batch: BatchDecision) -> ScheduleDecision {
+        let batchTokens = Double(batch.sequences * shape.seqLen)
+        let steps = Int(max(1, min((a.tokens / batchTokens).rounded(), 1e15)))
+        let trained = Double(steps) * batchTokens
+        let warmup = WarmupRule.steps(totalSteps: steps, batchTokens: batchTokens)
+        let fit = a.rule.lossFit
+        return ScheduleDecision(steps: steps, trainedTokens: trained, warmup: warmup, lossFit: fit,
+                                predictedLoss: fit.loss(params: Double(shape.parameterCount.total), tokens: a.tokens))
+    }
+
+    /// Hardware, device count and layout: the fastest feasible layout by the time model.
+    static func execute(_ request: PlanRequest, _ shape: ModelShape, _ batch: BatchDecision,
+                        _ schedule: ScheduleDecision) throws -> Execution {
+        switch request.hardware {
+        case .given(let hardware):
+            let devices = request.devices ?? (hardware.precision == .float32 ? .fixed(1) : .automatic(days: nil))
+            return try execute(request, shape, batch, schedule, hardware, reason: .given, devices: devices)
+        case .automatic(let here):
+            do {
+                return try execute(request, shape, batch, schedule, here, reason: .thisMachine,
+                                   devices: request.devices ?? .fixed(1))
+            } catch PlanError.noLayout(_, _, _, let least) {
+                let reason = Execution.HardwareReason.defaultedBecauseThisMachineIsTooSmall(
+                    needed: least?.memory.total ?? .infinity, usable: here.memoryBytes * here.usableFraction)
+                return try execute(request, shape, batch, schedule, .defaultGPU, reason: reason,
+                                   devices: request.devices ?? .automatic(days: nil))
+            }
         }
     }
 
-    private static func batchRuleName(_ rule: BatchRule) -> String {
-        switch rule {
-        case .deepseek: return "DeepSeek LLM: 0.2920·C^0.3271"
-        case .kaplan: return "Kaplan critical batch 2.1e8/L^(1/0.21)"
-        case .fixed: return "given"
+    static func execute(_ request: PlanRequest, _ shape: ModelShape, _ batch: BatchDecision,
+                        _ schedule: ScheduleDecision, _ hardware: Hardware, reason: Execution.HardwareReason,
+                        devices: PlanRequest.DeviceCount) throws -> Execution {
+        let mfu = request.mfu ?? hardware.defaultMFU
+        let c = request.constraints
+        if hardware.precision == .float32,
+           (c.tensorParallel ?? 1) > 1 || (c.pipelineParallel ?? 1) > 1 || (c.zeroStage ?? 0) > 0
+            || (c.recompute ?? .none) != .none {
+            throw PlanError.noLayout(devices: nil, hardware: hardware.name, reason: .unsupportedOnCPU, least: nil)
         }
+        func search(_ k: Int) -> LayoutModel.Search {
+            LayoutModel.search(shape: shape, batchSequences: batch.sequences, devices: k, hardware: hardware, mfu: mfu,
+                               constraints: c, keep: request.keepLayouts)
+        }
+        var tried = 0
+        var found: (k: Int, search: LayoutModel.Search)?
+        let devicesReason: Execution.DevicesReason
+        switch devices {
+        case .fixed(let k):
+            let s = search(k)
+            tried = s.tried
+            guard !s.ranked.isEmpty else {
+                // Nothing evaluated: no structure splits K devices and the batch exactly.
+                var problem: LayoutProblem?
+                if s.leastMemory == nil {
+                    if let t = c.tensorParallel, let p = c.pipelineParallel, k % (t * p) != 0 {
+                        problem = .devicesNotFactored(devices: k, tensorParallel: t, pipelineParallel: p)
+                    } else {
+                        problem = .batchNotDivisible(batchSequences: batch.sequences, dataParallel: k)
+                    }
+                }
+                throw PlanError.noLayout(devices: k, hardware: hardware.name, reason: problem, least: s.leastMemory)
+            }
+            found = (k, s)
+            devicesReason = .given
+        case .automatic(let days):
+            devicesReason = .fewestThatFit(days: days)
+            var fastest: (seconds: Double, k: Int)?
+            for k in LayoutModel.deviceCounts(hardware: hardware) where k <= batch.sequences * 64 {
+                guard LayoutModel.anyFits(shape: shape, batchSequences: batch.sequences, devices: k,
+                                          hardware: hardware, constraints: c, tried: &tried) else { continue }
+                if let days {
+                    // Compute alone at this count is a lower bound on the time: skip counts that cannot make it.
+                    let bound = shape.flopsPerTokenWithAttention() * schedule.trainedTokens
+                        / (Double(k) * hardware.peakFlops * mfu)
+                    if fastest == nil || bound < fastest!.seconds { fastest = (bound, k) }
+                    guard bound <= days * 86400 else { continue }
+                }
+                let s = search(k)
+                tried += s.tried
+                guard let best = s.ranked.first else { continue }
+                let seconds = best.step.total * Double(schedule.steps)
+                if fastest == nil || seconds < fastest!.seconds { fastest = (seconds, k) }
+                if let days, seconds > days * 86400 { continue }
+                found = (k, s)
+                break
+            }
+            if found == nil {
+                if let days, let fastest {
+                    throw PlanError.tooSlow(days: days, fastest: fastest.seconds, devices: fastest.k)
+                }
+                throw PlanError.noLayout(devices: nil, hardware: hardware.name, reason: nil, least: nil)
+            }
+        }
+        let (k, s) = found!
+        let chosen = s.ranked[0]
+        let seconds = chosen.step.total * Double(schedule.steps)
+        let deviceHours = seconds / 3600 * Double(k)
+        return Execution(hardware: hardware, hardwareReason: reason, devicesReason: devicesReason, mfu: mfu,
+                         constraints: c, chosen: chosen, alternatives: s.ranked, layoutsTried: tried,
+                         seconds: seconds, deviceHours: deviceHours,
+                         cost: request.pricePerDeviceHour.map { $0 * deviceHours })
     }
 
-    private static func lrRuleName(_ rule: LearningRateRule) -> String {
-        switch rule {
-        case .deepseek: return "DeepSeek LLM: 0.3118·C^-0.1250"
-        case .kaplan: return "Kaplan eq. D.1: 0.003239 − 0.0001395·ln N"
-        case .reference(_, _, let s): return "\(s.rawValue) scaling from the reference point"
-        case .fixed: return "given"
-        }
-    }
-
-    private static func validate(_ r: PlanRequest) throws {
-        func positive(_ x: Double, _ what: String) throws {
-            guard x.isFinite, x > 0 else { throw PlanError.invalid("\(what) must be a positive number, got \(x)") }
+    static func validate(_ r: PlanRequest) throws {
+        func positive(_ x: Double, _ input: PlanError.Input) throws {
+            guard x.isFinite, x > 0 else { throw PlanError.outOfRange(input, x) }
         }
         switch r.target {
-        case .flops(let c): try positive(c, "--flops")
-        case .params(let n): try positive(n, "--params")
-        case .tokens(let d): try positive(d, "--tokens")
+        case .flops(let c): try positive(c, .flops)
+        case .params(let n): try positive(n, .params)
+        case .tokens(let d): try positive(d, .tokens)
         }
-        if case .tokensPerParam(let ratio) = r.rule { try positive(ratio, "--tokens-per-param") }
-        try positive(r.deviceMemoryBytes, "--device-memory")
-        try positive(r.deviceFlops, "--device-flops")
-        guard r.mfu > 0, r.mfu <= 1 else { throw PlanError.invalid("--mfu must be in (0, 1], got \(r.mfu)") }
-        guard r.devices >= 1 else { throw PlanError.invalid("--devices must be at least 1, got \(r.devices)") }
-        guard r.vocabSize >= 2 else { throw PlanError.invalid("--vocab must be at least 2, got \(r.vocabSize)") }
-        if let t = r.seqLen, t < 1 { throw PlanError.invalid("--seq-len must be at least 1, got \(t)") }
-        if case .fixed(let b) = r.batchRule { try positive(b, "--batch") }
-        if case .fixed(let lr) = r.lrRule { try positive(lr, "--lr") }
+        if case .tokensPerParam(let ratio) = r.rule { try positive(ratio, .tokensPerParam) }
+        let hardware: Hardware
+        switch r.hardware {
+        case .given(let h), .automatic(let h): hardware = h
+        }
+        try positive(hardware.memoryBytes, .deviceMemory)
+        try positive(hardware.peakFlops, .deviceFlops)
+        if let mfu = r.mfu, !(mfu > 0 && mfu <= 1) { throw PlanError.outOfRange(.mfu, mfu) }
+        switch r.devices ?? .fixed(1) {
+        case .fixed(let k): guard k >= 1, k <= 1 << 24 else { throw PlanError.outOfRange(.devices, Double(k)) }
+        case .automatic(let days): if let days { try positive(days, .days) }
+        }
+        if let price = r.pricePerDeviceHour, !(price >= 0 && price.isFinite) {
+            throw PlanError.outOfRange(.pricePerDeviceHour, price)
+        }
+        guard r.vocabSize >= 2, r.vocabSize <= 1 << 24 else { throw PlanError.outOfRange(.vocab, Double(r.vocabSize)) }
+        if let t = r.seqLen, t < 1 || t > 1 << 20 { throw PlanError.outOfRange(.seqLen, Double(t)) }
+        if case .fixed(let b) = r.batchRule { try positive(b, .batch) }
+        if case .fixed(let lr) = r.lrRule { try positive(lr, .learningRate) }
         if case .reference(let b, let lr, _) = r.lrRule {
-            try positive(b, "--reference-batch")
-            try positive(lr, "--reference-lr")
+            try positive(b, .referenceBatch)
+            try positive(lr, .referenceLR)
+        }
+        if let z = r.constraints.zeroStage, !(0...3).contains(z) { throw PlanError.outOfRange(.zeroStage, Double(z)) }
+        if let t = r.constraints.tensorParallel, !LayoutModel.tensorWidths.contains(t) {
+            throw PlanError.outOfRange(.tensorParallel, Double(t))
+        }
+        if let p = r.constraints.pipelineParallel, p < 1 { throw PlanError.outOfRange(.pipelineParallel, Double(p)) }
+    }
+}
+
+// MARK: Rules for recipe comments
+
+extension Plan {
+    /// A short statement of the rule behind `key` (a plan-table key), for comments in the recipe. Constants only:
+    /// the command renders the numbers that went in.
+    public func rule(for key: String) -> String? {
+        switch key {
+        case "flops":
+            switch target {
+            case .flops: return "given"
+            case .params: return "compute-optimal budget for the given N"
+            case .tokens: return "6·N·D for the given D"
+            }
+        case "params": return "counted from the shape (all parameters, tied head once)"
+        case "non_embedding_params": return "blocks + final LayerNorm"
+        case "tokens": if case .tokens = target { return "given" } else { return "C / (6N)" }
+        case "tokens_per_param": return "D / N"
+        case "predicted_loss": return "\(schedule.lossFit.name) fit L(N, D)"
+        case "n_layer", "d_model":
+            return "shape search: N ≈ N*, d_model/n_layer near \(Int(shapeDecision.search.preferredAspect.rounded()))"
+        case "n_head": return "d_model / head size \(shape.headSize)"
+        case "d_ff": return "4 · d_model"
+        case "seq_len":
+            switch shapeDecision.contextRule {
+            case .given: return "given"
+            case .gpt2: return "1024, GPT-2's context"
+            case .shortened: return "largest power of two ≤ min(1024, 1.5·d_model, B/16)"
+            }
+        case "vocab_size":
+            let asked = shapeDecision.requestedVocab
+            return asked == shape.vocabSize ? "the tokenizer's" : "the tokenizer's \(asked) padded to a multiple of 64"
+        case "flops_per_token": return "6N' + 12·n_layer·d_model·T"
+        case "batch_tokens": return batch.rule.formula
+        case "batch_sequences": return "batch tokens / seq_len, 3 significant bits; = micro × accum × data-parallel"
+        case "micro_batch": return "fastest layout that fits the device (\(execution.hardware.name))"
+        case "grad_accum": return "batch / (micro × data-parallel)"
+        case "devices":
+            switch execution.devicesReason {
+            case .given: return devices == 1 ? "one process" : "given"
+            case .fewestThatFit: return "fewest on which a layout fits"
+            }
+        case "learning_rate": return learningRateDecision.rule.formula
+        case "zero_stage", "tensor_parallel", "pipeline_parallel", "recompute":
+            return "fastest layout that fits the device (\(execution.hardware.name)) by the time model"
+        case "hardware":
+            switch execution.hardwareReason {
+            case .given: return "given"
+            case .thisMachine: return "this machine (no hardware named)"
+            case .defaultedBecauseThisMachineIsTooSmall: return "the default GPU: the run does not fit this machine"
+            }
+        case "min_learning_rate": return "\(Int(minLRFraction * 100))% of peak"
+        case "warmup_steps": return "375M tokens, within 1-5% of steps"
+        case "steps": return "D / batch tokens"
+        default: return nil
         }
     }
 }

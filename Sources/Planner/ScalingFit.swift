@@ -115,16 +115,4 @@ public enum AllocationRule: Sendable, Equatable {
         case .tokensPerParam(let r): return 6 * (d / r) * d
         }
     }
-
-    /// One line saying where the allocation comes from.
-    public var description: String {
-        switch self {
-        case .fit(let fit):
-            return "\(fit.citation): L = \(sig(fit.E, 6)) + \(sig(fit.A, 6))/N^\(sig(fit.alpha, 4)) + "
-                + "\(sig(fit.B, 6))/D^\(sig(fit.beta, 4)); optimum N = G·(C/6)^\(sig(fit.a, 4)), "
-                + "D = (C/6)^\(sig(fit.b, 4))/G with G = \(sig(fit.G, 4))"
-        case .tokensPerParam(let r):
-            return "fixed ratio D = \(sig(r, 4))·N (Chinchilla's rule of thumb): N = sqrt(C/(6·\(sig(r, 4))))"
-        }
-    }
 }

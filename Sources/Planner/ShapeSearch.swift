@@ -23,22 +23,49 @@ public enum ShapeSearch {
     /// preferred ratio wins.
     public static let tolerance = 0.02
 
-    public struct Choice: Sendable {
+    public struct Choice: Sendable, Equatable {
         public var shape: ModelShape
-        public var reason: String
+        /// Whether some shape came within `tolerance` of the target (then the aspect ratio decided), or the nearest
+        /// one was taken.
+        public var withinTolerance: Bool
+        /// The preferred d_model/n_layer at this size.
+        public var preferredAspect: Double
+        public var aspect: Double { Double(shape.dModel) / Double(shape.nLayer) }
+    }
+
+    /// From width 2048 (about 1B parameters) the head count is a multiple of 8, so that tensor parallelism can
+    /// split the heads over a whole node (Megatron-LM needs heads divisible by t).
+    public static let tensorParallelHeads = 8
+
+    /// The largest model the search can give: the widest width at the shallowest depth the aspect range allows.
+    public static let maxWidth = 32768
+
+    /// Parameters of the largest shape the search builds: the widest width at the shallowest depth in range.
+    public static func largestParams(seqLen: Int, vocabSize: Int, bias: Bool) -> Double {
+        let shape = ModelShape(nLayer: Int(Double(maxWidth) / aspectRange.lowerBound),
+                               nHead: maxWidth / headSize(forWidth: maxWidth), dModel: maxWidth, dFF: 4 * maxWidth,
+                               seqLen: seqLen, vocabSize: vocabSize, bias: bias)
+        return Double(shape.parameterCount.total)
     }
 
     public static func shape(targetParams target: Double, seqLen: Int, vocabSize: Int, bias: Bool,
                              rule: AllocationRule) throws -> Choice {
         var candidates: [ModelShape] = []
-        for d in stride(from: 32, through: 32768, by: 32) where d % headSize(forWidth: d) == 0 {
+        guard target.isFinite, target > 0 else { throw PlanError.noShape(targetParams: target) }
+        for d in stride(from: 32, through: maxWidth, by: 32) where d % headSize(forWidth: d) == 0
+            && (d < 2048 || (d / headSize(forWidth: d)) % tensorParallelHeads == 0) {
             let template = ModelShape(nLayer: 0, nHead: d / headSize(forWidth: d), dModel: d, dFF: 4 * d,
                                       seqLen: seqLen, vocabSize: vocabSize, bias: bias)
             let base = Double(template.parameterCount.total)
             let ideal = (target - base) / Double(template.parametersPerLayer)
-            var layers = Set([Int(ideal.rounded(.down)), Int(ideal.rounded(.up))].filter { $0 >= 1 })
-            if ideal < 1 { layers.insert(1) }
-            for n in layers where aspectRange.contains(Double(d) / Double(n)) {
+            // The depths nearest the ideal within the aspect range: when the ideal is outside it, the range's
+            // nearest end (so a budget whose N is mostly embedding still gets the nearest shape). Clamping first
+            // also keeps the conversions to Int in range for absurd targets.
+            let fewest = Int((Double(d) / aspectRange.upperBound).rounded(.up))
+            let most = Int((Double(d) / aspectRange.lowerBound).rounded(.down))
+            guard fewest <= most else { continue }
+            let clamped = min(Double(most), max(Double(fewest), ideal))
+            for n in Set([Int(clamped.rounded(.down)), Int(clamped.rounded(.up))]) where (fewest...most).contains(n) {
                 var shape = template
                 shape.nLayer = n
                 candidates.append(shape)
@@ -50,37 +77,21 @@ public enum ShapeSearch {
 
         let close = candidates.filter { error($0) <= log(1 + tolerance) }
         if let best = close.min(by: { (aspectError($0), error($0)) < (aspectError($1), error($1)) }) {
-            return Choice(shape: best, reason: "of the shapes within \(Int(tolerance * 100))% of the target N, "
-                + "the one whose d_model/n_layer (\(sig(Double(best.dModel) / Double(best.nLayer), 3))) is nearest "
-                + "\(sig(preferred, 3)) (64 at ≤1B parameters, as GPT-2; 128 at ≥10B, as GPT-3 and LLaMA); "
-                + "head size \(best.headSize), d_ff = 4·d_model")
+            return Choice(shape: best, withinTolerance: true, preferredAspect: preferred)
         }
         guard let nearest = candidates.min(by: { error($0) < error($1) }) else {
-            throw PlanError.noShape("no GPT shape with d_model/n_layer in 32...128 has about \(si(target)) parameters")
+            let largest = largestParams(seqLen: seqLen, vocabSize: vocabSize, bias: bias)
+            if target > largest { throw PlanError.budgetTooLarge(targetParams: target, largestParams: largest) }
+            throw PlanError.noShape(targetParams: target)
         }
         if Double(nearest.parameterCount.total) > 2 * target {
             let smallest = candidates.min { $0.parameterCount.total < $1.parameterCount.total } ?? nearest
-            let needed = rule.flops(forParams: Double(smallest.parameterCount.total) / 2)
-            throw PlanError.budgetTooSmall(
-                "the compute-optimal model has about \(si(target)) parameters, but the smallest GPT with vocabulary "
-                + "\(vocabSize) and context \(seqLen) has \(si(Double(smallest.parameterCount.total))) "
-                + "(\(smallest.nLayer) layer, d_model \(smallest.dModel)); give a budget of at least "
-                + "\(sig(needed, 2)) FLOPs, or a smaller --vocab or --seq-len")
+            throw PlanError.budgetTooSmall(targetParams: target, smallest: smallest,
+                                           neededFlops: rule.flops(forParams: Double(smallest.parameterCount.total) / 2))
         }
-        return Choice(shape: nearest, reason: "no shape within \(Int(tolerance * 100))% of the target N; the nearest "
-            + "one with d_model/n_layer in 32...128")
-    }
-}
-
-public enum PlanError: Error, CustomStringConvertible, Equatable {
-    case invalid(String)
-    case budgetTooSmall(String)
-    case noShape(String)
-    case doesNotFit(String)
-
-    public var description: String {
-        switch self {
-        case .invalid(let m), .budgetTooSmall(let m), .noShape(let m), .doesNotFit(let m): return m
+        if 2 * Double(nearest.parameterCount.total) < target {
+            throw PlanError.budgetTooLarge(targetParams: target, largestParams: Double(nearest.parameterCount.total))
         }
+        return Choice(shape: nearest, withinTolerance: false, preferredAspect: preferred)
     }
 }

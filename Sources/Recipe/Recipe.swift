@@ -84,11 +84,9 @@ public struct Recipe: Equatable, Sendable {
         }
     }
 
-    /// Activation recomputation (Korthikanti et al. 2022): keep every activation, recompute attention's
-    /// softmax/dropout region, or recompute each block from its input.
-    public enum Recompute: String, Equatable, Sendable, CaseIterable {
-        case none, selective, full
-    }
+    /// Activation recomputation (Korthikanti et al. 2022): the planner's `Recompute`, one type for both.
+    public typealias Recompute = Planner.Recompute
+
 
     /// Steps, batch and parallel layout. `devices` is the total device count K = d·t·p: `tensorParallel` (t)
     /// devices split each layer, `pipelineParallel` (p) devices split the layers into stages, and the remaining

@@ -1,3 +1,4 @@
+import Formatting
 import Foundation
 import Planner
 
@@ -45,7 +46,7 @@ enum RecipeValidator {
         if r.optimizer.minLR > r.optimizer.lr {
             report("optimizer.min_lr", "the minimum learning rate \(TOMLText.float(r.optimizer.minLR)) is above the "
                    + "peak \(TOMLText.float(r.optimizer.lr))",
-                   "set optimizer.min_lr to at most optimizer.lr (10% of it, \(sig(r.optimizer.lr * 0.1, 3)), is standard)")
+                   "set optimizer.min_lr to at most optimizer.lr (\(sig(minLRFraction * 100))% of it, \(sig(r.optimizer.lr * minLRFraction, 3)), is standard)")
         }
 
         // The layout: devices = d·t·p, and the batch is micro_batch × grad_accum × d.

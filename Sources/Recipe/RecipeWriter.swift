@@ -1,3 +1,4 @@
+import Formatting
 import Planner
 
 /// Writes recipes in the schema's fixed order, with a comment above every value saying what it is and, where
@@ -146,7 +147,7 @@ extension Recipe {
         r.optimizer = Optimizer(lr: round4(plan.learningRate), minLR: round4(round4(plan.learningRate) * minLRFraction),
                                 beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1.0)
         notes["optimizer.lr"] = plan.rule(for: "learning_rate")
-        notes["optimizer.min_lr"] = "10% of peak (the standard recipe)"
+        notes["optimizer.min_lr"] = "\(sig(minLRFraction * 100))% of peak (the standard recipe)"
         for key in ["beta1", "beta2", "eps", "weight_decay", "grad_clip"] {
             notes["optimizer.\(key)"] = "the standard recipe (GPT-3, LLaMA): β=(0.9, 0.95), ε=1e-8, decay 0.1, clip 1.0"
         }
@@ -155,9 +156,19 @@ extension Recipe {
         notes["schedule.warmup_steps"] = plan.rule(for: "warmup_steps")
         notes["schedule.decay"] = "cosine to min_lr (the standard recipe)"
 
+        let layout = plan.layout
         r.training = Training(steps: plan.steps, batchSize: plan.batchSequences, seqLen: plan.shape.seqLen,
                               microBatch: plan.microBatch, gradAccum: plan.gradAccum, devices: plan.devices,
+                              tensorParallel: layout.tensorParallel, pipelineParallel: layout.pipelineParallel,
+                              zeroStage: layout.zeroStage, recompute: layout.recompute,
                               dropout: settings.dropout, seed: settings.seed)
+        for key in ["zero_stage", "tensor_parallel", "pipeline_parallel", "recompute"] {
+            notes["training.\(key)"] = plan.rule(for: key)
+        }
+        let hardware = plan.execution.hardware
+        r.hardware = Hardware(name: hardware.name, deviceMemory: Int(hardware.memoryBytes),
+                              deviceFlops: hardware.peakFlops, mfu: plan.execution.mfu)
+        for key in ["name", "device_memory", "device_flops", "mfu"] { notes["hardware.\(key)"] = plan.rule(for: "hardware") }
         notes["training.steps"] = plan.rule(for: "steps")
         notes["training.batch_size"] = "\(plan.rule(for: "batch_tokens") ?? "") → \(plan.batchTokens) tokens"
         notes["training.micro_batch"] = plan.rule(for: "micro_batch")

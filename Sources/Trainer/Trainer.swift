@@ -1,3 +1,4 @@
+import Formatting
 import Compute
 import Corpus
 import Durable

@@ -3,7 +3,6 @@ import CLISupport
 import Compute
 import Corpus
 import Foundation
-import Planner
 import Trainer
 
 struct GPTBench: ParsableCommand {

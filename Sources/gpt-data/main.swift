@@ -2,7 +2,6 @@ import ArgumentParser
 import CLISupport
 import Corpus
 import Foundation
-import Planner
 import Tokenizers
 
 struct GPTData: ParsableCommand {

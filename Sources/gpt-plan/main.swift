@@ -28,59 +28,90 @@ struct Make: ParsableCommand {
         Numbers take suffixes: 1e20, 3.2e19, 124M, 1.5B, 2T, 80GiB.
         """)
 
-    @Option(help: "Training budget in FLOPs (C = 6ND).") var flops: String?
-    @Option(help: "Model size instead of a budget: plan the run for which it is compute-optimal.") var params: String?
-    @Option(help: "Token count instead of a budget: plan the run for which it is compute-optimal.") var tokens: String?
+    // Numeric options parse their value unconditionally, so that `--flops -1e18` reaches the range check instead of
+    // being taken for an option.
+    @Option(parsing: .unconditional, help: "Training budget in FLOPs (C = 6ND).") var flops: String?
+    @Option(parsing: .unconditional, help: "Model size instead of a budget: plan the run for which it is compute-optimal.")
+    var params: String?
+    @Option(parsing: .unconditional, help: "Token count instead of a budget: plan the run for which it is compute-optimal.")
+    var tokens: String?
 
     @Option(help: "Allocation rule: epoch (Besiroglu et al. 2024), hoffmann (Chinchilla approach 3) or tokens-per-param.")
     var fit: String = "epoch"
-    @Option(name: .customLong("tokens-per-param"), help: "The ratio D/N for --fit tokens-per-param.")
+    @Option(name: .customLong("tokens-per-param"), parsing: .unconditional, help: "The ratio D/N for --fit tokens-per-param.")
     var tokensPerParam: String = "20"
     @Flag(name: .customLong("compare-fits"), help: "Show every fit side by side for the same budget.")
     var compareFits = false
 
-    @Option(name: .customLong("seq-len"), help: "Context length (default: 1024, smaller for tiny budgets).")
-    var seqLen: Int?
-    @Option(help: "Tokenizer vocabulary, padded to a multiple of 64 (default 50257, or the prepared --data's).")
-    var vocab: Int?
+    @Option(name: .customLong("seq-len"), parsing: .unconditional, help: "Context length (default: 1024, smaller for tiny budgets).")
+    var seqLen: String?
+    @Option(parsing: .unconditional, help: "Tokenizer vocabulary, padded to a multiple of 64 (default 50257, or the prepared --data's).")
+    var vocab: String?
     @Flag(help: "Biases in linear layers and LayerNorms (GPT-2 has them).") var bias = false
 
     @Option(name: .customLong("batch-rule"), help: "Batch size rule: deepseek or kaplan.") var batchRule: String = "deepseek"
-    @Option(help: "Batch size in tokens, overriding the rule (e.g. 0.5M).") var batch: String?
+    @Option(parsing: .unconditional, help: "Batch size in tokens, overriding the rule (e.g. 0.5M).") var batch: String?
     @Option(name: .customLong("lr-rule"), help: "Learning-rate rule: deepseek, kaplan or reference.") var lrRule: String?
-    @Option(help: "Peak learning rate, overriding the rule.") var lr: String?
-    @Option(name: .customLong("reference-batch"), help: "Reference batch in tokens for --lr-rule reference (e.g. 0.5M).")
+    @Option(parsing: .unconditional, help: "Peak learning rate, overriding the rule.") var lr: String?
+    @Option(name: .customLong("reference-batch"), parsing: .unconditional,
+            help: "Reference batch in tokens for --lr-rule reference (e.g. 0.5M).")
     var referenceBatch: String?
-    @Option(name: .customLong("reference-lr"), help: "Learning rate at the reference batch (e.g. 6e-4).")
+    @Option(name: .customLong("reference-lr"), parsing: .unconditional, help: "Learning rate at the reference batch (e.g. 6e-4).")
     var referenceLR: String?
     @Option(name: .customLong("lr-scaling"), help: "How lr scales with batch from the reference: sqrt or linear.")
     var lrScaling: String = "sqrt"
 
-    @Option(help: "Data-parallel devices (processes).") var devices: Int = 1
-    @Option(name: .customLong("device-memory"), help: "Memory per device (default: this machine's RAM), e.g. 80GiB.")
+    @Option(help: "Hardware preset (a100-40gb, a100-80gb, h100-sxm-80gb, h200-141gb, mi300x, cpu), or `list`. Default: this machine if one process here holds the run, else h100-sxm-80gb.")
+    var gpu: String?
+    @Option(parsing: .unconditional, help: "Devices: a count, or auto (the fewest on which a layout fits).")
+    var devices: String?
+    @Option(parsing: .unconditional, help: "With --devices auto: the fewest devices that also finish within this many days.")
+    var days: String?
+    @Option(name: .customLong("device-memory"), parsing: .unconditional,
+            help: "Memory per device (default: the preset's, or this machine's RAM), e.g. 80GiB.")
     var deviceMemory: String?
-    @Option(name: .customLong("device-flops"), help: "Peak FLOP/s per device (default: this machine's measured sgemm rate).")
+    @Option(name: .customLong("device-flops"), parsing: .unconditional,
+            help: "Peak FLOP/s per device (default: the preset's, or this machine's measured sgemm rate).")
     var deviceFlops: String?
-    @Option(help: "Model FLOPs utilisation assumed for the time estimate.") var mfu: Double = 0.4
-    @Option(help: "Threads whose sgemm rate is the default device rate.") var threads: Int = CPU.count
+    @Option(parsing: .unconditional, help: "Model FLOPs utilisation assumed for the time estimate (default 0.4).")
+    var mfu: String?
+    @Option(parsing: .unconditional, help: "Threads whose sgemm rate is this machine's device rate.") var threads: String?
+    @Option(name: .customLong("zero-stage"), parsing: .unconditional, help: "Fix the ZeRO stage (0-3; 3 = FSDP).")
+    var zeroStage: String?
+    @Option(name: .customLong("tensor-parallel"), parsing: .unconditional, help: "Fix the tensor-parallel width (1, 2, 4, 8).")
+    var tensorParallel: String?
+    @Option(name: .customLong("pipeline-parallel"), parsing: .unconditional, help: "Fix the pipeline stages.")
+    var pipelineParallel: String?
+    @Option(help: "Fix activation recomputation: none, selective or full.") var recompute: String?
+    @Flag(name: .customLong("compare-layouts"), help: "Also print the fastest layouts with their memory and time.")
+    var compareLayouts = false
+    @Option(name: .customLong("price-per-device-hour"), parsing: .unconditional, help: "Price of a device hour, for the cost.")
+    var pricePerDeviceHour: String?
 
     @Flag(help: "Print one JSON object instead of the table.") var json = false
     @Option(name: [.short, .customLong("output")], help: "Also write the recipe to this file.") var output: String?
     @Option(help: "For the recipe: the data ([data] path), a text file or a directory from gpt-data prepare.")
     var data: String = "data"
     @Option(help: "For the recipe: char, byte or bpe (default: the prepared --data's, else bpe).") var tokenizer: String?
-    @Option(name: .customLong("val-fraction"), help: "For the recipe: share of the data held out.") var valFraction: Double = 0.1
-    @Option(help: "For the recipe: the seed.") var seed: Int = 1337
+    @Option(name: .customLong("val-fraction"), parsing: .unconditional, help: "For the recipe: share of the data held out.")
+    var valFraction: String = "0.1"
+    @Option(parsing: .unconditional, help: "For the recipe: the seed.") var seed: String = "1337"
 
     mutating func run() throws {
-        if output != nil {
-            guard valFraction > 0, valFraction < 1 else {
-                throw CommandFailure.usage("gpt-plan: --val-fraction \(valFraction): must be between 0 and 1 (exclusive)")
-            }
-            guard seed >= 0 else { throw CommandFailure.usage("gpt-plan: --seed \(seed): must be 0 or more") }
-            if let tokenizer, !Schema.tokenizerNames.contains(tokenizer) {
-                throw CommandFailure.usage("gpt-plan: --tokenizer \(tokenizer): use one of \(Schema.tokenizerNames.joined(separator: ", "))")
-            }
+        if gpu == "list" {
+            print(PlanText.presets(cpu: nil), terminator: "")
+            print("  cpu           this machine: its RAM and measured sgemm rate, float32 as gpt-train runs")
+            return
+        }
+        // Checked whether or not a recipe is written: a bad value is a mistake either way.
+        guard let fraction = Double(valFraction), fraction > 0, fraction < 1 else {
+            throw CommandFailure.usage("gpt-plan: --val-fraction \(valFraction): must be a number between 0 and 1 (exclusive)")
+        }
+        guard let seedValue = Int(seed), seedValue >= 0 else {
+            throw CommandFailure.usage("gpt-plan: --seed \(seed): must be an integer, 0 or more")
+        }
+        if let tokenizer, !Schema.tokenizerNames.contains(tokenizer) {
+            throw CommandFailure.usage("gpt-plan: --tokenizer \(tokenizer): use one of \(Schema.tokenizerNames.joined(separator: ", "))")
         }
         let request = try makeRequest()
         if compareFits {
@@ -89,14 +120,15 @@ struct Make: ParsableCommand {
         }
         let plan: Plan
         do { plan = try Plan.make(request) } catch let error as PlanError {
-            throw CommandFailure.usage("gpt-plan: \(error)")
+            throw CommandFailure.usage("gpt-plan: \(PlanText.error(error))")
         }
         if json {
             print(try PlanJSON.text(plan))
         } else {
             printTable(plan)
+            if compareLayouts { print("\n" + PlanText.layouts(plan), terminator: "") }
         }
-        if let output { try writeRecipe(plan, to: output) }
+        if let output { try writeRecipe(plan, to: output, valFraction: fraction, seed: seedValue) }
     }
 
     func quantity(_ text: String?, _ flag: String) throws -> Double? {
@@ -104,8 +136,41 @@ struct Make: ParsableCommand {
         guard let value = Quantity.parse(text) else {
             throw CommandFailure.usage("gpt-plan: \(flag) \(text): not a number (write e.g. 1e20, 3.2e19, 124M, 1.5B, 80GiB)")
         }
-        guard value > 0 else { throw CommandFailure.usage("gpt-plan: \(flag) \(text): must be positive") }
+        guard value > 0 else { throw CommandFailure.usage("gpt-plan: \(flag) \(text): out of range: must be positive") }
         return value
+    }
+
+    /// A whole number option; negative or zero values are reported as out of range by the caller's check.
+    func integer(_ text: String?, _ flag: String, atLeast minimum: Int) throws -> Int? {
+        guard let text else { return nil }
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
+            throw CommandFailure.usage("gpt-plan: \(flag) \(text): not a whole number")
+        }
+        guard value >= minimum else {
+            throw CommandFailure.usage("gpt-plan: \(flag) \(text): out of range: must be at least \(minimum)")
+        }
+        return value
+    }
+
+    /// The hardware the flags name, or nil when none does.
+    func namedHardware(thisMachine: () throws -> Hardware) throws -> Hardware? {
+        var hardware: Hardware?
+        if let gpu {
+            if gpu == "cpu" { hardware = try thisMachine() }
+            else if let preset = Hardware.preset(named: gpu) { hardware = preset }
+            else {
+                throw CommandFailure.usage("gpt-plan: --gpu \(gpu): unknown; use one of "
+                                           + (Hardware.gpuPresets.map(\.name) + ["cpu", "list"]).joined(separator: ", "))
+            }
+        }
+        let memory = try quantity(deviceMemory, "--device-memory")
+        let rate = try quantity(deviceFlops, "--device-flops")
+        if memory != nil || rate != nil {
+            hardware = try hardware ?? thisMachine()
+        }
+        if let memory { hardware?.memoryBytes = memory; hardware?.source += "; memory given" }
+        if let rate { hardware?.peakFlops = rate; hardware?.source += "; rate given" }
+        return hardware
     }
 
     func makeRequest() throws -> PlanRequest {
@@ -124,29 +189,54 @@ struct Make: ParsableCommand {
             throw CommandFailure.usage("gpt-plan: --fit \(fit): unknown; use one of \(AllocationRule.names.joined(separator: ", "))")
         }
         let prepared = preparedMeta(data)
-        let memory = try quantity(deviceMemory, "--device-memory") ?? Double(CPU.memoryBytes)
-        let rate: Double
-        var deviceDescription: String
-        if let given = try quantity(deviceFlops, "--device-flops") {
-            rate = given
-            deviceDescription = "rate given"
-        } else {
-            guard threads >= 1 else { throw CommandFailure.usage("gpt-plan: --threads must be at least 1") }
+        let threadCount = try integer(threads, "--threads", atLeast: 1) ?? CPU.count
+        // This machine, measured only when the plan may need it.
+        func thisMachine() throws -> Hardware {
             BLAS.pinToOneThread()
-            let measurement = MachineProfile.sgemmCeiling(pool: ThreadPool(threads: threads))
-            rate = measurement.flopsPerSecond
-            deviceDescription = MachineProfile.describe(measurement)
+            let measurement = MachineProfile.sgemmCeiling(pool: ThreadPool(threads: threadCount))
+            return Hardware.cpu(memoryBytes: Double(CPU.memoryBytes), flops: measurement.flopsPerSecond,
+                                source: MachineProfile.describe(measurement) + "; memory: this machine's "
+                                    + bytes(Double(CPU.memoryBytes)))
         }
-        deviceDescription += deviceMemory == nil ? "; memory: this machine's \(bytes(memory))" : "; memory given"
+        let hardware: PlanRequest.HardwareChoice
+        if let named = try namedHardware(thisMachine: thisMachine) { hardware = .given(named) }
+        else { hardware = .automatic(thisMachine: try thisMachine()) }
 
-        var request = PlanRequest(target: target, deviceMemoryBytes: memory, deviceFlops: rate,
-                                  deviceDescription: deviceDescription)
+        var request = PlanRequest(target: target, hardware: hardware)
         request.rule = rule
-        request.seqLen = seqLen
-        request.vocabSize = vocab ?? prepared?.vocabSize ?? 50257
+        request.seqLen = try integer(seqLen, "--seq-len", atLeast: 1)
+        request.vocabSize = try integer(vocab, "--vocab", atLeast: 2) ?? prepared?.vocabSize ?? 50257
         request.bias = bias
-        request.devices = devices
-        request.mfu = mfu
+        let dayLimit = try quantity(days, "--days")
+        switch devices {
+        case nil: request.devices = dayLimit.map { .automatic(days: $0) }
+        case "auto"?: request.devices = .automatic(days: dayLimit)
+        case let text?:
+            request.devices = .fixed(try integer(text, "--devices", atLeast: 1)!)
+            if dayLimit != nil { throw CommandFailure.usage("gpt-plan: --days needs --devices auto") }
+        }
+        if let m = mfu {
+            guard let value = Quantity.parse(m), value > 0, value <= 1 else {
+                throw CommandFailure.usage("gpt-plan: --mfu \(m): out of range: must be in (0, 1]")
+            }
+            request.mfu = value
+        }
+        request.constraints = LayoutConstraints(
+            zeroStage: try integer(zeroStage, "--zero-stage", atLeast: 0),
+            tensorParallel: try integer(tensorParallel, "--tensor-parallel", atLeast: 1),
+            pipelineParallel: try integer(pipelineParallel, "--pipeline-parallel", atLeast: 1),
+            recompute: try recompute.map {
+                guard let mode = Recompute(rawValue: $0) else {
+                    throw CommandFailure.usage("gpt-plan: --recompute \($0): use none, selective or full")
+                }
+                return mode
+            })
+        if let price = pricePerDeviceHour {
+            guard let value = Quantity.parse(price), value >= 0 else {
+                throw CommandFailure.usage("gpt-plan: --price-per-device-hour \(price): out of range: must be 0 or more")
+            }
+            request.pricePerDeviceHour = value
+        }
         switch batchRule {
         case "deepseek": request.batchRule = .deepseek
         case "kaplan": request.batchRule = .kaplan
@@ -175,17 +265,19 @@ struct Make: ParsableCommand {
     }
 
     func printTable(_ plan: Plan) {
-        var out = "Compute-optimal GPT run for C = \(sig(plan.flops, 4)) FLOPs (fit: \(plan.fit))\n\n"
-        let keyWidth = plan.rows.map(\.key.count).max() ?? 0
-        let valueWidth = plan.rows.map(\.value.count).max() ?? 0
+        let rows = PlanText.rows(plan)
+        var out = "Compute-optimal GPT run for C = \(sig(plan.flops, 4)) FLOPs (fit: \(plan.fit)) on "
+            + "\(plan.devices) × \(plan.execution.hardware.name)\n\n"
+        let keyWidth = rows.map(\.key.count).max() ?? 0
+        let valueWidth = rows.map(\.value.count).max() ?? 0
         out += "  " + "quantity".padding(toLength: keyWidth, withPad: " ", startingAt: 0) + "  "
             + "value".padding(toLength: valueWidth, withPad: " ", startingAt: 0) + "  rule\n"
-        for row in plan.rows {
+        for row in rows {
             out += "  " + row.key.padding(toLength: keyWidth, withPad: " ", startingAt: 0) + "  "
                 + row.value.padding(toLength: valueWidth, withPad: " ", startingAt: 0) + "  " + row.rule + "\n"
         }
         out += "\nRationale:\n"
-        for line in plan.rationale { out += "  - \(line)\n" }
+        for line in PlanText.rationale(plan) { out += "  - \(line)\n" }
         print(out, terminator: "")
     }
 
@@ -195,7 +287,7 @@ struct Make: ParsableCommand {
             var request = base
             request.rule = AllocationRule.named(name, tokensPerParam: Quantity.parse(tokensPerParam) ?? 20)!
             do { plans.append(try Plan.make(request)) } catch let error as PlanError {
-                throw CommandFailure.usage("gpt-plan: fit \(name): \(error)")
+                throw CommandFailure.usage("gpt-plan: fit \(name): \(PlanText.error(error))")
             }
         }
         if json {
@@ -213,6 +305,7 @@ struct Make: ParsableCommand {
             ("batch tokens", { si(Double($0.batchTokens), 4) }),
             ("learning rate", { sig($0.learningRate, 3) }),
             ("steps", { "\($0.steps)" }),
+            ("devices", { "\($0.devices) × \($0.execution.hardware.name)" }),
             ("memory", { bytes($0.memoryBytes) }),
             ("time", { duration($0.estimatedSeconds) }),
         ]
@@ -224,14 +317,14 @@ struct Make: ParsableCommand {
             out += "  " + label.padding(toLength: width, withPad: " ", startingAt: 0)
                 + plans.map { value($0).padding(toLength: column, withPad: " ", startingAt: 0) }.joined() + "\n"
         }
-        out += "\nepoch: \(AllocationRule.fit(.epoch).description)\n"
-        out += "hoffmann: \(AllocationRule.fit(.hoffmann).description)\n"
-        out += "tokens-per-param: \(AllocationRule.tokensPerParam(Quantity.parse(tokensPerParam) ?? 20).description); "
+        out += "\nepoch: \(PlanText.allocationRule(.fit(.epoch)))\n"
+        out += "hoffmann: \(PlanText.allocationRule(.fit(.hoffmann)))\n"
+        out += "tokens-per-param: \(PlanText.allocationRule(.tokensPerParam(Quantity.parse(tokensPerParam) ?? 20))); "
             + "its loss is predicted with the epoch fit\n"
         print(out, terminator: "")
     }
 
-    func writeRecipe(_ plan: Plan, to path: String) throws {
+    func writeRecipe(_ plan: Plan, to path: String, valFraction: Double, seed: Int) throws {
         var settings = RunSettings()
         // --data is relative to where the command runs; a recipe's data.path is relative to the recipe.
         settings.dataPath = relativePath(of: data, from: (path as NSString).deletingLastPathComponent)
@@ -315,6 +408,7 @@ struct Reference: ParsableCommand {
 /// The plan as one JSON object with exactly the documented keys.
 enum PlanJSON {
     static func text(_ plan: Plan) throws -> String {
+        let e = plan.execution, l = plan.layout, m = plan.memory
         let object: [String: Any] = [
             "flops": plan.flops,
             "fit": plan.fit,
@@ -335,7 +429,23 @@ enum PlanJSON {
             "warmup_steps": plan.warmupSteps,
             "steps": plan.steps,
             "memory_bytes": plan.memoryBytes,
-            "rationale": plan.rationale,
+            "rationale": PlanText.rationale(plan),
+            "hardware": [
+                "name": e.hardware.name, "memory_bytes": e.hardware.memoryBytes, "peak_flops": e.hardware.peakFlops,
+                "devices": l.devices,
+            ],
+            "layout": [
+                "data_parallel": l.dataParallel, "tensor_parallel": l.tensorParallel,
+                "pipeline_parallel": l.pipelineParallel, "zero_stage": l.zeroStage, "recompute": l.recompute.rawValue,
+                "micro_batch": l.microBatch, "grad_accum": l.gradAccum,
+            ],
+            "memory_per_device": [
+                "weights": m.weights, "gradients": m.gradients, "optimizer": m.optimizer,
+                "activations": m.activations, "other": m.other, "total": m.total,
+            ],
+            "time_seconds": plan.estimatedSeconds,
+            "device_hours": e.deviceHours,
+            "cost": e.cost.map { $0 as Any } ?? NSNull(),
         ]
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
         return String(decoding: data, as: UTF8.self)

@@ -2,7 +2,6 @@ import ArgumentParser
 import CLISupport
 import Compute
 import Foundation
-import Planner
 import Recipe
 import Trainer
 

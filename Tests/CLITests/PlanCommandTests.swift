@@ -14,7 +14,22 @@ final class PlanCommandTests: XCTestCase {
         XCTAssertEqual(Set(object.keys), ["flops", "fit", "params", "non_embedding_params", "tokens", "tokens_per_param",
                                           "predicted_loss", "model", "flops_per_token", "batch_tokens", "batch_sequences",
                                           "learning_rate", "min_learning_rate", "warmup_steps", "steps", "memory_bytes",
-                                          "rationale"])
+                                          "rationale", "hardware", "layout", "memory_per_device", "time_seconds",
+                                          "device_hours", "cost"])
+        XCTAssertEqual(Set((object["hardware"] as! [String: Any]).keys), ["name", "memory_bytes", "peak_flops", "devices"])
+        XCTAssertEqual(Set((object["layout"] as! [String: Any]).keys),
+                       ["data_parallel", "tensor_parallel", "pipeline_parallel", "zero_stage", "recompute",
+                        "micro_batch", "grad_accum"])
+        let memory = object["memory_per_device"] as! [String: Double]
+        XCTAssertEqual(Set(memory.keys), ["weights", "gradients", "optimizer", "activations", "other", "total"])
+        XCTAssertEqual(memory["total"]!, memory["weights"]! + memory["gradients"]! + memory["optimizer"]!
+                       + memory["activations"]! + memory["other"]!, accuracy: 1)
+        XCTAssertEqual(memory["total"], object["memory_bytes"] as? Double)
+        XCTAssertTrue(object["cost"] is NSNull)
+        let hardware = object["hardware"] as! [String: Any]
+        XCTAssertEqual(hardware["name"] as? String, "cpu")
+        XCTAssertEqual(hardware["memory_bytes"] as? Double, 24 * 1024 * 1024 * 1024)
+        XCTAssertEqual(hardware["peak_flops"] as? Double, 4e11)
         XCTAssertEqual(Set((object["model"] as! [String: Any]).keys),
                        ["n_layer", "n_head", "d_model", "d_ff", "seq_len", "vocab_size"])
         XCTAssertEqual(object["fit"] as? String, "epoch")
@@ -39,6 +54,63 @@ final class PlanCommandTests: XCTestCase {
             let out = try Tool.run("gpt-plan", args + device)
             XCTAssertEqual(out.status, 2, "\(args): \(out.stdout)")
             XCTAssertTrue(out.stderr.contains(words), "\(args): \(out.stderr)")
+        }
+    }
+
+    /// Issue 14: huge targets trapped (SIGILL), negative numbers were "Missing value", and --val-fraction was only
+    /// checked with -o.
+    func testOutOfRangeNumbersAreClearErrors() throws {
+        for (args, words) in [(["--params", "1e24"], "largest shape"), (["--tokens", "1e25"], "largest shape"),
+                              (["--flops", "1e50"], "largest shape"),
+                              (["--flops", "-1e18"], "--flops -1e18: out of range"),
+                              (["--flops", "1e20", "--seq-len", "-5"], "--seq-len -5: out of range"),
+                              (["--flops", "1e20", "--devices", "-1"], "--devices -1: out of range"),
+                              (["--flops", "1e20", "--devices", "0"], "--devices 0: out of range"),
+                              (["--flops", "1e20", "--val-fraction", "2"], "--val-fraction 2"),
+                              (["--flops", "1e20", "--zero-stage", "4", "--gpu", "a100-80gb"], "--zero-stage 4: out of range"),
+                              (["--flops", "1e20", "--gpu", "tpu"], "--gpu tpu: unknown"),
+                              (["--flops", "1e24", "--days", "0.001"], "no device count finishes within 0.001 days"),
+                              (["--flops", "1e24", "--days", "-3"], "--days -3: out of range")] {
+            let out = try Tool.run("gpt-plan", args)
+            XCTAssertEqual(out.status, 2, "\(args): \(out.stdout) \(out.stderr)")
+            XCTAssertTrue(out.stderr.contains(words), "\(args): \(out.stderr)")
+        }
+    }
+
+    /// Issue 8: Chinchilla's 10B row and Gopher's budget plan with no hardware named, on H100s, and say so.
+    func testLargeBudgetsPlanOnGPUs() throws {
+        for budget in ["1.23e22", "5.76e23", "3.85e24"] {
+            let out = try Tool.run("gpt-plan", ["--flops", budget] + device)
+            XCTAssertEqual(out.status, 2, "24 GiB of CPU memory cannot hold \(budget): \(out.stdout)")
+            XCTAssertTrue(out.stderr.contains("no layout of 1 cpu device fits"), out.stderr)
+            let auto = try Tool.run("gpt-plan", ["--flops", budget, "--json"])
+            XCTAssertEqual(auto.status, 0, auto.stderr)
+            let object = try JSONSerialization.jsonObject(with: Data(auto.stdout.utf8)) as! [String: Any]
+            XCTAssertEqual((object["hardware"] as! [String: Any])["name"] as? String, "h100-sxm-80gb")
+            XCTAssertTrue((object["rationale"] as! [String]).contains { $0.contains("does not fit") || $0.contains("would need") })
+        }
+        let priced = try Tool.run("gpt-plan", ["--flops", "1e23", "--gpu", "a100-80gb", "--devices", "auto", "--days", "30",
+                                               "--price-per-device-hour", "2", "--compare-layouts"])
+        XCTAssertEqual(priced.status, 0, priced.stderr)
+        for words in ["a100-80gb", "device_hours", "cost", "Fastest layouts on", "layouts evaluated"] {
+            XCTAssertTrue(priced.stdout.contains(words), "missing \(words) in \(priced.stdout)")
+        }
+        let forced = try Tool.run("gpt-plan", ["--flops", "1.23e22", "--gpu", "h100-sxm-80gb", "--devices", "1",
+                                               "--zero-stage", "0"])
+        XCTAssertEqual(forced.status, 2)
+        XCTAssertTrue(forced.stderr.contains("no layout of 1 h100-sxm-80gb device fits"), forced.stderr)
+        XCTAssertTrue(forced.stderr.contains("usable"), forced.stderr)
+        // A layout the recipe cannot carry yet is refused, and no file is written.
+        let dir = try Fixtures.directory("plan-layout")
+        let sharded = try Tool.run("gpt-plan", ["--flops", "1.23e22", "--gpu", "h100-sxm-80gb", "--devices", "8",
+                                                "--tensor-parallel", "2", "-o", "r.toml"], in: dir)
+        XCTAssertEqual(sharded.status, 2)
+        XCTAssertTrue(sharded.stderr.contains("training.zero_stage"), sharded.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/r.toml"))
+        let list = try Tool.run("gpt-plan", ["--gpu", "list"])
+        XCTAssertEqual(list.status, 0)
+        for name in ["a100-40gb", "a100-80gb", "h100-sxm-80gb", "h200-141gb", "mi300x", "cpu"] {
+            XCTAssertTrue(list.stdout.contains(name), list.stdout)
         }
     }
 

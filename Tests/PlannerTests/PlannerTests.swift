@@ -151,22 +151,22 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(Double(plan.steps * plan.batchTokens) / plan.tokens, 1, accuracy: 0.005)
         XCTAssertLessThanOrEqual(plan.memoryBytes, 0.9 * 80 * 1024 * 1024 * 1024)
         XCTAssertEqual(plan.predictedLoss, ChinchillaFit.epoch.loss(params: Double(plan.params), tokens: plan.tokens), accuracy: 1e-12)
-        XCTAssertFalse(plan.rationale.isEmpty)
+        XCTAssertEqual(plan.execution.hardware.precision, .float32)
+        XCTAssertEqual(plan.layout.tensorParallel * plan.layout.pipelineParallel, 1)
     }
 
-    func testMicroBatchIsTheLargestThatFits() throws {
+    func testMicroBatchIsTheLargestDivisorThatFits() throws {
         var r = request(.flops(1e21))
-        r.devices = 8
-        r.deviceMemoryBytes = 80 * 1024 * 1024 * 1024
+        r.devices = .fixed(8)
         let plan = try Plan.make(r)
-        let usable = 0.9 * r.deviceMemoryBytes
+        let usable = 0.9 * 80 * 1024 * 1024 * 1024
         XCTAssertEqual(plan.batchSequences, plan.microBatch * plan.gradAccum * 8)
         XCTAssertLessThanOrEqual(plan.shape.trainingMemoryBytes(microBatch: plan.microBatch), usable)
-        if plan.gradAccum > 1 {
-            // Fewer accumulation steps would need a micro-batch that does not fit.
-            let perDevice = plan.batchSequences / 8
-            let needed = (perDevice + plan.gradAccum - 2) / (plan.gradAccum - 1)
-            XCTAssertGreaterThan(plan.shape.trainingMemoryBytes(microBatch: needed), usable)
+        XCTAssertEqual(plan.memoryBytes, plan.shape.trainingMemoryBytes(microBatch: plan.microBatch))
+        // Every larger micro-batch that divides a device's share would not fit.
+        let perDevice = plan.batchSequences / 8
+        for micro in (plan.microBatch + 1)...perDevice where perDevice % micro == 0 {
+            XCTAssertGreaterThan(plan.shape.trainingMemoryBytes(microBatch: micro), usable, "\(micro)")
         }
     }
 
@@ -197,7 +197,8 @@ final class PlanTests: XCTestCase {
         let plan = try Plan.make(r)
         let (n, d) = ChinchillaFit.epoch.optimalAllocation(flops: 1e20)
         let target = BatchRule.kaplanCriticalTokens(loss: ChinchillaFit.epoch.loss(params: n, tokens: d))
-        XCTAssertEqual(Double(plan.batchTokens) / target, 1, accuracy: 0.01)
+        // The batch rounds to three significant bits (and whole sequences): at most 12.5% from the rule.
+        XCTAssertEqual(Double(plan.batchTokens) / target, 1, accuracy: 0.125)
     }
 
     func testTinyBudgetsGetShortContexts() throws {
@@ -211,34 +212,58 @@ final class PlanTests: XCTestCase {
     }
 
     func testNonsenseIsRejected() {
-        XCTAssertThrowsError(try Plan.make(request(.flops(-1))))
+        XCTAssertThrowsError(try Plan.make(request(.flops(-1)))) { error in
+            XCTAssertEqual(error as? PlanError, .outOfRange(.flops, -1))
+        }
         XCTAssertThrowsError(try Plan.make(request(.flops(.nan))))
         XCTAssertThrowsError(try Plan.make(request(.flops(1e10)))) { error in
-            guard case PlanError.budgetTooSmall(let message) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(message.contains("--vocab"), message)
+            guard case PlanError.budgetTooSmall(_, let smallest, let needed) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(smallest.nLayer, 1)
+            XCTAssertGreaterThan(needed, 1e10)
         }
         var tiny = request(.flops(1e24))
-        tiny.deviceMemoryBytes = 1e6
+        tiny.hardware = .given(.cpu(memoryBytes: 1e6, flops: 1e12, source: "test"))
         XCTAssertThrowsError(try Plan.make(tiny)) { error in
-            guard case PlanError.doesNotFit = error else { return XCTFail("\(error)") }
+            guard case PlanError.noLayout(1, "cpu", _, let least?) = error else { return XCTFail("\(error)") }
+            XCTAssertGreaterThan(least.memory.total, 0.9e6)
         }
     }
 
-    func testDevicesNeverBreakTheStepFloor() throws {
-        for devices in [1, 3, 8, 64] {
-            var r = request(.flops(3e15))
-            r.vocabSize = 65
-            r.devices = devices
+    /// Issue 14: these trapped converting a huge Double to Int; now each is a clear error.
+    func testHugeTargetsAreErrorsNotTraps() {
+        for target in [PlanRequest.Target.params(1e24), .tokens(1e25), .flops(1e50), .flops(1e300)] {
+            XCTAssertThrowsError(try Plan.make(request(target)), "\(target)") { error in
+                guard case PlanError.budgetTooLarge = error else { return XCTFail("\(target): \(error)") }
+            }
+        }
+    }
+
+    func testDevicesNeverBreakTheStepFloorNorChangeTheAllocation() throws {
+        var base = request(.flops(3e15))
+        base.vocabSize = 65
+        let one = try Plan.make(base)
+        for devices in [1, 2, 8] {
+            var r = base
+            r.devices = .fixed(devices)
             let plan = try Plan.make(r)
             XCTAssertGreaterThanOrEqual(plan.steps, minimumSteps, "\(devices) devices")
             XCTAssertEqual(plan.batchSequences, plan.microBatch * plan.gradAccum * devices)
+            XCTAssertEqual(plan.batch, one.batch)
+            XCTAssertEqual(plan.schedule, one.schedule)
         }
-        // Too many devices for the tokens: a clear error, not a plan with a handful of steps.
-        var r = request(.flops(1e13))
-        r.vocabSize = 65
-        r.devices = 4096
+        // More data-parallel ranks than sequences in a batch: a clear error, not a different batch.
+        var r = base
+        r.devices = .fixed(4096)
         XCTAssertThrowsError(try Plan.make(r)) { error in
-            XCTAssertTrue("\(error)".contains("fewer --devices"), "\(error)")
+            guard case PlanError.noLayout(4096, _, .batchNotDivisible?, _) = error else { return XCTFail("\(error)") }
+        }
+    }
+
+    func testBatchHasThreeSignificantBits() throws {
+        for c in [1e17, 1e19, 1e21] {
+            let b = try Plan.make(request(.flops(c))).batchSequences
+            var x = b
+            while x >= 8 { XCTAssertEqual(x % 2, 0, "\(b) at \(c)"); x /= 2 }
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Formatting
 import Planner
 import Recipe
 import XCTest

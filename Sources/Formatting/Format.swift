@@ -5,8 +5,10 @@ public func sig(_ x: Double, _ digits: Int = 3) -> String {
     String(format: "%.\(digits)g", x)
 }
 
-/// A count with an SI suffix: 124.4M, 1.02B, 20.2T.
+/// A count with an SI suffix: 124.4M, 1.02B, 20.2T; 2.5e+21 from 1e18.
 public func si(_ x: Double, _ digits: Int = 3) -> String {
+    // Past the suffixes, exponent form (2.5e+21) rather than thousands of P.
+    guard abs(x) < 1e18 || !x.isFinite else { return sig(x, digits) }
     let units: [(Double, String)] = [(1e15, "P"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")]
     for (scale, suffix) in units where abs(x) >= scale {
         return sig(x / scale, digits) + suffix

@@ -1,0 +1,107 @@
+/// How a device trains: the precision of its arithmetic decides which bytes a parameter costs and which activation
+/// model applies.
+public enum TrainingPrecision: String, Sendable, Equatable, Codable {
+    /// bf16 weights and gradients in the matrix products, fp32 master weights and AdamW moments (Micikevicius et
+    /// al. 2018; the ZeRO paper's K = 12), activations as Korthikanti et al. 2022 count them.
+    case mixed
+    /// Everything in float32, as gpt-train runs on CPUs: 4 bytes each for weights, gradients and the two AdamW
+    /// moments, and gpt-train's own activation buffers.
+    case float32
+}
+
+/// A kind of device and the machine it sits in: what the layout search and the time model need to know. The
+/// presets' figures are the vendors' datasheet numbers (docs/planner.md names each document).
+public struct Hardware: Sendable, Equatable {
+    public var name: String
+    /// Memory of one device, in bytes.
+    public var memoryBytes: Double
+    /// Dense peak FLOP/s of one device in the precision the run trains in (bf16 tensor cores for `.mixed`).
+    public var peakFlops: Double
+    /// Dense peak FLOP/s in plain float32 (information: what a float32 run would get).
+    public var fp32Flops: Double
+    public var devicesPerNode: Int
+    /// Bytes a second one device can send to another device in its node (one direction).
+    public var intraNodeBandwidth: Double
+    /// Bytes a second one device can send to a device in another node (one direction, its share of the NICs).
+    public var interNodeBandwidth: Double
+    public var precision: TrainingPrecision
+    /// Model FLOPs utilisation assumed when none is given.
+    public var defaultMFU: Double
+    /// A layout is feasible only when its per-device total stays under this share of `memoryBytes`.
+    public var usableFraction: Double
+    /// Bytes a device spends outside the model: runtime context, communication buffers, workspaces.
+    public var reservedBytes: Double
+    /// Where the figures come from, in a few words.
+    public var source: String
+
+    public init(name: String, memoryBytes: Double, peakFlops: Double, fp32Flops: Double, devicesPerNode: Int,
+                intraNodeBandwidth: Double, interNodeBandwidth: Double, precision: TrainingPrecision,
+                defaultMFU: Double, usableFraction: Double, reservedBytes: Double, source: String) {
+        self.name = name
+        self.memoryBytes = memoryBytes
+        self.peakFlops = peakFlops
+        self.fp32Flops = fp32Flops
+        self.devicesPerNode = devicesPerNode
+        self.intraNodeBandwidth = intraNodeBandwidth
+        self.interNodeBandwidth = interNodeBandwidth
+        self.precision = precision
+        self.defaultMFU = defaultMFU
+        self.usableFraction = usableFraction
+        self.reservedBytes = reservedBytes
+        self.source = source
+    }
+
+    /// Share of a GPU's memory a layout may plan to use: PyTorch's caching allocator fragments memory (the ZeRO
+    /// paper, §3.2, reports running out of memory with over 30% free at worst; 10% headroom is the common rule).
+    public static let gpuUsableFraction = 0.9
+    /// CUDA/ROCm context, cuBLAS workspaces and NCCL buffers: about 1 GiB in practice; 2 GiB is allowed.
+    public static let gpuReservedBytes = 2.0 * 0x1p30
+    /// MFU assumed on GPUs: PaLM 540B trained at 46.2% (Chowdhery et al. 2022, Table 3), Megatron-LM's GPT-3 175B at
+    /// 138 TFLOP/s of 312 on A100 (Narayanan et al. 2021, Table 1: 44%), Llama 3 405B at 38-43% (Dubey et al.
+    /// 2024, Table 4).
+    public static let gpuDefaultMFU = 0.4
+
+    static func gpu(_ name: String, memoryGB: Double, bf16: Double, fp32: Double, perNode: Int, nvlink: Double,
+                    network: Double, source: String) -> Hardware {
+        Hardware(name: name, memoryBytes: memoryGB * 1e9, peakFlops: bf16, fp32Flops: fp32, devicesPerNode: perNode,
+                 intraNodeBandwidth: nvlink, interNodeBandwidth: network, precision: .mixed,
+                 defaultMFU: gpuDefaultMFU, usableFraction: gpuUsableFraction, reservedBytes: gpuReservedBytes,
+                 source: source)
+    }
+
+    /// NVIDIA A100 40GB SXM: 312 TFLOP/s dense bf16, 19.5 fp32; NVLink 600 GB/s (300 each way); a DGX A100 has 8
+    /// and eight 200 Gb/s HDR InfiniBand ports (25 GB/s a GPU).
+    public static let a100_40gb = gpu("a100-40gb", memoryGB: 40, bf16: 312e12, fp32: 19.5e12, perNode: 8,
+                                      nvlink: 300e9, network: 25e9, source: "NVIDIA A100 datasheet; DGX A100 datasheet")
+    public static let a100_80gb = gpu("a100-80gb", memoryGB: 80, bf16: 312e12, fp32: 19.5e12, perNode: 8,
+                                      nvlink: 300e9, network: 25e9, source: "NVIDIA A100 datasheet; DGX A100 datasheet")
+    /// NVIDIA H100 SXM5 80GB: 989 TFLOP/s dense bf16, 67 fp32; NVLink 900 GB/s (450 each way); DGX H100: 8 GPUs,
+    /// eight 400 Gb/s NDR ports (50 GB/s a GPU).
+    public static let h100_sxm_80gb = gpu("h100-sxm-80gb", memoryGB: 80, bf16: 989e12, fp32: 67e12, perNode: 8,
+                                          nvlink: 450e9, network: 50e9, source: "NVIDIA H100 datasheet; DGX H100 datasheet")
+    /// NVIDIA H200 SXM 141GB: the H100's compute (989 TFLOP/s dense bf16, 67 fp32) and NVLink (900 GB/s).
+    public static let h200_141gb = gpu("h200-141gb", memoryGB: 141, bf16: 989e12, fp32: 67e12, perNode: 8,
+                                       nvlink: 450e9, network: 50e9, source: "NVIDIA H200 datasheet")
+    /// AMD Instinct MI300X: 192 GB HBM3, 1307.4 TFLOP/s dense bf16, 163.4 fp32; 8 per platform over Infinity Fabric
+    /// (7 links of 64 GB/s each way to the other 7 GPUs: 448 GB/s), one 400 Gb/s NIC a GPU.
+    public static let mi300x = gpu("mi300x", memoryGB: 192, bf16: 1307.4e12, fp32: 163.4e12, perNode: 8,
+                                   nvlink: 448e9, network: 50e9, source: "AMD Instinct MI300X data sheet")
+
+    /// The GPU presets, in the order `--gpu list` shows them.
+    public static let gpuPresets: [Hardware] = [a100_40gb, a100_80gb, h100_sxm_80gb, h200_141gb, mi300x]
+
+    /// The hardware a plan assumes when no flag names any and the run does not fit this machine.
+    public static let defaultGPU = h100_sxm_80gb
+
+    /// This machine as gpt-train uses it: one process, float32, `memoryBytes` of RAM and the measured sgemm rate.
+    /// The 90% memory share is what gpt-train's own check allows; nothing else is reserved, as gpt-train's
+    /// buffers are counted exactly. gpt-train has no communication (its `devices` are accumulated in one
+    /// process), so none is modelled: the bandwidths are infinite.
+    public static func cpu(memoryBytes: Double, flops: Double, source: String) -> Hardware {
+        Hardware(name: "cpu", memoryBytes: memoryBytes, peakFlops: flops, fp32Flops: flops, devicesPerNode: 1,
+                 intraNodeBandwidth: .infinity, interNodeBandwidth: .infinity, precision: .float32, defaultMFU: 0.4,
+                 usableFraction: 0.9, reservedBytes: 0, source: source)
+    }
+
+    public static func preset(named name: String) -> Hardware? { gpuPresets.first { $0.name == name } }
+}

@@ -1,0 +1,356 @@
+import GPTShape
+/// How a run is spread over devices: d·t·p devices, each optimizer step `microBatch × gradAccum × d` sequences.
+public struct Layout: Sendable, Equatable, Hashable {
+    public var dataParallel: Int
+    public var tensorParallel: Int
+    public var pipelineParallel: Int
+    /// ZeRO stage 0-3 over the data-parallel ranks (3 = FSDP's full sharding).
+    public var zeroStage: Int
+    public var recompute: Recompute
+    public var microBatch: Int
+    public var gradAccum: Int
+
+    public init(dataParallel: Int, tensorParallel: Int = 1, pipelineParallel: Int = 1, zeroStage: Int = 0,
+                recompute: Recompute = .none, microBatch: Int, gradAccum: Int) {
+        self.dataParallel = dataParallel
+        self.tensorParallel = tensorParallel
+        self.pipelineParallel = pipelineParallel
+        self.zeroStage = zeroStage
+        self.recompute = recompute
+        self.microBatch = microBatch
+        self.gradAccum = gradAccum
+    }
+
+    public var devices: Int { dataParallel * tensorParallel * pipelineParallel }
+    public var batchSequences: Int { microBatch * gradAccum * dataParallel }
+}
+
+/// Bytes one device holds (the heaviest one: the first pipeline stage, or the last when it is heavier).
+public struct MemoryBreakdown: Sendable, Equatable {
+    public var weights: Double
+    public var gradients: Double
+    public var optimizer: Double
+    public var activations: Double
+    /// Runtime context, communication buffers, workspaces: the hardware's reserved allowance.
+    public var other: Double
+    public var total: Double { weights + gradients + optimizer + activations + other }
+}
+
+/// Seconds of one optimizer step, by cause.
+public struct StepTime: Sendable, Equatable {
+    /// The model's FLOPs (and any recomputation) at the assumed MFU.
+    public var compute: Double
+    /// Pipeline fill and drain: (p − 1)/m of the compute, m micro-batches a step.
+    public var bubble: Double
+    /// Data-parallel gradient all-reduce, or ZeRO's reduce-scatters and all-gathers, not hidden behind compute.
+    public var dataParallel: Double
+    /// Tensor-parallel all-reduces (all-gathers and reduce-scatters with sequence parallelism), every layer.
+    public var tensorParallel: Double
+    /// Activations and their gradients sent between pipeline stages.
+    public var pipeline: Double
+    public var total: Double { compute + bubble + dataParallel + tensorParallel + pipeline }
+}
+
+/// A layout with its memory and time.
+public struct LayoutEstimate: Sendable, Equatable {
+    public var layout: Layout
+    public var memory: MemoryBreakdown
+    /// What a layout may use: the hardware's usable share of its memory.
+    public var usableBytes: Double
+    public var step: StepTime
+    public var fits: Bool { memory.total <= usableBytes }
+}
+
+/// Why a forced or searched layout cannot exist.
+public enum LayoutProblem: Error, Sendable, Equatable {
+    /// d·t·p must equal the devices.
+    case devicesNotFactored(devices: Int, tensorParallel: Int, pipelineParallel: Int)
+    /// micro × accumulation × d must equal the batch.
+    case batchNotDivisible(batchSequences: Int, dataParallel: Int)
+    case tensorParallelInvalid(Int, heads: Int, devicesPerNode: Int)
+    case pipelineParallelInvalid(Int, layers: Int)
+    case zeroStageInvalid(Int)
+    /// The hardware trains in float32 one process a device, as gpt-train does: no tensor or pipeline parallelism,
+    /// no ZeRO, no recomputation.
+    case unsupportedOnCPU
+    case doesNotFit(needed: Double, usable: Double)
+}
+
+/// What the search may not change.
+public struct LayoutConstraints: Sendable, Equatable {
+    public var zeroStage: Int?
+    public var tensorParallel: Int?
+    public var pipelineParallel: Int?
+    public var recompute: Recompute?
+    public init(zeroStage: Int? = nil, tensorParallel: Int? = nil, pipelineParallel: Int? = nil,
+                recompute: Recompute? = nil) {
+        self.zeroStage = zeroStage
+        self.tensorParallel = tensorParallel
+        self.pipelineParallel = pipelineParallel
+        self.recompute = recompute
+    }
+}
+
+public enum LayoutModel {
+    /// Tensor-parallel widths searched: powers of two up to a node.
+    public static let tensorWidths = [1, 2, 4, 8]
+
+    /// Parameters on the heaviest device after tensor and pipeline parallelism: the first stage's share of the
+    /// layers with the embeddings (the last holds the tied head's copy, never more), split t ways.
+    static func stageParams(_ shape: ModelShape, t: Int, p: Int) -> (first: Double, last: Double) {
+        let layers = Double((shape.nLayer + p - 1) / p)
+        let perLayer = Double(shape.parametersPerLayer)
+        let tokenEmbedding = Double(shape.vocabSize * shape.dModel)
+        let positions = Double(shape.seqLen * shape.dModel)
+        let finalNorm = Double(shape.parameterCount.nonEmbedding - shape.nLayer * shape.parametersPerLayer)
+        if p == 1 { return (Double(shape.parameterCount.total) / Double(t), Double(shape.parameterCount.total) / Double(t)) }
+        return ((layers * perLayer + tokenEmbedding + positions) / Double(t),
+                (layers * perLayer + tokenEmbedding + finalNorm) / Double(t))
+    }
+
+    /// Per-device memory of `layout` for `shape` on `hardware`, term by term.
+    public static func memory(shape: ModelShape, layout l: Layout, hardware: Hardware) -> MemoryBreakdown {
+        if hardware.precision == .float32 {
+            // gpt-train: everything float32, its own activation buffers counted exactly.
+            let state = MemoryModel.modelState(params: Double(shape.parameterCount.total), zeroStage: l.zeroStage,
+                                               dataParallel: l.dataParallel,
+                                               weightBytes: MemoryModel.float32WeightBytes,
+                                               gradientBytes: MemoryModel.float32GradientBytes,
+                                               optimizerBytes: MemoryModel.float32OptimizerBytes)
+            return MemoryBreakdown(weights: state.weights, gradients: state.gradients, optimizer: state.optimizer,
+                                   activations: 4 * Double(shape.activationFloats(batch: l.microBatch)),
+                                   other: hardware.reservedBytes)
+        }
+        let t = l.tensorParallel, p = l.pipelineParallel
+        let (s, b, h, a) = (shape.seqLen, l.microBatch, shape.dModel, shape.nHead)
+        let layers = Double((shape.nLayer + p - 1) / p)
+        let perLayer = MemoryModel.activationBytesPerLayer(s: s, b: b, h: h, a: a, t: t, recompute: l.recompute)
+        // Full recomputation rebuilds one layer's activations at a time in the backward pass.
+        let working = l.recompute == .full
+            ? MemoryModel.activationBytesPerLayer(s: s, b: b, h: h, a: a, t: t, recompute: .none) : 0
+        let inFlight = p == 1 ? 1 : min(p, l.gradAccum)   // 1F1B: the first stage holds p micro-batches
+        let output = MemoryModel.outputActivationBytes(s: s, b: b, h: h, t: t, vocab: shape.vocabSize)
+        let embedding = MemoryModel.embeddingActivationBytes(s: s, b: b, h: h, t: t, inFlight: inFlight)
+        let params = stageParams(shape, t: t, p: p)
+        func stage(_ psi: Double, _ activations: Double) -> MemoryBreakdown {
+            let state = MemoryModel.modelState(params: psi, zeroStage: l.zeroStage, dataParallel: l.dataParallel)
+            return MemoryBreakdown(weights: state.weights, gradients: state.gradients, optimizer: state.optimizer,
+                                   activations: activations, other: hardware.reservedBytes)
+        }
+        let first = stage(params.first, perLayer * layers * Double(inFlight) + embedding + working
+                          + (p == 1 ? output : 0))
+        guard p > 1 else { return first }
+        let last = stage(params.last, perLayer * layers + output + working)
+        return last.total > first.total ? last : first
+    }
+
+    /// One optimizer step of `layout` on `hardware` at `mfu`, by cause (the time model in docs/planner.md).
+    public static func stepTime(shape: ModelShape, layout l: Layout, hardware: Hardware, mfu: Double) -> StepTime {
+        let d = l.dataParallel, t = l.tensorParallel, p = l.pipelineParallel, m = l.gradAccum
+        let devices = Double(l.devices)
+        let tokens = Double(l.batchSequences * shape.seqLen)
+        var flopsPerToken = shape.flopsPerTokenWithAttention()
+        switch l.recompute {
+        case .none: break
+        case .selective: flopsPerToken += 4 * Double(shape.nLayer * shape.dModel * shape.seqLen)   // attention's forward again
+        case .full: flopsPerToken += flopsPerToken / 3                                                // the whole forward again
+        }
+        let compute = flopsPerToken * tokens / (devices * hardware.peakFlops * mfu)
+        let bubble = compute * Double(p - 1) / Double(m)
+        let perMicro = compute / Double(m)
+
+        // Data parallelism: ring collectives move (d−1)/d of the buffer per device per pass.
+        let psi = stageParams(shape, t: t, p: p).first
+        let gradientBytes = hardware.precision == .float32 ? MemoryModel.float32GradientBytes : MemoryModel.mixedGradientBytes
+        let dpBandwidth = t * d > hardware.devicesPerNode ? hardware.interNodeBandwidth : hardware.intraNodeBandwidth
+        var dataParallel = 0.0
+        if d > 1 {
+            let ring = Double(d - 1) / Double(d) * gradientBytes * psi / dpBandwidth
+            switch l.zeroStage {
+            case 0, 1:
+                // One all-reduce (reduce-scatter + all-gather: 2 passes) a step, overlapped with the last
+                // micro-batch's backward pass (2/3 of its compute).
+                dataParallel = max(0, 2 * ring - perMicro * 2 / 3)
+            case 2:
+                // A reduce-scatter of the gradients every micro-batch behind its backward pass, then one all-gather
+                // of the updated weights.
+                dataParallel = Double(m) * max(0, ring - perMicro * 2 / 3) + ring
+            default:
+                // ZeRO-3: weights gathered for the forward and again for the backward, gradients reduce-scattered,
+                // every micro-batch (1.5× the all-reduce volume, ZeRO §7.2.2), prefetched behind its compute.
+                dataParallel = Double(m) * max(0, 3 * ring - perMicro)
+            }
+        }
+        // Tensor parallelism: 4 all-reduces (or all-gather + reduce-scatter pairs) of b·s·h 16-bit values per layer
+        // and micro-batch, 2 more with full recomputation; on the critical path.
+        var tensorParallel = 0.0
+        if t > 1 {
+            let bytes = 2 * Double(l.microBatch * shape.seqLen * shape.dModel)
+            let collectives = Double(l.recompute == .full ? 6 : 4) * Double((shape.nLayer + p - 1) / p)
+            tensorParallel = Double(m) * collectives * 2 * Double(t - 1) / Double(t) * bytes / hardware.intraNodeBandwidth
+        }
+        // Pipeline: each micro-batch's activations forward and their gradients back across each boundary, split t
+        // ways (Megatron's scatter/gather); the fill and drain add p − 1 transfers.
+        var pipeline = 0.0
+        if p > 1 {
+            let bytes = 2 * Double(l.microBatch * shape.seqLen * shape.dModel) / Double(t)
+            let bandwidth = t * d >= hardware.devicesPerNode ? hardware.interNodeBandwidth : hardware.intraNodeBandwidth
+            pipeline = 2 * Double(m + p - 1) * bytes / bandwidth
+        }
+        return StepTime(compute: compute, bubble: bubble, dataParallel: dataParallel, tensorParallel: tensorParallel,
+                        pipeline: pipeline)
+    }
+
+    public static func estimate(shape: ModelShape, layout: Layout, hardware: Hardware, mfu: Double) -> LayoutEstimate {
+        LayoutEstimate(layout: layout, memory: memory(shape: shape, layout: layout, hardware: hardware),
+                       usableBytes: hardware.memoryBytes * hardware.usableFraction,
+                       step: stepTime(shape: shape, layout: layout, hardware: hardware, mfu: mfu))
+    }
+
+    /// The (t, p, ZeRO, recompute) choices the hardware and the constraints allow, before micro-batches.
+    static func structures(shape: ModelShape, devices k: Int, batchSequences: Int, hardware: Hardware,
+                           constraints c: LayoutConstraints) -> [(t: Int, p: Int, zero: Int, recompute: Recompute)] {
+        let cpu = hardware.precision == .float32
+        let widths = cpu ? [1] : tensorWidths.filter { $0 <= hardware.devicesPerNode && shape.nHead % $0 == 0 }
+        let stages = cpu ? [1] : Array(1...max(1, min(shape.nLayer, k)))
+        let zeros = cpu ? [0] : [0, 1, 2, 3]
+        let modes: [Recompute] = cpu ? [.none] : Recompute.allCases
+        var out: [(Int, Int, Int, Recompute)] = []
+        for t in widths where c.tensorParallel.map({ $0 == t }) ?? true {
+            for p in stages where c.pipelineParallel.map({ $0 == p }) ?? true {
+                guard k % (t * p) == 0 else { continue }
+                let d = k / (t * p)
+                guard batchSequences % d == 0 else { continue }
+                for z in zeros where c.zeroStage.map({ $0 == z }) ?? true {
+                    if d == 1 && z > 0 { continue }   // nothing to partition over
+                    for r in modes where c.recompute.map({ $0 == r }) ?? true { out.append((t, p, z, r)) }
+                }
+            }
+        }
+        return out
+    }
+
+    /// The result of a search on a fixed number of devices.
+    public struct Search: Sendable {
+        /// Feasible layouts, fastest first (ties: fewer model-parallel devices, lower ZeRO stage, less
+        /// recomputation, larger micro-batch).
+        public var ranked: [LayoutEstimate]
+        /// Layouts evaluated (memory and time), feasible or not.
+        public var tried: Int
+        /// The layout that needs the least memory, when none fits: what the error reports.
+        public var leastMemory: LayoutEstimate?
+    }
+
+    /// Every layout of `devices` devices that trains `batchSequences` sequences a step exactly, evaluated.
+    public static func search(shape: ModelShape, batchSequences: Int, devices k: Int, hardware: Hardware, mfu: Double,
+                              constraints: LayoutConstraints = LayoutConstraints(), keep: Int = 8) -> Search {
+        var ranked: [LayoutEstimate] = []
+        var tried = 0
+        var least: LayoutEstimate?
+        func rank(_ e: LayoutEstimate) -> (Double, Int, Int, Int, Int) {
+            let l = e.layout
+            let modes: [Recompute] = [.none, .selective, .full]
+            return (e.step.total, l.tensorParallel * l.pipelineParallel, l.zeroStage,
+                    modes.firstIndex(of: l.recompute)!, -l.microBatch)
+        }
+        for s in structures(shape: shape, devices: k, batchSequences: batchSequences, hardware: hardware,
+                            constraints: constraints) {
+            let d = k / (s.t * s.p)
+            let perRank = batchSequences / d
+            // Micro-batches that divide the rank's share, smallest first: memory grows with the micro-batch.
+            for micro in 1...perRank where perRank % micro == 0 {
+                let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
+                                    recompute: s.recompute, microBatch: micro, gradAccum: perRank / micro)
+                let e = estimate(shape: shape, layout: layout, hardware: hardware, mfu: mfu)
+                tried += 1
+                if least == nil || e.memory.total < least!.memory.total { least = e }
+                guard e.fits else { break }
+                if ranked.count < keep || rank(e) < rank(ranked[ranked.count - 1]) {
+                    ranked.append(e)
+                    ranked.sort { rank($0) < rank($1) }
+                    if ranked.count > keep { ranked.removeLast() }
+                }
+            }
+        }
+        return Search(ranked: ranked, tried: tried, leastMemory: least)
+    }
+
+    /// Whether some layout of `devices` devices fits, checked at the least memory each structure allows (micro-batch
+    /// 1, full recomputation and ZeRO-3 unless constrained): cheap, for finding the fewest devices.
+    static func anyFits(shape: ModelShape, batchSequences: Int, devices k: Int, hardware: Hardware,
+                        constraints: LayoutConstraints, tried: inout Int) -> Bool {
+        let cpu = hardware.precision == .float32
+        var c = constraints
+        if !cpu { c.recompute = c.recompute ?? .full }
+        for s in structures(shape: shape, devices: k, batchSequences: batchSequences, hardware: hardware,
+                            constraints: c) {
+            let d = k / (s.t * s.p)
+            // The least memory: the highest ZeRO stage allowed (nothing to shard with one rank).
+            if !cpu, constraints.zeroStage == nil, s.zero != (d > 1 ? 3 : 0) { continue }
+            let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
+                                recompute: s.recompute, microBatch: 1, gradAccum: batchSequences / d)
+            tried += 1
+            if memory(shape: shape, layout: layout, hardware: hardware).total
+                <= hardware.memoryBytes * hardware.usableFraction { return true }
+        }
+        return false
+    }
+
+    /// Device counts `--devices auto` considers, fewest first: powers of two up to a node, then whole nodes.
+    public static func deviceCounts(hardware: Hardware, upTo limit: Int = 1 << 20) -> [Int] {
+        var counts: [Int] = []
+        var k = 1
+        while k < hardware.devicesPerNode { counts.append(k); k *= 2 }
+        let node = max(1, hardware.devicesPerNode)
+        var n = node
+        while n <= limit {
+            counts.append(n)
+            // Whole nodes one by one up to 64 nodes, then powers of two (a multiple of a node, and a sparse enough
+            // list for the largest runs).
+            n = n < 64 * node ? n + node : n * 2
+        }
+        return counts
+    }
+}
+
+/// Whether a recipe's layout fits its hardware: the `gpt-plan check` rule. Takes plain values so that a caller
+/// holding a recipe needs one call. Returns the per-device breakdown, or the problem.
+public func checkLayoutFits(nLayer: Int, nHead: Int, dModel: Int, dFF: Int, seqLen: Int, vocabSize: Int, bias: Bool,
+                            devices: Int, microBatch: Int, gradAccum: Int, zeroStage: Int, tensorParallel: Int,
+                            pipelineParallel: Int, recompute: Recompute, deviceMemoryBytes: Double,
+                            precision: TrainingPrecision = .mixed) -> Result<MemoryBreakdown, LayoutProblem> {
+    let shape = ModelShape(nLayer: nLayer, nHead: nHead, dModel: dModel, dFF: dFF, seqLen: seqLen,
+                           vocabSize: vocabSize, bias: bias)
+    guard (0...3).contains(zeroStage) else { return .failure(.zeroStageInvalid(zeroStage)) }
+    guard tensorParallel >= 1, nHead % tensorParallel == 0 else {
+        return .failure(.tensorParallelInvalid(tensorParallel, heads: nHead, devicesPerNode: 8))
+    }
+    guard pipelineParallel >= 1, pipelineParallel <= nLayer else {
+        return .failure(.pipelineParallelInvalid(pipelineParallel, layers: nLayer))
+    }
+    guard devices % (tensorParallel * pipelineParallel) == 0 else {
+        return .failure(.devicesNotFactored(devices: devices, tensorParallel: tensorParallel,
+                                            pipelineParallel: pipelineParallel))
+    }
+    if precision == .float32, tensorParallel > 1 || pipelineParallel > 1 || zeroStage > 0 || recompute != .none {
+        return .failure(.unsupportedOnCPU)
+    }
+    let layout = Layout(dataParallel: devices / (tensorParallel * pipelineParallel), tensorParallel: tensorParallel,
+                        pipelineParallel: pipelineParallel, zeroStage: zeroStage, recompute: recompute,
+                        microBatch: microBatch, gradAccum: gradAccum)
+    var hardware = precision == .float32
+        ? Hardware.cpu(memoryBytes: deviceMemoryBytes, flops: 1, source: "")
+        : Hardware.defaultGPU
+    hardware.memoryBytes = deviceMemoryBytes
+    let memory = LayoutModel.memory(shape: shape, layout: layout, hardware: hardware)
+    let usable = deviceMemoryBytes * hardware.usableFraction
+    return memory.total <= usable ? .success(memory) : .failure(.doesNotFit(needed: memory.total, usable: usable))
+}
+
+extension LayoutModel {
+    /// Parameters the heaviest device holds under `layout` (after tensor and pipeline parallelism, before ZeRO).
+    public static func stageParamsOnDevice(_ shape: ModelShape, _ layout: Layout) -> Double {
+        let s = stageParams(shape, t: layout.tensorParallel, p: layout.pipelineParallel)
+        return max(s.first, s.last)
+    }
+}
