@@ -329,50 +329,83 @@ struct ByteLines: Sequence {
 
 /// toml++ 3 (inside TOMLKit 0.6.0) aborts the process with a failed assertion, instead of reporting a syntax
 /// error, on a table header whose name does not begin with a key character: `[.checkpoint]`, `[ #]`, `[[*]]`,
-/// `[é]`. This finds such a header first, so that it is reported like any other syntax error. Lines inside
-/// multi-line strings are skipped; a line of a multi-line array that starts with `[` is checked too, which at worst
-/// reports a syntax error for an array a recipe could not use anyway.
+/// `[\logging]`, `[é]`. This finds such a header first, so that it is reported like any other syntax error. A
+/// small lexer skips comments and strings (one-line and multi-line, basic and literal), so that only lines that
+/// begin outside a string are taken for headers; a line of a multi-line array that starts with `[` is checked
+/// too, which at worst reports a syntax error for an array a recipe could not use anyway.
 enum TableHeaderCheck {
+    private enum State { case normal, comment, basic, literal, multilineBasic, multilineLiteral }
+
     static func firstUnparsableHeader(in text: String) -> (line: Int, column: Int)? {
-        let lines = ByteLines(bytes: Array(text.utf8))
-        let b = lines.bytes
-        var openString: UInt8? = nil   // the quote of an open multi-line string
-        func tripleQuote(at i: Int, end: Int) -> UInt8? {
-            guard i + 2 < end, b[i] == 0x22 || b[i] == 0x27, b[i + 1] == b[i], b[i + 2] == b[i] else { return nil }
-            return b[i]
+        let b = Array(text.utf8)
+        let n = b.count
+        let quote: UInt8 = 0x22, apostrophe: UInt8 = 0x27, backslash: UInt8 = 0x5C, newline: UInt8 = 0x0A
+        func triple(_ i: Int, _ q: UInt8) -> Bool { i + 2 < n && b[i] == q && b[i + 1] == q && b[i + 2] == q }
+        func isBlank(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 }
+        func isKeyStart(_ c: UInt8) -> Bool {
+            c == UInt8(ascii: "]") || c == quote || c == apostrophe || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
+                || (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c)
         }
-        for (number, range) in lines {
-            var i = range.lowerBound
-            if let quote = openString {
-                // Skip to the closing delimiter, if it is on this line.
-                while i < range.upperBound, tripleQuote(at: i, end: range.upperBound) != quote { i += 1 }
-                guard i < range.upperBound else { continue }
-                i += 3
-                openString = nil
-            }
-            while i < range.upperBound, ByteLines.isBlank(b[i]) { i += 1 }
-            if i < range.upperBound, b[i] == UInt8(ascii: "[") {
+        var state = State.normal
+        var line = 1, lineStart = 0, atLineStart = true
+        var i = 0
+        while i < n {
+            let c = b[i]
+            if c == newline {
+                line += 1
+                lineStart = i + 1
+                if state == .comment || state == .basic || state == .literal { state = .normal }
+                if state == .normal { atLineStart = true }
                 i += 1
-                while i < range.upperBound, ByteLines.isBlank(b[i]) && b[i] != 0x0D { i += 1 }
-                if i < range.upperBound, b[i] == UInt8(ascii: "[") {
-                    i += 1
-                    while i < range.upperBound, ByteLines.isBlank(b[i]) && b[i] != 0x0D { i += 1 }
-                }
-                guard i < range.upperBound else { return (number, i - range.lowerBound + 1) }
-                let c = b[i]
-                let isKeyStart = c == UInt8(ascii: "]") || c == 0x22 || c == 0x27 || c == UInt8(ascii: "_")
-                    || c == UInt8(ascii: "-") || (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c)
-                if !isKeyStart { return (number, i - range.lowerBound + 1) }
                 continue
             }
-            // A multi-line string opened (and not closed) on this line.
-            while i < range.upperBound {
-                if let quote = tripleQuote(at: i, end: range.upperBound) {
-                    openString = openString == nil ? quote : (openString == quote ? nil : openString)
-                    i += 3
-                } else {
+            switch state {
+            case .normal:
+                if atLineStart {
+                    atLineStart = false
+                    while i < n, isBlank(b[i]) { i += 1 }
+                    guard i < n, b[i] == UInt8(ascii: "[") else { continue }
+                    // The header's name starts after '[', blanks, an optional second '[' and blanks.
+                    var j = i + 1
+                    while j < n, isBlank(b[j]) { j += 1 }
+                    if j < n, b[j] == UInt8(ascii: "[") {
+                        j += 1
+                        while j < n, isBlank(b[j]) { j += 1 }
+                    }
+                    if j < n, !isKeyStart(b[j]) { return (line, j - lineStart + 1) }
                     i += 1
+                    continue
                 }
+                if c == UInt8(ascii: "#") {
+                    state = .comment
+                } else if triple(i, quote) {
+                    state = .multilineBasic
+                    i += 2
+                } else if triple(i, apostrophe) {
+                    state = .multilineLiteral
+                    i += 2
+                } else if c == quote {
+                    state = .basic
+                } else if c == apostrophe {
+                    state = .literal
+                }
+                i += 1
+            case .comment:
+                i += 1
+            case .basic:
+                if c == backslash, i + 1 < n, b[i + 1] != newline { i += 2; continue }
+                if c == quote { state = .normal }
+                i += 1
+            case .literal:
+                if c == apostrophe { state = .normal }
+                i += 1
+            case .multilineBasic:
+                if c == backslash, i + 1 < n, b[i + 1] != newline { i += 2; continue }
+                if triple(i, quote) { state = .normal; i += 3; continue }
+                i += 1
+            case .multilineLiteral:
+                if triple(i, apostrophe) { state = .normal; i += 3; continue }
+                i += 1
             }
         }
         return nil

@@ -93,9 +93,8 @@ public enum RecipeWriter {
         func table(_ fields: [Field]) -> String {
             var out = "| key | type and range | default | meaning | why this range |\n|---|---|---|---|---|\n"
             for field in fields {
-                let former = field.formerPaths.isEmpty ? "" : " (formerly `\(field.formerPaths.joined(separator: "`, `"))`)"
                 out += "| `\(field.key)` | \(field.kind.allowed) | \(field.defaultValue.map { "`\($0)`" } ?? "required") "
-                    + "| \(field.doc)\(former) | \(field.bounds) |\n"
+                    + "| \(field.doc) | \(field.bounds) |\n"
             }
             return out
         }

@@ -154,6 +154,14 @@ final class RecipeMessageTests: XCTestCase {
             XCTAssertEqual(found.first?.line, line, header)
             XCTAssertEqual(found.first?.column, column, header)
         }
+        // Found after comments and strings that contain quotes (a fuzzer's find: `"""` in a comment).
+        for text in ["# version\"\"\"x\n[\\logging]\n", "a = \"x#\\\"y\"\n[.b]\n", "a = '#'\n[.b]\n",
+                     "a = \"\"\"\n]\"\"\"\n[.b]\n", "a = '''x'''\n[.b]\n"] {
+            let found = RecipeLoader.check(text: text, file: "r.toml").problems
+            XCTAssertEqual(found.map(\.kind), [.syntax], text)
+            XCTAssertEqual(found.first?.line, text.split(separator: "\n").count, text)
+            XCTAssertEqual(found.first?.column, 2, text)
+        }
         // Not headers: text inside multi-line strings, and valid headers.
         for text in ["a = \"\"\"\n[.x]\n\"\"\"\n", "a = '''\n[.x]'''\n", "[a]\n[ \"b\" ]\n['c']\n[[d]]\n[a.e]\n[_f]\n[-g]\n[0]\n"] {
             XCTAssertTrue(RecipeLoader.check(text: text, file: "r.toml").problems.allSatisfy { $0.kind != .syntax }, text)
