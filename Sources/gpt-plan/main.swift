@@ -379,6 +379,12 @@ struct Check: ParsableCommand {
                 continue
             }
             for problem in result.problems { print(problem.description) }
+            if result.passed, let r = result.recipe, let hardware = r.hardware,
+               let problem = Self.layoutProblem(r, hardware) {
+                print("\(file): error: training: \(problem)")
+                failed = true
+                continue
+            }
             if result.passed {
                 if !quiet {
                     let r = result.recipe!
@@ -395,6 +401,32 @@ struct Check: ParsableCommand {
         }
         if unreadable { throw ExitCode(2) }
         if failed { throw ExitCode(1) }
+    }
+
+    /// Whether the recipe's layout fits the memory of the `[hardware]` it names, by the planner's memory model;
+    /// nil when it does, else why not, with the fix.
+    static func layoutProblem(_ r: Recipe, _ hardware: Recipe.Hardware) -> String? {
+        let m = r.model, t = r.training
+        let precision: TrainingPrecision = hardware.name == "cpu" ? .float32 : .mixed
+        let outcome = checkLayoutFits(
+            nLayer: m.nLayer, nHead: m.nHead, dModel: m.dModel, dFF: m.dFF, seqLen: m.seqLen, vocabSize: m.vocabSize,
+            bias: m.bias, devices: t.devices, microBatch: t.microBatch, gradAccum: t.gradAccum, zeroStage: t.zeroStage,
+            tensorParallel: t.tensorParallel, pipelineParallel: t.pipelineParallel, recompute: t.recompute,
+            deviceMemoryBytes: Double(hardware.deviceMemory), precision: precision)
+        guard case .failure(let problem) = outcome else { return nil }
+        switch problem {
+        case .doesNotFit(let needed, let usable):
+            return "the layout (micro_batch \(t.microBatch), zero_stage \(t.zeroStage), tensor_parallel \(t.tensorParallel), "
+                + "pipeline_parallel \(t.pipelineParallel), recompute \(t.recompute.rawValue)) needs \(bytes(needed)) a device, "
+                + "over the \(bytes(usable)) usable of [hardware] \(hardware.name)'s \(bytes(Double(hardware.deviceMemory))). "
+                + "Fix: lower training.micro_batch (raising grad_accum), raise zero_stage or recompute, or re-plan with "
+                + "gpt-plan --gpu \(hardware.name) --devices \(t.devices)"
+        case .unsupportedOnCPU:
+            return "[hardware] cpu trains in float32 with one process a device: tensor_parallel, pipeline_parallel and "
+                + "recompute must stay at their defaults. Fix: set them back, or name a GPU in [hardware]"
+        default:
+            return "the layout is impossible: \(problem). Fix: re-plan with gpt-plan --gpu \(hardware.name) --devices \(t.devices)"
+        }
     }
 }
 

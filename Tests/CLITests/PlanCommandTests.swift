@@ -100,13 +100,17 @@ final class PlanCommandTests: XCTestCase {
         XCTAssertEqual(forced.status, 2)
         XCTAssertTrue(forced.stderr.contains("no layout of 1 h100-sxm-80gb device fits"), forced.stderr)
         XCTAssertTrue(forced.stderr.contains("usable"), forced.stderr)
-        // A layout the recipe cannot carry yet is refused, and no file is written.
+        // The layout and the hardware go into the recipe, which passes check.
         let dir = try Fixtures.directory("plan-layout")
         let sharded = try Tool.run("gpt-plan", ["--flops", "1.23e22", "--gpu", "h100-sxm-80gb", "--devices", "8",
                                                 "--tensor-parallel", "2", "-o", "r.toml"], in: dir)
-        XCTAssertEqual(sharded.status, 2)
-        XCTAssertTrue(sharded.stderr.contains("training.zero_stage"), sharded.stderr)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/r.toml"))
+        XCTAssertEqual(sharded.status, 0, sharded.stderr)
+        let written = try String(contentsOfFile: "\(dir)/r.toml", encoding: .utf8)
+        for line in ["tensor_parallel = 2\n", "devices = 8\n", "[hardware]\n", "name = \"h100-sxm-80gb\"\n"] {
+            XCTAssertTrue(written.contains(line), "missing \(line) in \(written)")
+        }
+        let checked = try Tool.run("gpt-plan", ["check", "r.toml"], in: dir)
+        XCTAssertEqual(checked.status, 0, checked.stdout + checked.stderr)
         let list = try Tool.run("gpt-plan", ["--gpu", "list"])
         XCTAssertEqual(list.status, 0)
         for name in ["a100-40gb", "a100-80gb", "h100-sxm-80gb", "h200-141gb", "mi300x", "cpu"] {
