@@ -66,6 +66,9 @@ let package = Package(
             name: "Trainer",
             dependencies: ["GPT", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable"],
             swiftSettings: numericSettings),
+        .target(name: "TensorBoard"),
+        .target(name: "LinePlots"),
+        .target(name: "RunReports", dependencies: ["TensorBoard", "LinePlots"]),
         .target(name: "TestFixtures", dependencies: ["Recipe", "Planner"], path: "Sources/TestFixtures"),
         // Counts heap allocations in the test binary (it replaces malloc and friends there); nothing else links it.
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
@@ -81,7 +84,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-train",
-            dependencies: ["Trainer", "Recipe", "CLISupport",
+            dependencies: ["Trainer", "Recipe", "CLISupport", "RunReports", "Durable",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-data",
@@ -105,6 +108,8 @@ let package = Package(
         .testTarget(name: "CorpusTests", dependencies: ["Corpus", "Tokenizers", "TestFixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Trainer", "TestFixtures", "Compute"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "Recipe", "Compute", "TestFixtures", "Kernels", "AllocationCounter"]),
+        .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "RunReports"]),
+        .testTarget(name: "LinePlotsTests", dependencies: ["LinePlots", "RunReports"]),
         .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "Trainer", "Recipe"]),
     ]
 )
