@@ -33,7 +33,8 @@ public struct Axis: Sendable, Equatable {
     /// An axis covering `values` (non-finite values, and non-positive ones on a log scale, are ignored).
     /// Linear: Heckbert's "nice numbers" (Graphics Gems, 1990): a tick step of 1, 2 or 5 × 10^k giving about
     /// `targetTicks` ticks, and the range widened to whole steps. Log: the data's range widened by 2% of its
-    /// decades on each side, ticks at 10^k, or at 1, 2, 5 × 10^k when the range spans fewer than three decades.
+    /// decades on each side, ticks at 10^k, or at 1, 2, 5 × 10^k when the range spans fewer than three decades,
+    /// or at 1, 1.5, 2, 3, …, 9 × 10^k when it spans less than 0.8 of a decade (a loss between 1.4 and 8).
     public static func covering(_ values: [Double], scale: Scale, targetTicks: Int = 5) -> Axis {
         let usable = values.filter { $0.isFinite && (scale == .linear || $0 > 0) }
         switch scale {
@@ -44,7 +45,7 @@ public struct Axis: Sendable, Equatable {
                 lo -= pad
                 hi += pad
             }
-            let step = niceNumber((hi - lo) / Double(max(targetTicks - 1, 1)), round: true)
+            let step = niceNumber((hi - lo) / Double(max(targetTicks - 1, 1)))
             let lower = (lo / step).rounded(.down) * step, upper = (hi / step).rounded(.up) * step
             let count = Int(((upper - lower) / step).rounded())
             // Multiples of the step computed as i × step, so 0.1 + 0.2 style drift does not show in labels.
@@ -61,7 +62,7 @@ public struct Axis: Sendable, Equatable {
             lo -= pad
             hi += pad
             let lower = pow(10, lo), upper = pow(10, hi)
-            let mantissas: [Double] = hi - lo >= 3 ? [1] : hi - lo >= 0.8 ? [1, 2, 5] : [1, 2, 3, 4, 5, 6, 7, 8, 9]
+            let mantissas: [Double] = hi - lo >= 3 ? [1] : hi - lo >= 0.8 ? [1, 2, 5] : [1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9]
             var ticks: [Double] = []
             for k in Int(lo.rounded(.down))...Int(hi.rounded(.up)) {
                 for m in mantissas {
@@ -73,18 +74,12 @@ public struct Axis: Sendable, Equatable {
         }
     }
 
-    /// 1, 2, 5 or 10 × 10^k near `x`: the nearest when `round`, else the smallest not below `x`.
-    static func niceNumber(_ x: Double, round: Bool) -> Double {
-        let exponent = Foundation.log10(x).rounded(.down)
-        let power = pow(10, exponent)
-        let f = x / power
-        let nice: Double
-        if round {
-            nice = f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10
-        } else {
-            nice = f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10
-        }
-        return nice * power
+    /// 1, 2, 5 or 10 × 10^k, whichever is nearest `x` by Heckbert's thresholds (1.5, 3, 7).
+    static func niceNumber(_ x: Double) -> Double {
+        let power = pow(10, Foundation.log10(x).rounded(.down))
+        // The ratio is compared with a little slack, so 1.5e-4 / 1e-4 = 1.4999999999999998 counts as 1.5.
+        let f = x / power * (1 + 1e-9)
+        return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * power
     }
 
     /// `x` rounded to the decimal places `step` has, so 0.30000000000000004 reads 0.3.
@@ -109,6 +104,9 @@ public struct Axis: Sendable, Equatable {
         if largest < 0.01 {
             let exponent = Foundation.log10(abs(value)).rounded(.down)
             return Self.trimmed(value / pow(10, exponent), places: 2) + "e" + String(Int(exponent))
+        }
+        if scale == .log {
+            return Self.trimmed(value, places: 3 + max(0, -Int(Foundation.log10(abs(value)).rounded(.down))))
         }
         return Self.trimmed(value, places: Self.places(spacing))
     }

@@ -80,6 +80,8 @@ final class AxisTests: XCTestCase {
         let wide = Axis.covering([1e-3, 10], scale: .log)
         XCTAssertEqual(wide.ticks, [1e-3, 1e-2, 1e-1, 1, 10])
         XCTAssertEqual(wide.ticks.map(wide.label), ["1e-3", "0.01", "0.1", "1", "10"])
+        let narrow = Axis.covering([1.4, 8], scale: .log)
+        XCTAssertEqual(narrow.ticks.map(narrow.label), ["1.5", "2", "3", "4", "5", "6", "7", "8"])
     }
 }
 
