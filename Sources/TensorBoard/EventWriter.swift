@@ -40,9 +40,7 @@ public final class EventWriter {
             throw EventFileError(path: directory, reason: "cannot create the directory (\(error.localizedDescription))")
         }
         let now = clock()
-        var host = ProcessInfo.processInfo.hostName
-        if host.isEmpty { host = "localhost" }
-        host = String(host.map { $0 == "/" ? "_" : $0 })
+        let host = Self.hostName
         let base = (directory as NSString).appendingPathComponent("events.out.tfevents.\(Int64(now)).\(host)")
         var candidate = base, suffix = 0, fd: Int32 = -1
         while true {
@@ -57,6 +55,14 @@ public final class EventWriter {
         lastFlush = now
         pending = TFRecord.frame(Event.fileVersion(wallTime: now).serialized())
         try flush()
+    }
+
+    /// The machine's name as gethostname(2) gives it (what TensorFlow's writers use; no DNS lookup).
+    static var hostName: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "localhost" : String(name.map { $0 == "/" ? "_" : $0 })
     }
 
     deinit {
