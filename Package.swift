@@ -75,6 +75,9 @@ let package = Package(
             dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable",
                            "Collectives", "Formatting"],
             swiftSettings: numericSettings),
+        .target(name: "TensorBoard"),
+        .target(name: "LinePlots"),
+        .target(name: "RunReports", dependencies: ["TensorBoard", "LinePlots"]),
         .target(name: "TestFixtures", dependencies: ["Recipe", "Planner"], path: "Sources/TestFixtures"),
         // Counts heap allocations in the test binary (it replaces malloc and friends there); nothing else links it.
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
@@ -90,7 +93,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-train",
-            dependencies: ["Trainer", "Recipe", "Planner", "Compute", "CLISupport",
+            dependencies: ["Trainer", "Recipe", "Planner", "Compute", "CLISupport", "RunReports", "Durable",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-data",
@@ -115,6 +118,8 @@ let package = Package(
         .testTarget(name: "CorpusTests", dependencies: ["Corpus", "Tokenizers", "TestFixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Trainer", "TestFixtures", "Compute"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "GPTShape", "Recipe", "Compute", "TestFixtures", "Kernels", "AllocationCounter"]),
+        .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "RunReports"]),
+        .testTarget(name: "LinePlotsTests", dependencies: ["LinePlots", "RunReports"]),
         .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Trainer", "Recipe", "Compute"]),
     ]
 )
