@@ -93,7 +93,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-train",
-            dependencies: ["Trainer", "Recipe", "Planner", "Compute", "CLISupport", "RunReports", "Durable",
+            dependencies: ["Trainer", "Recipe", "Planner", "Compute", "CLISupport", "RunReports", "Durable", "Collectives",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-data",

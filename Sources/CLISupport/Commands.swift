@@ -21,6 +21,10 @@ public struct CommandFailure: Error, CustomStringConvertible {
 }
 
 public enum Main {
+    /// What ends the process after a command failed and its message is known; nil prints the message and exits.
+    /// A data-parallel run sets it so that one failing rank ends every rank of the job (`MPI_Abort`).
+    nonisolated(unsafe) public static var failureHandler: ((_ message: String, _ status: Int32) -> Never)?
+
     /// Parses the arguments and runs the command. Exit status: 0 on success (and for --help), the status a
     /// `CommandFailure` carries, 2 for arguments that do not parse or validate, 1 for anything else.
     public static func run(_ command: any ParsableCommand.Type) -> Never {
@@ -29,6 +33,7 @@ public enum Main {
             try parsed.run()
             exit(0)
         } catch let failure as CommandFailure {
+            if let handler = failureHandler { handler(failure.message, failure.exitCode) }
             Terminal.error(failure.message)
             exit(failure.exitCode)
         } catch let code as ExitCode {

@@ -62,6 +62,8 @@ public final class ProcessGroup {
     public private(set) var communicationSeconds: Double = 0
     let comm: MPI_Comm?
     private var finalized = false
+    /// One double per rank, for `orderedSum` (made once, so that a training step allocates nothing).
+    private let gathered: UnsafeMutablePointer<Double>
 
     /// A group of one process: collectives return at once.
     public static func single() -> ProcessGroup { ProcessGroup(launch: .single, comm: nil) }
@@ -94,9 +96,13 @@ public final class ProcessGroup {
         self.rank = launch.rank
         self.size = launch.worldSize
         self.comm = comm
+        gathered = .allocate(capacity: max(launch.worldSize, 1))
     }
 
-    deinit { finalize() }
+    deinit {
+        finalize()
+        gathered.deallocate()
+    }
 
     public var isDistributed: Bool { comm != nil }
 
@@ -156,12 +162,8 @@ public final class ProcessGroup {
     public func orderedSum(_ value: Double) throws -> Double {
         guard let comm else { return value }
         var mine = value
-        var all = [Double](repeating: 0, count: size)
-        try all.withUnsafeMutableBufferPointer { buffer in
-            try call("MPI_Allgather") {
-                MPI_Allgather(&mine, 1, gpt_MPI_DOUBLE(), buffer.baseAddress, 1, gpt_MPI_DOUBLE(), comm)
-            }
-        }
+        let all = gathered
+        try call("MPI_Allgather") { MPI_Allgather(&mine, 1, gpt_MPI_DOUBLE(), all, 1, gpt_MPI_DOUBLE(), comm) }
         var sum = all[0]
         for r in 1..<size { sum += all[r] }
         return sum

@@ -59,6 +59,7 @@ public enum Fixtures {
         public var microBatch = 4
         public var gradAccum = 1
         public var devices = 1
+        public var zeroStage = 0
         public var lr = 3e-3
         public var warmup = 3
         public var dropout = 0.0
@@ -90,8 +91,8 @@ public enum Fixtures {
         r.optimizer = .init(lr: o.lr, minLR: o.lr / 10, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1.0)
         r.schedule = .init(warmupSteps: min(o.warmup, o.steps - 1), decay: .cosine)
         r.training = .init(steps: o.steps, batchSize: o.microBatch * o.gradAccum * o.devices, seqLen: o.seqLen,
-                           microBatch: o.microBatch, gradAccum: o.gradAccum, devices: o.devices, dropout: o.dropout,
-                           seed: o.seed)
+                           microBatch: o.microBatch, gradAccum: o.gradAccum, devices: o.devices,
+                           zeroStage: o.zeroStage, dropout: o.dropout, seed: o.seed)
         r.eval = .init(interval: o.evalInterval, iters: o.evalIters)
         r.checkpoint = .init(dir: "checkpoints", interval: o.checkpointInterval, keep: o.keep)
         r.logging = .init(interval: o.logInterval)
@@ -109,7 +110,7 @@ public enum Fixtures {
         return try text.split(separator: "\n").map { line in
             let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
             var out: [String: Double] = [:]
-            for (key, value) in object where key != "tokens_per_sec" && key != "mfu" {
+            for (key, value) in object where !["tokens_per_sec", "mfu", "comm_seconds"].contains(key) {
                 out[key] = (value as? NSNumber)?.doubleValue
             }
             return out

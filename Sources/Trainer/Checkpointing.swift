@@ -22,8 +22,13 @@ extension Trainer {
     var checkpointTensors: [CheckpointTensor] { model.layout.checkpointTensors }
 
     /// Before the first step: make the checkpoint directory, and either resume from it or make sure it holds no
-    /// other run's checkpoints.
+    /// other run's checkpoints. In a data-parallel run rank 0 does this, then gives the other ranks what it loaded.
     func prepareCheckpoints() throws {
+        if writesFiles { try prepareCheckpointFiles() }
+        if parallel.isDistributed { try shareResumedState() }
+    }
+
+    private func prepareCheckpointFiles() throws {
         let existing = directory.checkpoints
         if options.resume {
             try resume(from: existing)
@@ -88,8 +93,11 @@ extension Trainer {
         let m = FloatStorage(count: model.layout.count), v = FloatStorage(count: model.layout.count)
         try reader.read(tensors: checkpointTensors, parameters: parameters.base, m: m.base, v: v.base)
         model.parameters.base.update(from: parameters.base, count: parameters.count)
-        optimizer.m.base.update(from: m.base, count: m.count)
-        optimizer.v.base.update(from: v.base, count: v.count)
+        // This process's share of the moments (all of them unless ZeRO-1 shards them over ranks).
+        let shard = optimizer.shard
+        optimizer.m.base.update(from: m.base + shard.lowerBound, count: shard.count)
+        optimizer.v.base.update(from: v.base + shard.lowerBound, count: shard.count)
+        if parallel.isDistributed && parallel.zeroStage >= 1 { loadedMoments = (m, v) }
         let s = reader.state
         optimizer.stepsTaken = s.optimizerSteps
         state.step = s.step
@@ -112,8 +120,20 @@ extension Trainer {
         let runChanging: Set<String> = ["", "model", "data", "optimizer", "schedule", "training"]
         var differences: [String] = []
         if let saved {
-            differences = saved.differences(from: recipe, in: runChanging)
-                .map { "\($0.path): \($0.this) in the checkpoint, \($0.other) here" }
+            var changed = saved.differences(from: recipe, in: runChanging)
+            // The same effective batch on a different number of data-parallel ranks (or with the optimizer state
+            // sharded differently) is the same run, up to the order of floating-point sums.
+            let layoutKeys: Set<String> = ["training.devices", "training.grad_accum", "training.zero_stage"]
+            let sameBatch = saved.training.microBatch * saved.training.gradAccum * saved.training.dataParallel
+                == recipe.training.microBatch * recipe.training.gradAccum * recipe.training.dataParallel
+            if sameBatch, changed.contains(where: { layoutKeys.contains($0.path) }) {
+                let layout = changed.filter { layoutKeys.contains($0.path) }
+                events(.note("resuming with another data-parallel layout, the same batch: "
+                    + layout.map { "\($0.path) \($0.this) → \($0.other)" }.joined(separator: ", ")
+                    + "; sums are added in another order, so the run will not be bit-identical to an uninterrupted one"))
+                changed.removeAll { layoutKeys.contains($0.path) }
+            }
+            differences = changed.map { "\($0.path): \($0.this) in the checkpoint, \($0.other) here" }
         } else {
             differences.append("the checkpoint's recipe does not read back")
         }
@@ -125,8 +145,48 @@ extension Trainer {
         throw RecipeMismatch(checkpoint: path, differences: differences)
     }
 
-    /// Saves the current state as `ckpt-<step>.h5`, then removes the oldest checkpoints beyond `keep`.
+    /// Gives every rank what rank 0 resumed from: the weights, each rank's share of the AdamW moments, and the
+    /// training state (the sampler's state is the same on every rank, so one copy serves any number of ranks).
+    private func shareResumedState() throws {
+        let group = parallel.group
+        guard try group.broadcast(resumedFrom != nil ? 1 : 0) == 1 else { return }
+        try parallel.broadcastParameters(model.parameters.base)
+        if parallel.zeroStage >= 1 {
+            try parallel.scatterOptimizerState(loadedMoments?.m.base, into: optimizer.m.base)
+            try parallel.scatterOptimizerState(loadedMoments?.v.base, into: optimizer.v.base)
+            loadedMoments = nil
+        } else {
+            try parallel.broadcastParameters(optimizer.m.base)
+            try parallel.broadcastParameters(optimizer.v.base)
+        }
+        func bits(_ x: Double?) -> [UInt64] { [x == nil ? 0 : 1, x?.bitPattern ?? 0] }
+        var words: [UInt64] = [UInt64(state.step), UInt64(state.tokensSeen)] + state.sampler.rng.stateWords
+            + [UInt64(state.sampler.windowsDrawn), UInt64(optimizer.stepsTaken)]
+            + bits(state.bestValLoss) + bits(state.lastValLoss) + bits(state.lastTrainLoss.map(Double.init))
+        try words.withUnsafeMutableBytes { try group.broadcast($0) }
+        func value(_ i: Int) -> Double? { words[i] == 0 ? nil : Double(bitPattern: words[i + 1]) }
+        state.step = Int(words[0])
+        state.tokensSeen = Int(words[1])
+        state.sampler = BatchSampler(rng: Xoshiro256(state: Array(words[2..<6])), windowsDrawn: Int(words[6]))
+        optimizer.stepsTaken = Int(words[7])
+        state.bestValLoss = value(8)
+        state.lastValLoss = value(10)
+        state.lastTrainLoss = value(12).map(Float.init)
+        resumedFrom = String(decoding: try group.broadcast(Array((resumedFrom ?? "").utf8)), as: UTF8.self)
+    }
+
+    /// Saves the current state as `ckpt-<step>.h5`, then removes the oldest checkpoints beyond `keep`. In a
+    /// data-parallel run rank 0 writes the file, after collecting the moments ZeRO-1 spread over the ranks.
     func saveCheckpoint() throws {
+        var m = UnsafePointer(optimizer.m.base), v = UnsafePointer(optimizer.v.base)
+        var whole: (m: FloatStorage, v: FloatStorage)?
+        if parallel.isDistributed && parallel.zeroStage >= 1 {
+            whole = writesFiles ? (FloatStorage(count: model.layout.count), FloatStorage(count: model.layout.count)) : nil
+            try parallel.gatherOptimizerState(optimizer.m.base, into: whole?.m.base)
+            try parallel.gatherOptimizerState(optimizer.v.base, into: whole?.v.base)
+            if let whole { (m, v) = (UnsafePointer(whole.m.base), UnsafePointer(whole.v.base)) }
+        }
+        guard writesFiles else { return }
         let path = directory.checkpointPath(step: state.step)
         let tokenizerJSON = String(decoding: (try? data.tokenizer.jsonData()) ?? Data(), as: UTF8.self)
         let s = CheckpointState(
@@ -135,8 +195,7 @@ extension Trainer {
             threads: pool.threadCount, blasCore: BLAS.coreName, dataPath: data.path, bestValLoss: state.bestValLoss,
             lastValLoss: state.lastValLoss, lastTrainLoss: state.lastTrainLoss.map(Double.init))
         try CheckpointWriter.write(to: path, tensors: checkpointTensors, parameters: model.parameters.base,
-                                   m: optimizer.m.base, v: optimizer.v.base, state: s, recipe: directory.recipeText,
-                                   tokenizer: tokenizerJSON)
+                                   m: m, v: v, state: s, recipe: directory.recipeText, tokenizer: tokenizerJSON)
         events(.checkpointSaved(path: path, step: state.step))
         directory.removeCheckpoints(keepingNewest: recipe.checkpoint.keep)
     }

@@ -38,6 +38,8 @@ public struct StepMetrics: Sendable {
     public var eta: Double
     /// Whether this step was written to metrics.jsonl.
     public var logged: Bool
+    /// Seconds this rank spent in collectives during the step (data-parallel runs only).
+    public var communicationSeconds: Double? = nil
 }
 
 public struct RunSummary: Sendable {

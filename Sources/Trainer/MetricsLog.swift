@@ -1,8 +1,8 @@
 import Durable
 import Foundation
 
-/// metrics.jsonl: one JSON object a line, `step`, `train_loss`, `lr`, `grad_norm`, `tokens_per_sec`, `mfu` on
-/// training lines and `step`, `val_loss` on validation lines. Numbers are written in the shortest form that reads
+/// metrics.jsonl: one JSON object a line, `step`, `train_loss`, `lr`, `grad_norm`, `tokens_per_sec`, `mfu` (and
+/// `comm_seconds` in data-parallel runs) on training lines and `step`, `val_loss` on validation lines. Numbers are written in the shortest form that reads
 /// back as the same float, so two runs can be compared bit for bit.
 final class MetricsLog {
     let path: String
@@ -36,7 +36,9 @@ final class MetricsLog {
         let loss = m.trainLoss.isFinite ? "\(m.trainLoss)" : "null"
         var line = "{\"step\":\(m.step),\"train_loss\":\(loss),\"lr\":\(json(m.lr)),"
         line += "\"grad_norm\":\(json(m.gradNorm)),\"tokens_per_sec\":\(json(m.tokensPerSecond.rounded()))"
-        line += ",\"mfu\":\(m.mfu.map { json(($0 * 1e4).rounded() / 1e4) } ?? "null")}"
+        line += ",\"mfu\":\(m.mfu.map { json(($0 * 1e4).rounded() / 1e4) } ?? "null")"
+        if let c = m.communicationSeconds { line += ",\"comm_seconds\":\(json((c * 1e6).rounded() / 1e6))" }
+        line += "}"
         try write(line)
     }
 

@@ -1,4 +1,5 @@
 import Formatting
+import Collectives
 import Compute
 import Corpus
 import Durable
@@ -56,6 +57,8 @@ public final class Trainer {
     public let model: GPT
     public let optimizer: AdamW
     public let schedule: LearningRateSchedule
+    /// The data-parallel ranks this process trains with (one process: itself alone).
+    public let parallel: DataParallel
     public internal(set) var state: TrainingState
     let events: (TrainingEvent) -> Void
     /// The micro-batch being trained on or evaluated.
@@ -63,39 +66,64 @@ public final class Trainer {
     let targets: UnsafeMutablePointer<Int32>
     /// The checkpoint this run resumed from.
     var resumedFrom: String?
+    /// Under ZeRO-1, rank 0 keeps the moments it read from a checkpoint until every rank has its shard of them.
+    var loadedMoments: (m: FloatStorage, v: FloatStorage)?
 
     /// Reads and checks the recipe (refusing it, with every problem, before anything is allocated), loads the
     /// data and builds the model and optimizer.
-    public convenience init(recipePath: String, options: TrainingOptions,
+    public convenience init(recipePath: String, options: TrainingOptions, group: ProcessGroup = .single(),
                             events: @escaping (TrainingEvent) -> Void = { _ in }) throws {
         let (recipe, warnings) = try RecipeLoader.loadValid(path: recipePath)
         let text = try String(contentsOfFile: recipePath, encoding: .utf8)
         let directory = URL(fileURLWithPath: recipePath).deletingLastPathComponent().path
         try self.init(recipe: recipe, recipeText: text, recipeDirectory: directory, options: options,
-                      recipePath: recipePath, events: events)
+                      recipePath: recipePath, group: group, events: events)
         for warning in warnings { events(.note(warning.description)) }
     }
 
     public init(recipe: Recipe, recipeText: String, recipeDirectory: String, options: TrainingOptions,
-                recipePath: String? = nil, events: @escaping (TrainingEvent) -> Void = { _ in }) throws {
+                recipePath: String? = nil, group: ProcessGroup = .single(),
+                events: @escaping (TrainingEvent) -> Void = { _ in }) throws {
+        // gpt-train runs data parallelism (and ZeRO-1) only; the planner's other layouts are for GPU clusters.
+        for (key, value) in [("tensor_parallel", recipe.training.tensorParallel), ("pipeline_parallel", recipe.training.pipelineParallel)]
+        where value > 1 {
+            throw DataError(key: "training.\(key)", "is \(value), but gpt-train trains data parallel only (one model replica a process)",
+                            fix: "set training.\(key) = 1 (and training.devices to the data-parallel processes), or run this layout on a GPU framework")
+        }
+        if recipe.training.zeroStage > 1 {
+            throw DataError(key: "training.zero_stage", "is \(recipe.training.zeroStage), but gpt-train implements ZeRO stages 0 and 1",
+                            fix: "set training.zero_stage = 1 (optimizer state sharded over the data-parallel ranks) or 0")
+        }
+        if recipe.training.recompute != .none {
+            throw DataError(key: "training.recompute", "is \"\(recipe.training.recompute.rawValue)\", but gpt-train keeps every activation",
+                            fix: "set training.recompute = \"none\" (lower training.micro_batch if memory is short)")
+        }
         self.recipe = recipe
         self.options = options
         self.events = events
         directory = RunDirectory(path: options.runDirectory, recipe: recipe, recipeText: recipeText, recipePath: recipePath)
         data = try TrainingData.load(recipe, relativeTo: recipeDirectory)
+        // Every rank on this machine holds a replica (and, without ZeRO, all of AdamW's moments).
+        let ranksHere = group.isDistributed ? group.launch.localSize : 1
         let needed = recipe.shape.trainingMemoryBytes(microBatch: recipe.training.microBatch, context: recipe.training.seqLen)
+            * Double(ranksHere)
         guard needed < 0.9 * Double(CPU.memoryBytes) else {
             throw DataError(key: "training.micro_batch", "the run needs \(bytes(needed)) for weights, gradients, AdamW "
-                            + "moments and one micro-batch's activations; this machine has \(bytes(Double(CPU.memoryBytes)))",
+                            + "moments and one micro-batch's activations\(ranksHere > 1 ? " on each of the \(ranksHere) ranks here" : ""); "
+                            + "this machine has \(bytes(Double(CPU.memoryBytes)))",
                             fix: "lower training.micro_batch (and raise grad_accum to keep the batch), or train a smaller model")
         }
         BLAS.pinToOneThread()
         pool = ThreadPool(threads: max(1, options.threads))
         model = try GPT(shape: recipe.shape, maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen, pool: pool)
         model.initialize(seed: UInt64(recipe.training.seed))
+        parallel = try DataParallel(group: group, parameterCount: model.layout.count,
+                                    microBatchesPerStep: recipe.training.gradAccum * recipe.training.dataParallel,
+                                    devices: recipe.training.dataParallel, zeroStage: recipe.training.zeroStage)
         optimizer = AdamW(parameterCount: model.layout.count, beta1: Float(recipe.optimizer.beta1),
                           beta2: Float(recipe.optimizer.beta2), eps: Float(recipe.optimizer.eps),
-                          weightDecay: Float(recipe.optimizer.weightDecay), gradClip: Float(recipe.optimizer.gradClip))
+                          weightDecay: Float(recipe.optimizer.weightDecay), gradClip: Float(recipe.optimizer.gradClip),
+                          shard: parallel.optimizerShard)
         schedule = LearningRateSchedule(recipe)
         state = TrainingState(sampler: BatchSampler(seed: UInt64(recipe.training.seed)))
         let window = recipe.training.microBatch * recipe.training.seqLen
@@ -112,8 +140,11 @@ public final class Trainer {
 
     var batch: Int { recipe.training.microBatch }
     var time: Int { recipe.training.seqLen }
-    /// Micro-batches per optimizer step: grad_accum × devices (other devices' shares are accumulated here).
-    public var microSteps: Int { recipe.training.gradAccum * recipe.training.devices }
+    /// Micro-batches per optimizer step over all ranks: grad_accum × data-parallel devices (a single process
+    /// computes the other devices' shares itself; each rank of an `mpirun` job computes `parallel.ownMicroBatches`).
+    public var microSteps: Int { recipe.training.gradAccum * recipe.training.dataParallel }
+    /// Whether this process writes the run directory (metrics, checkpoints, the recipe copy): rank 0.
+    public var writesFiles: Bool { parallel.group.rank == 0 }
     public var tokensPerStep: Int { batch * time * microSteps }
     /// 6N + 12·n_layer·d_model·T, for MFU.
     public var flopsPerToken: Double { recipe.shape.flopsPerTokenWithAttention(context: recipe.training.seqLen) }
@@ -125,10 +156,15 @@ public final class Trainer {
     @discardableResult
     public func run() throws -> RunSummary {
         let started = DispatchTime.now().uptimeNanoseconds
-        try directory.create()
+        if writesFiles { try directory.create() }
         try prepareCheckpoints()
-        try directory.copyRecipe()
-        let metrics = try directory.openMetrics(resumingAt: resumedFrom != nil ? state.step : nil)
+        let metrics: MetricsLog?
+        if writesFiles {
+            try directory.copyRecipe()
+            metrics = try directory.openMetrics(resumingAt: resumedFrom != nil ? state.step : nil)
+        } else {
+            metrics = nil
+        }
         let total = recipe.training.steps
         let stop = min(total, options.stopAfter ?? total)
         let firstStep = state.step
@@ -147,6 +183,7 @@ public final class Trainer {
         var lastFinite: StepMetrics?
         while state.step < stop {
             let t0 = DispatchTime.now().uptimeNanoseconds
+            let communicationBefore = parallel.group.communicationSeconds
             let (loss, lr, norm) = try trainStep(lastFinite: lastFinite)
             clock.add(nanoseconds: DispatchTime.now().uptimeNanoseconds - t0, tokens: tokensPerStep)
 
@@ -157,8 +194,9 @@ public final class Trainer {
             let metricsNow = StepMetrics(
                 step: step, trainLoss: loss, lr: lr, gradNorm: norm, tokensPerSecond: tps,
                 mfu: options.ceilingFlops.map { flopsPerToken * tps / $0 },
-                eta: Double(stop - step) * Double(tokensPerStep) / max(tps, 1e-9), logged: logged)
-            if logged { try metrics.trainingLine(metricsNow) }
+                eta: Double(stop - step) * Double(tokensPerStep) / max(tps, 1e-9), logged: logged,
+                communicationSeconds: parallel.isDistributed ? parallel.group.communicationSeconds - communicationBefore : nil)
+            if logged { try metrics?.trainingLine(metricsNow) }
             lastFinite = metricsNow
             events(.step(metricsNow))
 
@@ -166,7 +204,7 @@ public final class Trainer {
                 let loss = try evaluate()
                 state.lastValLoss = loss
                 state.bestValLoss = min(state.bestValLoss ?? .infinity, loss)
-                try metrics.validationLine(step: step, loss: loss)
+                try metrics?.validationLine(step: step, loss: loss)
                 events(.validation(step: step, loss: loss))
             }
             if step % recipe.checkpoint.interval == 0 || step == stop {
@@ -194,23 +232,31 @@ public final class Trainer {
         let lr = schedule.rate(at: stepIndex)
         let scale = 1 / Float(batch * time * microSteps)
         var lossSum: Float = 0
+        let own = parallel.ownMicroBatches
         for micro in 0..<microSteps {
+            // Every rank draws every window, so the sampler stays the single process's; it reads only its own.
+            guard own.contains(micro) else {
+                state.sampler.skip(in: data.train, batch: batch, time: time)
+                continue
+            }
             state.sampler.fill(from: data.train, batch: batch, time: time, tokens: tokens, targets: targets)
             let dropout = DropoutContext(probability: Float(recipe.training.dropout), seed: UInt64(recipe.training.seed),
                                          step: stepIndex, micro: micro)
             lossSum += try model.forward(tokens: tokens, targets: targets, batch: batch, time: time,
                                      gradientScale: scale, dropout: dropout)
-            model.backward(accumulate: micro > 0)
+            model.backward(accumulate: micro > own.lowerBound)
         }
-        let loss = lossSum / Float(microSteps)
+        let loss = (parallel.isDistributed ? try parallel.sumLosses(lossSum) : lossSum) / Float(microSteps)
         guard loss.isFinite else {
             throw NonFiniteLoss(step: stepIndex + 1, what: "the training loss (\(loss))", lastFinite: lastFinite)
         }
-        let norm = optimizer.gradientNorm(model)
+        try parallel.reduceGradients(model.gradients.base)
+        let norm = try parallel.gradientNorm(pool, gradients: model.gradients.base)
         guard norm.isFinite else {
             throw NonFiniteLoss(step: stepIndex + 1, what: "the gradient norm (\(norm))", lastFinite: lastFinite)
         }
         optimizer.step(model, lr: Float(lr), norm: norm)
+        try parallel.shareUpdatedParameters(model.parameters.base)
         state.step += 1
         state.tokensSeen += tokensPerStep
         state.lastTrainLoss = loss
@@ -223,10 +269,17 @@ public final class Trainer {
         var sampler = BatchSampler(rng: Xoshiro256(seed: UInt64(recipe.training.seed), stream: 3), windowsDrawn: 0)
         let n = iterations ?? recipe.eval.iters
         var total = 0.0
-        for _ in 0..<n {
+        // Ranks take turns at the micro-batches (the same windows as one process), then add their sums in rank order.
+        let group = parallel.group
+        for i in 0..<n {
+            guard i % group.size == group.rank else {
+                sampler.skip(in: data.val, batch: batch, time: time)
+                continue
+            }
             sampler.fill(from: data.val, batch: batch, time: time, tokens: tokens, targets: targets)
             total += Double(try model.forward(tokens: tokens, targets: targets, batch: batch, time: time))
         }
+        if group.isDistributed { total = try group.orderedSum(total) }
         return total / Double(n)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CLISupport
+import Collectives
 import Compute
 import Foundation
 import Recipe
@@ -16,19 +17,38 @@ struct GPTTrain: ParsableCommand {
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Execute a recipe (the default command): gpt-train RECIPE.toml [--out DIR] [--steps N] [--threads N] [--resume]")
+        abstract: "Execute a recipe (the default command): gpt-train RECIPE.toml [--out DIR] [--steps N] [--threads N] [--resume]",
+        discussion: """
+        Under Open MPI (`mpirun -np K gpt-train RECIPE.toml ...`, K = the recipe's training.devices) the run is data \
+        parallel over K processes: each computes its share of every batch, gradients are summed in a fixed order, \
+        training.zero_stage = 1 shards the AdamW moments; rank 0 prints, writes metrics and checkpoints \
+        (docs/distributed.md).
+        """)
 
     @Argument(help: "The recipe (see docs/recipe-reference.md).") var recipe: String
     @Option(help: "Run directory for metrics.jsonl, checkpoints and a copy of the recipe (default: runs/<recipe name>).")
     var out: String?
     @Option(help: "Stop when the run reaches this step; the schedule still spans the recipe's steps, so --resume finishes the run exactly.")
     var steps: Int?
-    @Option(help: "Threads (results are bit-identical for the same recipe and thread count).") var threads: Int = CPU.count
+    @Option(help: "Threads (results are bit-identical for the same recipe and thread count; default: the cores this process may use, under mpirun the cores it is bound to, or the machine's shared by its ranks).")
+    var threads: Int?
     @Flag(help: "Continue from the newest valid checkpoint in the run directory.") var resume = false
     @Flag(help: "With --resume: continue even if the checkpoint's recipe differs from this one.") var force = false
     @Flag(name: .customLong("no-mfu"), help: "Do not measure the sgemm ceiling (MFU is then left out).") var noMFU = false
 
     mutating func run() throws {
+        // Under mpirun, join the job first, so that any failure below ends every rank, not just this one.
+        let group: ProcessGroup
+        do { group = try ProcessGroup.fromLaunch() } catch { throw CommandFailure("gpt-train: \(error)", exitCode: 1) }
+        if group.isDistributed {
+            Main.failureHandler = { message, status in
+                // When every rank fails alike, rank 0's message is the one shown before MPI_Abort ends the others.
+                if group.rank != 0 { usleep(500_000) }
+                Terminal.error(group.rank == 0 ? message : "[rank \(group.rank) of \(group.size)] \(message)")
+                group.abort(code: status)
+            }
+        }
+        let threads = self.threads ?? Self.defaultThreads(group)
         guard threads >= 1 else { throw CommandFailure.usage("gpt-train: --threads must be at least 1") }
         if let steps, steps < 1 { throw CommandFailure.usage("gpt-train: --steps must be at least 1") }
         guard FileManager.default.fileExists(atPath: recipe) else {
@@ -44,17 +64,25 @@ struct Train: ParsableCommand {
         options.force = force
         if !noMFU {
             BLAS.pinToOneThread()
+            // The job's ceiling: this rank's, times the ranks (MFU compares the whole job's tokens a second to it).
             options.ceilingFlops = MachineProfile.sgemmCeiling(pool: ThreadPool(threads: threads)).flopsPerSecond
+                * Double(group.size)
         }
         let display = ProgressDisplay()
         let trainer: Trainer
         do {
-            trainer = try Trainer(recipePath: recipe, options: options) { display.show($0) }
+            trainer = try Trainer(recipePath: recipe, options: options, group: group) { event in
+                if group.rank == 0 { display.show(event) }
+            }
         } catch let rejected as RecipeRejected {
             throw CommandFailure("gpt-train: \(recipe) cannot be trained:\n\(rejected)", exitCode: 1)
         } catch let error as RecipeFileError {
             throw CommandFailure("gpt-train: \(error)", exitCode: 2)
         } catch let error as DataError {
+            throw CommandFailure("gpt-train: \(recipe): \(error)", exitCode: 1)
+        } catch let error as DataParallelError {
+            throw CommandFailure("gpt-train: \(recipe): \(error)", exitCode: 1)
+        } catch {
             throw CommandFailure("gpt-train: \(recipe): \(error)", exitCode: 1)
         }
         do {
@@ -63,6 +91,16 @@ struct Train: ParsableCommand {
             Terminal.endProgress()
             throw CommandFailure("gpt-train: \(error)", exitCode: 1)
         }
+        group.finalize()
+    }
+
+    /// The cores this process may use; under mpirun without binding, the machine's cores shared by its ranks.
+    static func defaultThreads(_ group: ProcessGroup) -> Int {
+        let available = CPU.count
+        guard group.isDistributed else { return available }
+        let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let bound = available < online
+        return bound ? available : max(1, available / group.launch.localSize)
     }
 }
 
