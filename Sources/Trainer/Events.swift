@@ -16,6 +16,8 @@ public struct RunInfo: Sendable {
     public var totalSteps: Int
     public var stopStep: Int
     public var threads: Int
+    /// Data-parallel processes (`mpirun -np`); 1 for a single process.
+    public var ranks: Int = 1
     public var blasCore: String
     public var flopsPerToken: Double
     public var ceilingFlops: Double?
@@ -43,6 +45,8 @@ public struct StepMetrics: Sendable {
 }
 
 public struct RunSummary: Sendable {
+    /// Data-parallel processes (`mpirun -np`); 1 for a single process.
+    public var ranks: Int = 1
     public var steps: Int
     public var finalTrainLoss: Float
     public var finalValLoss: Double?
@@ -51,6 +55,8 @@ public struct RunSummary: Sendable {
     public var trainingSeconds: Double
     public var tokensPerSecond: Double
     public var mfu: Double?
+    /// Peak resident memory when the last training step ended (the largest over the ranks of a data-parallel run;
+    /// a final checkpoint's scratch is not included).
     public var peakMemoryBytes: Int
     public var runDirectory: String
 }

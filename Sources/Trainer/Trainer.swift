@@ -175,17 +175,20 @@ public final class Trainer {
         }
         events(.started(RunInfo(
             parameters: model.layout.count, tokensPerStep: tokensPerStep, startStep: firstStep, totalSteps: total,
-            stopStep: stop, threads: pool.threadCount, blasCore: BLAS.coreName, flopsPerToken: flopsPerToken,
+            stopStep: stop, threads: pool.threadCount, ranks: parallel.group.size, blasCore: BLAS.coreName, flopsPerToken: flopsPerToken,
             ceilingFlops: options.ceilingFlops, data: data.summary, runDirectory: directory.path,
             resumedFrom: resumedFrom)))
 
         var clock = StepClock()
         var lastFinite: StepMetrics?
+        var trainingPeak = 0
         while state.step < stop {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let communicationBefore = parallel.group.communicationSeconds
             let (loss, lr, norm) = try trainStep(lastFinite: lastFinite)
             clock.add(nanoseconds: DispatchTime.now().uptimeNanoseconds - t0, tokens: tokensPerStep)
+            // What training needs, before the last checkpoint's scratch (ZeRO-1 gathers whole moments on rank 0).
+            if state.step == stop { trainingPeak = PeakMemory.bytes }
 
             // Which steps are logged depends only on the recipe, so an interrupted run logs what a straight one does.
             let step = state.step
@@ -215,11 +218,12 @@ public final class Trainer {
         let trainingSeconds = clock.totalSeconds
         let tokensPerSecond = trainingSeconds > 0 ? Double((state.step - firstStep) * tokensPerStep) / trainingSeconds : 0
         let summary = RunSummary(
-            steps: state.step, finalTrainLoss: state.lastTrainLoss ?? .nan, finalValLoss: state.lastValLoss,
+            ranks: parallel.group.size, steps: state.step, finalTrainLoss: state.lastTrainLoss ?? .nan, finalValLoss: state.lastValLoss,
             bestValLoss: state.bestValLoss, seconds: Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9,
             trainingSeconds: trainingSeconds, tokensPerSecond: tokensPerSecond,
             mfu: options.ceilingFlops.map { flopsPerToken * tokensPerSecond / $0 },
-            peakMemoryBytes: PeakMemory.bytes, runDirectory: directory.path)
+            peakMemoryBytes: parallel.isDistributed ? Int(try parallel.group.maximum(Double(trainingPeak))) : trainingPeak,
+            runDirectory: directory.path)
         events(.finished(summary))
         return summary
     }

@@ -118,7 +118,7 @@ final class ProgressDisplay {
                 "gpt-train: \(si(Double(info.parameters), 4)) parameters, \(info.tokensPerStep) tokens a step, "
                     + "steps \(info.startStep + 1)...\(info.stopStep) of \(info.totalSteps)",
                 "  data: \(info.data)",
-                "  compute: \(info.threads) thread\(info.threads == 1 ? "" : "s"), \(Main.blasDescription), "
+                "  compute: \(info.ranks > 1 ? "\(info.ranks) data-parallel ranks × " : "")\(info.threads) thread\(info.threads == 1 ? "" : "s"), \(Main.blasDescription), "
                     + "\(sig(info.flopsPerToken / 1e6, 4)) MFLOP a token"
                     + (info.ceilingFlops.map { ", MFU against \(flopRate($0)) (sgemm ceiling)" } ?? ""),
                 "  run directory: \(info.runDirectory)",
@@ -147,7 +147,7 @@ final class ProgressDisplay {
             var text = "done: \(s.steps) steps in \(Self.clock(s.seconds)) (training \(Self.clock(s.trainingSeconds)))"
             text += ", \(si(s.tokensPerSecond, 3)) tokens/s"
             if let mfu = s.mfu { text += ", MFU \(String(format: "%.1f", mfu * 100))%" }
-            text += ", peak memory \(bytes(Double(s.peakMemoryBytes)))"
+            text += ", peak memory \(bytes(Double(s.peakMemoryBytes)))\(s.ranks > 1 ? " a rank (the largest)" : "")"
             text += "\n  final train loss \(String(format: "%.4f", s.finalTrainLoss))"
             if let v = s.finalValLoss { text += ", validation loss \(String(format: "%.4f", v))" }
             if let b = s.bestValLoss { text += " (best \(String(format: "%.4f", b)))" }
