@@ -353,8 +353,8 @@ enum PlanText {
             case .devicesNotFactored(let k, let t, let p)?:
                 text += ": --tensor-parallel \(t) × --pipeline-parallel \(p) does not divide \(k) devices"
             case .unsupportedOnCPU?:
-                text += ": on this machine gpt-train runs float32, one process a device: no tensor or pipeline "
-                    + "parallelism, ZeRO or recomputation (name a GPU with --gpu)"
+                text += ": on CPUs gpt-train runs float32, one process a device, data parallel: no tensor or pipeline "
+                    + "parallelism, no ZeRO stage above 1, no recomputation (name a GPU with --gpu)"
             default: break
             }
             if let least {
