@@ -152,8 +152,8 @@ public enum LawFitting {
             .sorted { $0.value < $1.value }
         var best = first[0]
         for candidate in first.prefix(4) {
-            let polished = Minimize.nelderMead(f, from: candidate.x, step: step.map { $0 / 10 }, tolerance: 1e-15,
-                                               maxIterations: 20000)
+            let polished = Minimize.nelderMead(f, from: candidate.x, step: step.map { $0 / 10 }, tolerance: 1e-14,
+                                               maxIterations: 5000)
             if polished.value < best.value { best = polished }
         }
         let t = best.x

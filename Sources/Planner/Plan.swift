@@ -56,6 +56,8 @@ public struct PlanRequest: Sendable {
     public var inferenceTokens: Double?
     /// The loss the inference-aware plan must reach; nil takes the compute-optimal plan's for the budget.
     public var targetLoss: Double?
+    /// An isoFLOP sweep's point: this N at the budget (D = C/6N) instead of the compute-optimal one.
+    public var isoFLOPParams: Double?
 
     public init(target: Target, hardware: HardwareChoice) {
         self.target = target
@@ -281,6 +283,9 @@ extension Plan {
         }
         var allocation = Allocation(rule: rule, budget: budget, idealParams: n, idealTokens: d, flops: budget,
                                     tokens: d, embeddingShare: 0, suggestedVocab: nil)
+        if let p = request.isoFLOPParams {
+            (allocation.idealParams, allocation.idealTokens, allocation.tokens) = (p, budget / (6 * p), budget / (6 * p))
+        }
         let fit = rule.lossFit
         if let t = request.inferenceTokens, case .flops(let c) = request.target {
             let loss = request.targetLoss ?? fit.loss(params: n, tokens: d)
@@ -330,8 +335,15 @@ extension Plan {
             // As long as GPT-2's 1024, unless attention would add more than 25% to the 6N FLOPs (12·L·d·T ≤
             // 0.25·72·L·d², i.e. T ≤ 1.5·d, for the width a 1024 context gives) or a batch would hold fewer than 16
             // sequences.
-            let width = try ShapeSearch.shape(targetParams: a.idealParams, seqLen: 1024, vocabSize: vocab,
+            // A model too small for any shape with a 1024 context (its position embedding alone is too large)
+            // takes the narrowest width, and so the shortest context.
+            let width: Int
+            do {
+                width = try ShapeSearch.shape(targetParams: a.idealParams, seqLen: 1024, vocabSize: vocab,
                                               bias: request.bias, rule: a.rule).shape.dModel
+            } catch PlanError.budgetTooSmall {
+                width = 32
+            }
             let cap = min(1024, 1.5 * Double(width), batchTargetTokens(request, a) / 16)
             var t = 32
             while Double(t * 2) <= cap { t *= 2 }
@@ -535,6 +547,12 @@ extension Plan {
         }
         if case .tokensPerParam(let ratio) = r.rule { try positive(ratio, .tokensPerParam) }
         if let u = r.uniqueTokens { try positive(u, .uniqueTokens) }
+        if let p = r.isoFLOPParams {
+            try positive(p, .params)
+            guard case .flops = r.target, r.inferenceTokens == nil, r.uniqueTokens == nil else {
+                throw PlanError.conflicting("an isoFLOP point is a budget and a size, nothing else")
+            }
+        }
         if let t = r.inferenceTokens { guard t.isFinite, t >= 0 else { throw PlanError.outOfRange(.inferenceTokens, t) } }
         if let l = r.targetLoss { try positive(l, .targetLoss) }
         if r.targetLoss != nil, r.inferenceTokens == nil {

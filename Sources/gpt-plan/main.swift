@@ -11,7 +11,7 @@ struct GPTPlan: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gpt-plan",
         abstract: "Plan a compute-optimal GPT pre-training run and write it as a recipe.",
-        subcommands: [Make.self, Check.self, Reference.self],
+        subcommands: [Make.self, Check.self, Reference.self, Sweep.self, FitSweep.self],
         defaultSubcommand: Make.self)
 }
 
@@ -416,33 +416,39 @@ struct Make: ParsableCommand {
     }
 
     func writeRecipe(_ plan: Plan, to path: String, valFraction: Double, seed: Int) throws {
-        var settings = RunSettings()
-        // --data is relative to where the command runs; a recipe's data.path is relative to the recipe.
-        settings.dataPath = relativePath(of: data, from: (path as NSString).deletingLastPathComponent)
-        settings.tokenizer = tokenizer ?? preparedMeta(data)?.tokenizer ?? "bpe"
-        settings.valFraction = valFraction
-        settings.seed = seed
-        let (recipe, notes) = Recipe.from(plan: plan, settings: settings)
-        let text = RecipeWriter.write(recipe, notes: notes, header: [
-            "Training recipe written by gpt-plan \(CommandLine.arguments.dropFirst().joined(separator: " "))",
-            "Check it with `gpt-plan check \((path as NSString).lastPathComponent)`; run it with `gpt-train \((path as NSString).lastPathComponent)`.",
-        ])
-        // Prove the file before writing it: it must read back as the same recipe and pass every check.
-        let check = RecipeLoader.check(text: text, file: path)
-        guard check.passed, check.recipe == recipe else {
-            throw CommandFailure("gpt-plan: internal error: the recipe written for this plan does not read back:\n"
-                                 + check.problems.map(\.description).joined(separator: "\n"))
-        }
-        do {
-            let directory = (path as NSString).deletingLastPathComponent
-            if !directory.isEmpty {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            }
-            try AtomicFile.write(text, to: path)
-        } catch {
-            throw CommandFailure("gpt-plan: \(error)", exitCode: 2)
-        }
+        try writeRecipeFile(plan, to: path, data: data, tokenizer: tokenizer, valFraction: valFraction, seed: seed)
         Terminal.note("gpt-plan: wrote \(path)")
+    }
+}
+
+/// Writes the recipe for `plan` to `path` (atomically), after proving that it reads back as the same recipe and
+/// passes every check.
+func writeRecipeFile(_ plan: Plan, to path: String, data: String, tokenizer: String?, valFraction: Double,
+                     seed: Int) throws {
+    var settings = RunSettings()
+    // --data is relative to where the command runs; a recipe's data.path is relative to the recipe.
+    settings.dataPath = relativePath(of: data, from: (path as NSString).deletingLastPathComponent)
+    settings.tokenizer = tokenizer ?? preparedMeta(data)?.tokenizer ?? "bpe"
+    settings.valFraction = valFraction
+    settings.seed = seed
+    let (recipe, notes) = Recipe.from(plan: plan, settings: settings)
+    let text = RecipeWriter.write(recipe, notes: notes, header: [
+        "Training recipe written by gpt-plan \(CommandLine.arguments.dropFirst().joined(separator: " "))",
+        "Check it with `gpt-plan check \((path as NSString).lastPathComponent)`; run it with `gpt-train \((path as NSString).lastPathComponent)`.",
+    ])
+    let check = RecipeLoader.check(text: text, file: path)
+    guard check.passed, check.recipe == recipe else {
+        throw CommandFailure("gpt-plan: internal error: the recipe written for this plan does not read back:\n"
+                             + check.problems.map(\.description).joined(separator: "\n"))
+    }
+    do {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        try AtomicFile.write(text, to: path)
+    } catch {
+        throw CommandFailure("gpt-plan: \(error)", exitCode: 2)
     }
 }
 
