@@ -85,9 +85,9 @@ public struct ScalingLawFitFile: Codable, Sendable, Equatable {
     }
 
     /// The fit as an allocation rule, named after the file.
-    public func law(name: String) -> ChinchillaFit {
+    public func law(name: String, source: String) -> ChinchillaFit {
         let p = approach3
-        return ChinchillaFit(name: name, citation: "Approach 3 fitted by gpt-plan fit to \(runs.count) runs of \(sweep)",
+        return ChinchillaFit(name: name, citation: "\(source): Approach 3 fitted by gpt-plan fit to \(runs.count) runs of \(sweep)",
                              E: p.E, A: p.A, B: p.B, alpha: p.alpha, beta: p.beta)
     }
 }
@@ -113,6 +113,11 @@ public enum LawFitting {
     /// Approach 3's objective at θ = (a, b, e, α, β).
     static func objective(_ theta: [Double], _ runs: [SweepObservation], delta: Double) -> Double {
         let (a, b, e, alpha, beta) = (theta[0], theta[1], theta[2], theta[3], theta[4])
+        // Exponents outside (0, 3] describe no scaling law (a loss that grows with N or D, or a step): a small sweep
+        // can otherwise reach them by trading A against α.
+        guard alpha > 0, beta > 0, alpha <= 3, beta <= 3 else { return .infinity }
+        // ln A, ln B and ln E stay where a double holds A, B and E well (an underflowed A = 0 would drop N).
+        guard (-20...60).contains(a), (-20...60).contains(b), (-10...5).contains(e) else { return .infinity }
         var total = 0.0
         for r in runs {
             let predicted = logSumExp([a - alpha * log(r.params), b - beta * log(r.tokens), e])
@@ -122,15 +127,15 @@ public enum LawFitting {
     }
 
     /// Hoffmann et al.'s grid of initialisations (appendix D.2): α, β ∈ {0, 0.5, …, 2}, e ∈ {−1, −0.5, …, 1},
-    /// a, b ∈ {0, 5, …, 25}; this grid is coarser in a and b (every 10) to keep a fit under a second, and each
-    /// start is polished by Nelder–Mead instead of L-BFGS.
+    /// a, b ∈ {0, 5, …, 25}; this grid is coarser (a, b every 10; e every 1; α, β from 0.1 as exponents are kept
+    /// positive) to keep a fit around a second, and each start is polished by Nelder–Mead instead of L-BFGS.
     public static let startGrid: [[Double]] = {
         var starts: [[Double]] = []
         for a in stride(from: 0.0, through: 25, by: 10) {
             for b in stride(from: 0.0, through: 25, by: 10) {
                 for e in [-1.0, 0, 1] {
-                    for alpha in [0.0, 0.5, 1, 1.5] {
-                        for beta in [0.0, 0.5, 1, 1.5] { starts.append([a, b, e, alpha, beta]) }
+                    for alpha in [0.1, 0.5, 1, 1.5] {
+                        for beta in [0.1, 0.5, 1, 1.5] { starts.append([a, b, e, alpha, beta]) }
                     }
                 }
             }

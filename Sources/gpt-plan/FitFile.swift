@@ -21,7 +21,7 @@ func loadFitFile(_ path: String) throws -> ChinchillaFit {
         throw CommandFailure.usage("gpt-plan: --fit \(path): approach_3.\(field) is \(value); it must be a positive number. "
                                    + "Fix: refit with gpt-plan fit")
     }
-    return file.law(name: (path as NSString).lastPathComponent)
+    return file.law(name: AllocationRule.measuredName, source: path)
 }
 
 /// A decoding error in words: the key path and what was wrong.
