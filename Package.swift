@@ -89,7 +89,7 @@ let package = Package(
         // Executables: thin wrappers that parse arguments and decide how to show what the libraries report.
         .executableTarget(
             name: "gpt-plan",
-            dependencies: ["Planner", "Recipe", "Corpus", "Compute", "Durable", "CLISupport",
+            dependencies: ["Planner", "Recipe", "Corpus", "Compute", "Durable", "CLISupport", "LinePlots",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-train",

@@ -250,7 +250,7 @@ public enum Schema {
                 \.hardware, empty: Recipe.Hardware()),
     ]
 
-    public static let fitNames = AllocationRule.names + ["manual"]
+    public static let fitNames = AllocationRule.recordedNames + ["manual"]
     public static let tokenizerNames = ["char", "byte", "bpe"]
 
     /// The largest count a run could need anywhere: 2^40 ≈ 1.1e12 (a trillion steps at a millisecond each is 35
