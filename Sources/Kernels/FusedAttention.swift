@@ -182,7 +182,7 @@ public enum FusedAttention {
     @inline(__always) static func maximum(_ row: UnsafePointer<Float>, count n: Int) -> Float {
         var mv = FloatVector(repeating: -.infinity)
         var j = 0
-        while j + 16 <= n { mv = pointwiseMax(mv, load(row + j)); j += 16 }
+        while j + 16 <= n { mv = vmax(mv, load(row + j)); j += 16 }
         var m = horizontalMax(mv)
         while j < n { m = max(m, row[j]); j += 1 }
         return m
