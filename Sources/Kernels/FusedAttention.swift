@@ -82,12 +82,8 @@ public enum FusedAttention {
                             }
                             rowMax[r] = mNew
                         }
-                        var weights = UnsafePointer(scores)
-                        if dropout != nil || bf16Inputs {
-                            prepareWeights(out: weightsTile, scores, rows: rows, cols: cols, ld: bc,
-                                           dropout: dropout, base: pair * t * t + r0 * t + c0, time: t, bf16: bf16Inputs)
-                            weights = UnsafePointer(weightsTile)
-                        }
+                        let weights = valueWeights(scores, scratch: weightsTile, rows: rows, cols: cols, ld: bc,
+                                                   dropout: dropout, base: pair * t * t + r0 * t + c0, time: t, bf16: bf16Inputs)
                         Matmul.serial(transA: false, transB: false, m: rows, n: hs, k: cols, a: weights, lda: bc,
                                       b: v + c0 * c3, ldb: c3, beta: c0 == 0 ? 0 : 1, c: o + r0 * c, ldc: c)
                         c0 = c1
@@ -142,12 +138,8 @@ public enum FusedAttention {
                             let visible = max(0, min(cols, r0 + r - c0 + 1))
                             _ = exponentiate(probabilities + r * bc, count: visible, minus: rowLSE[r0 + r], width: cols)
                         }
-                        var weights = UnsafePointer(probabilities)
-                        if dropout != nil || bf16Inputs {
-                            prepareWeights(out: weightsTile, probabilities, rows: rows, cols: cols, ld: bc,
-                                           dropout: dropout, base: pair * t * t + r0 * t + c0, time: t, bf16: bf16Inputs)
-                            weights = UnsafePointer(weightsTile)
-                        }
+                        let weights = valueWeights(probabilities, scratch: weightsTile, rows: rows, cols: cols, ld: bc,
+                                                   dropout: dropout, base: pair * t * t + r0 * t + c0, time: t, bf16: bf16Inputs)
                         // dv += weightsᵀ · dout.
                         Matmul.serial(transA: true, transB: false, m: cols, n: hs, k: rows, a: weights, lda: bc,
                                       b: dy + r0 * c, ldb: c, beta: 1, c: dv + c0 * c3, ldc: c3)
@@ -236,11 +228,13 @@ public enum FusedAttention {
         if n < width { (g + n).update(repeating: 0, count: width - n) }
     }
 
-    /// The weights that multiply v: the probabilities through the dropout mask (index `base + r·T + j`), rounded
-    /// to bf16 if asked.
+    /// The weights that multiply v: the probabilities themselves, or, with dropout or bf16, the probabilities
+    /// through the dropout mask (index `base + r·T + j`) and rounded to bf16, written into `out`.
     @inline(__always)
-    static func prepareWeights(out: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, rows: Int, cols: Int,
-                               ld: Int, dropout: DropoutMask?, base: Int, time t: Int, bf16: Bool) {
+    static func valueWeights(_ p: UnsafeMutablePointer<Float>, scratch out: UnsafeMutablePointer<Float>, rows: Int,
+                             cols: Int, ld: Int, dropout: DropoutMask?, base: Int, time t: Int,
+                             bf16: Bool) -> UnsafePointer<Float> {
+        guard dropout != nil || bf16 else { return UnsafePointer(p) }
         for r in 0..<rows {
             let src = p + r * ld, dst = out + r * ld
             if let dropout {
@@ -251,5 +245,6 @@ public enum FusedAttention {
                 BFloat16.roundSerial(out: dst, src, count: cols)
             }
         }
+        return UnsafePointer(out)
     }
 }
