@@ -105,7 +105,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-bench",
-            dependencies: ["Trainer", "Corpus", "Compute", "Planner", "CLISupport",
+            dependencies: ["Trainer", "GPTShape", "Corpus", "Compute", "Planner", "CLISupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),

@@ -5,6 +5,7 @@ import Corpus
 import Durable
 import Foundation
 import GPT
+import GPTShape
 import Planner
 import Recipe
 
@@ -115,7 +116,12 @@ public final class Trainer {
         }
         BLAS.pinToOneThread()
         pool = ThreadPool(threads: max(1, options.threads))
-        model = try GPT(shape: recipe.shape, maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen, pool: pool)
+        model = try GPT(shape: recipe.shape, maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen, pool: pool,
+                        precision: recipe.training.precision)
+        if recipe.training.precision == .bf16 && !CPU.hasBF16 {
+            events(.note("training.precision = \"bf16\": this CPU (\(CPU.modelName)) has no bf16 instructions (no avx512_bf16 "
+                         + "or amx_bf16), so bf16 products are emulated exactly on the fp32 sgemm and run slower than fp32"))
+        }
         model.initialize(seed: UInt64(recipe.training.seed))
         parallel = try DataParallel(group: group, parameterCount: model.layout.count,
                                     microBatchesPerStep: recipe.training.gradAccum * recipe.training.dataParallel,

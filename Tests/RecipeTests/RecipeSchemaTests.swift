@@ -139,14 +139,14 @@ final class RecipeOptionalKeyTests: XCTestCase {
     func testNewKeysHaveDefaultsAndTheWriterWritesThem() throws {
         XCTAssertEqual(Schema.fields.filter(\.isOptional).map(\.path),
                        ["training.tensor_parallel", "training.pipeline_parallel", "training.zero_stage",
-                        "training.recompute", "checkpoint.allow_outside"])
+                        "training.recompute", "training.precision", "checkpoint.allow_outside"])
         XCTAssertEqual(Schema.fields.filter(\.isOptional).map { $0.defaultValue! },
-                       [.integer(1), .integer(1), .integer(0), .string("none"), .bool(false)])
+                       [.integer(1), .integer(1), .integer(0), .string("none"), .string("fp32"), .bool(false)])
         var (recipe, _) = try plannedRecipe()
         recipe.hardware = nil
         let text = RecipeWriter.write(recipe)
         for line in ["tensor_parallel = 1\n", "pipeline_parallel = 1\n", "zero_stage = 0\n", "recompute = \"none\"\n",
-                     "allow_outside = false\n", "dropout = 0.0\n", "schema_version = 2\n"] {
+                     "allow_outside = false\n", "dropout = 0.0\n", "schema_version = 2\n", "precision = \"fp32\"\n"] {
             XCTAssertTrue(text.contains(line), line)
         }
         XCTAssertFalse(text.contains("[hardware]"), "no [hardware] for a recipe without hardware")
