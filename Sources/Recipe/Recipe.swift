@@ -160,9 +160,17 @@ public struct Recipe: Equatable, Sendable {
 
     public struct Logging: Equatable, Sendable {
         public var interval = 0
+        /// Steps between health lines; -1: `interval`, 0: none.
+        public var healthInterval = -1
 
-        public init(interval: Int = 0) {
+        public init(interval: Int = 0, healthInterval: Int = -1) {
             self.interval = interval
+            self.healthInterval = healthInterval
+        }
+
+        /// Steps between health lines, or nil when there are none.
+        public var effectiveHealthInterval: Int? {
+            healthInterval < 0 ? interval : healthInterval == 0 ? nil : healthInterval
         }
     }
 

@@ -404,6 +404,9 @@ public enum Schema {
         Field("logging.interval", .integer(\.logging.interval, 1...maxSteps),
               doc: "steps between training-metric lines in metrics.jsonl",
               bounds: "as training.steps; a warning when it is above training.steps (no line is written until the end)"),
+        Field("logging.health_interval", .integer(\.logging.healthInterval, -1...maxSteps), default: .integer(-1),
+              doc: "steps between health lines in metrics.jsonl (-1: every logging.interval steps; 0: none): the gradient norm and ‖update‖/‖weight‖ of every parameter tensor, the largest |logit| and the largest |activation| entering each block (on the step's last micro-batch, before the update, in eval mode)",
+              bounds: "-1 (the logging interval), 0 (off), or a step count as training.steps"),
 
         Field("hardware.name", .string(\.hardware!.name, choices: nil),
               doc: "the device, as gpt-plan names it (a preset such as \"h100-sxm-80gb\", or a description)",

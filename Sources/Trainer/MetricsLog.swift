@@ -62,6 +62,19 @@ final class MetricsLog {
         try write(line + "}")
     }
 
+    /// `{"step":…,"health":{"max_abs_logit":…,"block_input_max_abs":{"0":…},"grad_norm":{tensor:…},
+    /// "update_ratio":{tensor:…}}}` (see `HealthSignals`; tensors by their nanoGPT names).
+    func healthLine(_ h: HealthSignals) throws {
+        func object(_ pairs: [(String, Double)]) -> String {
+            "{" + pairs.map { "\"\($0.0)\":\(json($0.1))" }.joined(separator: ",") + "}"
+        }
+        var line = "{\"step\":\(h.step),\"health\":{\"max_abs_logit\":\(json(h.maxAbsLogit))"
+        line += ",\"block_input_max_abs\":" + object(h.blockInputMaxAbs.enumerated().map { ("\($0.offset)", $0.element) })
+        line += ",\"grad_norm\":" + object(zip(h.tensors.map(\.name), h.gradientNorms).map { ($0, $1) })
+        line += ",\"update_ratio\":" + object(zip(h.tensors.map(\.name), h.updateRatios).map { ($0, $1) })
+        try write(line + "}}")
+    }
+
     private func write(_ line: String) throws {
         do { try handle.write(contentsOf: Data((line + "\n").utf8)) } catch {
             throw AtomicFile.WriteError(path: path, reason: "\(error)")

@@ -72,6 +72,8 @@ public final class Trainer {
     var detector: SpikeDetector
     /// The state a rollback returns to (only with `stability.action = "rollback"`).
     let snapshot: StateSnapshot?
+    /// The last health measurement (nil when `logging.health_interval` is 0).
+    public let health: HealthSignals?
     let events: (TrainingEvent) -> Void
     /// The micro-batch being trained on or evaluated.
     let tokens: UnsafeMutablePointer<Int32>
@@ -140,6 +142,7 @@ public final class Trainer {
         state = TrainingState(sampler: BatchSampler(seed: UInt64(recipe.training.seed)))
         stability = recipe.stability ?? .nonFiniteOnly
         detector = SpikeDetector(capacity: stability.window)
+        health = recipe.logging.effectiveHealthInterval != nil ? HealthSignals(layout: model.layout) : nil
         snapshot = stability.action == .rollback
             ? StateSnapshot(parameterCount: model.layout.count, momentCount: optimizer.shard.count, state: state,
                             detector: detector)
@@ -208,6 +211,7 @@ public final class Trainer {
             let communicationBefore = parallel.group.communicationSeconds
             let (loss, lr, norm, spike) = try trainStep(lastFinite: lastFinite)
             clock.add(nanoseconds: DispatchTime.now().uptimeNanoseconds - t0, tokens: tokensPerStep)
+            if spike == nil, let health, health.step == state.step { try metrics?.healthLine(health) }
             if let spike {
                 try metrics?.spikeLine(spike)
                 events(.note(note(for: spike)))
@@ -301,8 +305,11 @@ public final class Trainer {
             return (loss, lr, norm, try recover(from: reason, stepIndex: stepIndex, loss: loss, norm: norm,
                                                 lastFinite: lastFinite))
         }
+        let measuring = recipe.logging.effectiveHealthInterval.map { (stepIndex + 1) % $0 == 0 } ?? false
+        if measuring { try health?.measureBeforeUpdate(model, tokens: tokens, batch: batch, time: time, step: stepIndex + 1) }
         optimizer.step(model, lr: Float(lr), norm: norm)
         try parallel.shareUpdatedParameters(model.parameters.base)
+        if measuring { health?.measureAfterUpdate(model) }
         detector.accept(loss: Double(loss), norm: norm)
         state.step += 1
         state.tokensSeen += tokensPerStep

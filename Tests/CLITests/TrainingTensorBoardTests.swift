@@ -38,13 +38,21 @@ final class TrainingTensorBoardTests: XCTestCase {
         XCTAssertEqual(files.count, 2, "one event file for each process that wrote the run")
         // The first process logged steps 1…20; the resumed one 25 and 30 (it resumed from step 20's checkpoint).
         var seen: [Int: [String: Float]] = [:]
+        var healthTags: Set<String> = []
         for file in files {
             let events = try EventFile.read(path: file)
             XCTAssertEqual(events.first?.fileVersion, "brain.Event:2")
             for event in events.dropFirst() {
-                for scalar in event.scalars { seen[Int(event.step), default: [:]][scalar.tag] = scalar.value }
+                for scalar in event.scalars {
+                    if scalar.tag.hasPrefix("health/") { healthTags.insert(scalar.tag); continue }
+                    seen[Int(event.step), default: [:]][scalar.tag] = scalar.value
+                }
             }
         }
         XCTAssertEqual(seen, expected)
+        // The health lines (logging.health_interval defaults to logging.interval) are there too, nested keys as paths.
+        XCTAssertTrue(healthTags.contains("health/max_abs_logit"), "\(healthTags.sorted().prefix(5))")
+        XCTAssertTrue(healthTags.contains("health/grad_norm/transformer.wte.weight"), "\(healthTags.sorted().prefix(5))")
+        XCTAssertTrue(healthTags.contains("health/block_input_max_abs/1"), "\(healthTags.sorted().prefix(5))")
     }
 }
