@@ -124,7 +124,12 @@ struct Ablate: ParsableCommand {
             throw CommandFailure.usage("gpt-train ablate: --vary \(argument): write KEY=V1,V2,... (for instance schedule.warmup_steps=0,100)")
         }
         guard let field = Schema.field(parts[0]) else {
-            let near = RecipeLoader.closest(parts[0], among: Schema.fields.map(\.path)).map { "; did you mean \($0)?" } ?? ""
+            // A key of the same section that starts with what was typed, else the nearest by edit distance.
+            let typed = parts[0].split(separator: ".", maxSplits: 1).map(String.init)
+            let section = typed.count == 2 ? Schema.fields(in: typed[0]).map(\.path) : []
+            let guess = section.first { $0.hasPrefix(parts[0]) }
+                ?? RecipeLoader.closest(parts[0], among: section.isEmpty ? Schema.fields.map(\.path) : section)
+            let near = guess.map { "; did you mean \($0)?" } ?? ""
             throw CommandFailure.usage("gpt-train ablate: --vary \(parts[0]): not a recipe key\(near) (docs/recipe-reference.md lists them)")
         }
         let values = try parts[1].split(separator: ",", omittingEmptySubsequences: false).map { raw -> RecipeValue in
