@@ -73,7 +73,7 @@ let package = Package(
         .target(
             name: "Trainer",
             dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable",
-                           "Collectives", "Formatting"],
+                           "Collectives", "Formatting", "RunReports"],
             swiftSettings: numericSettings),
         .target(name: "TensorBoard"),
         .target(name: "LinePlots"),
@@ -120,6 +120,6 @@ let package = Package(
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "GPTShape", "Recipe", "Compute", "TestFixtures", "Kernels", "AllocationCounter"]),
         .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "RunReports"]),
         .testTarget(name: "LinePlotsTests", dependencies: ["LinePlots", "RunReports"]),
-        .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Trainer", "Recipe", "Compute"]),
+        .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Trainer", "Recipe", "Compute", "TensorBoard"]),
     ]
 )

@@ -30,6 +30,33 @@ public struct CheckpointTensor: Sendable, Equatable {
 }
 
 /// Everything besides tensors that a run needs to continue exactly.
+/// What loss-spike recovery keeps across a resume, stored under /state as `skipped_steps`, `recoveries`,
+/// `lr_factor_until` (int64) and `spike_losses`, `spike_grad_norms` (float64, `capacity` long, oldest first, NaN
+/// where the detector's window is not yet full).
+public struct CheckpointStability: Sendable, Equatable {
+    /// Steps whose update was discarded (so AdamW has taken `step - skippedSteps` steps).
+    public var skippedSteps: Int
+    /// Spikes skipped or rolled back so far.
+    public var recoveries: Int
+    /// The learning rate is lowered for steps up to and including this one (0: not lowered).
+    public var lrFactorUntil: Int
+    /// The detector's window, oldest first (at most `capacity` each, as many losses as norms).
+    public var losses: [Double]
+    public var gradNorms: [Double]
+    public var capacity: Int
+
+    public init(skippedSteps: Int, recoveries: Int, lrFactorUntil: Int, losses: [Double], gradNorms: [Double], capacity: Int) {
+        self.skippedSteps = skippedSteps
+        self.recoveries = recoveries
+        self.lrFactorUntil = lrFactorUntil
+        self.losses = losses
+        self.gradNorms = gradNorms
+        self.capacity = capacity
+    }
+
+    static let members = ["skipped_steps", "recoveries", "lr_factor_until", "spike_losses", "spike_grad_norms"]
+}
+
 public struct CheckpointState: Sendable, Equatable {
     public var step: Int
     public var tokensSeen: Int
@@ -43,10 +70,13 @@ public struct CheckpointState: Sendable, Equatable {
     public var bestValLoss: Double?
     public var lastValLoss: Double?
     public var lastTrainLoss: Double?
+    /// The spike detector and recovery counters (nil in checkpoints written before [stability] existed).
+    public var stability: CheckpointStability?
 
     public init(step: Int, tokensSeen: Int, samplerRNG: [UInt64], windowsDrawn: Int, optimizerSteps: Int, seed: Int,
                 threads: Int, blasCore: String, dataPath: String, bestValLoss: Double?, lastValLoss: Double?,
-                lastTrainLoss: Double?) {
+                lastTrainLoss: Double?, stability: CheckpointStability? = nil) {
+        self.stability = stability
         self.step = step
         self.tokensSeen = tokensSeen
         self.samplerRNG = samplerRNG
@@ -110,6 +140,15 @@ public enum CheckpointWriter {
             try file.writeInt64s("/state/seed", [Int64(state.seed)])
             try file.writeInt64s("/state/threads", [Int64(state.threads)])
             try file.writeString("/state/data_path", state.dataPath)
+            if let st = state.stability {
+                try file.writeInt64s("/state/skipped_steps", [Int64(st.skippedSteps)])
+                try file.writeInt64s("/state/recoveries", [Int64(st.recoveries)])
+                try file.writeInt64s("/state/lr_factor_until", [Int64(st.lrFactorUntil)])
+                let width = max(st.capacity, st.losses.count, 1)
+                let pad = { (values: [Double]) in values + [Double](repeating: .nan, count: width - values.count) }
+                try file.writeDoubles("/state/spike_losses", pad(st.losses))
+                try file.writeDoubles("/state/spike_grad_norms", pad(st.gradNorms))
+            }
             try file.writeDoubles("/metrics/best_val_loss", [state.bestValLoss ?? .nan])
             try file.writeDoubles("/metrics/last_val_loss", [state.lastValLoss ?? .nan])
             try file.writeDoubles("/metrics/last_train_loss", [state.lastTrainLoss ?? .nan])
@@ -150,7 +189,7 @@ public final class CheckpointReader {
             }
             try Self.checkMembers(file, "/", CheckpointLayout.rootMembers)
             try Self.checkMembers(file, "/optimizer", ["m", "v"])
-            try Self.checkMembers(file, "/state", CheckpointLayout.stateMembers)
+            try Self.checkMembers(file, "/state", CheckpointLayout.stateMembers, optional: CheckpointStability.members)
             try Self.checkMembers(file, "/metrics", CheckpointLayout.metricsMembers)
             state = try Self.readState(file)
             recipe = try file.readString("/recipe")
@@ -165,8 +204,10 @@ public final class CheckpointReader {
     }
 
     /// Refuses a group whose members are not exactly `expected`.
-    static func checkMembers(_ file: HDF5File, _ group: String, _ expected: [String]) throws {
+    /// `optional` names are a set: all of them or none (a format extension older files do not have).
+    static func checkMembers(_ file: HDF5File, _ group: String, _ expected: [String], optional: [String] = []) throws {
         let found = try file.members(of: group)
+        let expected = optional.contains(where: found.contains) ? expected + optional : expected
         let missing = Set(expected).subtracting(found), extra = Set(found).subtracting(expected)
         guard missing.isEmpty, extra.isEmpty else {
             let place = group == "/" ? "/" : group + "/"
@@ -189,13 +230,30 @@ public final class CheckpointReader {
         }
         try file.verify("/state/sampler_rng", type: "uint64", shape: [4])
         let rng = try file.readUInt64s("/state/sampler_rng")
+        var stability: CheckpointStability?
+        if try file.members(of: "/state").contains("recoveries") {
+            let width = try file.verify("/state/spike_losses", type: "float64")
+            guard width.count == 1, width[0] >= 1 else { throw file.fail("/state/spike_losses has shape \(width), expected [n] with n ≥ 1") }
+            try file.verify("/state/spike_grad_norms", type: "float64", shape: width)
+            let losses = try file.readDoubles("/state/spike_losses"), norms = try file.readDoubles("/state/spike_grad_norms")
+            let filled = losses.prefix { !$0.isNaN }.count
+            guard losses.dropFirst(filled).allSatisfy(\.isNaN), norms.prefix(filled).allSatisfy({ $0.isFinite && $0 >= 0 }),
+                  norms.dropFirst(filled).allSatisfy(\.isNaN), losses.prefix(filled).allSatisfy(\.isFinite) else {
+                throw file.fail("/state/spike_losses and /state/spike_grad_norms must hold finite values (norms ≥ 0) "
+                                + "followed by NaN padding, at the same places")
+            }
+            stability = CheckpointStability(
+                skippedSteps: try one("/state/skipped_steps"), recoveries: try one("/state/recoveries"),
+                lrFactorUntil: try one("/state/lr_factor_until"), losses: Array(losses.prefix(filled)),
+                gradNorms: Array(norms.prefix(filled)), capacity: width[0])
+        }
         return CheckpointState(
             step: try one("/state/step"), tokensSeen: try one("/state/tokens_seen"), samplerRNG: rng,
             windowsDrawn: try one("/state/windows_drawn"), optimizerSteps: try one("/state/optimizer_steps"),
             seed: try one("/state/seed"), threads: try one("/state/threads"),
             blasCore: try file.readStringAttribute("blas_core"), dataPath: try file.readString("/state/data_path"),
             bestValLoss: try metric("/metrics/best_val_loss"), lastValLoss: try metric("/metrics/last_val_loss"),
-            lastTrainLoss: try metric("/metrics/last_train_loss"))
+            lastTrainLoss: try metric("/metrics/last_train_loss"), stability: stability)
     }
 
     /// The names of the saved model tensors and their shapes.

@@ -7,7 +7,8 @@
 ///   fixed-length strings; `int32`, `float16`, `float64` or big-endian tensors are refused, not converted), its
 ///   exact shape, and the Fletcher-32 checksum filter.
 /// - Values: every weight and moment finite, every second moment ≥ 0 (checked as the tensors are read); the state
-///   in range: step in 0...training.steps, AdamW's step count equal to the step, windows drawn and tokens seen
+///   in range: step in 0...training.steps, AdamW's step count equal to the step less the steps a spike skipped
+///   (`/state/skipped_steps`, with the other optional spike-recovery members, all or none), windows drawn and tokens seen
 ///   consistent with the step (zero at step 0, at least one window a step, one to model.seq_len tokens a window;
 ///   not an exact product, because a run resumed with --force may change the batch), the seed the
 ///   recipe's, at least one thread, a sampler state that is not all zero, a data path; metrics NaN (none yet) or
@@ -116,8 +117,16 @@ extension CheckpointReader {
     static func checkRanges(_ s: CheckpointState, file: HDF5File) throws {
         func refuse(_ what: String) -> HDF5Error { file.fail(what) }
         guard s.step >= 0 else { throw refuse("/state/step is \(s.step); a step count is at least 0") }
-        guard s.optimizerSteps == s.step else {
-            throw refuse("/state/optimizer_steps is \(s.optimizerSteps), but /state/step is \(s.step) (AdamW takes one step a step)")
+        let skipped = s.stability?.skippedSteps ?? 0
+        if let st = s.stability {
+            guard st.skippedSteps >= 0, st.skippedSteps <= s.step, st.recoveries >= 0, st.lrFactorUntil >= 0 else {
+                throw refuse("/state/skipped_steps \(st.skippedSteps), /state/recoveries \(st.recoveries) and "
+                             + "/state/lr_factor_until \(st.lrFactorUntil) must be at least 0, and skipped steps at most /state/step \(s.step)")
+            }
+        }
+        guard s.optimizerSteps == s.step - skipped else {
+            throw refuse("/state/optimizer_steps is \(s.optimizerSteps), but /state/step is \(s.step)"
+                         + (skipped > 0 ? " with \(skipped) skipped" : "") + " (AdamW takes one step a step that is not skipped)")
         }
         guard s.windowsDrawn >= s.step, s.tokensSeen >= s.windowsDrawn else {
             throw refuse("/state/windows_drawn \(s.windowsDrawn) and /state/tokens_seen \(s.tokensSeen) do not fit "

@@ -124,6 +124,13 @@ public final class GPT {
         targetBuffer.deallocate()
     }
 
+    /// The residual stream entering block `layer` in the last forward pass, [batch·time, d_model] row-major (the
+    /// embeddings for block 0). Valid until the next forward or backward pass.
+    public func blockInput(_ layer: Int) -> UnsafePointer<Float> {
+        precondition(layer >= 0 && layer < shape.nLayer, "block \(layer) of \(shape.nLayer)")
+        return UnsafePointer(layer == 0 ? act(acts.encoded) : act(acts.layers[layer - 1].residual3))
+    }
+
     /// Floats in the activation allocation (what `ModelShape.activationFloats` predicts).
     public var activationCount: Int { acts.count }
 

@@ -19,6 +19,9 @@ public struct Recipe: Equatable, Sendable {
     public var logging = Logging()
     /// `[hardware]`, the devices the plan was made for; nil when the recipe does not say.
     public var hardware: Hardware?
+    /// `[stability]`, loss-spike detection and recovery; nil when the recipe does not say (then only a non-finite
+    /// loss or gradient norm is a spike, and it stops the run).
+    public var stability: Stability?
 
     public init() {}
 
@@ -161,9 +164,17 @@ public struct Recipe: Equatable, Sendable {
 
     public struct Logging: Equatable, Sendable {
         public var interval = 0
+        /// Steps between health lines; -1: `interval`, 0: none.
+        public var healthInterval = -1
 
-        public init(interval: Int = 0) {
+        public init(interval: Int = 0, healthInterval: Int = -1) {
             self.interval = interval
+            self.healthInterval = healthInterval
+        }
+
+        /// Steps between health lines, or nil when there are none.
+        public var effectiveHealthInterval: Int? {
+            healthInterval < 0 ? interval : healthInterval == 0 ? nil : healthInterval
         }
     }
 
@@ -180,6 +191,31 @@ public struct Recipe: Equatable, Sendable {
             self.deviceFlops = deviceFlops
             self.mfu = mfu
         }
+    }
+
+    /// Loss-spike detection and what to do about a spike (see `Schema` for each key's meaning and source).
+    public struct Stability: Equatable, Sendable {
+        public enum Action: String, Equatable, Sendable, CaseIterable {
+            case stop, skip, rollback
+        }
+        public var action: Action = .stop
+        public var window = 50
+        public var lossSigmas: Double = 6
+        public var gradNormFactor: Double = 0
+        public var snapshotInterval = 50
+        public var lrFactor: Double = 1
+        public var lrFactorSteps = 0
+        public var maxRecoveries = 10
+        public var injectSpikeAt = 0
+
+        public init() {}
+
+        /// What a run without a [stability] section does: stop on a non-finite loss or gradient norm only.
+        public static let nonFiniteOnly: Stability = {
+            var s = Stability()
+            s.lossSigmas = 0
+            return s
+        }()
     }
 
     /// The model shape (the same value as `model`; kept for callers that count parameters and FLOPs).

@@ -92,6 +92,21 @@ enum RecipeValidator {
             report(.warning, .unusual, key, "\(interval) is more than training.steps = \(t.steps), so \(effect)",
                    "set \(key) to at most \(t.steps) (a tenth of it, \(max(1, t.steps / 10)), is usual), unless this is deliberate")
         }
+        if let st = r.stability {
+            if st.injectSpikeAt > t.steps {
+                report("stability.inject_spike_at", "\(st.injectSpikeAt) is past training.steps = \(t.steps), so the test spike never happens",
+                       "set stability.inject_spike_at to a step in 1...\(t.steps), or 0 (no injected spike)")
+            }
+            if st.lossSigmas == 0, st.gradNormFactor == 0, st.action != .stop {
+                report(.warning, .unusual, "stability.action", "is \"\(st.action.rawValue)\" but loss_sigmas and grad_norm_factor are 0, "
+                       + "so only a non-finite loss or gradient norm is recovered from",
+                       "set stability.loss_sigmas (6 is usual) or stability.grad_norm_factor, unless this is deliberate")
+            }
+            if st.action == .rollback, st.lrFactor < 1, st.lrFactorSteps == 0 {
+                report(.warning, .unusual, "stability.lr_factor", "is \(st.lrFactor) but lr_factor_steps is 0, so it never applies",
+                       "set stability.lr_factor_steps to the steps to run at the lower rate (for instance \(st.snapshotInterval))")
+            }
+        }
         // A validation that costs more than the training between two validations (a forward pass is a third of a
         // training step's compute, so this is a third of the run or more).
         let evalSequences = Double(r.eval.iters) * Double(t.microBatch)

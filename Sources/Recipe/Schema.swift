@@ -249,7 +249,12 @@ public enum Schema {
         Section("logging", "Metrics written to metrics.jsonl in the run directory."),
         Section(optional: "hardware", "Optional: the device the plan was made for (`gpt-plan` writes it; check uses it for the memory and time estimates). Leave the whole section out when it does not apply; when it is given, every key in it is required.",
                 \.hardware, empty: Recipe.Hardware()),
+        Section(optional: "stability", "Optional: loss-spike detection and recovery. A spike is a non-finite loss or gradient norm, a training loss more than `loss_sigmas` standard deviations above its mean over the last `window` accepted steps, or a gradient norm above `grad_norm_factor` times their median. The statistical rules fire once the window is full. Without this section only a non-finite loss or gradient norm is a spike, and it stops the run; every key has a default.",
+                \.stability, empty: Recipe.Stability()),
     ]
+
+    /// The largest window the spike detector keeps (its losses and norms are saved in every checkpoint).
+    public static let maxStabilityWindow = 10_000
 
     public static let fitNames = AllocationRule.recordedNames + ["manual"]
     public static let tokenizerNames = ["char", "byte", "bpe"]
@@ -403,6 +408,9 @@ public enum Schema {
         Field("logging.interval", .integer(\.logging.interval, 1...maxSteps),
               doc: "steps between training-metric lines in metrics.jsonl",
               bounds: "as training.steps; a warning when it is above training.steps (no line is written until the end)"),
+        Field("logging.health_interval", .integer(\.logging.healthInterval, -1...maxSteps), default: .integer(-1),
+              doc: "steps between health lines in metrics.jsonl (-1: every logging.interval steps; 0: none): the gradient norm and ‖update‖/‖weight‖ of every parameter tensor, the largest |logit| and the largest |activation| entering each block (on the step's last micro-batch, before the update, in eval mode)",
+              bounds: "-1 (the logging interval), 0 (off), or a step count as training.steps"),
 
         Field("hardware.name", .string(\.hardware!.name, choices: nil),
               doc: "the device, as gpt-plan names it (a preset such as \"h100-sxm-80gb\", or a description)",
@@ -416,6 +424,34 @@ public enum Schema {
         Field("hardware.mfu", .number(\.hardware!.mfu, NumberRange(0, openMin: true, 1)),
               doc: "model FLOPs utilisation the plan assumes: achieved / peak",
               bounds: "a share of the peak: above 0 and at most 1"),
+
+        Field("stability.action", .choice(Choice(\.stability!.action)), default: .string("stop"),
+              doc: "what a spike does: \"stop\" ends the run with an error naming the step; \"skip\" discards that step's update (no optimizer step; its data is consumed); \"rollback\" restores the last in-memory snapshot (weights, AdamW moments and step count, training state), passes over the batches drawn since, and multiplies the learning rate by lr_factor for lr_factor_steps steps (PaLM, Chowdhery et al. 2022 §5.1: restart about 100 steps before the spike and skip 200-500 batches; OPT, Zhang et al. 2022 §2.5: restart from an earlier checkpoint at a lower learning rate)",
+              bounds: "the actions gpt-train has"),
+        Field("stability.window", .integer(\.stability!.window, 2...maxStabilityWindow), default: .integer(50),
+              doc: "accepted steps whose losses and gradient norms the detector keeps; it fires only once the window is full (its warm-up)",
+              bounds: "a standard deviation needs two values; 10000 steps of history is more than any spike rule looks back (each checkpoint stores the window)"),
+        Field("stability.loss_sigmas", .number(\.stability!.lossSigmas, NumberRange(0, 1000)), default: .float(6),
+              doc: "k: a loss above mean + k·std of the window is a spike (0 turns the rule off). Our choice: a z-score against a running window, as spike monitors do; 6σ is far outside the step-to-step noise of a healthy run (a false alarm under Gaussian noise is ~1e-9 a step), while the spikes the OPT-175B logbook and PaLM describe are jumps of many σ",
+              bounds: "0 (off) to 1000; beyond a few tens only non-finite losses would be caught anyway"),
+        Field("stability.grad_norm_factor", .number(\.stability!.gradNormFactor, NumberRange(0, 1e6)), default: .float(0),
+              doc: "a gradient norm above this multiple of the window's median is a spike (0: off). Our choice: the median is not moved by the spike itself; OPT (Zhang et al. 2022, §2.5) saw norm spikes with its divergences",
+              bounds: "0 (off) to 1e6; healthy norms vary by a few times, so 5 to 20 is typical"),
+        Field("stability.snapshot_interval", .integer(\.stability!.snapshotInterval, 1...maxSteps), default: .integer(50),
+              doc: "steps between the in-memory snapshots a rollback returns to (also taken at the start of each process and at every checkpoint); costs one more copy of the weights and moments in memory, with action = \"rollback\" only",
+              bounds: "as training.steps"),
+        Field("stability.lr_factor", .number(\.stability!.lrFactor, NumberRange(0, openMin: true, 1)), default: .float(1),
+              doc: "after a rollback the learning rate is multiplied by this for lr_factor_steps steps (1: unchanged)",
+              bounds: "a reduction: above 0, at most 1"),
+        Field("stability.lr_factor_steps", .integer(\.stability!.lrFactorSteps, 0...maxSteps), default: .integer(0),
+              doc: "steps after the snapshot a rollback returns to that run at the lowered learning rate",
+              bounds: "as training.steps"),
+        Field("stability.max_recoveries", .integer(\.stability!.maxRecoveries, 0...1_000_000), default: .integer(10),
+              doc: "spikes skipped or rolled back before the run stops with an error (counted over the whole run, across resumes)",
+              bounds: "0 (every spike stops) to a million"),
+        Field("stability.inject_spike_at", .integer(\.stability!.injectSpikeAt, 0...maxSteps), default: .integer(0),
+              doc: "for tests: multiply the loss and the gradients by 1000 on the batches an uninterrupted run draws at this step (0: never). The spike belongs to the data, so a rollback that passes over those batches does not meet it again",
+              bounds: "as training.steps"),
     ]
 
     public static func field(_ path: String) -> Field? { fields.first { $0.path == path } }

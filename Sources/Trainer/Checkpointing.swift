@@ -106,6 +106,13 @@ extension Trainer {
         state.bestValLoss = s.bestValLoss
         state.lastValLoss = s.lastValLoss
         state.lastTrainLoss = s.lastTrainLoss.map(Float.init)
+        // Checkpoints written before [stability] existed: no spikes, an empty window.
+        let st = s.stability ?? CheckpointStability(skippedSteps: 0, recoveries: 0, lrFactorUntil: 0, losses: [],
+                                                    gradNorms: [], capacity: detector.capacity)
+        state.skippedSteps = st.skippedSteps
+        state.recoveries = st.recoveries
+        state.lrFactorUntil = st.lrFactorUntil
+        detector = SpikeDetector(capacity: detector.capacity, history: st.losses, norms: st.gradNorms)
         resumedFrom = path
         if s.threads != pool.threadCount || s.blasCore != BLAS.coreName {
             events(.note("the checkpoint was written with \(s.threads) threads and OpenBLAS \(s.blasCore) kernels; "
@@ -160,9 +167,15 @@ extension Trainer {
             try parallel.broadcastParameters(optimizer.v.base)
         }
         func bits(_ x: Double?) -> [UInt64] { [x == nil ? 0 : 1, x?.bitPattern ?? 0] }
+        let history = detector.history
+        func padded(_ values: [Double]) -> [UInt64] {
+            values.map(\.bitPattern) + [UInt64](repeating: 0, count: detector.capacity - values.count)
+        }
         var words: [UInt64] = [UInt64(state.step), UInt64(state.tokensSeen)] + state.sampler.rng.stateWords
             + [UInt64(state.sampler.windowsDrawn), UInt64(optimizer.stepsTaken)]
             + bits(state.bestValLoss) + bits(state.lastValLoss) + bits(state.lastTrainLoss.map(Double.init))
+            + [UInt64(state.skippedSteps), UInt64(state.recoveries), UInt64(state.lrFactorUntil), UInt64(history.losses.count)]
+            + padded(history.losses) + padded(history.norms)
         try words.withUnsafeMutableBytes { try group.broadcast($0) }
         func value(_ i: Int) -> Double? { words[i] == 0 ? nil : Double(bitPattern: words[i + 1]) }
         state.step = Int(words[0])
@@ -172,6 +185,13 @@ extension Trainer {
         state.bestValLoss = value(8)
         state.lastValLoss = value(10)
         state.lastTrainLoss = value(12).map(Float.init)
+        state.skippedSteps = Int(words[14])
+        state.recoveries = Int(words[15])
+        state.lrFactorUntil = Int(words[16])
+        let filled = Int(words[17]), capacity = detector.capacity
+        detector = SpikeDetector(capacity: capacity,
+                                 history: words[18..<(18 + filled)].map(Double.init(bitPattern:)),
+                                 norms: words[(18 + capacity)..<(18 + capacity + filled)].map(Double.init(bitPattern:)))
         resumedFrom = String(decoding: try group.broadcast(Array((resumedFrom ?? "").utf8)), as: UTF8.self)
     }
 
@@ -193,7 +213,8 @@ extension Trainer {
             step: state.step, tokensSeen: state.tokensSeen, samplerRNG: state.sampler.rng.stateWords,
             windowsDrawn: state.sampler.windowsDrawn, optimizerSteps: optimizer.stepsTaken, seed: recipe.training.seed,
             threads: pool.threadCount, blasCore: BLAS.coreName, dataPath: data.path, bestValLoss: state.bestValLoss,
-            lastValLoss: state.lastValLoss, lastTrainLoss: state.lastTrainLoss.map(Double.init))
+            lastValLoss: state.lastValLoss, lastTrainLoss: state.lastTrainLoss.map(Double.init),
+            stability: checkpointStability)
         try CheckpointWriter.write(to: path, tensors: checkpointTensors, parameters: model.parameters.base,
                                    m: m, v: v, state: s, recipe: directory.recipeText, tokenizer: tokenizerJSON)
         events(.checkpointSaved(path: path, step: state.step))

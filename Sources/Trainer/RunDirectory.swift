@@ -1,6 +1,7 @@
 import Durable
 import Foundation
 import Recipe
+import RunReports
 
 /// A run directory that cannot be started or resumed as asked.
 public struct RunDirectoryError: Error, CustomStringConvertible {
@@ -14,6 +15,7 @@ public struct RunDirectoryError: Error, CustomStringConvertible {
 ///
 ///     <run>/recipe.toml           the recipe, as given (unless it already lives here)
 ///     <run>/metrics.jsonl         one line a logged step and a line an evaluation
+///     <run>/tb/events.out.tfevents.*  the same scalars for TensorBoard (a new file each time the run is resumed)
 ///     <run>/<checkpoint.dir>/ckpt-<step>.h5
 public struct RunDirectory: Sendable {
     public let path: String
@@ -46,9 +48,12 @@ public struct RunDirectory: Sendable {
                              + "that file's directory.\n" + recipeText, to: copy)
     }
 
-    /// Opens metrics.jsonl for appending; a resumed run first drops the lines after the step it resumes from.
+    /// Opens metrics.jsonl for appending (a resumed run first drops the lines after the step it resumes from),
+    /// with a TensorBoard event file under tb/ that receives every line written from now on.
     func openMetrics(resumingAt step: Int?) throws -> MetricsLog {
-        try MetricsLog(path: (path as NSString).appendingPathComponent("metrics.jsonl"), keepThrough: step)
+        let log = try MetricsLog(path: (path as NSString).appendingPathComponent("metrics.jsonl"), keepThrough: step)
+        log.tensorBoard = try TensorBoardLog(runDirectory: path)
+        return log
     }
 
     // MARK: Checkpoints

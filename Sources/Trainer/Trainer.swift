@@ -41,6 +41,12 @@ public struct TrainingState: Sendable, Equatable {
     public var bestValLoss: Double?
     public var lastValLoss: Double?
     public var lastTrainLoss: Float?
+    /// Steps whose update a spike discarded (`stability.action = "skip"`): AdamW has taken `step - skippedSteps`.
+    public var skippedSteps = 0
+    /// Spikes skipped or rolled back so far (at most `stability.max_recoveries`).
+    public var recoveries = 0
+    /// After a rollback, the learning rate is multiplied by `stability.lr_factor` through this step.
+    public var lrFactorUntil = 0
 
     public init(sampler: BatchSampler) { self.sampler = sampler }
 }
@@ -61,6 +67,14 @@ public final class Trainer {
     /// The data-parallel ranks this process trains with (one process: itself alone).
     public let parallel: DataParallel
     public internal(set) var state: TrainingState
+    /// `[stability]`, or what a recipe without it does (a non-finite loss or gradient norm stops the run).
+    public let stability: Recipe.Stability
+    /// The spike detector's window of accepted steps.
+    var detector: SpikeDetector
+    /// The state a rollback returns to (only with `stability.action = "rollback"`).
+    let snapshot: StateSnapshot?
+    /// The last health measurement (nil when `logging.health_interval` is 0).
+    public let health: HealthSignals?
     let events: (TrainingEvent) -> Void
     /// The micro-batch being trained on or evaluated.
     let tokens: UnsafeMutablePointer<Int32>
@@ -132,6 +146,13 @@ public final class Trainer {
                           shard: parallel.optimizerShard)
         schedule = LearningRateSchedule(recipe)
         state = TrainingState(sampler: BatchSampler(seed: UInt64(recipe.training.seed)))
+        stability = recipe.stability ?? .nonFiniteOnly
+        detector = SpikeDetector(capacity: stability.window)
+        health = recipe.logging.effectiveHealthInterval != nil ? HealthSignals(layout: model.layout) : nil
+        snapshot = stability.action == .rollback
+            ? StateSnapshot(parameterCount: model.layout.count, momentCount: optimizer.shard.count, state: state,
+                            detector: detector)
+            : nil
         let window = recipe.training.microBatch * recipe.training.seqLen
         tokens = .allocate(capacity: window)
         targets = .allocate(capacity: window)
@@ -171,6 +192,8 @@ public final class Trainer {
         } else {
             metrics = nil
         }
+        // On any error the TensorBoard events written so far reach the disk too.
+        defer { try? metrics?.close() }
         let total = recipe.training.steps
         let stop = min(total, options.stopAfter ?? total)
         let firstStep = state.step
@@ -188,11 +211,19 @@ public final class Trainer {
         var clock = StepClock()
         var lastFinite: StepMetrics?
         var trainingPeak = 0
+        takeSnapshot()
         while state.step < stop {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let communicationBefore = parallel.group.communicationSeconds
-            let (loss, lr, norm) = try trainStep(lastFinite: lastFinite)
+            let (loss, lr, norm, spike) = try trainStep(lastFinite: lastFinite)
             clock.add(nanoseconds: DispatchTime.now().uptimeNanoseconds - t0, tokens: tokensPerStep)
+            if spike == nil, let health, health.step == state.step { try metrics?.healthLine(health) }
+            if let spike {
+                try metrics?.spikeLine(spike)
+                events(.note(note(for: spike)))
+                // A rollback trains the steps since the snapshot again: nothing to log, evaluate or save yet.
+                if spike.action == .rollback { continue }
+            }
             // What training needs, before the last checkpoint's scratch (ZeRO-1 gathers whole moments on rank 0).
             if state.step == stop { trainingPeak = PeakMemory.bytes }
 
@@ -205,9 +236,12 @@ public final class Trainer {
                 mfu: options.ceilingFlops.map { flopsPerToken * tps / $0 },
                 eta: Double(stop - step) * Double(tokensPerStep) / max(tps, 1e-9), logged: logged,
                 communicationSeconds: parallel.isDistributed ? parallel.group.communicationSeconds - communicationBefore : nil)
-            if logged { try metrics?.trainingLine(metricsNow) }
-            lastFinite = metricsNow
-            events(.step(metricsNow))
+            // A skipped step's loss was not trained on: its spike line stands for it.
+            if spike == nil {
+                if logged { try metrics?.trainingLine(metricsNow) }
+                lastFinite = metricsNow
+                events(.step(metricsNow))
+            }
 
             if step % recipe.eval.interval == 0 || step == total {
                 let loss = try evaluate()
@@ -218,8 +252,11 @@ public final class Trainer {
             }
             if step % recipe.checkpoint.interval == 0 || step == stop {
                 try saveCheckpoint()
+                try metrics?.flush()
+                takeSnapshot()
             }
         }
+        try metrics?.close()
 
         let trainingSeconds = clock.totalSeconds
         let tokensPerSecond = trainingSeconds > 0 ? Double((state.step - firstStep) * tokensPerStep) / trainingSeconds : 0
@@ -235,12 +272,17 @@ public final class Trainer {
     }
 
     /// One optimizer step: `microSteps` forward/backward passes accumulating gradients, then AdamW. The loss and
-    /// the gradient norm are checked before the weights are touched. Allocates nothing.
+    /// the gradient norm are checked for a spike before the weights are touched; a spike is stopped at, skipped or
+    /// rolled back as `[stability]` says (and returned). Allocates nothing unless there is a spike.
     @discardableResult
-    public func trainStep(lastFinite: StepMetrics? = nil) throws -> (loss: Float, lr: Double, norm: Double) {
+    public func trainStep(lastFinite: StepMetrics? = nil) throws -> (loss: Float, lr: Double, norm: Double, spike: Spike?) {
         let stepIndex = state.step
-        let lr = schedule.rate(at: stepIndex)
-        let scale = 1 / Float(batch * time * microSteps)
+        let lr = schedule.rate(at: stepIndex) * (stepIndex + 1 <= state.lrFactorUntil ? stability.lrFactor : 1)
+        // A test's injected spike belongs to the batches an uninterrupted run draws at that step.
+        let injected = stability.injectSpikeAt > 0
+            && state.sampler.windowsDrawn == (stability.injectSpikeAt - 1) * batch * microSteps
+        let factor: Float = injected ? 1000 : 1
+        let scale = factor / Float(batch * time * microSteps)
         var lossSum: Float = 0
         let own = parallel.ownMicroBatches
         for micro in 0..<microSteps {
@@ -252,25 +294,39 @@ public final class Trainer {
             state.sampler.fill(from: data.train, batch: batch, time: time, tokens: tokens, targets: targets)
             let dropout = DropoutContext(probability: Float(recipe.training.dropout), seed: UInt64(recipe.training.seed),
                                          step: stepIndex, micro: micro)
-            lossSum += try model.forward(tokens: tokens, targets: targets, batch: batch, time: time,
-                                     gradientScale: scale, dropout: dropout)
+            lossSum += factor * (try model.forward(tokens: tokens, targets: targets, batch: batch, time: time,
+                                                   gradientScale: scale, dropout: dropout))
             model.backward(accumulate: micro > own.lowerBound)
         }
         let loss = (parallel.isDistributed ? try parallel.sumLosses(lossSum) : lossSum) / Float(microSteps)
+        // Every rank sees the same summed loss and global norm, so every rank takes the same decision.
         guard loss.isFinite else {
-            throw NonFiniteLoss(step: stepIndex + 1, what: "the training loss (\(loss))", lastFinite: lastFinite)
+            return (loss, lr, .nan, try recover(from: .nonFiniteLoss, stepIndex: stepIndex, loss: loss, norm: .nan,
+                                                lastFinite: lastFinite))
         }
         try parallel.reduceGradients(model.gradients.base)
         let norm = try parallel.gradientNorm(pool, gradients: model.gradients.base)
-        guard norm.isFinite else {
-            throw NonFiniteLoss(step: stepIndex + 1, what: "the gradient norm (\(norm))", lastFinite: lastFinite)
+        let reason = norm.isFinite ? detector.check(loss: Double(loss), norm: norm, rules: stability) : .nonFiniteGradNorm
+        if let reason {
+            return (loss, lr, norm, try recover(from: reason, stepIndex: stepIndex, loss: loss, norm: norm,
+                                                lastFinite: lastFinite))
+        }
+        let measuring = recipe.logging.effectiveHealthInterval.map { (stepIndex + 1) % $0 == 0 } ?? false
+        if measuring {
+            let sharded = parallel.isDistributed && parallel.zeroStage >= 1
+            try health?.measureBeforeUpdate(model, tokens: tokens, batch: batch, time: time, step: stepIndex + 1,
+                                            gradientShard: sharded ? parallel.optimizerShard : nil,
+                                            group: sharded ? parallel.group : nil)
         }
         optimizer.step(model, lr: Float(lr), norm: norm)
         try parallel.shareUpdatedParameters(model.parameters.base)
+        if measuring { health?.measureAfterUpdate(model) }
+        detector.accept(loss: Double(loss), norm: norm)
         state.step += 1
         state.tokensSeen += tokensPerStep
         state.lastTrainLoss = loss
-        return (loss, lr, norm)
+        if state.step % stability.snapshotInterval == 0 { takeSnapshot() }
+        return (loss, lr, norm, nil)
     }
 
     /// Mean loss over `eval.iters` micro-batches of validation windows, in eval mode (no dropout). The windows

@@ -17,6 +17,7 @@ final class RecipeRangeTests: XCTestCase {
     func testEveryKeyHasBothBoundsAndTheyAreExact() {
         var recipe = Recipe()
         recipe.hardware = Recipe.Hardware()
+        recipe.stability = Recipe.Stability()
         for field in Schema.fields {
             XCTAssertFalse(field.bounds.isEmpty, "\(field.path) says why its range is what it is")
             var copy = recipe

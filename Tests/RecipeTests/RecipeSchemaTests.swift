@@ -63,6 +63,7 @@ final class RecipeKeyPathTests: XCTestCase {
     func testEveryKeyReadsBackWhatWasWrittenAndNoOtherKeyMoves() {
         var recipe = Recipe()
         recipe.hardware = Recipe.Hardware()
+        recipe.stability = Recipe.Stability()
         for (i, field) in Schema.fields.enumerated() {
             XCTAssertNil(field.assign(sample(field, i), to: &recipe), field.path)
         }
@@ -81,6 +82,7 @@ final class RecipeKeyPathTests: XCTestCase {
         let wrong: [RecipeValue] = [.integer(7), .float(0.5), .string("x"), .bool(true)]
         var recipe = Recipe()
         recipe.hardware = Recipe.Hardware(name: "h", deviceMemory: 1 << 30, deviceFlops: 1e12, mfu: 0.5)
+        recipe.stability = Recipe.Stability()
         let before = recipe
         for field in Schema.fields {
             for value in wrong {
@@ -137,19 +139,23 @@ final class RecipeKeyPathTests: XCTestCase {
 
 final class RecipeOptionalKeyTests: XCTestCase {
     func testNewKeysHaveDefaultsAndTheWriterWritesThem() throws {
-        XCTAssertEqual(Schema.fields.filter(\.isOptional).map(\.path),
+        let stability = Schema.fields(in: "stability")
+        XCTAssertTrue(stability.allSatisfy(\.isOptional), "every [stability] key has a default")
+        XCTAssertEqual(Schema.fields.filter { $0.isOptional && $0.section != "stability" }.map(\.path),
                        ["training.tensor_parallel", "training.pipeline_parallel", "training.zero_stage",
-                        "training.recompute", "training.precision", "checkpoint.allow_outside"])
-        XCTAssertEqual(Schema.fields.filter(\.isOptional).map { $0.defaultValue! },
-                       [.integer(1), .integer(1), .integer(0), .string("none"), .string("fp32"), .bool(false)])
+                        "training.recompute", "training.precision", "checkpoint.allow_outside", "logging.health_interval"])
+        XCTAssertEqual(Schema.fields.filter { $0.isOptional && $0.section != "stability" }.map { $0.defaultValue! },
+                       [.integer(1), .integer(1), .integer(0), .string("none"), .string("fp32"), .bool(false), .integer(-1)])
         var (recipe, _) = try plannedRecipe()
         recipe.hardware = nil
         let text = RecipeWriter.write(recipe)
         for line in ["tensor_parallel = 1\n", "pipeline_parallel = 1\n", "zero_stage = 0\n", "recompute = \"none\"\n",
-                     "allow_outside = false\n", "dropout = 0.0\n", "schema_version = 2\n", "precision = \"fp32\"\n"] {
+                     "allow_outside = false\n", "health_interval = -1\n", "dropout = 0.0\n", "schema_version = 2\n",
+                     "precision = \"fp32\"\n"] {
             XCTAssertTrue(text.contains(line), line)
         }
         XCTAssertFalse(text.contains("[hardware]"), "no [hardware] for a recipe without hardware")
+        XCTAssertFalse(text.contains("[stability]"), "no [stability] for a recipe without it")
     }
 
     /// A recipe as version 1 wrote it (as stored in old checkpoints) loads as the same run, with one warning that

@@ -1,0 +1,281 @@
+import Checkpoint
+import Compute
+import GPT
+import Recipe
+
+// Loss-spike detection and recovery ([stability] in the recipe). The rules and the actions are described in
+// Schema.swift (docs/recipe-reference.md); this file holds the detector, the in-memory snapshot a rollback returns
+// to, and the errors a spike can end a run with. In a data-parallel run every rank takes the same decisions: they
+// rest only on the step's summed loss and the global gradient norm, which are the same on every rank.
+
+/// Why a step is a spike.
+public enum SpikeReason: Sendable, Equatable {
+    case nonFiniteLoss
+    case nonFiniteGradNorm
+    /// The loss is `sigmas` standard deviations above the window's mean `mean`.
+    case loss(sigmas: Double, mean: Double)
+    /// The gradient norm is `factor` times the window's median `median`.
+    case gradNorm(factor: Double, median: Double)
+
+    public var name: String {
+        switch self {
+        case .nonFiniteLoss: return "non_finite_loss"
+        case .nonFiniteGradNorm: return "non_finite_grad_norm"
+        case .loss: return "loss_sigmas"
+        case .gradNorm: return "grad_norm_factor"
+        }
+    }
+
+    public func describe(window: Int) -> String {
+        switch self {
+        case .nonFiniteLoss: return "the training loss is not finite"
+        case .nonFiniteGradNorm: return "the gradient norm is not finite"
+        case .loss(let sigmas, let mean):
+            return "the loss is \(rounded(sigmas))σ above the mean \(rounded(mean)) of the last \(window) steps"
+        case .gradNorm(let factor, let median):
+            return "the gradient norm is \(rounded(factor)) times the median \(rounded(median)) of the last \(window) steps"
+        }
+    }
+
+    private func rounded(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
+}
+
+/// A spike and what was done about it.
+public struct Spike: Sendable {
+    /// The step the spike happened at (counted from 1, as in metrics.jsonl).
+    public var step: Int
+    public var loss: Float
+    public var gradNorm: Double
+    public var reason: SpikeReason
+    public var action: Recipe.Stability.Action
+    /// For a rollback: the step the run went back to, and the batches passed over.
+    public var rolledBackTo: Int?
+    public var batchesPassedOver = 0
+}
+
+/// The last `capacity` accepted steps' losses and gradient norms, in rings that are allocated once: checking and
+/// accepting a step allocate nothing.
+struct SpikeDetector {
+    let capacity: Int
+    private var losses: [Double]
+    private var norms: [Double]
+    private var scratch: [Double]
+    private(set) var count = 0
+    private var next = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        losses = Array(repeating: 0, count: capacity)
+        norms = Array(repeating: 0, count: capacity)
+        scratch = Array(repeating: 0, count: capacity)
+    }
+
+    /// Whether the step is a spike by the statistical rules (the caller checks finiteness first). Both rules wait
+    /// until the window is full.
+    mutating func check(loss: Double, norm: Double, rules: Recipe.Stability) -> SpikeReason? {
+        guard count == capacity else { return nil }
+        if rules.lossSigmas > 0 {
+            var mean = 0.0
+            for x in losses { mean += x }
+            mean /= Double(capacity)
+            var variance = 0.0
+            for x in losses { variance += (x - mean) * (x - mean) }
+            let std = (variance / Double(capacity)).squareRoot()
+            if loss > mean + rules.lossSigmas * std {
+                return .loss(sigmas: std > 0 ? (loss - mean) / std : .infinity, mean: mean)
+            }
+        }
+        if rules.gradNormFactor > 0 {
+            let median = medianNorm()
+            if norm > rules.gradNormFactor * median {
+                return .gradNorm(factor: median > 0 ? norm / median : .infinity, median: median)
+            }
+        }
+        return nil
+    }
+
+    /// Adds an accepted step, dropping the oldest once the window is full.
+    mutating func accept(loss: Double, norm: Double) {
+        losses[next] = loss
+        norms[next] = norm
+        next = (next + 1) % capacity
+        count = min(count + 1, capacity)
+    }
+
+    /// The median of the norms, by insertion sort into the scratch ring (no allocation; the window is small).
+    private mutating func medianNorm() -> Double {
+        scratch.withUnsafeMutableBufferPointer { s in
+            for i in 0..<count {
+                let x = norms[i]
+                var j = i
+                while j > 0, s[j - 1] > x { s[j] = s[j - 1]; j -= 1 }
+                s[j] = x
+            }
+            return count % 2 == 1 ? s[count / 2] : 0.5 * (s[count / 2 - 1] + s[count / 2])
+        }
+    }
+
+    /// The window, oldest first.
+    var history: (losses: [Double], norms: [Double]) {
+        let start = count == capacity ? next : 0
+        let order = (0..<count).map { (start + $0) % capacity }
+        return (order.map { losses[$0] }, order.map { norms[$0] })
+    }
+
+    /// A detector holding the newest `capacity` of these values (oldest first), as saved in a checkpoint.
+    init(capacity: Int, history losses: [Double], norms: [Double]) {
+        self.init(capacity: capacity)
+        for (loss, norm) in zip(losses, norms).suffix(capacity) { accept(loss: loss, norm: norm) }
+    }
+
+    /// Becomes a copy of `other` (of the same capacity) element by element, keeping its own storage.
+    mutating func assign(_ other: SpikeDetector) {
+        precondition(other.capacity == capacity)
+        for i in 0..<capacity {
+            losses[i] = other.losses[i]
+            norms[i] = other.norms[i]
+        }
+        count = other.count
+        next = other.next
+    }
+}
+
+/// The last good state, kept in memory for a rollback: weights, this process's AdamW moments and step count, the
+/// training state and the detector's window. Allocated once; taking and restoring it copy without allocating.
+final class StateSnapshot {
+    let parameters: FloatStorage
+    let m: FloatStorage
+    let v: FloatStorage
+    var optimizerSteps = 0
+    var state: TrainingState
+    var detector: SpikeDetector
+
+    init(parameterCount: Int, momentCount: Int, state: TrainingState, detector: SpikeDetector) {
+        parameters = FloatStorage(count: parameterCount)
+        m = FloatStorage(count: momentCount)
+        v = FloatStorage(count: momentCount)
+        self.state = state
+        self.detector = SpikeDetector(capacity: detector.capacity)
+    }
+}
+
+extension Trainer {
+    /// Keeps the current state as the one a rollback returns to (only when the recipe's action is rollback).
+    func takeSnapshot() {
+        guard let snapshot else { return }
+        snapshot.parameters.base.update(from: model.parameters.base, count: model.layout.count)
+        snapshot.m.base.update(from: optimizer.m.base, count: optimizer.shard.count)
+        snapshot.v.base.update(from: optimizer.v.base, count: optimizer.shard.count)
+        snapshot.optimizerSteps = optimizer.stepsTaken
+        snapshot.state = state
+        snapshot.detector.assign(detector)
+    }
+
+    /// Handles a spike at step `stepIndex + 1` as the recipe says: stops the run, or skips the step's update, or
+    /// rolls back to the snapshot and passes over the batches drawn since it was taken.
+    func recover(from reason: SpikeReason, stepIndex: Int, loss: Float, norm: Double,
+                 lastFinite: StepMetrics?) throws -> Spike {
+        let step = stepIndex + 1
+        let rules = stability
+        if rules.action == .stop {
+            switch reason {
+            case .nonFiniteLoss:
+                throw NonFiniteLoss(step: step, what: "the training loss (\(loss))", lastFinite: lastFinite)
+            case .nonFiniteGradNorm:
+                throw NonFiniteLoss(step: step, what: "the gradient norm (\(norm))", lastFinite: lastFinite)
+            default:
+                throw LossSpikeStop(step: step, loss: loss, gradNorm: norm, reason: reason.describe(window: rules.window),
+                                    recoveries: nil)
+            }
+        }
+        guard state.recoveries < rules.maxRecoveries else {
+            throw LossSpikeStop(step: step, loss: loss, gradNorm: norm, reason: reason.describe(window: rules.window),
+                                recoveries: state.recoveries)
+        }
+        var spike = Spike(step: step, loss: loss, gradNorm: norm, reason: reason, action: rules.action)
+        switch rules.action {
+        case .stop:
+            preconditionFailure("handled above")
+        case .skip:
+            // The gradients are dropped (the next backward pass overwrites them); the data has been consumed.
+            state.step += 1
+            state.tokensSeen += tokensPerStep
+            state.skippedSteps += 1
+            state.recoveries += 1
+        case .rollback:
+            guard let snapshot else { preconditionFailure("rollback without a snapshot") }
+            let windowsNow = state.sampler.windowsDrawn
+            let sampler = state.sampler, tokensSeen = state.tokensSeen, recoveries = state.recoveries
+            model.parameters.base.update(from: snapshot.parameters.base, count: model.layout.count)
+            optimizer.m.base.update(from: snapshot.m.base, count: optimizer.shard.count)
+            optimizer.v.base.update(from: snapshot.v.base, count: optimizer.shard.count)
+            optimizer.stepsTaken = snapshot.optimizerSteps
+            state = snapshot.state
+            detector.assign(snapshot.detector)
+            // Pass over every batch drawn since the snapshot, the spike's included (PaLM's skip of the data around
+            // the spike); the tokens were read, so they count as seen.
+            state.sampler = sampler
+            state.tokensSeen = tokensSeen
+            state.recoveries = recoveries + 1
+            if rules.lrFactor < 1, rules.lrFactorSteps > 0 {
+                state.lrFactorUntil = state.step + rules.lrFactorSteps
+            }
+            spike.rolledBackTo = state.step
+            spike.batchesPassedOver = (windowsNow - snapshot.state.sampler.windowsDrawn) / batch
+        }
+        return spike
+    }
+
+    /// Draws `n` micro-batches without training on them: what a rollback does with the batches around a spike
+    /// (and a way to pass over data known to be bad).
+    public func passOver(microBatches n: Int) {
+        precondition(n >= 0)
+        for _ in 0..<n { state.sampler.skip(in: data.train, batch: batch, time: time) }
+        state.tokensSeen += n * batch * time
+    }
+
+    /// The progress note for a spike that was recovered from.
+    func note(for spike: Spike) -> String {
+        let rules = stability
+        var text = "step \(spike.step): loss spike (loss \(spike.loss), grad norm \(spike.gradNorm)): "
+            + spike.reason.describe(window: rules.window) + "; "
+        if let back = spike.rolledBackTo {
+            text += "rolled back to step \(back), passing over the \(spike.batchesPassedOver) micro-batches drawn since"
+            if state.lrFactorUntil > back { text += "; learning rate × \(rules.lrFactor) through step \(state.lrFactorUntil)" }
+        } else {
+            text += "skipped the update"
+        }
+        return text + " (recovery \(state.recoveries) of at most \(rules.maxRecoveries))"
+    }
+
+    /// The detector and counters as a checkpoint stores them.
+    var checkpointStability: CheckpointStability {
+        let history = detector.history
+        return CheckpointStability(skippedSteps: state.skippedSteps, recoveries: state.recoveries,
+                                   lrFactorUntil: state.lrFactorUntil, losses: history.losses,
+                                   gradNorms: history.norms, capacity: detector.capacity)
+    }
+}
+
+/// A spike ended the run: `stability.action` is "stop", or `stability.max_recoveries` recoveries were used up.
+public struct LossSpikeStop: Error, CustomStringConvertible {
+    public var step: Int
+    public var loss: Float
+    public var gradNorm: Double
+    public var reason: String
+    /// Recoveries made before this spike, when the run stopped because there were too many.
+    public var recoveries: Int?
+
+    public var description: String {
+        var text = "step \(step): loss spike (loss \(loss), grad norm \(gradNorm)): \(reason); "
+        if let recoveries {
+            text += "the run stops: \(recoveries) spike\(recoveries == 1 ? " was" : "s were") already recovered from, "
+                + "stability.max_recoveries. Fix: lower optimizer.lr (or raise schedule.warmup_steps), check the data, "
+                + "or raise stability.max_recoveries"
+        } else {
+            text += "the run stops before updating the weights with it (stability.action = \"stop\"). Fix: lower "
+                + "optimizer.lr, or set stability.action = \"skip\" or \"rollback\" to recover, or raise stability.loss_sigmas"
+        }
+        return text
+    }
+}
