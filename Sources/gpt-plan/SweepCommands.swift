@@ -136,13 +136,9 @@ struct FitSweep: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed of the bootstrap.") var seed: UInt64 = 1
 
     mutating func run() throws {
-        let manifestPath = (sweep as NSString).appendingPathComponent(SweepManifest.fileName)
-        guard let data = FileManager.default.contents(atPath: manifestPath) else {
-            throw CommandFailure.usage("gpt-plan fit: \(manifestPath): no such file. Fix: give a directory written by gpt-plan sweep")
-        }
         let manifest: SweepManifest
-        do { manifest = try JSONDecoder().decode(SweepManifest.self, from: data) } catch {
-            throw CommandFailure.usage("gpt-plan fit: \(manifestPath): not a sweep manifest (\(describe(error)))")
+        do { manifest = try SweepManifest.load(sweep: sweep) } catch {
+            throw CommandFailure.usage("gpt-plan fit: \(error)")
         }
         guard samples >= 0, samples <= 100_000 else { throw CommandFailure.usage("gpt-plan fit: --samples must be 0 to 100000") }
         var observations: [SweepObservation] = [], notes: [String] = []
