@@ -222,8 +222,11 @@ enum FitFigure {
         if let a2 = f.approach2 {
             left.append(Series(label: "frontier (Approach 2 minima)", color: "#000000",
                                points: a2.budgets.map { (log10($0.optimalParams), $0.minimumLoss) }))
-            right.append(Series(label: "Approach 2 N_opt", color: Palette.color(0),
+            right.append(Series(label: "Approach 2 parabola minima", color: Palette.color(0),
                                 points: a2.budgets.map { (log10($0.flops), $0.optimalParams) }))
+            let cs = a2.budgets.map(\.flops)
+            right.append(Series(label: "Approach 2 power law", color: Palette.color(2),
+                                points: [cs.min()!, cs.max()!].map { (log10($0), a2.kN * pow($0, a2.a)) }))
         }
         let law = f.approach3.law
         if let lo = budgets.first, let hi = budgets.last {
