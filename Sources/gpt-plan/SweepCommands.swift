@@ -197,6 +197,12 @@ enum FitFigure {
         out += "  For comparison: Chinchilla (Hoffmann et al. 2022) a = \(sig(ChinchillaFit.hoffmann.a, 3)), b = "
             + "\(sig(ChinchillaFit.hoffmann.b, 3)); Epoch (Besiroglu et al. 2024) a = \(sig(ChinchillaFit.epoch.a, 3)), b = "
             + "\(sig(ChinchillaFit.epoch.b, 3))\n"
+        let i = f.intervals
+        if p.alpha >= 2.999 || p.beta >= 2.999 || (i.a.count == 2 && i.a[1] - i.a[0] > 0.3) {
+            out += "  warning: this sweep does not pin Approach 3 down (an exponent at its bound of 3, or an interval of a "
+                + "wider than 0.3); plans from fit.json extrapolate an unidentified law. Add budgets and sizes on both "
+                + "sides of each minimum\n"
+        }
         for note in f.notes { out += "  note: \(note)\n" }
         return out
     }
