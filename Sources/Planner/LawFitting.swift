@@ -224,6 +224,11 @@ public enum LawFitting {
             }
             let x = -q[1] / (2 * q[2])
             let n = exp(x)
+            let sizes = group.map(\.params)
+            if n < sizes.min()! || n > sizes.max()! {
+                notes.append("approach 2: budget \(c): the parabola's minimum N = \(Int(n.rounded())) lies outside the sizes "
+                             + "run (\(Int(sizes.min()!))-\(Int(sizes.max()!))): an extrapolation; add sizes on that side")
+            }
             budgets.append(.init(flops: c, parabola: q, optimalParams: n, optimalTokens: c / (6 * n),
                                  minimumLoss: q[0] + q[1] * x + q[2] * x * x, runs: group.count))
         }

@@ -70,6 +70,29 @@ public struct SweepManifest: Codable, Sendable, Equatable {
     }
 }
 
+public struct SweepManifestError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+}
+
+extension SweepManifest {
+    /// Reads SWEEP/manifest.json, or says in words (the file, what is wrong, the fix) why it cannot.
+    public static func load(sweep directory: String) throws -> SweepManifest {
+        let path = (directory as NSString).appendingPathComponent(fileName)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SweepManifestError(description: "\(path): no such file. Fix: give a directory written by gpt-plan sweep")
+        }
+        let manifest: SweepManifest
+        do { manifest = try JSONDecoder().decode(SweepManifest.self, from: data) } catch {
+            throw SweepManifestError(description: "\(path): not a sweep manifest (\(error)). Fix: rewrite it with gpt-plan sweep --force")
+        }
+        guard manifest.formatVersion == currentVersion else {
+            throw SweepManifestError(description: "\(path): format_version \(manifest.formatVersion), this tool reads "
+                                     + "\(currentVersion). Fix: rewrite it with gpt-plan sweep --force")
+        }
+        return manifest
+    }
+}
+
 /// The final validation loss of a run from its metrics.jsonl: the `val_loss` logged at `step` (the last step).
 public enum FinalLoss {
     public static func read(metricsText text: String, step: Int) -> Double? {

@@ -136,13 +136,9 @@ struct FitSweep: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed of the bootstrap.") var seed: UInt64 = 1
 
     mutating func run() throws {
-        let manifestPath = (sweep as NSString).appendingPathComponent(SweepManifest.fileName)
-        guard let data = FileManager.default.contents(atPath: manifestPath) else {
-            throw CommandFailure.usage("gpt-plan fit: \(manifestPath): no such file. Fix: give a directory written by gpt-plan sweep")
-        }
         let manifest: SweepManifest
-        do { manifest = try JSONDecoder().decode(SweepManifest.self, from: data) } catch {
-            throw CommandFailure.usage("gpt-plan fit: \(manifestPath): not a sweep manifest (\(describe(error)))")
+        do { manifest = try SweepManifest.load(sweep: sweep) } catch {
+            throw CommandFailure.usage("gpt-plan fit: \(error)")
         }
         guard samples >= 0, samples <= 100_000 else { throw CommandFailure.usage("gpt-plan fit: --samples must be 0 to 100000") }
         var observations: [SweepObservation] = [], notes: [String] = []
@@ -201,6 +197,12 @@ enum FitFigure {
         out += "  For comparison: Chinchilla (Hoffmann et al. 2022) a = \(sig(ChinchillaFit.hoffmann.a, 3)), b = "
             + "\(sig(ChinchillaFit.hoffmann.b, 3)); Epoch (Besiroglu et al. 2024) a = \(sig(ChinchillaFit.epoch.a, 3)), b = "
             + "\(sig(ChinchillaFit.epoch.b, 3))\n"
+        let i = f.intervals
+        if p.alpha >= 2.999 || p.beta >= 2.999 || (i.a.count == 2 && i.a[1] - i.a[0] > 0.3) {
+            out += "  warning: this sweep does not pin Approach 3 down (an exponent at its bound of 3, or an interval of a "
+                + "wider than 0.3); plans from fit.json extrapolate an unidentified law. Add budgets and sizes on both "
+                + "sides of each minimum\n"
+        }
         for note in f.notes { out += "  note: \(note)\n" }
         return out
     }
@@ -226,8 +228,11 @@ enum FitFigure {
         if let a2 = f.approach2 {
             left.append(Series(label: "frontier (Approach 2 minima)", color: "#000000",
                                points: a2.budgets.map { (log10($0.optimalParams), $0.minimumLoss) }))
-            right.append(Series(label: "Approach 2 N_opt", color: Palette.color(0),
+            right.append(Series(label: "Approach 2 parabola minima", color: Palette.color(0),
                                 points: a2.budgets.map { (log10($0.flops), $0.optimalParams) }))
+            let cs = a2.budgets.map(\.flops)
+            right.append(Series(label: "Approach 2 power law", color: Palette.color(2),
+                                points: [cs.min()!, cs.max()!].map { (log10($0), a2.kN * pow($0, a2.a)) }))
         }
         let law = f.approach3.law
         if let lo = budgets.first, let hi = budgets.last {

@@ -19,13 +19,9 @@ struct TrainSweep: ParsableCommand {
 
     mutating func run() throws {
         guard threads >= 1 else { throw CommandFailure.usage("gpt-train sweep: --threads must be at least 1") }
-        let manifestPath = (sweep as NSString).appendingPathComponent(SweepManifest.fileName)
-        guard let data = FileManager.default.contents(atPath: manifestPath) else {
-            throw CommandFailure.usage("gpt-train sweep: \(manifestPath): no such file. Fix: write the sweep with gpt-plan sweep")
-        }
         let manifest: SweepManifest
-        do { manifest = try JSONDecoder().decode(SweepManifest.self, from: data) } catch {
-            throw CommandFailure.usage("gpt-train sweep: \(manifestPath): not a sweep manifest: \(error)")
+        do { manifest = try SweepManifest.load(sweep: sweep) } catch {
+            throw CommandFailure.usage("gpt-train sweep: \(error)")
         }
         var ceiling: Double?
         if !noMFU {
