@@ -89,7 +89,7 @@ let package = Package(
         // Executables: thin wrappers that parse arguments and decide how to show what the libraries report.
         .executableTarget(
             name: "gpt-plan",
-            dependencies: ["Planner", "Recipe", "Corpus", "Compute", "Durable", "CLISupport",
+            dependencies: ["Planner", "Recipe", "Corpus", "Compute", "Durable", "CLISupport", "LinePlots",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-train",
@@ -105,7 +105,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-bench",
-            dependencies: ["Trainer", "Corpus", "Compute", "Planner", "CLISupport",
+            dependencies: ["Trainer", "GPTShape", "Corpus", "Compute", "Planner", "CLISupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),

@@ -3,6 +3,7 @@
 #
 #   scripts/bench-shakespeare.sh [PATH/TO/input.txt]      (default: ../shared/data/tinyshakespeare/input.txt)
 #   SEEDS="1337 1 2 3 4" scripts/bench-shakespeare.sh     (one run per seed)
+#   PRECISION=bf16 scripts/bench-shakespeare.sh           (training.precision; fp32 by default)
 #
 # Each run prints its wall time and its validation loss (200 batches, at step 2000).
 set -euo pipefail
@@ -15,14 +16,14 @@ scripts/setup.sh
 swift build -c release >/dev/null
 for seed in ${SEEDS:-1337}; do
     recipe=$(mktemp --suffix=.toml)
-    sed -e "s/^seed = .*/seed = $seed/" -e "s|^path = .*|path = \"$PWD/data/tinyshakespeare/input.txt\"|" \
+    sed -e "s/^seed = .*/seed = $seed\nprecision = \"${PRECISION:-fp32}\"/" -e "s|^path = .*|path = \"$PWD/data/tinyshakespeare/input.txt\"|" \
         recipes/shakespeare-char.toml > "$recipe"
-    run=runs/bench-shakespeare-$seed
+    run=runs/bench-shakespeare-${PRECISION:-fp32}-$seed
     rm -rf "$run"
     start=$(date +%s.%N)
     .build/release/gpt-train "$recipe" --out "$run" 2> "$run.log" || { cat "$run.log" >&2; exit 1; }
     end=$(date +%s.%N)
     loss=$(grep -o '"val_loss":[0-9.]*' "$run/metrics.jsonl" | tail -n 1 | cut -d: -f2)
-    printf 'seed %s: %.1f s wall, validation loss %s (200 batches, step 2000)\n' "$seed" "$(echo "$end - $start" | bc)" "$loss"
+    printf '%s seed %s: %.1f s wall, validation loss %s (200 batches, step 2000)\n' "${PRECISION:-fp32}" "$seed" "$(echo "$end - $start" | bc)" "$loss"
     rm -f "$recipe"
 done

@@ -63,6 +63,10 @@ public enum CPU {
         ["avx512f", "avx512bw", "avx512vl", "avx512dq"].allSatisfy(flags.contains)
     }
 
+    /// bf16 matrix instructions: AVX512-BF16 (Zen 4/5, Cooper Lake, Sapphire Rapids) or AMX-BF16 tiles (Sapphire
+    /// and Emerald Rapids). Without them a bf16 product is emulated on the fp32 sgemm and runs no faster than fp32.
+    public static var hasBF16: Bool { flags.contains("avx512_bf16") || flags.contains("amx_bf16") }
+
     public static var modelName: String {
         guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
               let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),

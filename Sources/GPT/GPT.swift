@@ -31,6 +31,8 @@ public enum GPTInputError: Error, Equatable, CustomStringConvertible {
     case tokenOutOfRange(index: Int, token: Int32, vocabSize: Int)
     /// Target `index` is not a vocabulary id.
     case targetOutOfRange(index: Int, target: Int32, vocabSize: Int)
+    /// bf16 products run inside the fused attention kernel only.
+    case bf16NeedsFusedAttention
 
     public var description: String {
         switch self {
@@ -44,6 +46,7 @@ public enum GPTInputError: Error, Equatable, CustomStringConvertible {
             "token \(token) at position \(index) is not below the vocabulary size \(vocabSize)"
         case let .targetOutOfRange(index, target, vocabSize):
             "target \(target) at position \(index) is not below the vocabulary size \(vocabSize)"
+        case .bf16NeedsFusedAttention: "bf16 precision runs with the fused attention kernel, not the materialized one"
         }
     }
 }
@@ -52,6 +55,14 @@ public enum GPTInputError: Error, Equatable, CustomStringConvertible {
 ///
 /// Parameters, gradients and activations each live in one allocation made here; a training step allocates
 /// nothing. Layers are forward/backward pairs of kernels over those buffers; every matrix product is an sgemm.
+///
+/// `attention` picks the attention kernel (`FusedAttention`, the default, or the materialized `Attention`), and
+/// `precision` the number format of the matrix products' inputs. In bf16, every product (the four linear layers
+/// of each block, attention's score and value products, the tied head) takes operands rounded to bfloat16 and
+/// accumulates in fp32: the weights are rounded into a second copy at the start of each forward pass, and the
+/// activations and gradients that only feed products (the LayerNorm outputs, qkv, the attention output, the GELU
+/// output, the logits' gradient, ...) are rounded in place; the rounding is exact emulation of a bf16 matmul (see
+/// `BFloat16`). LayerNorm, softmax, GELU, the loss and the parameters and their gradients stay fp32.
 public final class GPT {
     public let shape: ModelShape
     public let layout: ParameterLayout
@@ -61,8 +72,14 @@ public final class GPT {
     /// Largest micro-batch and sequence length the activation buffers hold.
     public let maxBatch: Int
     public let maxTime: Int
+    public let attention: AttentionKernel
+    public let precision: Precision
+    /// Tiles of the fused attention kernel.
+    public let attentionTiles: FusedAttention.Tiles
 
     let acts: ActivationLayout
+    /// The parameters rounded to bf16 (bf16 precision only), what the products read as weights.
+    let roundedParameters: FloatStorage?
     let activations: FloatStorage
     let attentionScratch: FloatStorage
     let normScratch: FloatStorage
@@ -72,8 +89,10 @@ public final class GPT {
     private var lastBatch = 0, lastTime = 0
     private var lastDropout: DropoutContext?
 
-    public init(shape: ModelShape, maxBatch: Int, maxTime: Int, pool: ThreadPool) throws(GPTInputError) {
+    public init(shape: ModelShape, maxBatch: Int, maxTime: Int, pool: ThreadPool, attention: AttentionKernel = .fused,
+                precision: Precision = .fp32, attentionTiles: FusedAttention.Tiles = .standard) throws(GPTInputError) {
         do { try shape.validate() } catch { throw .invalidShape(error) }
+        guard precision == .fp32 || attention == .fused else { throw .bf16NeedsFusedAttention }
         guard maxTime <= shape.seqLen else { throw .bufferLongerThanContext(maxTime: maxTime, seqLen: shape.seqLen) }
         guard maxBatch >= 1, maxTime >= 1 else { throw .emptyBuffers(maxBatch: maxBatch, maxTime: maxTime) }
         self.shape = shape
@@ -81,12 +100,18 @@ public final class GPT {
         self.pool = pool
         self.maxBatch = maxBatch
         self.maxTime = maxTime
+        self.attention = attention
+        self.precision = precision
+        self.attentionTiles = attentionTiles
         parameters = FloatStorage(count: layout.count)
+        roundedParameters = precision == .bf16 ? FloatStorage(count: layout.count) : nil
         gradients = FloatStorage(count: layout.count)
-        acts = ActivationLayout(shape, batch: maxBatch, time: maxTime)
+        acts = ActivationLayout(shape, batch: maxBatch, time: maxTime, attention: attention)
         activations = FloatStorage(count: acts.count)
         // Room for attention dropout too: whether a pass drops out is up to its caller.
-        attentionScratch = FloatStorage(count: pool.threadCount * Attention.scratchPerThread(time: maxTime, dropout: true))
+        let perThread = attention == .fused ? FusedAttention.scratchPerThread(tiles: attentionTiles)
+            : Attention.scratchPerThread(time: maxTime, dropout: true)
+        attentionScratch = FloatStorage(count: pool.threadCount * perThread)
         normScratch = FloatStorage(count: LayerNorm.scratchCount(threads: pool.threadCount, channels: shape.dModel))
         tokenBuffer = .allocate(capacity: maxBatch * maxTime)
         targetBuffer = .allocate(capacity: maxBatch * maxTime)
@@ -134,6 +159,13 @@ public final class GPT {
     @inline(__always) func optionalParam(_ offset: Int) -> UnsafeMutablePointer<Float>? { offset < 0 ? nil : parameters.base + offset }
     @inline(__always) func optionalGrad(_ offset: Int) -> UnsafeMutablePointer<Float>? { offset < 0 ? nil : gradients.base + offset }
     @inline(__always) func act(_ offset: Int) -> UnsafeMutablePointer<Float> { activations.base + offset }
+    /// A weight as the products read it: rounded to bf16 in bf16 precision.
+    @inline(__always) func weight(_ offset: Int) -> UnsafeMutablePointer<Float> { (roundedParameters ?? parameters).base + offset }
+
+    /// Rounds `count` floats at `p` to bf16 in place when products take bf16 inputs.
+    @inline(__always) private func productInput(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        if precision == .bf16 { BFloat16.round(pool, out: p, p, count: count) }
+    }
 
     /// The logits of the last forward pass, [batch·time, vocab] (or their gradient after a training pass).
     public var logits: UnsafeMutablePointer<Float> { act(acts.logits) }
@@ -167,6 +199,10 @@ public final class GPT {
         let drop = (dropout?.probability ?? 0) > 0 ? dropout : nil
         lastDropout = drop
         let attentionShape = Attention.Shape(batch: batch, time: time, channels: c, heads: shape.nHead)
+        let bf16 = precision == .bf16
+        if let rounded = roundedParameters {
+            BFloat16.round(pool, out: rounded.base, parameters.base, count: layout.count)
+        }
 
         Encoder.forward(pool, out: act(acts.encoded), tokens: tokenBuffer, wte: param(layout.wte), wpe: param(layout.wpe),
                         batch: batch, time: time, channels: c)
@@ -177,27 +213,41 @@ public final class GPT {
             let a = acts.layers[l]
             LayerNorm.forward(pool, out: act(a.ln1), mean: act(a.ln1Mean), rstd: act(a.ln1Rstd), inp: residual,
                               weight: param(o.ln1Weight), bias: optionalParam(o.ln1Bias), rows: bt, channels: c)
-            Linear.forward(pool, out: act(a.qkv), inp: act(a.ln1), weight: param(o.qkvWeight), bias: optionalParam(o.qkvBias),
+            productInput(act(a.ln1), count: bt * c)
+            Linear.forward(pool, out: act(a.qkv), inp: act(a.ln1), weight: weight(o.qkvWeight), bias: optionalParam(o.qkvBias),
                            rows: bt, inFeatures: c, outFeatures: 3 * c)
-            Attention.forward(pool, out: act(a.attY), att: act(a.att), qkv: act(a.qkv), shape: attentionShape,
-                              scratch: attentionScratch.base, dropout: drop.map { mask($0, layer: l, site: 1) })
-            residualBranch(out: act(a.residual2), residual: residual, inp: act(a.attY), weight: param(o.attnProjWeight),
+            productInput(act(a.qkv), count: bt * 3 * c)
+            let attentionDropout = drop.map { mask($0, layer: l, site: 1) }
+            switch attention {
+            case .fused:
+                FusedAttention.forward(pool, out: act(a.attY), lse: act(a.att), qkv: act(a.qkv), shape: attentionShape,
+                                       tiles: attentionTiles, scratch: attentionScratch.base, dropout: attentionDropout,
+                                       bf16Inputs: bf16)
+            case .materialized:
+                Attention.forward(pool, out: act(a.attY), att: act(a.att), qkv: act(a.qkv), shape: attentionShape,
+                                  scratch: attentionScratch.base, dropout: attentionDropout)
+            }
+            productInput(act(a.attY), count: bt * c)
+            residualBranch(out: act(a.residual2), residual: residual, inp: act(a.attY), weight: weight(o.attnProjWeight),
                            bias: optionalParam(o.attnProjBias), rows: bt, inFeatures: c,
                            dropout: drop.map { mask($0, layer: l, site: 2) })
             LayerNorm.forward(pool, out: act(a.ln2), mean: act(a.ln2Mean), rstd: act(a.ln2Rstd), inp: act(a.residual2),
                               weight: param(o.ln2Weight), bias: optionalParam(o.ln2Bias), rows: bt, channels: c)
-            Linear.forward(pool, out: act(a.fcPre), inp: act(a.ln2), weight: param(o.fcWeight), bias: optionalParam(o.fcBias),
+            productInput(act(a.ln2), count: bt * c)
+            Linear.forward(pool, out: act(a.fcPre), inp: act(a.ln2), weight: weight(o.fcWeight), bias: optionalParam(o.fcBias),
                            rows: bt, inFeatures: c, outFeatures: f)
             GELU.forward(pool, out: act(a.fcGelu), inp: act(a.fcPre), count: bt * f)
+            productInput(act(a.fcGelu), count: bt * f)
             residualBranch(out: act(a.residual3), residual: act(a.residual2), inp: act(a.fcGelu),
-                           weight: param(o.mlpProjWeight), bias: optionalParam(o.mlpProjBias), rows: bt, inFeatures: f,
+                           weight: weight(o.mlpProjWeight), bias: optionalParam(o.mlpProjBias), rows: bt, inFeatures: f,
                            dropout: drop.map { mask($0, layer: l, site: 3) })
             residual = act(a.residual3)
         }
         LayerNorm.forward(pool, out: act(acts.lnf), mean: act(acts.lnfMean), rstd: act(acts.lnfRstd), inp: residual,
                           weight: param(layout.lnfWeight), bias: optionalParam(layout.lnfBias), rows: bt, channels: c)
+        productInput(act(acts.lnf), count: bt * c)
         // The output head shares the token embedding: logits = lnf · wteᵀ.
-        Linear.forward(pool, out: act(acts.logits), inp: act(acts.lnf), weight: param(layout.wte), bias: nil,
+        Linear.forward(pool, out: act(acts.logits), inp: act(acts.lnf), weight: weight(layout.wte), bias: nil,
                        rows: bt, inFeatures: c, outFeatures: v)
         guard targets != nil else { return 0 }
         CrossEntropy.forward(pool, losses: act(acts.losses), logits: act(acts.logits), targets: targetBuffer,
@@ -244,10 +294,17 @@ public final class GPT {
 
     /// The gradient reaching a residual branch: the stream's gradient, through the branch's dropout mask when there
     /// is one (into the dLn scratch, which the branch's first product consumes before anything overwrites it).
+    /// In bf16 the branch's gradient is rounded into the same scratch (the residual stream's gradient stays fp32).
     private func branchGradient(_ dResidual: UnsafeMutablePointer<Float>, layer: Int, site: Int,
                                 count: Int) -> UnsafePointer<Float> {
-        guard let drop = lastDropout else { return UnsafePointer(dResidual) }
-        mask(drop, layer: layer, site: site).apply(pool, out: act(acts.dLn), dResidual, count: count)
+        if let drop = lastDropout {
+            mask(drop, layer: layer, site: site).apply(pool, out: act(acts.dLn), dResidual, count: count)
+            productInput(act(acts.dLn), count: count)
+        } else if precision == .bf16 {
+            BFloat16.round(pool, out: act(acts.dLn), dResidual, count: count)
+        } else {
+            return UnsafePointer(dResidual)
+        }
         return UnsafePointer(act(acts.dLn))
     }
 
@@ -264,8 +321,9 @@ public final class GPT {
         let normScratch = self.normScratch.base
 
         // Head (tied to wte) and final LayerNorm.
+        productInput(act(acts.logits), count: bt * v)
         Linear.backward(pool, dinp: dLn, dweight: grad(layout.wte), dbias: nil, dout: act(acts.logits), inp: act(acts.lnf),
-                        weight: param(layout.wte), rows: bt, inFeatures: c, outFeatures: v,
+                        weight: weight(layout.wte), rows: bt, inFeatures: c, outFeatures: v,
                         accumulateInput: false, accumulateParameters: accumulate)
         let last = shape.nLayer > 0 ? act(acts.layers[shape.nLayer - 1].residual3) : act(acts.encoded)
         LayerNorm.backward(pool, dinp: dResidual, dweight: grad(layout.lnfWeight), dbias: optionalGrad(layout.lnfBias),
@@ -280,11 +338,12 @@ public final class GPT {
             // MLP branch: residual3 = residual2 + dropout(mlp_proj(gelu(fc(ln2(residual2))))).
             var dBranch = branchGradient(dResidual, layer: l, site: 3, count: bt * c)
             Linear.backward(pool, dinp: dFc, dweight: grad(o.mlpProjWeight), dbias: optionalGrad(o.mlpProjBias),
-                            dout: dBranch, inp: act(a.fcGelu), weight: param(o.mlpProjWeight), rows: bt,
+                            dout: dBranch, inp: act(a.fcGelu), weight: weight(o.mlpProjWeight), rows: bt,
                             inFeatures: f, outFeatures: c, accumulateInput: false, accumulateParameters: accumulate)
             GELU.backward(pool, dinp: dFc, inp: act(a.fcPre), dout: dFc, count: bt * f)
+            productInput(dFc, count: bt * f)
             Linear.backward(pool, dinp: dLn, dweight: grad(o.fcWeight), dbias: optionalGrad(o.fcBias), dout: dFc,
-                            inp: act(a.ln2), weight: param(o.fcWeight), rows: bt, inFeatures: c, outFeatures: f,
+                            inp: act(a.ln2), weight: weight(o.fcWeight), rows: bt, inFeatures: c, outFeatures: f,
                             accumulateInput: false, accumulateParameters: accumulate)
             LayerNorm.backward(pool, dinp: dResidual, dweight: grad(o.ln2Weight), dbias: optionalGrad(o.ln2Bias),
                                dout: dLn, inp: act(a.residual2), weight: param(o.ln2Weight), mean: act(a.ln2Mean),
@@ -294,12 +353,22 @@ public final class GPT {
             // Attention branch: residual2 = residual + dropout(attn_proj(attention(qkv(ln1(residual))))).
             dBranch = branchGradient(dResidual, layer: l, site: 2, count: bt * c)
             Linear.backward(pool, dinp: dAttY, dweight: grad(o.attnProjWeight), dbias: optionalGrad(o.attnProjBias),
-                            dout: dBranch, inp: act(a.attY), weight: param(o.attnProjWeight), rows: bt,
+                            dout: dBranch, inp: act(a.attY), weight: weight(o.attnProjWeight), rows: bt,
                             inFeatures: c, outFeatures: c, accumulateInput: false, accumulateParameters: accumulate)
-            Attention.backward(pool, dqkv: dQKV, dout: dAttY, att: act(a.att), qkv: act(a.qkv), shape: attentionShape,
-                               scratch: attentionScratch.base, dropout: drop.map { mask($0, layer: l, site: 1) })
+            productInput(dAttY, count: bt * c)
+            let attentionDropout = drop.map { mask($0, layer: l, site: 1) }
+            switch attention {
+            case .fused:
+                FusedAttention.backward(pool, dqkv: dQKV, dout: dAttY, out: act(a.attY), lse: act(a.att), qkv: act(a.qkv),
+                                        shape: attentionShape, tiles: attentionTiles, scratch: attentionScratch.base,
+                                        dropout: attentionDropout, bf16Inputs: precision == .bf16)
+            case .materialized:
+                Attention.backward(pool, dqkv: dQKV, dout: dAttY, att: act(a.att), qkv: act(a.qkv), shape: attentionShape,
+                                   scratch: attentionScratch.base, dropout: attentionDropout)
+            }
+            productInput(dQKV, count: bt * 3 * c)
             Linear.backward(pool, dinp: dLn, dweight: grad(o.qkvWeight), dbias: optionalGrad(o.qkvBias), dout: dQKV,
-                            inp: act(a.ln1), weight: param(o.qkvWeight), rows: bt, inFeatures: c, outFeatures: 3 * c,
+                            inp: act(a.ln1), weight: weight(o.qkvWeight), rows: bt, inFeatures: c, outFeatures: 3 * c,
                             accumulateInput: false, accumulateParameters: accumulate)
             LayerNorm.backward(pool, dinp: dResidual, dweight: grad(o.ln1Weight), dbias: optionalGrad(o.ln1Bias),
                                dout: dLn, inp: residual, weight: param(o.ln1Weight), mean: act(a.ln1Mean),

@@ -1,5 +1,23 @@
+/// Which attention kernel a model runs, which decides what attention keeps for the backward pass.
+public enum AttentionKernel: String, Sendable, Codable, CaseIterable {
+    /// Flash-style tiles with an online softmax: one log-sum-exp per row is kept, B·H·T floats a layer.
+    case fused
+    /// Scores and probabilities as whole matrices: the B·H·T² probabilities are kept.
+    case materialized
+}
+
+/// The number format of matrix products' inputs. Everything else (LayerNorm, softmax, GELU, the loss, the
+/// optimizer, the master weights) is fp32 either way.
+public enum Precision: String, Sendable, Codable, CaseIterable {
+    case fp32
+    /// bfloat16 inputs, fp32 accumulation.
+    case bf16
+}
+
 /// Offsets of one block's activations.
 public struct LayerActivations: Sendable {
+    /// `att` holds the attention probabilities [B, H, T, T] (materialized kernel) or the rows' log-sum-exp
+    /// [B, H, T] (fused kernel).
     public var ln1 = 0, ln1Mean = 0, ln1Rstd = 0, qkv = 0, att = 0, attY = 0, residual2 = 0
     public var ln2 = 0, ln2Mean = 0, ln2Rstd = 0, fcPre = 0, fcGelu = 0, residual3 = 0
 }
@@ -12,6 +30,7 @@ public struct LayerActivations: Sendable {
 /// (`ModelShape.activationFloats`) is the same `count`: the two cannot drift apart.
 public struct ActivationLayout: Sendable {
     public let batch: Int, time: Int
+    public let attention: AttentionKernel
     public private(set) var encoded = 0
     public private(set) var layers: [LayerActivations] = []
     public private(set) var lnf = 0, lnfMean = 0, lnfRstd = 0, logits = 0, losses = 0
@@ -20,9 +39,10 @@ public struct ActivationLayout: Sendable {
     /// Floats in the whole allocation.
     public private(set) var count = 0
 
-    public init(_ shape: ModelShape, batch: Int, time: Int) {
+    public init(_ shape: ModelShape, batch: Int, time: Int, attention: AttentionKernel = .fused) {
         self.batch = batch
         self.time = time
+        self.attention = attention
         let bt = batch * time, c = shape.dModel, f = shape.dFF
         var next = 0
         func place(_ count: Int) -> Int { defer { next += count }; return next }
@@ -31,7 +51,7 @@ public struct ActivationLayout: Sendable {
             var l = LayerActivations()
             l.ln1 = place(bt * c); l.ln1Mean = place(bt); l.ln1Rstd = place(bt)
             l.qkv = place(bt * 3 * c)
-            l.att = place(batch * shape.nHead * time * time)
+            l.att = place(batch * shape.nHead * time * (attention == .fused ? 1 : time))
             l.attY = place(bt * c)
             l.residual2 = place(bt * c)
             l.ln2 = place(bt * c); l.ln2Mean = place(bt); l.ln2Rstd = place(bt)

@@ -93,10 +93,11 @@ public struct ModelShape: Sendable, Equatable, Codable {
     /// the size of its `ActivationLayout` (what the forward pass keeps for the backward pass, per layer ln_1, qkv,
     /// attention probabilities, attention output, residual, ln_2, MLP pre- and post-GELU, residual, and the
     /// LayerNorm statistics; the final LayerNorm, the logits and per-token losses; the backward pass's scratch,
-    /// which is reused layer after layer). Each thread also has a 2·T×T attention scratch, left out: 8 MB a thread
-    /// at T = 1024.
-    public func activationFloats(batch: Int, context t: Int? = nil) -> Int {
-        ActivationLayout(self, batch: batch, time: t ?? seqLen).count
+    /// which is reused layer after layer). Attention keeps one log-sum-exp per row with the fused kernel (the
+    /// default), the B·H·T² probabilities with the materialized one. Each thread also has attention scratch, left
+    /// out: a few MB at most.
+    public func activationFloats(batch: Int, context t: Int? = nil, attention: AttentionKernel = .fused) -> Int {
+        ActivationLayout(self, batch: batch, time: t ?? seqLen, attention: attention).count
     }
 
     /// Bytes of training state: float32 weights, gradients and the two AdamW moments (16 bytes a parameter), and

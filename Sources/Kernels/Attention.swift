@@ -142,7 +142,7 @@ public enum Attention {
         let n = i + 1
         var mv = FloatVector(repeating: -.infinity)
         var j = 0
-        while j + 16 <= n { mv = pointwiseMax(mv, load(row + j)); j += 16 }
+        while j + 16 <= n { mv = vmax(mv, load(row + j)); j += 16 }
         var m = horizontalMax(mv)
         while j < n { m = max(m, row[j]); j += 1 }
         let mvec = FloatVector(repeating: m)

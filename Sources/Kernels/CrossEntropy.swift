@@ -15,7 +15,7 @@ public enum CrossEntropy {
                 let target = Int(targets[r])
                 var mv = FloatVector(repeating: -.infinity)
                 var j = 0
-                while j + 16 <= v { mv = pointwiseMax(mv, load(row + j)); j += 16 }
+                while j + 16 <= v { mv = vmax(mv, load(row + j)); j += 16 }
                 var m = horizontalMax(mv)
                 while j < v { m = max(m, row[j]); j += 1 }
                 let targetLogit = row[target]

@@ -70,8 +70,8 @@ public enum LayoutProblem: Error, Sendable, Equatable {
     case tensorParallelInvalid(Int, heads: Int, devicesPerNode: Int)
     case pipelineParallelInvalid(Int, layers: Int)
     case zeroStageInvalid(Int)
-    /// The hardware trains in float32 one process a device, as gpt-train does: no tensor or pipeline parallelism,
-    /// no ZeRO, no recomputation.
+    /// The hardware trains in float32 one process a device, as gpt-train does: data parallelism only (ZeRO stage
+    /// 0 or 1), no tensor or pipeline parallelism, no recomputation.
     case unsupportedOnCPU
     case doesNotFit(needed: Double, usable: Double)
 }
@@ -213,7 +213,7 @@ public enum LayoutModel {
         let cpu = hardware.precision == .float32
         let widths = cpu ? [1] : tensorWidths.filter { $0 <= hardware.devicesPerNode && shape.nHead % $0 == 0 }
         let stages = cpu ? [1] : Array(1...max(1, min(shape.nLayer, k)))
-        let zeros = cpu ? [0] : [0, 1, 2, 3]
+        let zeros = cpu ? [0, 1] : [0, 1, 2, 3]   // gpt-train implements ZeRO-1
         let modes: [Recompute] = cpu ? [.none] : Recompute.allCases
         var out: [(Int, Int, Int, Recompute)] = []
         for t in widths where c.tensorParallel.map({ $0 == t }) ?? true {
@@ -286,7 +286,7 @@ public enum LayoutModel {
                             constraints: c) {
             let d = k / (s.t * s.p)
             // The least memory: the highest ZeRO stage allowed (nothing to shard with one rank).
-            if !cpu, constraints.zeroStage == nil, s.zero != (d > 1 ? 3 : 0) { continue }
+            if constraints.zeroStage == nil, s.zero != (d > 1 ? (cpu ? 1 : 3) : 0) { continue }
             let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
                                 recompute: s.recompute, microBatch: 1, gradAccum: batchSequences / d)
             tried += 1
@@ -332,7 +332,7 @@ public func checkLayoutFits(nLayer: Int, nHead: Int, dModel: Int, dFF: Int, seqL
         return .failure(.devicesNotFactored(devices: devices, tensorParallel: tensorParallel,
                                             pipelineParallel: pipelineParallel))
     }
-    if precision == .float32, tensorParallel > 1 || pipelineParallel > 1 || zeroStage > 0 || recompute != .none {
+    if precision == .float32, tensorParallel > 1 || pipelineParallel > 1 || zeroStage > 1 || recompute != .none {
         return .failure(.unsupportedOnCPU)
     }
     let layout = Layout(dataParallel: devices / (tensorParallel * pipelineParallel), tensorParallel: tensorParallel,

@@ -48,6 +48,16 @@ public struct PlanRequest: Sendable {
     public var pricePerDeviceHour: Double?
     /// How many of the fastest layouts the plan keeps (for `--compare-layouts`).
     public var keepLayouts = 5
+    /// Unique tokens available (Muennighoff et al. 2023): with a budget, the split minimises the loss with
+    /// repetition taken into account; nil means unlimited data.
+    public var uniqueTokens: Double?
+    /// Tokens the model will serve (Sardana et al. 2023): with a budget, the plan reaches the compute-optimal
+    /// plan's loss (or `targetLoss`) at the least training + inference compute.
+    public var inferenceTokens: Double?
+    /// The loss the inference-aware plan must reach; nil takes the compute-optimal plan's for the budget.
+    public var targetLoss: Double?
+    /// An isoFLOP sweep's point: this N at the budget (D = C/6N) instead of the compute-optimal one.
+    public var isoFLOPParams: Double?
 
     public init(target: Target, hardware: HardwareChoice) {
         self.target = target
@@ -120,6 +130,10 @@ public struct Allocation: Sendable, Equatable {
     /// larger share.
     public var embeddingShare: Double
     public var suggestedVocab: Int?
+    /// Set when unique tokens were given.
+    public var dataConstraint: DataConstraintDecision?
+    /// Set when inference tokens were given.
+    public var inference: InferenceDecision?
 
     /// Embeddings above this share of N mark a budget whose model is mostly lookup table.
     public static let embeddingDominated = 0.5
@@ -211,6 +225,7 @@ public enum PlanError: Error, Equatable, Sendable {
     /// An input the planner needs, out of its range.
     public enum Input: Sendable, Equatable {
         case flops, params, tokens, tokensPerParam, vocab, seqLen, batch, learningRate, referenceBatch, referenceLR
+        case uniqueTokens, inferenceTokens, targetLoss
         case deviceMemory, deviceFlops, mfu, devices, days, pricePerDeviceHour
         case zeroStage, tensorParallel, pipelineParallel
     }
@@ -225,6 +240,10 @@ public enum PlanError: Error, Equatable, Sendable {
     case learningRateInvalid(Double)
     /// No layout on `devices` devices (nil: on any count tried) fits; `least` needs the least memory.
     case noLayout(devices: Int?, hardware: String, reason: LayoutProblem?, least: LayoutEstimate?)
+    /// No model reaches this loss under the fit (it is at or below the irreducible loss E).
+    case lossUnreachable(loss: Double, irreducible: Double)
+    /// Two requests that cannot be combined.
+    case conflicting(String)
     /// No device count finishes within the days asked for.
     case tooSlow(days: Double, fastest: Double, devices: Int)
 }
@@ -262,8 +281,48 @@ extension Plan {
                                                                                     vocabSize: request.vocabSize,
                                                                                     bias: request.bias))
         }
-        return Allocation(rule: rule, budget: budget, idealParams: n, idealTokens: d, flops: budget, tokens: d,
-                          embeddingShare: 0, suggestedVocab: nil)
+        var allocation = Allocation(rule: rule, budget: budget, idealParams: n, idealTokens: d, flops: budget,
+                                    tokens: d, embeddingShare: 0, suggestedVocab: nil)
+        if let p = request.isoFLOPParams {
+            (allocation.idealParams, allocation.idealTokens, allocation.tokens) = (p, budget / (6 * p), budget / (6 * p))
+        }
+        let fit = rule.lossFit
+        if let t = request.inferenceTokens, case .flops(let c) = request.target {
+            let loss = request.targetLoss ?? fit.loss(params: n, tokens: d)
+            var reference = (params: n, tokens: d)
+            if request.targetLoss != nil {
+                guard let c0 = InferenceAware.computeOptimalFlops(fit, loss: loss) else {
+                    throw PlanError.lossUnreachable(loss: loss, irreducible: fit.E)
+                }
+                reference = fit.optimalAllocation(flops: c0)
+            }
+            guard let best = InferenceAware.optimum(fit, loss: loss, inferenceTokens: t) else {
+                throw PlanError.lossUnreachable(loss: loss, irreducible: fit.E)
+            }
+            _ = c
+            allocation.budget = 6 * best.params * best.tokens
+            allocation.flops = allocation.budget
+            (allocation.idealParams, allocation.idealTokens, allocation.tokens) = (best.params, best.tokens, best.tokens)
+            allocation.inference = InferenceDecision(
+                inferenceTokens: t, targetLoss: loss, targetLossGiven: request.targetLoss != nil,
+                computeOptimalParams: reference.params, computeOptimalTokens: reference.tokens,
+                params: best.params, tokens: best.tokens)
+        }
+        if let u = request.uniqueTokens {
+            var reallocated = false
+            if case .flops(let c) = request.target, allocation.inference == nil, d > u {
+                let best = DataConstrained.optimum(fit, flops: c, unique: u)
+                (allocation.idealParams, allocation.idealTokens, allocation.tokens) = (best.params, best.tokens, best.tokens)
+                reallocated = true
+            }
+            allocation.dataConstraint = DataConstraintDecision(
+                uniqueTokens: u, reallocated: reallocated, unconstrainedParams: n, unconstrainedTokens: d,
+                unconstrainedLoss: DataConstrained.loss(fit, params: n, tokens: d, unique: u),
+                epochs: allocation.tokens / u,
+                effectiveTokens: DataConstrained.effectiveTokens(unique: u, tokens: allocation.tokens),
+                effectiveParams: DataConstrained.effectiveParams(fit, params: allocation.idealParams, unique: u))
+        }
+        return allocation
     }
 
     /// Context length, then the shape nearest N*.
@@ -276,8 +335,15 @@ extension Plan {
             // As long as GPT-2's 1024, unless attention would add more than 25% to the 6N FLOPs (12·L·d·T ≤
             // 0.25·72·L·d², i.e. T ≤ 1.5·d, for the width a 1024 context gives) or a batch would hold fewer than 16
             // sequences.
-            let width = try ShapeSearch.shape(targetParams: a.idealParams, seqLen: 1024, vocabSize: vocab,
+            // A model too small for any shape with a 1024 context (its position embedding alone is too large)
+            // takes the narrowest width, and so the shortest context.
+            let width: Int
+            do {
+                width = try ShapeSearch.shape(targetParams: a.idealParams, seqLen: 1024, vocabSize: vocab,
                                               bias: request.bias, rule: a.rule).shape.dModel
+            } catch PlanError.budgetTooSmall {
+                width = 32
+            }
             let cap = min(1024, 1.5 * Double(width), batchTargetTokens(request, a) / 16)
             var t = 32
             while Double(t * 2) <= cap { t *= 2 }
@@ -299,6 +365,13 @@ extension Plan {
             (a.tokens, a.flops) = ((a.budget / (6 * n)).rounded(), a.budget)
         }
         a.embeddingShare = Double(count.tokenEmbedding) / n
+        if var dc = a.dataConstraint {
+            let fit = a.rule.lossFit
+            dc.epochs = a.tokens / dc.uniqueTokens
+            dc.effectiveTokens = DataConstrained.effectiveTokens(unique: dc.uniqueTokens, tokens: a.tokens)
+            dc.effectiveParams = DataConstrained.effectiveParams(fit, params: n, unique: dc.uniqueTokens)
+            a.dataConstraint = dc
+        }
         if a.embeddingShare > Allocation.embeddingDominated {
             // A vocabulary whose embedding would be no larger than the blocks: a power of two, at least 256 (bytes).
             var v = 256
@@ -312,6 +385,7 @@ extension Plan {
         switch request.batchRule {
         case .deepseek: return BatchRule.deepseekTokens(flops: a.budget)
         case .kaplan: return BatchRule.kaplanCriticalTokens(loss: a.rule.lossFit.loss(params: a.idealParams, tokens: a.idealTokens))
+        case .stepLaw: return BatchRule.stepLawTokens(tokens: a.tokens)
         case .fixed(let tokens): return tokens
         }
     }
@@ -347,6 +421,8 @@ extension Plan {
         switch request.lrRule {
         case .deepseek: lr = LearningRateRule.deepseekLR(flops: a.flops)
         case .kaplan: lr = LearningRateRule.kaplanLR(nonEmbeddingParams: Double(shape.parameterCount.nonEmbedding))
+        case .stepLaw:
+            lr = LearningRateRule.stepLawLR(nonEmbeddingParams: Double(shape.parameterCount.nonEmbedding), tokens: a.tokens)
         case .reference(let refBatch, let refLR, let scaling): lr = refLR * pow(batchTokens / refBatch, scaling.exponent)
         case .fixed(let value): lr = value
         }
@@ -360,8 +436,10 @@ extension Plan {
         let trained = Double(steps) * batchTokens
         let warmup = WarmupRule.steps(totalSteps: steps, batchTokens: batchTokens)
         let fit = a.rule.lossFit
-        return ScheduleDecision(steps: steps, trainedTokens: trained, warmup: warmup, lossFit: fit,
-                                predictedLoss: fit.loss(params: Double(shape.parameterCount.total), tokens: a.tokens))
+        let n = Double(shape.parameterCount.total)
+        let loss = a.dataConstraint.map { DataConstrained.loss(fit, params: n, tokens: a.tokens, unique: $0.uniqueTokens) }
+            ?? fit.loss(params: n, tokens: a.tokens)
+        return ScheduleDecision(steps: steps, trainedTokens: trained, warmup: warmup, lossFit: fit, predictedLoss: loss)
     }
 
     /// Hardware, device count and layout: the fastest feasible layout by the time model.
@@ -390,7 +468,7 @@ extension Plan {
         let mfu = request.mfu ?? hardware.defaultMFU
         let c = request.constraints
         if hardware.precision == .float32,
-           (c.tensorParallel ?? 1) > 1 || (c.pipelineParallel ?? 1) > 1 || (c.zeroStage ?? 0) > 0
+           (c.tensorParallel ?? 1) > 1 || (c.pipelineParallel ?? 1) > 1 || (c.zeroStage ?? 0) > 1
             || (c.recompute ?? .none) != .none {
             throw PlanError.noLayout(devices: nil, hardware: hardware.name, reason: .unsupportedOnCPU, least: nil)
         }
@@ -468,6 +546,26 @@ extension Plan {
         case .tokens(let d): try positive(d, .tokens)
         }
         if case .tokensPerParam(let ratio) = r.rule { try positive(ratio, .tokensPerParam) }
+        if let u = r.uniqueTokens { try positive(u, .uniqueTokens) }
+        if let p = r.isoFLOPParams {
+            try positive(p, .params)
+            guard case .flops = r.target, r.inferenceTokens == nil, r.uniqueTokens == nil else {
+                throw PlanError.conflicting("an isoFLOP point is a budget and a size, nothing else")
+            }
+        }
+        if let t = r.inferenceTokens { guard t.isFinite, t >= 0 else { throw PlanError.outOfRange(.inferenceTokens, t) } }
+        if let l = r.targetLoss { try positive(l, .targetLoss) }
+        if r.targetLoss != nil, r.inferenceTokens == nil {
+            throw PlanError.conflicting("a target loss is for inference-aware planning: it needs inference tokens")
+        }
+        if r.inferenceTokens != nil {
+            guard case .flops = r.target else {
+                throw PlanError.conflicting("inference-aware planning starts from a budget (or a target loss), not from N or D")
+            }
+            if r.uniqueTokens != nil {
+                throw PlanError.conflicting("inference-aware and data-constrained planning cannot be combined")
+            }
+        }
         let hardware: Hardware
         switch r.hardware {
         case .given(let h), .automatic(let h): hardware = h
@@ -506,6 +604,7 @@ extension Plan {
     public func rule(for key: String) -> String? {
         switch key {
         case "flops":
+            if allocation.inference != nil { return "6·N·D of the inference-aware optimum" }
             switch target {
             case .flops: return "given"
             case .params: return "compute-optimal budget for the given N"
@@ -514,6 +613,8 @@ extension Plan {
         case "params": return "counted from the shape (all parameters, tied head once)"
         case "non_embedding_params": return "blocks + final LayerNorm"
         case "tokens": if case .tokens = target { return "given" } else { return "C / (6N)" }
+        case "predicted_loss" where allocation.dataConstraint != nil:
+            return "\(schedule.lossFit.name) fit at the effective N' and D' (Muennighoff et al. 2023)"
         case "tokens_per_param": return "D / N"
         case "predicted_loss": return "\(schedule.lossFit.name) fit L(N, D)"
         case "n_layer", "d_model":

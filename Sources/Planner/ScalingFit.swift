@@ -68,6 +68,10 @@ public enum AllocationRule: Sendable, Equatable {
     case tokensPerParam(Double)
 
     public static let names = ["epoch", "hoffmann", "tokens-per-param"]
+    /// The name a law fitted by `gpt-plan fit` (read from a fit.json) plans under.
+    public static let measuredName = "measured"
+    /// Every name a plan can record: the built-in rules and a measured fit.
+    public static let recordedNames = names + [measuredName]
 
     public static func named(_ name: String, tokensPerParam ratio: Double = 20) -> AllocationRule? {
         switch name {

@@ -110,10 +110,13 @@ public struct Recipe: Equatable, Sendable {
         /// training setting, not part of the shape).
         public var dropout: Double = 0
         public var seed = 0
+        /// The number format of matrix products' inputs: fp32, or bf16 with fp32 accumulation (master weights,
+        /// moments and checkpoints are fp32 either way).
+        public var precision: Precision = .fp32
 
         public init(steps: Int = 0, batchSize: Int = 0, seqLen: Int = 0, microBatch: Int = 0, gradAccum: Int = 0,
                     devices: Int = 0, tensorParallel: Int = 1, pipelineParallel: Int = 1, zeroStage: Int = 0,
-                    recompute: Recompute = .none, dropout: Double = 0, seed: Int = 0) {
+                    recompute: Recompute = .none, dropout: Double = 0, seed: Int = 0, precision: Precision = .fp32) {
             self.steps = steps
             self.batchSize = batchSize
             self.seqLen = seqLen
@@ -126,6 +129,7 @@ public struct Recipe: Equatable, Sendable {
             self.recompute = recompute
             self.dropout = dropout
             self.seed = seed
+            self.precision = precision
         }
 
         /// Data-parallel ranks d = devices / (tensor_parallel × pipeline_parallel) (the validator checks that

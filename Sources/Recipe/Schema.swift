@@ -1,4 +1,5 @@
 import Foundation
+import GPTShape
 import Planner
 
 /// A scalar as it appears in a recipe.
@@ -255,7 +256,7 @@ public enum Schema {
     /// The largest window the spike detector keeps (its losses and norms are saved in every checkpoint).
     public static let maxStabilityWindow = 10_000
 
-    public static let fitNames = AllocationRule.names + ["manual"]
+    public static let fitNames = AllocationRule.recordedNames + ["manual"]
     public static let tokenizerNames = ["char", "byte", "bpe"]
 
     /// The largest count a run could need anywhere: 2^40 ≈ 1.1e12 (a trillion steps at a millisecond each is 35
@@ -380,6 +381,9 @@ public enum Schema {
         Field("training.seed", .integer(\.training.seed, 0...Int.max),
               doc: "seeds initialisation, batch sampling and dropout",
               bounds: "any non-negative 64-bit integer (2^63 - 1 at most, TOML's largest)"),
+        Field("training.precision", .choice(Choice(\.training.precision)), default: .string("fp32"),
+              doc: "number format of every matrix product's inputs: \"fp32\", or \"bf16\" (inputs rounded to bfloat16, fp32 accumulation; LayerNorm, softmax, GELU, the loss, clipping, AdamW and the master weights stay fp32, so checkpoints are the same either way). On a CPU without bf16 instructions gpt-train emulates bf16 products exactly on the fp32 sgemm, slower than fp32, and says so",
+              bounds: "the two formats gpt-train computes in"),
 
         Field("eval.interval", .integer(\.eval.interval, 1...maxSteps),
               doc: "steps between validations (and one after the last step)",

@@ -1,3 +1,4 @@
+import Collectives
 import Compute
 import GPT
 import Kernels
@@ -37,11 +38,22 @@ public final class HealthSignals {
 
     /// Before the optimizer step: per-tensor gradient norms, the weights, and a probe forward pass over the
     /// micro-batch in `tokens` (it overwrites the activations, which the backward pass no longer needs).
-    func measureBeforeUpdate(_ model: GPT, tokens: UnsafePointer<Int32>, batch: Int, time: Int, step: Int) throws {
+    /// - Parameters: `gradientShard`, `group`: under ZeRO-1 on several ranks each rank holds summed gradients for
+    ///   its shard only; the per-tensor squares are then summed over the shards of every rank (a collective: every
+    ///   rank calls this at the same steps).
+    func measureBeforeUpdate(_ model: GPT, tokens: UnsafePointer<Int32>, batch: Int, time: Int, step: Int,
+                             gradientShard: Range<Int>? = nil, group: ProcessGroup? = nil) throws {
         self.step = step
         for (i, t) in tensors.enumerated() {
-            gradientNorms[i] = Reductions.sumOfSquares(model.pool, model.gradients.base + t.offset, count: t.count).squareRoot()
+            var range = t.offset..<(t.offset + t.count)
+            if let gradientShard { range = range.clamped(to: gradientShard) }
+            gradientNorms[i] = range.isEmpty ? 0
+                : Reductions.sumOfSquares(model.pool, model.gradients.base + range.lowerBound, count: range.count)
         }
+        if let group, gradientShard != nil {
+            try gradientNorms.withUnsafeMutableBufferPointer { try group.allReduce($0) }
+        }
+        for i in gradientNorms.indices { gradientNorms[i] = gradientNorms[i].squareRoot() }
         before.base.update(from: model.parameters.base, count: model.layout.count)
         _ = try model.forward(tokens: tokens, targets: nil, batch: batch, time: time)
         maxAbsLogit = Self.maxAbs(model.logits, count: batch * time * model.layout.shape.vocabSize)

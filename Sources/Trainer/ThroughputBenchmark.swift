@@ -50,10 +50,12 @@ public enum ThroughputBenchmark {
         public var peakMemoryBytes: Int
     }
 
-    public static func run(_ c: Configuration, threads: Int, steps: Int = 10, warmup: Int = 2) throws -> Result {
+    public static func run(_ c: Configuration, threads: Int, steps: Int = 10, warmup: Int = 2,
+                           attention: AttentionKernel = .fused, precision: Precision = .fp32) throws -> Result {
         BLAS.pinToOneThread()
         let pool = ThreadPool(threads: threads)
-        let model = try GPT(shape: c.shape, maxBatch: c.batch, maxTime: c.time, pool: pool)
+        let model = try GPT(shape: c.shape, maxBatch: c.batch, maxTime: c.time, pool: pool, attention: attention,
+                            precision: precision)
         model.initialize(seed: 1)
         let optimizer = AdamW(parameterCount: model.layout.count, beta1: 0.9, beta2: 0.95, eps: 1e-8,
                               weightDecay: 0.1, gradClip: 1.0)

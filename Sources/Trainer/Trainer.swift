@@ -5,6 +5,7 @@ import Corpus
 import Durable
 import Foundation
 import GPT
+import GPTShape
 import Planner
 import Recipe
 
@@ -129,7 +130,12 @@ public final class Trainer {
         }
         BLAS.pinToOneThread()
         pool = ThreadPool(threads: max(1, options.threads))
-        model = try GPT(shape: recipe.shape, maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen, pool: pool)
+        model = try GPT(shape: recipe.shape, maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen, pool: pool,
+                        precision: recipe.training.precision)
+        if recipe.training.precision == .bf16 && !CPU.hasBF16 {
+            events(.note("training.precision = \"bf16\": this CPU (\(CPU.modelName)) has no bf16 instructions (no avx512_bf16 "
+                         + "or amx_bf16), so bf16 products are emulated exactly on the fp32 sgemm and run slower than fp32"))
+        }
         model.initialize(seed: UInt64(recipe.training.seed))
         parallel = try DataParallel(group: group, parameterCount: model.layout.count,
                                     microBatchesPerStep: recipe.training.gradAccum * recipe.training.dataParallel,
@@ -315,7 +321,12 @@ public final class Trainer {
                                                 lastFinite: lastFinite))
         }
         let measuring = recipe.logging.effectiveHealthInterval.map { (stepIndex + 1) % $0 == 0 } ?? false
-        if measuring { try health?.measureBeforeUpdate(model, tokens: tokens, batch: batch, time: time, step: stepIndex + 1) }
+        if measuring {
+            let sharded = parallel.isDistributed && parallel.zeroStage >= 1
+            try health?.measureBeforeUpdate(model, tokens: tokens, batch: batch, time: time, step: stepIndex + 1,
+                                            gradientShard: sharded ? parallel.optimizerShard : nil,
+                                            group: sharded ? parallel.group : nil)
+        }
         optimizer.step(model, lr: Float(lr), norm: norm)
         try parallel.shareUpdatedParameters(model.parameters.base)
         if measuring { health?.measureAfterUpdate(model) }

@@ -2,6 +2,7 @@ import ArgumentParser
 import CLISupport
 import Compute
 import Corpus
+import GPTShape
 import Foundation
 import Trainer
 
@@ -32,9 +33,22 @@ struct Ceiling: ParsableCommand {
         }
         let m = MachineProfile.sgemmCeiling(pool: pool, remeasure: remeasure)
         print("sgemm ceiling: \(flopRate(m.flopsPerSecond)) (\(MachineProfile.describe(m)); \(Main.blasDescription))")
+        print(bf16CeilingNote(fp32: m.flopsPerSecond))
         print("cached in \(MachineProfile.cachePath)")
     }
 }
+
+/// The bf16 ceiling. bf16 products are emulated exactly on the fp32 sgemm (operands rounded to bf16 first), so
+/// the rate of a bf16 product is the sgemm's: on a CPU with bf16 instructions that is a floor, not the hardware's
+/// bf16 rate, and the note says so.
+func bf16CeilingNote(fp32: Double) -> String {
+    CPU.hasBF16
+        ? "bf16 ceiling: \(flopRate(fp32)) (this CPU has bf16 instructions, but bf16 products run as exact emulation on the fp32 sgemm; the hardware's bf16 rate is not used)"
+        : "bf16 ceiling: \(flopRate(fp32)) (no bf16 instructions on this CPU: bf16 products are emulated on the fp32 sgemm, so bf16 is no faster than fp32)"
+}
+
+extension AttentionKernel: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
 
 struct TrainSpeed: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -51,6 +65,10 @@ struct TrainSpeed: ParsableCommand {
     @Option(help: "Untimed steps first.") var warmup: Int = 2
     @Option(help: "Threads.") var threads: Int = CPU.count
     @Flag(help: "Print one JSON object per configuration.") var json = false
+    @Option(help: "Attention kernel: fused (flash-style, the default) or materialized (B·H·T² probabilities).")
+    var attention: AttentionKernel = .fused
+    @Option(help: "Matrix products' inputs: fp32 or bf16 (bf16 inputs, fp32 accumulation).")
+    var precision: Precision = .fp32
 
     func run() throws {
         let all = ThroughputBenchmark.Configuration.standard
@@ -69,10 +87,13 @@ struct TrainSpeed: ParsableCommand {
         let ceiling = MachineProfile.sgemmCeiling(pool: ThreadPool(threads: threads))
         if !json {
             print("\(CPU.modelName), \(threads) threads, \(Main.blasDescription)")
-            print("sgemm ceiling \(flopRate(ceiling.flopsPerSecond)) (\(MachineProfile.describe(ceiling)))\n")
+            print("sgemm ceiling \(flopRate(ceiling.flopsPerSecond)) (\(MachineProfile.describe(ceiling)))")
+            if precision == .bf16 { print(bf16CeilingNote(fp32: ceiling.flopsPerSecond)) }
+            print("attention \(attention.rawValue), precision \(precision.rawValue)\n")
         }
         for c in chosen {
-            let r = try ThroughputBenchmark.run(c, threads: threads, steps: steps, warmup: warmup)
+            let r = try ThroughputBenchmark.run(c, threads: threads, steps: steps, warmup: warmup, attention: attention,
+                                                precision: precision)
             let mfu = r.flopsPerSecond / ceiling.flopsPerSecond
             if json {
                 let object: [String: Any] = [
@@ -81,6 +102,7 @@ struct TrainSpeed: ParsableCommand {
                     "step_ms": r.stepSeconds * 1e3, "forward_ms": r.forwardSeconds * 1e3,
                     "backward_ms": r.backwardSeconds * 1e3, "optimizer_ms": r.optimizerSeconds * 1e3,
                     "peak_memory_bytes": r.peakMemoryBytes, "blas_core": BLAS.coreName,
+                    "attention": attention.rawValue, "precision": precision.rawValue,
                 ]
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))

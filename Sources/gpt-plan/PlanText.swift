@@ -25,20 +25,23 @@ enum PlanText {
         }
     }
 
-    static func batchRule(_ b: BatchDecision, flops: Double) -> String {
+    static func batchRule(_ b: BatchDecision, flops: Double, tokens: Double) -> String {
         switch b.rule {
         case .deepseek:
             return "\(b.rule.formula), C = \(sig(flops, 3)) (the declared 6ND budget; DeepSeek count C as "
                 + "non-embedding FLOPs per token × D, which is a little smaller)"
         case .kaplan: return "\(b.rule.formula) at the predicted loss L = \(sig(b.lossForRule ?? .nan, 4))"
+        case .stepLaw: return "\(b.rule.formula) at D = \(si(tokens, 4))"
         case .fixed: return "given (--batch)"
         }
     }
 
-    static func learningRateRule(_ lr: LearningRateDecision, batchTokens: Int) -> String {
+    static func learningRateRule(_ lr: LearningRateDecision, batchTokens: Int, nonEmbedding: Int = 0,
+                                 tokens: Double = 0) -> String {
         switch lr.rule {
         case .deepseek: return "\(lr.rule.formula) at C = \(sig(lr.flops, 3))"
         case .kaplan: return lr.rule.formula
+        case .stepLaw: return "\(lr.rule.formula) at N = \(si(Double(nonEmbedding), 4)), D = \(si(tokens, 4))"
         case .reference(let refBatch, let refLR, let scaling):
             return "\(lr.rule.formula): \(sig(refLR, 3)) × (\(si(Double(batchTokens)))/\(si(refBatch)))^\(scaling.exponent)"
         case .fixed: return "given (--lr)"
@@ -147,6 +150,9 @@ enum PlanText {
         why.append("Allocation (\(rule.name)): \(allocationRule(rule)); ideal N* = \(si(a.idealParams, 4)), "
                    + "D* = \(si(a.idealTokens, 4)) (\(sig(a.idealTokens / a.idealParams, 3)) tokens per parameter).")
 
+        if let i = a.inference { why += inferenceRationale(i) }
+        if let dc = a.dataConstraint { why += dataConstraintRationale(dc, rule: rule) }
+
         let s = plan.shapeDecision
         let vocabNote = shape.vocabSize != s.requestedVocab ? " (\(s.requestedVocab) padded to a multiple of 64)" : ""
         let search = s.search.withinTolerance
@@ -195,7 +201,7 @@ enum PlanText {
                    + "appendix F = \(sig(appendixF, 4)). 6N is \(gap(withAttention)) and \(gap(appendixF)) off them.")
 
         let b = plan.batch
-        var batch = "\(batchRule(b, flops: a.budget)): \(si(b.targetTokens, 4)) tokens = \(b.targetSequences) sequences "
+        var batch = "\(batchRule(b, flops: a.budget, tokens: a.tokens)): \(si(b.targetTokens, 4)) tokens = \(b.targetSequences) sequences "
             + "of \(shape.seqLen)"
         if let cap = b.cappedAt { batch += "; capped at \(cap) so the run has at least \(minimumSteps) steps" }
         if b.sequences != min(b.targetSequences, b.cappedAt ?? .max) {
@@ -206,7 +212,7 @@ enum PlanText {
         let trained = plan.schedule.trainedTokens
         why.append("Steps = D / batch = \(plan.steps); they train \(si(trained, 4)) tokens, "
                    + "\(sig(100 * (trained / plan.tokens - 1), 2))% from D.")
-        why.append("Peak learning rate \(sig(plan.learningRate, 3)): \(learningRateRule(plan.learningRateDecision, batchTokens: plan.batchTokens)). "
+        why.append("Peak learning rate \(sig(plan.learningRate, 3)): \(learningRateRule(plan.learningRateDecision, batchTokens: plan.batchTokens, nonEmbedding: plan.nonEmbeddingParams, tokens: plan.tokens)). "
                    + "Minimum \(sig(plan.minLearningRate, 3)) = \(Int(minLRFraction * 100))% of peak, reached by cosine "
                    + "decay at the last step (the standard recipe).")
         let w = plan.schedule.warmup
@@ -217,6 +223,14 @@ enum PlanText {
         case .atLeast1Percent: warmup = "1% of the steps (GPT-3's 375M warmup tokens would be \(w.fromTokens) steps, less than 1%)"
         }
         why.append("Warmup \(w.steps) steps: \(warmup).")
+        if plan.batch.rule == .stepLaw || plan.learningRateDecision.rule == .stepLaw,
+           !StepLawRange.contains(nonEmbeddingParams: Double(plan.nonEmbeddingParams), tokens: plan.tokens) {
+            why.append("Step Law: N = \(si(Double(plan.nonEmbeddingParams), 3)) non-embedding parameters and D = "
+                       + "\(si(plan.tokens, 3)) tokens are outside the ranges it was fitted on (about "
+                       + "\(si(StepLawRange.nonEmbeddingParams.lowerBound))-\(si(StepLawRange.nonEmbeddingParams.upperBound)) "
+                       + "parameters, \(si(StepLawRange.tokens.lowerBound))-\(si(StepLawRange.tokens.upperBound)) tokens; "
+                       + "Li et al. 2025), so its batch and learning rate are extrapolations.")
+        }
         let fit = plan.schedule.lossFit
         var lossNote = fit.name == rule.name ? "" : " (the fixed-ratio rule has no loss model of its own)"
         if !ChinchillaFit.fittedParams.contains(n) {
@@ -227,6 +241,49 @@ enum PlanText {
         why.append("Predicted loss \(sig(plan.predictedLoss, 4)) nats/token from the \(fit.name) fit at the real N and D\(lossNote).")
         why += executionRationale(plan)
         return why
+    }
+
+    static func inferenceRationale(_ i: InferenceDecision) -> [String] {
+        let loss = i.targetLossGiven ? "the given loss \(sig(i.targetLoss, 4))"
+            : "the compute-optimal plan's loss \(sig(i.targetLoss, 4))"
+        return [
+            "Inference-aware (Sardana et al. 2023, section 2): the model will serve \(si(i.inferenceTokens, 4)) tokens, so "
+                + "the plan minimises training + inference FLOPs 6·N·D + 2·N·T at \(loss): N = \(si(i.params, 4)), D = "
+                + "\(si(i.tokens, 4)) (\(sig(i.tokens / i.params, 3)) tokens per parameter) instead of the compute-optimal "
+                + "N = \(si(i.computeOptimalParams, 4)), D = \(si(i.computeOptimalTokens, 4)): "
+                + "\(sig(i.computeOptimalParams / i.params, 3))× smaller, trained on \(sig(i.tokens / i.computeOptimalTokens, 3))× "
+                + "the tokens. Training + inference: \(sig(i.total, 4)) FLOPs vs \(sig(i.computeOptimalTotal, 4)), "
+                + "\(sig(100 * i.savedFraction, 3))% saved; the training budget becomes 6·N·D = \(sig(6 * i.params * i.tokens, 4)).",
+        ]
+    }
+
+    static func dataConstraintRationale(_ dc: DataConstraintDecision, rule: AllocationRule) -> [String] {
+        var lines: [String] = []
+        let base = "Data-constrained (Muennighoff et al. 2023, eq. 5; R*_D = \(DataConstrained.dataDecay), R*_N = "
+            + "\(DataConstrained.paramsDecay)): \(si(dc.uniqueTokens, 4)) unique tokens"
+        if dc.reallocated {
+            lines.append(base + ", fewer than the unconstrained D* = \(si(dc.unconstrainedTokens, 4)) "
+                         + "(\(sig(dc.unconstrainedTokens / dc.uniqueTokens, 3)) epochs, predicted loss "
+                         + "\(sig(dc.unconstrainedLoss, 4)) with repetition counted), so the split minimises the loss at "
+                         + "effective data D' = U + U·R*_D·(1 − e^(−R_D/R*_D)) and effective parameters N' (the same decay "
+                         + "beyond the N that U tokens support); numerically, as there is no closed form.")
+        } else {
+            lines.append(base + (dc.epochs > 1 ? "." : ": enough for the plan without repeating."))
+        }
+        if dc.epochs > 1 {
+            var line = "The plan trains \(sig(dc.epochs, 3)) epochs: effective data D' = \(si(dc.effectiveTokens, 4)) of "
+                + "the \(si(dc.epochs * dc.uniqueTokens, 4)) tokens trained, effective parameters N' = \(si(dc.effectiveParams, 4))"
+            switch dc.verdict {
+            case .unique, .nearlyFree: line += "; up to about 4 epochs repeated data is nearly as good as unique (ibid., figure 1)."
+            case .diminishing:
+                line += ". Warning: beyond about 4 epochs each repetition is worth less (ibid.); more unique data would help."
+            case .littleValue:
+                line += ". Warning: beyond about 16 epochs more repetition adds little value (ibid., section 3); get more "
+                    + "unique data or a smaller budget."
+            }
+            lines.append(line)
+        }
+        return lines
     }
 
     static func executionRationale(_ plan: Plan) -> [String] {
@@ -305,6 +362,9 @@ enum PlanText {
         case .devices: return "--devices"
         case .days: return "--days"
         case .pricePerDeviceHour: return "--price-per-device-hour"
+        case .uniqueTokens: return "--unique-tokens"
+        case .inferenceTokens: return "--inference-tokens"
+        case .targetLoss: return "--target-loss"
         case .zeroStage: return "--zero-stage"
         case .tensorParallel: return "--tensor-parallel"
         case .pipelineParallel: return "--pipeline-parallel"
@@ -353,8 +413,8 @@ enum PlanText {
             case .devicesNotFactored(let k, let t, let p)?:
                 text += ": --tensor-parallel \(t) × --pipeline-parallel \(p) does not divide \(k) devices"
             case .unsupportedOnCPU?:
-                text += ": on this machine gpt-train runs float32, one process a device: no tensor or pipeline "
-                    + "parallelism, ZeRO or recomputation (name a GPU with --gpu)"
+                text += ": on CPUs gpt-train runs float32, one process a device, data parallel: no tensor or pipeline "
+                    + "parallelism, no ZeRO stage above 1, no recomputation (name a GPU with --gpu)"
             default: break
             }
             if let least {
@@ -363,6 +423,11 @@ enum PlanText {
                     + "--devices (or auto), a larger --device-memory or --gpu, or fewer fixed dimensions"
             }
             return text
+        case .lossUnreachable(let loss, let irreducible):
+            return "no model reaches a loss of \(sig(loss, 4)) under this fit: its irreducible loss E is "
+                + "\(sig(irreducible, 4)) and finite models stay above it; give a larger --target-loss"
+        case .conflicting(let why):
+            return "\(why); drop one of --unique-tokens, --inference-tokens, --target-loss, --params, --tokens"
         case .tooSlow(let days, let fastest, let devices):
             return "no device count finishes within \(sig(days, 3)) days: the fastest takes at least "
                 + "\(duration(fastest)) (with \(devices) devices); give more --days"

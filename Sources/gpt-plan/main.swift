@@ -11,7 +11,7 @@ struct GPTPlan: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gpt-plan",
         abstract: "Plan a compute-optimal GPT pre-training run and write it as a recipe.",
-        subcommands: [Make.self, Check.self, Reference.self],
+        subcommands: [Make.self, Check.self, Reference.self, Sweep.self, FitSweep.self],
         defaultSubcommand: Make.self)
 }
 
@@ -36,10 +36,19 @@ struct Make: ParsableCommand {
     @Option(parsing: .unconditional, help: "Token count instead of a budget: plan the run for which it is compute-optimal.")
     var tokens: String?
 
-    @Option(help: "Allocation rule: epoch (Besiroglu et al. 2024), hoffmann (Chinchilla approach 3) or tokens-per-param.")
+    @Option(help: "Allocation rule: epoch (Besiroglu et al. 2024), hoffmann (Chinchilla approach 3), tokens-per-param, or a fit.json from gpt-plan fit.")
     var fit: String = "epoch"
     @Option(name: .customLong("tokens-per-param"), parsing: .unconditional, help: "The ratio D/N for --fit tokens-per-param.")
     var tokensPerParam: String = "20"
+    @Option(name: .customLong("unique-tokens"), parsing: .unconditional,
+            help: "Unique tokens available (default: the prepared --data's training tokens, when --data is given); plans for repeated data (Muennighoff et al. 2023).")
+    var uniqueTokens: String?
+    @Option(name: .customLong("inference-tokens"), parsing: .unconditional,
+            help: "Tokens the model will serve: minimise training + inference compute at the same loss (Sardana et al. 2023).")
+    var inferenceTokens: String?
+    @Option(name: .customLong("target-loss"), parsing: .unconditional,
+            help: "With --inference-tokens: the loss to reach (default: the compute-optimal plan's for --flops).")
+    var targetLoss: String?
     @Flag(name: .customLong("compare-fits"), help: "Show every fit side by side for the same budget.")
     var compareFits = false
 
@@ -49,9 +58,11 @@ struct Make: ParsableCommand {
     var vocab: String?
     @Flag(help: "Biases in linear layers and LayerNorms (GPT-2 has them).") var bias = false
 
-    @Option(name: .customLong("batch-rule"), help: "Batch size rule: deepseek or kaplan.") var batchRule: String = "deepseek"
+    @Option(name: .customLong("batch-rule"), help: "Batch size rule: deepseek, kaplan or step-law.") var batchRule: String = "deepseek"
     @Option(parsing: .unconditional, help: "Batch size in tokens, overriding the rule (e.g. 0.5M).") var batch: String?
-    @Option(name: .customLong("lr-rule"), help: "Learning-rate rule: deepseek, kaplan or reference.") var lrRule: String?
+    @Option(name: .customLong("lr-rule"), help: "Learning-rate rule: deepseek, kaplan, step-law or reference.") var lrRule: String?
+    @Flag(name: .customLong("compare-rules"), help: "Show every batch and learning-rate rule for the same budget.")
+    var compareRules = false
     @Option(parsing: .unconditional, help: "Peak learning rate, overriding the rule.") var lr: String?
     @Option(name: .customLong("reference-batch"), parsing: .unconditional,
             help: "Reference batch in tokens for --lr-rule reference (e.g. 0.5M).")
@@ -90,8 +101,10 @@ struct Make: ParsableCommand {
 
     @Flag(help: "Print one JSON object instead of the table.") var json = false
     @Option(name: [.short, .customLong("output")], help: "Also write the recipe to this file.") var output: String?
-    @Option(help: "For the recipe: the data ([data] path), a text file or a directory from gpt-data prepare.")
-    var data: String = "data"
+    @Option(name: .customLong("data"),
+            help: "For the recipe: the data ([data] path), a text file or a directory from gpt-data prepare (default: data).")
+    var dataOption: String?
+    var data: String { dataOption ?? "data" }
     @Option(help: "For the recipe: char, byte or bpe (default: the prepared --data's, else bpe).") var tokenizer: String?
     @Option(name: .customLong("val-fraction"), parsing: .unconditional, help: "For the recipe: share of the data held out.")
     var valFraction: String = "0.1"
@@ -116,6 +129,10 @@ struct Make: ParsableCommand {
         let request = try makeRequest()
         if compareFits {
             try printComparison(request)
+            return
+        }
+        if compareRules {
+            try printRuleComparison(request)
             return
         }
         let plan: Plan
@@ -175,18 +192,26 @@ struct Make: ParsableCommand {
 
     func makeRequest() throws -> PlanRequest {
         let targets = [(flops, "--flops"), (params, "--params"), (tokens, "--tokens")].filter { $0.0 != nil }
-        guard targets.count == 1 else {
+        let lossTarget = try quantity(targetLoss, "--target-loss")
+        guard targets.count == 1 || (targets.isEmpty && lossTarget != nil) else {
             throw CommandFailure.usage("gpt-plan: give exactly one of --flops, --params, --tokens"
                                        + (targets.isEmpty ? " (e.g. gpt-plan --flops 1e20)" : ""))
         }
         let target: PlanRequest.Target
+        let ratio = try quantity(tokensPerParam, "--tokens-per-param")!
+        let rule = try allocationRule(ratio: ratio)
         if let c = try quantity(flops, "--flops") { target = .flops(c) }
         else if let n = try quantity(params, "--params") { target = .params(n) }
-        else { target = .tokens(try quantity(tokens, "--tokens")!) }
-
-        let ratio = try quantity(tokensPerParam, "--tokens-per-param")!
-        guard let rule = AllocationRule.named(fit, tokensPerParam: ratio) else {
-            throw CommandFailure.usage("gpt-plan: --fit \(fit): unknown; use one of \(AllocationRule.names.joined(separator: ", "))")
+        else if let d = try quantity(tokens, "--tokens") { target = .tokens(d) }
+        else {
+            // Only a target loss: the inference-aware plan is compared with the compute-optimal budget reaching it.
+            guard inferenceTokens != nil else {
+                throw CommandFailure.usage("gpt-plan: --target-loss needs --inference-tokens (and replaces --flops)")
+            }
+            guard let c = InferenceAware.computeOptimalFlops(rule.lossFit, loss: lossTarget!) else {
+                throw CommandFailure.usage("gpt-plan: \(PlanText.error(.lossUnreachable(loss: lossTarget!, irreducible: rule.lossFit.E)))")
+            }
+            target = .flops(c)
         }
         let prepared = preparedMeta(data)
         let threadCount = try integer(threads, "--threads", atLeast: 1) ?? CPU.count
@@ -204,6 +229,13 @@ struct Make: ParsableCommand {
 
         var request = PlanRequest(target: target, hardware: hardware)
         request.rule = rule
+        request.targetLoss = lossTarget
+        request.inferenceTokens = try quantity(inferenceTokens, "--inference-tokens")
+        if let u = try quantity(uniqueTokens, "--unique-tokens") {
+            request.uniqueTokens = u
+        } else if dataOption != nil, let prepared {
+            request.uniqueTokens = Double(prepared.trainTokens)
+        }
         request.seqLen = try integer(seqLen, "--seq-len", atLeast: 1)
         request.vocabSize = try integer(vocab, "--vocab", atLeast: 2) ?? prepared?.vocabSize ?? 50257
         request.bias = bias
@@ -240,7 +272,8 @@ struct Make: ParsableCommand {
         switch batchRule {
         case "deepseek": request.batchRule = .deepseek
         case "kaplan": request.batchRule = .kaplan
-        default: throw CommandFailure.usage("gpt-plan: --batch-rule \(batchRule): use deepseek or kaplan")
+        case "step-law": request.batchRule = .stepLaw
+        default: throw CommandFailure.usage("gpt-plan: --batch-rule \(batchRule): use deepseek, kaplan or step-law")
         }
         if let b = try quantity(batch, "--batch") { request.batchRule = .fixed(tokens: b) }
 
@@ -248,6 +281,7 @@ struct Make: ParsableCommand {
         switch lrRuleName {
         case "deepseek": request.lrRule = .deepseek
         case "kaplan": request.lrRule = .kaplan
+        case "step-law": request.lrRule = .stepLaw
         case "reference":
             guard let refLR = try quantity(referenceLR, "--reference-lr"),
                   let refBatch = try quantity(referenceBatch, "--reference-batch") else {
@@ -258,10 +292,20 @@ struct Make: ParsableCommand {
                 throw CommandFailure.usage("gpt-plan: --lr-scaling \(lrScaling): use sqrt or linear")
             }
             request.lrRule = .reference(batchTokens: refBatch, lr: refLR, scaling: scaling)
-        default: throw CommandFailure.usage("gpt-plan: --lr-rule \(lrRuleName): use deepseek, kaplan or reference")
+        default: throw CommandFailure.usage("gpt-plan: --lr-rule \(lrRuleName): use deepseek, kaplan, step-law or reference")
         }
         if let value = try quantity(lr, "--lr") { request.lrRule = .fixed(value) }
         return request
+    }
+
+    /// The `--fit` rule: a built-in name, or a fit.json written by `gpt-plan fit`.
+    func allocationRule(ratio: Double) throws -> AllocationRule {
+        if let rule = AllocationRule.named(fit, tokensPerParam: ratio) { return rule }
+        if fit.hasSuffix(".json") || FileManager.default.fileExists(atPath: fit) {
+            return .fit(try loadFitFile(fit))
+        }
+        throw CommandFailure.usage("gpt-plan: --fit \(fit): unknown; use one of \(AllocationRule.names.joined(separator: ", ")), "
+                                   + "or a fit.json from gpt-plan fit")
     }
 
     func printTable(_ plan: Plan) {
@@ -324,34 +368,87 @@ struct Make: ParsableCommand {
         print(out, terminator: "")
     }
 
-    func writeRecipe(_ plan: Plan, to path: String, valFraction: Double, seed: Int) throws {
-        var settings = RunSettings()
-        // --data is relative to where the command runs; a recipe's data.path is relative to the recipe.
-        settings.dataPath = relativePath(of: data, from: (path as NSString).deletingLastPathComponent)
-        settings.tokenizer = tokenizer ?? preparedMeta(data)?.tokenizer ?? "bpe"
-        settings.valFraction = valFraction
-        settings.seed = seed
-        let (recipe, notes) = Recipe.from(plan: plan, settings: settings)
-        let text = RecipeWriter.write(recipe, notes: notes, header: [
-            "Training recipe written by gpt-plan \(CommandLine.arguments.dropFirst().joined(separator: " "))",
-            "Check it with `gpt-plan check \((path as NSString).lastPathComponent)`; run it with `gpt-train \((path as NSString).lastPathComponent)`.",
-        ])
-        // Prove the file before writing it: it must read back as the same recipe and pass every check.
-        let check = RecipeLoader.check(text: text, file: path)
-        guard check.passed, check.recipe == recipe else {
-            throw CommandFailure("gpt-plan: internal error: the recipe written for this plan does not read back:\n"
-                                 + check.problems.map(\.description).joined(separator: "\n"))
-        }
-        do {
-            let directory = (path as NSString).deletingLastPathComponent
-            if !directory.isEmpty {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    /// Every batch rule (with the learning-rate rule asked for) and every learning-rate rule (with the batch rule
+    /// asked for), each as the planner applies it to this budget.
+    func printRuleComparison(_ base: PlanRequest) throws {
+        func plan(_ change: (inout PlanRequest) -> Void, _ label: String) throws -> Plan {
+            var request = base
+            change(&request)
+            do { return try Plan.make(request) } catch let error as PlanError {
+                throw CommandFailure.usage("gpt-plan: \(label): \(PlanText.error(error))")
             }
-            try AtomicFile.write(text, to: path)
-        } catch {
-            throw CommandFailure("gpt-plan: \(error)", exitCode: 2)
         }
+        var out = "Batch and learning-rate rules compared for the same request\n\nBatch rules (learning rate by "
+            + "\(base.lrRule.formula)):\n"
+        var json: [[String: Any]] = []
+        for (name, rule) in BatchRule.named + (base.batchRule.isFixed ? [("given", base.batchRule)] : []) {
+            let p = try plan({ $0.batchRule = rule }, "batch rule \(name)")
+            out += "  \(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(si(p.batch.targetTokens, 4).padding(toLength: 10, withPad: " ", startingAt: 0)) tokens"
+                + " → \(p.batchSequences) × \(p.shape.seqLen) = \(si(Double(p.batchTokens), 4)), \(p.steps) steps, lr \(sig(p.learningRate, 3))"
+                + (p.batch.cappedAt != nil ? " (capped for \(minimumSteps) steps)" : "") + "\n"
+                + "             \(rule.formula)\n"
+            json.append(["kind": "batch", "rule": name, "formula": rule.formula, "target_tokens": p.batch.targetTokens,
+                         "batch_tokens": p.batchTokens, "steps": p.steps, "learning_rate": p.learningRate])
+        }
+        out += "\nLearning-rate rules (batch by \(base.batchRule.formula)):\n"
+        var lrRules: [(String, LearningRateRule)] = [("deepseek", .deepseek), ("kaplan", .kaplan), ("step-law", .stepLaw)]
+        if case .reference = base.lrRule { lrRules.append(("reference", base.lrRule)) }
+        if case .fixed = base.lrRule { lrRules.append(("given", base.lrRule)) }
+        for (name, rule) in lrRules {
+            let p = try plan({ $0.lrRule = rule }, "learning-rate rule \(name)")
+            out += "  \(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(sig(p.learningRate, 3).padding(toLength: 10, withPad: " ", startingAt: 0))"
+                + " \(PlanText.learningRateRule(p.learningRateDecision, batchTokens: p.batchTokens, nonEmbedding: p.nonEmbeddingParams, tokens: p.tokens))\n"
+            json.append(["kind": "learning_rate", "rule": name, "formula": rule.formula, "learning_rate": p.learningRate])
+        }
+        let reference = try plan({ _ in }, "the request")
+        if !StepLawRange.contains(nonEmbeddingParams: Double(reference.nonEmbeddingParams), tokens: reference.tokens) {
+            out += "\nStep Law: N = \(si(Double(reference.nonEmbeddingParams), 3)) (non-embedding) and D = "
+                + "\(si(reference.tokens, 3)) are outside its fitted range (about \(si(StepLawRange.nonEmbeddingParams.lowerBound))-"
+                + "\(si(StepLawRange.nonEmbeddingParams.upperBound)) parameters, \(si(StepLawRange.tokens.lowerBound))-"
+                + "\(si(StepLawRange.tokens.upperBound)) tokens): an extrapolation.\n"
+        }
+        if self.json {
+            let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .prettyPrinted])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(out, terminator: "")
+        }
+    }
+
+    func writeRecipe(_ plan: Plan, to path: String, valFraction: Double, seed: Int) throws {
+        try writeRecipeFile(plan, to: path, data: data, tokenizer: tokenizer, valFraction: valFraction, seed: seed)
         Terminal.note("gpt-plan: wrote \(path)")
+    }
+}
+
+/// Writes the recipe for `plan` to `path` (atomically), after proving that it reads back as the same recipe and
+/// passes every check.
+func writeRecipeFile(_ plan: Plan, to path: String, data: String, tokenizer: String?, valFraction: Double,
+                     seed: Int) throws {
+    var settings = RunSettings()
+    // --data is relative to where the command runs; a recipe's data.path is relative to the recipe.
+    settings.dataPath = relativePath(of: data, from: (path as NSString).deletingLastPathComponent)
+    settings.tokenizer = tokenizer ?? preparedMeta(data)?.tokenizer ?? "bpe"
+    settings.valFraction = valFraction
+    settings.seed = seed
+    let (recipe, notes) = Recipe.from(plan: plan, settings: settings)
+    let text = RecipeWriter.write(recipe, notes: notes, header: [
+        "Training recipe written by gpt-plan \(CommandLine.arguments.dropFirst().joined(separator: " "))",
+        "Check it with `gpt-plan check \((path as NSString).lastPathComponent)`; run it with `gpt-train \((path as NSString).lastPathComponent)`.",
+    ])
+    let check = RecipeLoader.check(text: text, file: path)
+    guard check.passed, check.recipe == recipe else {
+        throw CommandFailure("gpt-plan: internal error: the recipe written for this plan does not read back:\n"
+                             + check.problems.map(\.description).joined(separator: "\n"))
+    }
+    do {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        try AtomicFile.write(text, to: path)
+    } catch {
+        throw CommandFailure("gpt-plan: \(error)", exitCode: 2)
     }
 }
 
@@ -422,8 +519,9 @@ struct Check: ParsableCommand {
                 + "Fix: lower training.micro_batch (raising grad_accum), raise zero_stage or recompute, or re-plan with "
                 + "gpt-plan --gpu \(hardware.name) --devices \(t.devices)"
         case .unsupportedOnCPU:
-            return "[hardware] cpu trains in float32 with one process a device: tensor_parallel, pipeline_parallel and "
-                + "recompute must stay at their defaults. Fix: set them back, or name a GPU in [hardware]"
+            return "[hardware] cpu trains in float32 with one process a device, data parallel: tensor_parallel, "
+                + "pipeline_parallel and recompute must stay at their defaults and zero_stage at most 1. Fix: set them "
+                + "back, or name a GPU in [hardware]"
         default:
             return "the layout is impossible: \(problem). Fix: re-plan with gpt-plan --gpu \(hardware.name) --devices \(t.devices)"
         }

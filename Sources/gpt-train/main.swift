@@ -10,7 +10,7 @@ struct GPTTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gpt-train",
         abstract: "Train a GPT on the CPU as a recipe says; evaluate and inspect checkpoints.",
-        subcommands: [Train.self, Evaluate.self, Inspect.self, Plot.self, ExportTensorBoard.self, Ablate.self],
+        subcommands: [Train.self, Evaluate.self, Inspect.self, Plot.self, ExportTensorBoard.self, Ablate.self, TrainSweep.self],
         defaultSubcommand: Train.self)
 }
 

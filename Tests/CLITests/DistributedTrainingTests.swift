@@ -140,6 +140,20 @@ final class DistributedTrainingTests: XCTestCase {
             XCTAssertLessThan(maxDifference(x[i], y[i]), 1e-4, name)
         }
         XCTAssertGreaterThan(y[2].filter { $0 > 0 }.count, y[2].count * 9 / 10, "every rank's shard of v was gathered")
+        // Health signals: per-tensor gradient norms come from every rank's shard under ZeRO-1.
+        func health(_ run: String) throws -> [[String: Double]] {
+            try String(contentsOfFile: "\(dir)/\(run)/metrics.jsonl", encoding: .utf8).split(separator: "\n").compactMap { line in
+                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                return (object["health"] as? [String: Any])?["grad_norm"] as? [String: Double]
+            }
+        }
+        let (plainHealth, zeroHealth) = (try health("plain"), try health("zero"))
+        XCTAssertFalse(plainHealth.isEmpty, "health lines are written")
+        XCTAssertEqual(plainHealth.count, zeroHealth.count)
+        for (p, z) in zip(plainHealth, zeroHealth) {
+            XCTAssertEqual(Set(p.keys), Set(z.keys))
+            for (name, norm) in p { XCTAssertEqual(norm, z[name]!, accuracy: 1e-5 * max(1, norm), name) }
+        }
     }
 
     func testRanksMustMatchTheRecipesDevices() throws {

@@ -152,7 +152,7 @@ final class LinearAndGELUTests: XCTestCase {
 
 final class AttentionTests: XCTestCase {
     /// Causal attention in double precision, with an optional dropout mask on the probabilities.
-    func reference(_ qkv: [Double], _ s: Attention.Shape, dropout: DropoutMask? = nil) -> [Double] {
+    static func reference(_ qkv: [Double], _ s: Attention.Shape, dropout: DropoutMask? = nil) -> [Double] {
         let t = s.time, c = s.channels, hs = s.headSize
         var out = [Double](repeating: 0, count: s.batch * t * c)
         for b in 0..<s.batch { for h in 0..<s.heads { for i in 0..<t {
@@ -189,7 +189,7 @@ final class AttentionTests: XCTestCase {
             Attention.forward(pool, out: p[2], att: p[3], qkv: p[0], shape: s, scratch: p[5], dropout: dropout)
             Attention.backward(pool, dqkv: p[4], dout: p[1], att: p[3], qkv: p[0], shape: s, scratch: p[5], dropout: dropout)
         }
-        let expected = reference(qkv.doubles, s, dropout: dropout)
+        let expected = Self.reference(qkv.doubles, s, dropout: dropout)
         for i in 0..<expected.count { XCTAssertEqual(Double(arrays[2][i]), expected[i], accuracy: 2e-5, "out[\(i)]") }
         // Probabilities: rows sum to 1, nothing above the diagonal.
         let att = arrays[3]
@@ -205,7 +205,7 @@ final class AttentionTests: XCTestCase {
             indices = (0..<sampled).map { _ in Int(r.next(below: UInt64(n))) }
         }
         let numeric = numericalGradient(qkv.doubles, indices: indices) {
-            zip(reference($0, s, dropout: dropout), g.doubles).map(*).reduce(0, +)
+            zip(Self.reference($0, s, dropout: dropout), g.doubles).map(*).reduce(0, +)
         }
         assertGradientsMatch(arrays[4], numeric, "dqkv T=\(s.time) dropout=\(dropout != nil)")
     }

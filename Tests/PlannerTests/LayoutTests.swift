@@ -66,6 +66,17 @@ final class MemoryModelTests: XCTestCase {
                                   bias: false, devices: 2, microBatch: 8, gradAccum: 4, zeroStage: 0, tensorParallel: 2,
                                   pipelineParallel: 1, recompute: .none, deviceMemoryBytes: 80e9, precision: .float32)
         guard case .failure(.unsupportedOnCPU) = cpu else { return XCTFail() }
+        // ZeRO-1 it implements: on 4 float32 ranks each keeps a quarter of AdamW's 8 bytes a parameter; stage 2 is refused.
+        func cpuZero(_ zero: Int) -> Result<MemoryBreakdown, LayoutProblem> {
+            checkLayoutFits(nLayer: 12, nHead: 12, dModel: 768, dFF: 3072, seqLen: 1024, vocabSize: 50304, bias: false,
+                            devices: 4, microBatch: 8, gradAccum: 4, zeroStage: zero, tensorParallel: 1,
+                            pipelineParallel: 1, recompute: .none, deviceMemoryBytes: 80e9, precision: .float32)
+        }
+        guard case .success(let plain) = cpuZero(0), case .success(let sharded) = cpuZero(1) else { return XCTFail() }
+        XCTAssertEqual(plain.optimizer, 8 * 124_373_760)
+        XCTAssertEqual(sharded.optimizer, 8 * 124_373_760 / 4)
+        XCTAssertEqual(sharded.weights, 4 * 124_373_760)
+        guard case .failure(.unsupportedOnCPU) = cpuZero(2) else { return XCTFail() }
     }
 }
 

@@ -118,10 +118,13 @@ final class ModelShapeTests: XCTestCase {
     }
 
     func testActivationCount() {
-        // B=2, T=4, d=8, H=2, ff=32, V=10, L=2: bt=8; per layer 8·8·8 + 4·8 + 2·8·32 + 2·2·16 = 512+32+512+64 = 1120;
-        // forward 64 + 2·1120 + 64 + 24 + 80 = 2472; backward scratch 8·(6·8 + 32) = 640.
+        // B=2, T=4, d=8, H=2, ff=32, V=10, L=2: bt=8; per layer 8·8·8 + 4·8 + 2·8·32 + 2·2·16 = 512+32+512+64 = 1120
+        // with the B·H·T² probabilities (materialized attention), 1120 − 64 + 2·2·4 = 1072 with one log-sum-exp a
+        // row (fused attention, the default); forward 64 + 2·1120 + 64 + 24 + 80 = 2472 (2376 fused); backward
+        // scratch 8·(6·8 + 32) = 640.
         let tiny = ModelShape(nLayer: 2, nHead: 2, dModel: 8, dFF: 32, seqLen: 4, vocabSize: 10, bias: false)
-        XCTAssertEqual(tiny.activationFloats(batch: 2), 2472 + 640)
+        XCTAssertEqual(tiny.activationFloats(batch: 2, attention: .materialized), 2472 + 640)
+        XCTAssertEqual(tiny.activationFloats(batch: 2), 2376 + 640)
     }
 }
 

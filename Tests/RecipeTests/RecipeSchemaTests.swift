@@ -143,14 +143,15 @@ final class RecipeOptionalKeyTests: XCTestCase {
         XCTAssertTrue(stability.allSatisfy(\.isOptional), "every [stability] key has a default")
         XCTAssertEqual(Schema.fields.filter { $0.isOptional && $0.section != "stability" }.map(\.path),
                        ["training.tensor_parallel", "training.pipeline_parallel", "training.zero_stage",
-                        "training.recompute", "checkpoint.allow_outside", "logging.health_interval"])
+                        "training.recompute", "training.precision", "checkpoint.allow_outside", "logging.health_interval"])
         XCTAssertEqual(Schema.fields.filter { $0.isOptional && $0.section != "stability" }.map { $0.defaultValue! },
-                       [.integer(1), .integer(1), .integer(0), .string("none"), .bool(false), .integer(-1)])
+                       [.integer(1), .integer(1), .integer(0), .string("none"), .string("fp32"), .bool(false), .integer(-1)])
         var (recipe, _) = try plannedRecipe()
         recipe.hardware = nil
         let text = RecipeWriter.write(recipe)
         for line in ["tensor_parallel = 1\n", "pipeline_parallel = 1\n", "zero_stage = 0\n", "recompute = \"none\"\n",
-                     "allow_outside = false\n", "health_interval = -1\n", "dropout = 0.0\n", "schema_version = 2\n"] {
+                     "allow_outside = false\n", "health_interval = -1\n", "dropout = 0.0\n", "schema_version = 2\n",
+                     "precision = \"fp32\"\n"] {
             XCTAssertTrue(text.contains(line), line)
         }
         XCTAssertFalse(text.contains("[hardware]"), "no [hardware] for a recipe without hardware")

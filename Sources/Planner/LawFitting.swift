@@ -1,0 +1,288 @@
+import Foundation
+
+/// One finished run of an isoFLOP sweep: its budget, size, tokens and final validation loss.
+public struct SweepObservation: Codable, Sendable, Equatable {
+    public var name: String
+    public var flops: Double
+    public var params: Double
+    public var tokens: Double
+    public var loss: Double
+
+    public init(name: String, flops: Double, params: Double, tokens: Double, loss: Double) {
+        self.name = name
+        self.flops = flops
+        self.params = params
+        self.tokens = tokens
+        self.loss = loss
+    }
+}
+
+/// Hoffmann et al. (2022), section 3.2 (Approach 2): a parabola in log N through each budget's isoFLOP losses; its
+/// vertex is N_opt(C); then power laws N_opt ∝ C^a and D_opt = C/(6·N_opt) ∝ C^b by least squares in log-log.
+public struct IsoFLOPFit: Codable, Sendable, Equatable {
+    public struct Budget: Codable, Sendable, Equatable {
+        public var flops: Double
+        /// loss ≈ c0 + c1·x + c2·x², x = ln N.
+        public var parabola: [Double]
+        public var optimalParams: Double
+        public var optimalTokens: Double
+        public var minimumLoss: Double
+        public var runs: Int
+    }
+    public var budgets: [Budget]
+    /// N_opt = kN·C^a, D_opt = kD·C^b.
+    public var a: Double
+    public var kN: Double
+    public var b: Double
+    public var kD: Double
+}
+
+/// Hoffmann et al. (2022), section 3.3 (Approach 3): L(N, D) = E + A/N^α + B/D^β fitted by minimising the Huber
+/// loss (δ = 1e-3) of log-loss residuals, LSE(a − α·ln N, b − β·ln D, e) − ln L, from a grid of starting points
+/// (their appendix D.2), with A = e^a, B = e^b, E = e^e.
+public struct ParametricFit: Codable, Sendable, Equatable {
+    public var E: Double
+    public var A: Double
+    public var B: Double
+    public var alpha: Double
+    public var beta: Double
+    /// The Huber objective at the optimum (sum over runs).
+    public var objective: Double
+
+    public var law: ChinchillaFit {
+        ChinchillaFit(name: "fitted", citation: "fitted", E: E, A: A, B: B, alpha: alpha, beta: beta)
+    }
+}
+
+/// What `gpt-plan fit` writes to fit.json.
+public struct ScalingLawFitFile: Codable, Sendable, Equatable {
+    public static let currentVersion = 1
+    public var formatVersion: Int
+    /// The sweep directory the runs came from.
+    public var sweep: String
+    public var approach2: IsoFLOPFit?
+    public var approach3: ParametricFit
+    /// Percentile bootstrap intervals (Besiroglu et al. 2024, section 3): `level` of the resampled fits fall inside.
+    public var intervals: Intervals
+    public var runs: [SweepObservation]
+    /// Why a budget or a run was left out.
+    public var notes: [String]
+
+    public struct Intervals: Codable, Sendable, Equatable {
+        public var level: Double
+        public var samples: Int
+        /// The compute exponents of Approach 3's optimum, a = β/(α+β) and b = α/(α+β).
+        public var a: [Double]
+        public var b: [Double]
+        public var alpha: [Double]
+        public var beta: [Double]
+        public var E: [Double]
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion = "format_version", sweep, approach2 = "approach_2", approach3 = "approach_3", intervals
+        case runs, notes
+    }
+
+    /// The fit as an allocation rule, named after the file.
+    public func law(name: String, source: String) -> ChinchillaFit {
+        let p = approach3
+        return ChinchillaFit(name: name, citation: "\(source): Approach 3 fitted by gpt-plan fit to \(runs.count) runs of \(sweep)",
+                             E: p.E, A: p.A, B: p.B, alpha: p.alpha, beta: p.beta)
+    }
+}
+
+public enum LawFitError: Error, Equatable, Sendable {
+    /// Approach 3 needs at least as many runs as it has constants, and two budgets to separate N from D.
+    case tooFewRuns(runs: Int, budgets: Int)
+    case invalidObservation(name: String)
+}
+
+public enum LawFitting {
+    public static let huberDelta = 1e-3
+
+    static func huber(_ r: Double, delta: Double) -> Double {
+        abs(r) <= delta ? 0.5 * r * r : delta * (abs(r) - 0.5 * delta)
+    }
+
+    static func logSumExp(_ xs: [Double]) -> Double {
+        let m = xs.max()!
+        return m + log(xs.reduce(0) { $0 + exp($1 - m) })
+    }
+
+    /// Approach 3's objective at θ = (a, b, e, α, β).
+    static func objective(_ theta: [Double], _ runs: [SweepObservation], delta: Double) -> Double {
+        let (a, b, e, alpha, beta) = (theta[0], theta[1], theta[2], theta[3], theta[4])
+        // Exponents outside (0, 3] describe no scaling law (a loss that grows with N or D, or a step): a small sweep
+        // can otherwise reach them by trading A against α.
+        guard alpha > 0, beta > 0, alpha <= 3, beta <= 3 else { return .infinity }
+        // ln A, ln B and ln E stay where a double holds A, B and E well (an underflowed A = 0 would drop N).
+        guard (-20...60).contains(a), (-20...60).contains(b), (-10...5).contains(e) else { return .infinity }
+        var total = 0.0
+        for r in runs {
+            let predicted = logSumExp([a - alpha * log(r.params), b - beta * log(r.tokens), e])
+            total += huber(predicted - log(r.loss), delta: delta)
+        }
+        return total
+    }
+
+    /// Hoffmann et al.'s grid of initialisations (appendix D.2): α, β ∈ {0, 0.5, …, 2}, e ∈ {−1, −0.5, …, 1},
+    /// a, b ∈ {0, 5, …, 25}; this grid is coarser (a, b every 10; e every 1; α, β from 0.1 as exponents are kept
+    /// positive) to keep a fit around a second, and each start is polished by Nelder–Mead instead of L-BFGS.
+    public static let startGrid: [[Double]] = {
+        var starts: [[Double]] = []
+        for a in stride(from: 0.0, through: 25, by: 10) {
+            for b in stride(from: 0.0, through: 25, by: 10) {
+                for e in [-1.0, 0, 1] {
+                    for alpha in [0.1, 0.5, 1, 1.5] {
+                        for beta in [0.1, 0.5, 1, 1.5] { starts.append([a, b, e, alpha, beta]) }
+                    }
+                }
+            }
+        }
+        return starts
+    }()
+
+    /// Approach 3 from `starts`: every start is polished briefly, the best few to convergence.
+    public static func parametric(_ runs: [SweepObservation], starts: [[Double]] = startGrid,
+                                  delta: Double = huberDelta) throws -> ParametricFit {
+        try validate(runs)
+        let budgets = Set(runs.map(\.flops)).count
+        guard runs.count >= 5, budgets >= 2 || Set(runs.map(\.params)).count >= 2 && Set(runs.map(\.tokens)).count >= 2 else {
+            throw LawFitError.tooFewRuns(runs: runs.count, budgets: budgets)
+        }
+        func f(_ t: [Double]) -> Double { objective(t, runs, delta: delta) }
+        let step = [1.0, 1.0, 0.5, 0.1, 0.1]
+        let first = starts.map { Minimize.nelderMead(f, from: $0, step: step, tolerance: 1e-10, maxIterations: 400) }
+            .sorted { $0.value < $1.value }
+        var best = first[0]
+        for candidate in first.prefix(4) {
+            let polished = Minimize.nelderMead(f, from: candidate.x, step: step.map { $0 / 10 }, tolerance: 1e-14,
+                                               maxIterations: 5000)
+            if polished.value < best.value { best = polished }
+        }
+        let t = best.x
+        return ParametricFit(E: exp(t[2]), A: exp(t[0]), B: exp(t[1]), alpha: t[3], beta: t[4], objective: best.value)
+    }
+
+    /// Least squares of y on x: (slope, intercept).
+    static func line(_ x: [Double], _ y: [Double]) -> (slope: Double, intercept: Double) {
+        let n = Double(x.count)
+        let mx = x.reduce(0, +) / n, my = y.reduce(0, +) / n
+        var sxy = 0.0, sxx = 0.0
+        for i in x.indices { sxy += (x[i] - mx) * (y[i] - my); sxx += (x[i] - mx) * (x[i] - mx) }
+        let slope = sxy / sxx
+        return (slope, my - slope * mx)
+    }
+
+    /// Least-squares parabola c0 + c1·x + c2·x² (normal equations, centred for conditioning).
+    static func parabola(_ x: [Double], _ y: [Double]) -> [Double]? {
+        guard x.count >= 3 else { return nil }
+        let m = x.reduce(0, +) / Double(x.count)
+        let u = x.map { $0 - m }
+        var s = [Double](repeating: 0, count: 5), t = [Double](repeating: 0, count: 3)
+        for i in u.indices {
+            var p = 1.0
+            for k in 0..<5 {
+                s[k] += p
+                if k < 3 { t[k] += p * y[i] }
+                p *= u[i]
+            }
+        }
+        // Solve [[s0 s1 s2][s1 s2 s3][s2 s3 s4]]·q = t by Cramer's rule.
+        func det(_ m: [[Double]]) -> Double {
+            m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+                + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+        }
+        let matrix = [[s[0], s[1], s[2]], [s[1], s[2], s[3]], [s[2], s[3], s[4]]]
+        let d = det(matrix)
+        guard d != 0, d.isFinite else { return nil }
+        var q = [Double](repeating: 0, count: 3)
+        for k in 0..<3 {
+            var mk = matrix
+            for r in 0..<3 { mk[r][k] = t[r] }
+            q[k] = det(mk) / d
+        }
+        // Back from u = x − m: q0 + q1(x−m) + q2(x−m)².
+        return [q[0] - q[1] * m + q[2] * m * m, q[1] - 2 * q[2] * m, q[2]]
+    }
+
+    /// Approach 2, with notes for the budgets it had to leave out (fewer than 3 sizes, or no minimum inside).
+    public static func isoFLOP(_ runs: [SweepObservation]) throws -> (fit: IsoFLOPFit?, notes: [String]) {
+        try validate(runs)
+        var notes: [String] = []
+        var budgets: [IsoFLOPFit.Budget] = []
+        for c in Set(runs.map(\.flops)).sorted() {
+            let group = runs.filter { $0.flops == c }
+            guard group.count >= 3, let q = parabola(group.map { log($0.params) }, group.map(\.loss)) else {
+                notes.append("approach 2: budget \(c) has \(group.count) finished run(s); a parabola needs 3")
+                continue
+            }
+            guard q[2] > 0 else {
+                notes.append("approach 2: budget \(c): the losses curve downwards in log N (no minimum); left out")
+                continue
+            }
+            let x = -q[1] / (2 * q[2])
+            let n = exp(x)
+            budgets.append(.init(flops: c, parabola: q, optimalParams: n, optimalTokens: c / (6 * n),
+                                 minimumLoss: q[0] + q[1] * x + q[2] * x * x, runs: group.count))
+        }
+        guard budgets.count >= 2 else {
+            notes.append("approach 2: needs two budgets with a minimum; \(budgets.count) found")
+            return (nil, notes)
+        }
+        let lc = budgets.map { log($0.flops) }
+        let fn = line(lc, budgets.map { log($0.optimalParams) })
+        let fd = line(lc, budgets.map { log($0.optimalTokens) })
+        return (IsoFLOPFit(budgets: budgets, a: fn.slope, kN: exp(fn.intercept), b: fd.slope, kD: exp(fd.intercept)),
+                notes)
+    }
+
+    static func validate(_ runs: [SweepObservation]) throws {
+        for r in runs where !(r.params > 0 && r.tokens > 0 && r.flops > 0 && r.loss > 0
+                              && r.params.isFinite && r.tokens.isFinite && r.loss.isFinite) {
+            throw LawFitError.invalidObservation(name: r.name)
+        }
+    }
+
+    /// A deterministic generator for the bootstrap (SplitMix64), so that a fit is reproducible.
+    public struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        public init(seed: UInt64) { state = seed }
+        public mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    /// The whole fit: Approach 2, Approach 3 from the grid, and percentile bootstrap intervals of Approach 3's
+    /// constants and exponents (runs resampled with replacement, each refit started from the full fit, as Besiroglu
+    /// et al. 2024 do).
+    public static func fit(_ runs: [SweepObservation], sweep: String, samples: Int = 200, level: Double = 0.8,
+                           seed: UInt64 = 1) throws -> ScalingLawFitFile {
+        let (approach2, notes) = try isoFLOP(runs)
+        let full = try parametric(runs)
+        let start = [log(full.A), log(full.B), log(full.E), full.alpha, full.beta]
+        var generator = SplitMix(seed: seed)
+        var draws: [ParametricFit] = []
+        for _ in 0..<samples {
+            let sample = (0..<runs.count).map { _ in runs[Int(generator.next() % UInt64(runs.count))] }
+            if let refit = try? parametric(sample, starts: [start]) { draws.append(refit) }
+        }
+        func interval(_ value: (ParametricFit) -> Double) -> [Double] {
+            let sorted = draws.map(value).filter(\.isFinite).sorted()
+            guard !sorted.isEmpty else { return [] }
+            func at(_ p: Double) -> Double { sorted[min(sorted.count - 1, max(0, Int((p * Double(sorted.count - 1)).rounded())))] }
+            return [at((1 - level) / 2), at((1 + level) / 2)]
+        }
+        let intervals = ScalingLawFitFile.Intervals(
+            level: level, samples: draws.count,
+            a: interval { $0.beta / ($0.alpha + $0.beta) }, b: interval { $0.alpha / ($0.alpha + $0.beta) },
+            alpha: interval(\.alpha), beta: interval(\.beta), E: interval(\.E))
+        return ScalingLawFitFile(formatVersion: ScalingLawFitFile.currentVersion, sweep: sweep, approach2: approach2,
+                                 approach3: full, intervals: intervals, runs: runs, notes: notes)
+    }
+}

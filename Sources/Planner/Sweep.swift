@@ -1,0 +1,85 @@
+import Foundation
+
+/// An isoFLOP sweep (Hoffmann et al. 2022, section 3.2): for each budget, model sizes spread evenly in log N
+/// around a fit's optimum, each trained on D = C/(6N) tokens with its cosine schedule ending at its last step.
+public enum IsoFLOPDesign {
+    /// The sizes for one budget: N_opt · span^(−1 + 2i/(k−1)), i = 0…k−1 (×¼ … ×4 with the default span 4).
+    public static func sizes(optimum n: Double, count k: Int, span: Double = 4) -> [Double] {
+        precondition(k >= 1 && span >= 1, "an isoFLOP design needs at least one size and a span of at least 1")
+        guard k > 1 else { return [n] }
+        return (0..<k).map { n * pow(span, -1 + 2 * Double($0) / Double(k - 1)) }
+    }
+}
+
+/// What `gpt-plan sweep` writes to SWEEP/manifest.json and `gpt-train sweep` and `gpt-plan fit` read.
+public struct SweepManifest: Codable, Sendable, Equatable {
+    public static let currentVersion = 1
+    public static let fileName = "manifest.json"
+
+    public struct Run: Codable, Sendable, Equatable {
+        public var name: String
+        public var flops: Double
+        /// The size the design asked for, and the one the shape has.
+        public var targetParams: Double
+        public var params: Double
+        public var tokens: Double
+        public var steps: Int
+        /// Paths relative to the sweep directory.
+        public var recipe: String
+        public var run: String
+
+        public init(name: String, flops: Double, targetParams: Double, params: Double, tokens: Double, steps: Int,
+                    recipe: String, run: String) {
+            self.name = name
+            self.flops = flops
+            self.targetParams = targetParams
+            self.params = params
+            self.tokens = tokens
+            self.steps = steps
+            self.recipe = recipe
+            self.run = run
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case name, flops, targetParams = "target_params", params, tokens, steps, recipe, run
+        }
+    }
+
+    public var formatVersion: Int
+    /// The allocation rule whose optimum the sizes are spread around.
+    public var fit: String
+    public var budgets: [Double]
+    public var sizesPerBudget: Int
+    public var span: Double
+    public var runs: [Run]
+    /// Sizes left out (no shape reaches them, or two sizes gave the same shape).
+    public var notes: [String]
+
+    public init(fit: String, budgets: [Double], sizesPerBudget: Int, span: Double, runs: [Run], notes: [String]) {
+        self.formatVersion = Self.currentVersion
+        self.fit = fit
+        self.budgets = budgets
+        self.sizesPerBudget = sizesPerBudget
+        self.span = span
+        self.runs = runs
+        self.notes = notes
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion = "format_version", fit, budgets, sizesPerBudget = "sizes_per_budget", span, runs, notes
+    }
+}
+
+/// The final validation loss of a run from its metrics.jsonl: the `val_loss` logged at `step` (the last step).
+public enum FinalLoss {
+    public static func read(metricsText text: String, step: Int) -> Double? {
+        var found: Double?
+        for line in text.split(separator: "\n") where line.contains("\"val_loss\"") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let s = object["step"] as? Int, s == step,
+                  let loss = (object["val_loss"] as? NSNumber)?.doubleValue, loss.isFinite else { continue }
+            found = loss
+        }
+        return found
+    }
+}

@@ -1,0 +1,70 @@
+import ArgumentParser
+import CLISupport
+import Compute
+import Foundation
+import Planner
+import Recipe
+import Trainer
+
+/// `gpt-train sweep`: trains a sweep's runs one after another, skipping those that have finished and resuming those
+/// that stopped part-way.
+struct TrainSweep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Train the runs of a sweep (gpt-plan sweep) that have not finished, one after another; resumable.")
+
+    @Argument(help: "The sweep directory (with manifest.json).") var sweep: String
+    @Option(help: "Threads for each run.") var threads: Int = CPU.count
+    @Flag(name: .customLong("no-mfu"), help: "Do not measure the sgemm ceiling (MFU is then left out).") var noMFU = false
+
+    mutating func run() throws {
+        guard threads >= 1 else { throw CommandFailure.usage("gpt-train sweep: --threads must be at least 1") }
+        let manifestPath = (sweep as NSString).appendingPathComponent(SweepManifest.fileName)
+        guard let data = FileManager.default.contents(atPath: manifestPath) else {
+            throw CommandFailure.usage("gpt-train sweep: \(manifestPath): no such file. Fix: write the sweep with gpt-plan sweep")
+        }
+        let manifest: SweepManifest
+        do { manifest = try JSONDecoder().decode(SweepManifest.self, from: data) } catch {
+            throw CommandFailure.usage("gpt-train sweep: \(manifestPath): not a sweep manifest: \(error)")
+        }
+        var ceiling: Double?
+        if !noMFU {
+            BLAS.pinToOneThread()
+            ceiling = MachineProfile.sgemmCeiling(pool: ThreadPool(threads: threads)).flopsPerSecond
+        }
+        var trained = 0, skipped = 0
+        for (index, run) in manifest.runs.enumerated() {
+            let recipePath = (sweep as NSString).appendingPathComponent(run.recipe)
+            let runDirectory = (sweep as NSString).appendingPathComponent(run.run)
+            let metrics = (runDirectory as NSString).appendingPathComponent("metrics.jsonl")
+            if let text = try? String(contentsOfFile: metrics, encoding: .utf8),
+               FinalLoss.read(metricsText: text, step: run.steps) != nil {
+                skipped += 1
+                continue
+            }
+            let recipe: Recipe
+            do { recipe = try RecipeLoader.loadValid(path: recipePath).0 } catch {
+                throw CommandFailure("gpt-train sweep: \(recipePath) cannot be trained:\n\(error)", exitCode: 1)
+            }
+            var options = TrainingOptions(runDirectory: runDirectory, threads: threads)
+            options.ceilingFlops = ceiling
+            // Resume a run that stopped part-way (it has checkpoints); start the others afresh.
+            let checkpoints = (runDirectory as NSString).appendingPathComponent(recipe.checkpoint.dir)
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? []
+            options.resume = names.contains { $0.hasPrefix("ckpt-") && $0.hasSuffix(".h5") }
+            Terminal.note("gpt-train sweep: run \(index + 1)/\(manifest.runs.count) \(run.name) (N = \(si(run.params, 3)), "
+                          + "D = \(si(run.tokens, 3)), \(run.steps) steps)\(options.resume ? ", resuming" : "")")
+            let display = ProgressDisplay()
+            do {
+                let trainer = try Trainer(recipePath: recipePath, options: options) { display.show($0) }
+                try trainer.run()
+            } catch {
+                Terminal.endProgress()
+                throw CommandFailure("gpt-train sweep: \(run.name): \(error). Fix the cause and run gpt-train sweep \(sweep) "
+                                     + "again: finished runs are kept", exitCode: 1)
+            }
+            trained += 1
+        }
+        Terminal.note("gpt-train sweep: \(trained) trained, \(skipped) already finished; next: gpt-plan fit \(sweep)")
+    }
+}

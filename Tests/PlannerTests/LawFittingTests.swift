@@ -1,0 +1,97 @@
+import Foundation
+import Planner
+import XCTest
+
+/// Approaches 2 and 3 recover a known law from synthetic isoFLOP sweeps.
+final class LawFittingTests: XCTestCase {
+    /// A sweep like Hoffmann et al.'s: `budgets` isoFLOP curves of `sizes` models from ×1/8 to ×8 around the
+    /// law's optimum, losses from the law times exp(noise), noise ~ N(0, sigma²) from a fixed seed.
+    func synthetic(_ law: ChinchillaFit, budgets: [Double], sizes: Int = 9, sigma: Double, seed: UInt64 = 7)
+        -> [SweepObservation] {
+        var g = LawFitting.SplitMix(seed: seed)
+        func gaussian() -> Double {
+            let u1 = Double(g.next() >> 11) / Double(1 << 53) + 1e-300, u2 = Double(g.next() >> 11) / Double(1 << 53)
+            return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+        }
+        var runs: [SweepObservation] = []
+        for c in budgets {
+            let optimum = law.optimalAllocation(flops: c).params
+            for n in IsoFLOPDesign.sizes(optimum: optimum, count: sizes, span: 8) {
+                let d = c / (6 * n)
+                runs.append(SweepObservation(name: "c\(c)-n\(n)", flops: c, params: n, tokens: d,
+                                             loss: law.loss(params: n, tokens: d) * exp(sigma * gaussian())))
+            }
+        }
+        return runs
+    }
+
+    let known = ChinchillaFit(name: "known", citation: "test", E: 1.8, A: 480, B: 2100, alpha: 0.35, beta: 0.37)
+    let budgets = [1e18, 3e18, 1e19, 3e19, 1e20]
+
+    func testIsoFLOPDesignSpreadsSizesEvenlyInLogN() {
+        let s = IsoFLOPDesign.sizes(optimum: 1e6, count: 5)
+        XCTAssertEqual(s.count, 5)
+        for (got, want) in zip(s, [0.25e6, 0.5e6, 1e6, 2e6, 4e6]) { XCTAssertEqual(got / want, 1, accuracy: 1e-12) }
+        XCTAssertEqual(IsoFLOPDesign.sizes(optimum: 7, count: 1), [7])
+    }
+
+    func testApproach3RecoversExactConstantsWithoutNoise() throws {
+        let fit = try LawFitting.parametric(synthetic(known, budgets: budgets, sigma: 0))
+        // Without noise the objective's minimum is 0 at the true constants; Nelder–Mead stops at a residual of
+        // about 1e-7 in log loss, which leaves the exponents right to about 1e-3.
+        XCTAssertEqual(fit.alpha, known.alpha, accuracy: 2e-3)
+        XCTAssertEqual(fit.beta, known.beta, accuracy: 2e-3)
+        XCTAssertEqual(fit.E, known.E, accuracy: 5e-3)
+        XCTAssertEqual(fit.law.a, known.a, accuracy: 2e-3)
+        XCTAssertLessThan(fit.objective, 1e-9)
+    }
+
+    func testApproach2RecoversTheExponentsOfTheOptimum() throws {
+        let (fit, notes) = try LawFitting.isoFLOP(synthetic(known, budgets: budgets, sigma: 0))
+        let a2 = try XCTUnwrap(fit)
+        XCTAssertTrue(notes.isEmpty, "\(notes)")
+        XCTAssertEqual(a2.budgets.count, budgets.count)
+        // A parabola in ln N is the second-order expansion of the isoFLOP curve; over ×1/8…×8 its vertex sits within a
+        // few percent of the true optimum, and the error is nearly the same at every budget, so the slope a is
+        // recovered to about 0.01.
+        XCTAssertEqual(a2.a, known.a, accuracy: 0.01)
+        XCTAssertEqual(a2.b, known.b, accuracy: 0.01)
+        XCTAssertEqual(a2.a + a2.b, 1, accuracy: 1e-9, "D = C/6N makes the exponents sum to 1")
+        for b in a2.budgets {
+            XCTAssertEqual(b.optimalParams / known.optimalAllocation(flops: b.flops).params, 1, accuracy: 0.1)
+        }
+    }
+
+    func testFitWithNoiseRecoversTheLawAndItsIntervalsCoverIt() throws {
+        // 0.5% noise on the loss, about the seed-to-seed spread of small runs.
+        let runs = synthetic(known, budgets: budgets, sigma: 0.005)
+        let file = try LawFitting.fit(runs, sweep: "synthetic", samples: 40, level: 0.9)
+        XCTAssertEqual(file.approach3.law.a, known.a, accuracy: 0.05)
+        XCTAssertEqual(file.approach3.law.b, known.b, accuracy: 0.05)
+        XCTAssertEqual(file.approach2?.a ?? 0, known.a, accuracy: 0.05)
+        XCTAssertEqual(file.intervals.a.count, 2)
+        XCTAssertLessThanOrEqual(file.intervals.a[0], file.approach3.law.a + 1e-9)
+        XCTAssertGreaterThanOrEqual(file.intervals.a[1], file.approach3.law.a - 1e-9)
+        XCTAssertGreaterThan(file.intervals.samples, 30)
+        // The file round-trips through JSON as gpt-plan --fit reads it.
+        let data = try JSONEncoder().encode(file)
+        XCTAssertEqual(try JSONDecoder().decode(ScalingLawFitFile.self, from: data), file)
+    }
+
+    func testTooFewRunsIsAnError() {
+        let runs = Array(synthetic(known, budgets: [1e18], sizes: 4, sigma: 0))
+        XCTAssertThrowsError(try LawFitting.parametric(runs)) {
+            XCTAssertEqual($0 as? LawFitError, .tooFewRuns(runs: 4, budgets: 1))
+        }
+    }
+
+    func testFinalLossIsTheValidationAtTheLastStep() {
+        let text = """
+        {"step":1,"loss":4.0,"lr":0.001}
+        {"step":10,"val_loss":3.5}
+        {"step":20,"val_loss":3.25}
+        """
+        XCTAssertEqual(FinalLoss.read(metricsText: text, step: 20), 3.25)
+        XCTAssertNil(FinalLoss.read(metricsText: text, step: 30))
+    }
+}
