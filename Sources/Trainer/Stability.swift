@@ -180,17 +180,18 @@ extension Trainer {
         if rules.action == .stop {
             switch reason {
             case .nonFiniteLoss:
-                throw NonFiniteLoss(step: step, what: "the training loss (\(loss))", lastFinite: lastFinite)
+                throw NonFiniteLoss(step: step, what: "the training loss (\(loss))", lastFinite: lastFinite, loss: loss)
             case .nonFiniteGradNorm:
-                throw NonFiniteLoss(step: step, what: "the gradient norm (\(norm))", lastFinite: lastFinite)
+                throw NonFiniteLoss(step: step, what: "the gradient norm (\(norm))", lastFinite: lastFinite, loss: loss,
+                                    gradNorm: norm)
             default:
                 throw LossSpikeStop(step: step, loss: loss, gradNorm: norm, reason: reason.describe(window: rules.window),
-                                    recoveries: nil)
+                                    recoveries: nil, kind: reason)
             }
         }
         guard state.recoveries < rules.maxRecoveries else {
             throw LossSpikeStop(step: step, loss: loss, gradNorm: norm, reason: reason.describe(window: rules.window),
-                                recoveries: state.recoveries)
+                                recoveries: state.recoveries, kind: reason)
         }
         var spike = Spike(step: step, loss: loss, gradNorm: norm, reason: reason, action: rules.action)
         switch rules.action {
@@ -265,6 +266,10 @@ public struct LossSpikeStop: Error, CustomStringConvertible {
     public var reason: String
     /// Recoveries made before this spike, when the run stopped because there were too many.
     public var recoveries: Int?
+    public var kind: SpikeReason
+
+    /// The spike as metrics.jsonl records it.
+    public var spike: Spike { Spike(step: step, loss: loss, gradNorm: gradNorm, reason: kind, action: .stop) }
 
     public var description: String {
         var text = "step \(step): loss spike (loss \(loss), grad norm \(gradNorm)): \(reason); "

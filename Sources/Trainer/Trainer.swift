@@ -215,9 +215,17 @@ public final class Trainer {
         while state.step < stop {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let communicationBefore = parallel.group.communicationSeconds
-            let (loss, lr, norm, spike) = try trainStep(lastFinite: lastFinite)
+            let (loss, lr, norm, spike): (Float, Double, Double, Spike?)
+            do { (loss, lr, norm, spike) = try trainStep(lastFinite: lastFinite) } catch {
+                // A spike that ends the run is logged too (a non-finite one without `[stability]` included).
+                if let stop = error as? LossSpikeStop {
+                    try? metrics?.spikeLine(stop.spike)
+                } else if let nan = error as? NonFiniteLoss {
+                    try? metrics?.spikeLine(nan.spike)
+                }
+                throw error
+            }
             clock.add(nanoseconds: DispatchTime.now().uptimeNanoseconds - t0, tokens: tokensPerStep)
-            if spike == nil, let health, health.step == state.step { try metrics?.healthLine(health) }
             if let spike {
                 try metrics?.spikeLine(spike)
                 events(.note(note(for: spike)))
@@ -239,6 +247,7 @@ public final class Trainer {
             // A skipped step's loss was not trained on: its spike line stands for it.
             if spike == nil {
                 if logged { try metrics?.trainingLine(metricsNow) }
+                if let health, health.step == step { try metrics?.healthLine(health) }
                 lastFinite = metricsNow
                 events(.step(metricsNow))
             }

@@ -42,6 +42,9 @@ final class MonitoringCommandTests: XCTestCase {
         XCTAssertEqual(try Tool.run("gpt-train", ["plot", "runs/a", "--x", "time"], in: dir).status, 2)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/x.svg"))
 
+        // The run wrote its own event file as it trained; remove it to convert runs/a as a run made before that.
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/runs/a/tb").count, 1)
+        try FileManager.default.removeItem(atPath: "\(dir)/runs/a/tb")
         let export = try Tool.run("gpt-train", ["tensorboard", "runs/a"], in: dir)
         XCTAssertEqual(export.status, 0, export.stderr)
         XCTAssertTrue(export.stderr.contains("runs/a/tb/events.out.tfevents."), export.stderr)

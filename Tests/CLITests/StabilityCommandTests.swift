@@ -25,7 +25,9 @@ final class StabilityCommandTests: XCTestCase {
         // What was logged before the spike is on disk, in metrics.jsonl and in TensorBoard's files.
         let metrics = try String(contentsOfFile: "\(dir)/run/metrics.jsonl", encoding: .utf8)
         XCTAssertTrue(metrics.contains("{\"step\":19,"), metrics)
-        XCTAssertFalse(metrics.contains("{\"step\":20,"), metrics)
+        XCTAssertFalse(metrics.contains("{\"step\":20,\"train_loss\""), metrics)
+        XCTAssertTrue(metrics.contains("{\"step\":20,\"event\":\"spike\",\"loss\":"), metrics)
+        XCTAssertTrue(metrics.contains("\"action\":\"stop\",\"reason\":\"loss_sigmas\"}"), metrics)
         XCTAssertFalse((try FileManager.default.contentsOfDirectory(atPath: "\(dir)/run/tb")).isEmpty)
     }
 

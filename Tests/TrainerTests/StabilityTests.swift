@@ -60,6 +60,26 @@ final class StabilityTests: XCTestCase {
         return t
     }
 
+    /// `gpt-plan check`'s checks of the section: ranges, and what does not fit together.
+    func testTheSectionIsChecked() throws {
+        let dir = try Fixtures.directory("stability-check")
+        func problems(_ body: String) throws -> [String] {
+            let check = RecipeLoader.check(text: try String(contentsOfFile: try recipe(in: dir, body), encoding: .utf8),
+                                           file: "r.toml")
+            // The fixture's short run has a long warmup, which check notes; that is not this section's business.
+            return check.problems.filter { $0.key != "schedule.warmup_steps" }
+                .map { "\($0.severity == .error ? "error" : "warning") \($0.key ?? "")" }
+        }
+        XCTAssertEqual(try problems(""), [], "every key has a default")
+        XCTAssertEqual(try problems("action = \"undo\""), ["error stability.action"])
+        XCTAssertEqual(try problems("window = 1"), ["error stability.window"])
+        XCTAssertEqual(try problems("lr_factor = 0.0"), ["error stability.lr_factor"])
+        XCTAssertEqual(try problems("inject_spike_at = 41"), ["error stability.inject_spike_at"])
+        XCTAssertEqual(try problems("action = \"skip\"\nloss_sigmas = 0.0"), ["warning stability.action"])
+        XCTAssertEqual(try problems("action = \"rollback\"\nlr_factor = 0.5"), ["warning stability.lr_factor"])
+        XCTAssertEqual(try problems("unknown = 1"), ["error stability.unknown"])
+    }
+
     func testSkipDiscardsTheUpdateAndConsumesTheData() throws {
         let clean = try cleanRun()
         let dir = try Fixtures.directory("stability-skip")
