@@ -35,7 +35,8 @@ public final class FloatReducer {
         sendOffsets = shards.map { Int32($0.lowerBound) }
         receiveCounts = [Int32](repeating: Int32(mine), count: k)
         receiveOffsets = (0..<k).map { Int32($0 * mine) }
-        scratch = .allocate(capacity: max(mine * k, 1))
+        // Every rank's copy of this rank's shard; a group of one reduces nothing and needs none.
+        scratch = .allocate(capacity: group.isDistributed ? max(mine * k, 1) : 1)
     }
 
     deinit { scratch.deallocate() }

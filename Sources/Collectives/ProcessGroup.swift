@@ -58,7 +58,7 @@ public final class ProcessGroup {
     public let rank: Int
     public let size: Int
     public let launch: Launch
-    /// Wall-clock seconds spent inside collectives since the group was made (or since `resetCommunicationTime`).
+    /// Wall-clock seconds spent inside collectives since the group was made.
     public private(set) var communicationSeconds: Double = 0
     let comm: MPI_Comm?
     private var finalized = false
@@ -118,8 +118,6 @@ public final class ProcessGroup {
         if let comm, !finalized { MPI_Abort(comm, code) }
         exit(code)
     }
-
-    public func resetCommunicationTime() { communicationSeconds = 0 }
 
     /// Runs one MPI call, timing it and turning its status into an error.
     @inline(__always)

@@ -47,9 +47,6 @@ public final class DataParallel {
     /// The parameters whose AdamW moments this rank keeps: its shard under ZeRO-1, else all.
     public var optimizerShard: Range<Int> { zeroStage >= 1 ? reducer.myShard : 0..<parameterCount }
 
-    /// Every rank's optimizer shard, in rank order.
-    public var optimizerShards: [Range<Int>] { zeroStage >= 1 ? reducer.shards : [0..<parameterCount] }
-
     /// The step's summed training loss, from each rank's sum over its own micro-batches (fixed order).
     public func sumLosses(_ local: Float) throws -> Float {
         Float(try group.orderedSum(Double(local)))
