@@ -51,6 +51,8 @@ let package = Package(
         .systemLibrary(
             name: "CHDF5", pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev", "pkg-config"])]),
+        // oneDNN (Debian's libdnnl-dev ships no pkg-config file; its header and library are on the default paths).
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(
             name: "CMPI", pkgConfig: "ompi-c",
             providers: [.apt(["libopenmpi-dev", "openmpi-bin", "pkg-config"])]),
@@ -58,7 +60,7 @@ let package = Package(
         // Libraries, bottom up.
         .target(name: "Durable"),
         .target(name: "Collectives", dependencies: ["CMPI"], swiftSettings: numericSettings),
-        .target(name: "Compute", dependencies: ["COpenBLAS"], swiftSettings: numericSettings),
+        .target(name: "Compute", dependencies: ["COpenBLAS", "CDNNL"], swiftSettings: numericSettings),
         // The model's shape, which the planner, the recipe and the model share.
         .target(name: "GPTShape"),
         // Numbers in words for messages (significant digits, SI prefixes, byte sizes); CLISupport re-exports it.

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the toolkit builds against when they are missing: OpenBLAS, HDF5, pkg-config,
-# Open MPI (for data-parallel runs across processes), and (for the demo) pip. Swift itself must be installed (swift.org toolchain, 6.0 or newer).
+# Open MPI (for data-parallel runs across processes), oneDNN (bf16 matrix products), and (for the demo) pip. Swift itself must be installed (swift.org toolchain, 6.0 or newer).
 #   --with-pip          also python3-pip (Debian)
 #   --with-tensorboard  also the tensorboard Python package (pip, about 180 MB with its dependencies), for
 #                       `tensorboard --logdir runs` and the test that reads event files back with it; where pip is
 #                       missing or refuses, says so and goes on (that test then skips)
 set -euo pipefail
 
-packages=(libopenblas-dev libhdf5-dev libopenmpi-dev openmpi-bin pkg-config)
+packages=(libopenblas-dev libhdf5-dev libopenmpi-dev openmpi-bin libdnnl-dev pkg-config)
 with_tensorboard=false
 for option in "$@"; do
     case "$option" in

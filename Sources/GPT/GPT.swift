@@ -33,6 +33,8 @@ public enum GPTInputError: Error, Equatable, CustomStringConvertible {
     case targetOutOfRange(index: Int, target: Int32, vocabSize: Int)
     /// bf16 products run inside the fused attention kernel only.
     case bf16NeedsFusedAttention
+    /// Native bf16 products were asked for on a CPU where oneDNN has none.
+    case nativeBF16Unavailable
 
     public var description: String {
         switch self {
@@ -47,8 +49,20 @@ public enum GPTInputError: Error, Equatable, CustomStringConvertible {
         case let .targetOutOfRange(index, target, vocabSize):
             "target \(target) at position \(index) is not below the vocabulary size \(vocabSize)"
         case .bf16NeedsFusedAttention: "bf16 precision runs with the fused attention kernel, not the materialized one"
+        case .nativeBF16Unavailable: "this CPU has no native bf16 matrix products (oneDNN offers none); use the emulated ones"
         }
     }
+}
+
+/// How bf16 products run.
+public enum BF16Products: String, Sendable, CaseIterable {
+    /// oneDNN's bf16 matmul (`BF16Matmul`) on bf16 copies of the operands: where the CPU has bf16 instructions.
+    case native
+    /// Operands rounded to bf16 in fp32 buffers, multiplied by the fp32 sgemm (`BFloat16`): exact, and no faster.
+    case emulated
+
+    /// Native where this CPU has it, else emulated.
+    public static var best: BF16Products { BF16Matmul.isAvailable ? .native : .emulated }
 }
 
 /// A GPT-2 style decoder with hand-written forward and backward passes.
@@ -63,6 +77,13 @@ public enum GPTInputError: Error, Equatable, CustomStringConvertible {
 /// activations and gradients that only feed products (the LayerNorm outputs, qkv, the attention output, the GELU
 /// output, the logits' gradient, ...) are rounded in place; the rounding is exact emulation of a bf16 matmul (see
 /// `BFloat16`). LayerNorm, softmax, GELU, the loss and the parameters and their gradients stay fp32.
+///
+/// Where the CPU multiplies bf16 natively (`BF16Products.native`), the linear layers and the head run on oneDNN
+/// instead: the weights are converted to a bf16 copy at the start of each forward pass, each product input is
+/// rounded in place as above and also written as bf16 into a second allocation (`ActivationLayout.bf16Copies`),
+/// and each gradient a product reads is converted with its transpose just before the product. Both paths compute
+/// the same function up to the order of fp32 summation. Attention's two products stay on the emulated path: they
+/// are small tiles inside the fused kernel.
 public final class GPT {
     public let shape: ModelShape
     public let layout: ParameterLayout
@@ -74,12 +95,17 @@ public final class GPT {
     public let maxTime: Int
     public let attention: AttentionKernel
     public let precision: Precision
+    /// How bf16 products run (nil in fp32).
+    public let bf16Products: BF16Products?
     /// Tiles of the fused attention kernel.
     public let attentionTiles: FusedAttention.Tiles
 
     let acts: ActivationLayout
     /// The parameters rounded to bf16 (bf16 precision only), what the products read as weights.
     let roundedParameters: FloatStorage?
+    /// Native bf16 products only: the parameters as bf16, and the activations' bf16 allocation.
+    let parameterHalves: UnsafeMutablePointer<UInt16>?
+    let activationHalves: UnsafeMutablePointer<UInt16>?
     let activations: FloatStorage
     let attentionScratch: FloatStorage
     let normScratch: FloatStorage
@@ -90,9 +116,12 @@ public final class GPT {
     private var lastDropout: DropoutContext?
 
     public init(shape: ModelShape, maxBatch: Int, maxTime: Int, pool: ThreadPool, attention: AttentionKernel = .fused,
-                precision: Precision = .fp32, attentionTiles: FusedAttention.Tiles = .standard) throws(GPTInputError) {
+                precision: Precision = .fp32, attentionTiles: FusedAttention.Tiles = .standard,
+                bf16Products: BF16Products? = nil) throws(GPTInputError) {
         do { try shape.validate() } catch { throw .invalidShape(error) }
         guard precision == .fp32 || attention == .fused else { throw .bf16NeedsFusedAttention }
+        let products = precision == .bf16 ? bf16Products ?? .best : nil
+        guard products != .native || BF16Matmul.isAvailable else { throw .nativeBF16Unavailable }
         guard maxTime <= shape.seqLen else { throw .bufferLongerThanContext(maxTime: maxTime, seqLen: shape.seqLen) }
         guard maxBatch >= 1, maxTime >= 1 else { throw .emptyBuffers(maxBatch: maxBatch, maxTime: maxTime) }
         self.shape = shape
@@ -102,12 +131,23 @@ public final class GPT {
         self.maxTime = maxTime
         self.attention = attention
         self.precision = precision
+        self.bf16Products = products
         self.attentionTiles = attentionTiles
         parameters = FloatStorage(count: layout.count)
-        roundedParameters = precision == .bf16 ? FloatStorage(count: layout.count) : nil
+        roundedParameters = products == .emulated ? FloatStorage(count: layout.count) : nil
         gradients = FloatStorage(count: layout.count)
-        acts = ActivationLayout(shape, batch: maxBatch, time: maxTime, attention: attention)
+        acts = ActivationLayout(shape, batch: maxBatch, time: maxTime, attention: attention,
+                                bf16Copies: products == .native)
         activations = FloatStorage(count: acts.count)
+        if products == .native {
+            parameterHalves = .allocate(capacity: layout.count)
+            parameterHalves!.initialize(repeating: 0, count: layout.count)
+            activationHalves = .allocate(capacity: acts.halfCount)
+            activationHalves!.initialize(repeating: 0, count: acts.halfCount)
+        } else {
+            parameterHalves = nil
+            activationHalves = nil
+        }
         // Room for attention dropout too: whether a pass drops out is up to its caller.
         let perThread = attention == .fused ? FusedAttention.scratchPerThread(tiles: attentionTiles)
             : Attention.scratchPerThread(time: maxTime, dropout: true)
@@ -122,6 +162,8 @@ public final class GPT {
     deinit {
         tokenBuffer.deallocate()
         targetBuffer.deallocate()
+        parameterHalves?.deallocate()
+        activationHalves?.deallocate()
     }
 
     /// The residual stream entering block `layer` in the last forward pass, [batch·time, d_model] row-major (the
@@ -162,9 +204,57 @@ public final class GPT {
     /// A weight as the products read it: rounded to bf16 in bf16 precision.
     @inline(__always) func weight(_ offset: Int) -> UnsafeMutablePointer<Float> { (roundedParameters ?? parameters).base + offset }
 
-    /// Rounds `count` floats at `p` to bf16 in place when products take bf16 inputs.
-    @inline(__always) private func productInput(_ p: UnsafeMutablePointer<Float>, count: Int) {
-        if precision == .bf16 { BFloat16.round(pool, out: p, p, count: count) }
+    @inline(__always) func half(_ offset: Int) -> UnsafeMutablePointer<UInt16> { activationHalves! + offset }
+    @inline(__always) func weightHalf(_ offset: Int) -> UnsafeMutablePointer<UInt16> { parameterHalves! + offset }
+
+    /// Rounds `count` floats at `p` to bf16 in place when products take bf16 inputs; with native products and a
+    /// `half` offset, also writes them into that bf16 copy (what the linear layers read).
+    @inline(__always) private func productInput(_ p: UnsafeMutablePointer<Float>, count: Int, half: Int? = nil) {
+        switch bf16Products {
+        case nil: return
+        case .native? where half != nil: BFloat16.convert(pool, bits: self.half(half!), rounded: p, p, count: count)
+        default: BFloat16.round(pool, out: p, p, count: count)
+        }
+    }
+
+    /// A gradient that a linear layer's backward products read: rounded in place in bf16, and with native products
+    /// also converted into the gradient's bf16 copy.
+    @inline(__always) private func gradientInput(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        productInput(p, count: count, half: bf16Products == .native ? acts.gradientHalf : nil)
+    }
+
+    /// `out (+)= inp · weightᵀ + bias` for the weight at parameter offset `weight`: on the bf16 copies (`inpHalf`)
+    /// with native bf16 products, else on fp32 buffers.
+    private func linear(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, inpHalf: Int, weight: Int,
+                        bias: UnsafePointer<Float>?, rows: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool = false) {
+        if bf16Products == .native {
+            Linear.forward(pool, out: out, inp: half(inpHalf), weight: weightHalf(weight), bias: bias, rows: rows,
+                           inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
+        } else {
+            Linear.forward(pool, out: out, inp: inp, weight: self.weight(weight), bias: bias, rows: rows,
+                           inFeatures: inFeatures, outFeatures: outFeatures, accumulate: accumulate)
+        }
+    }
+
+    /// `Linear.backward` for the weight at offset `weight`. With native bf16 products, `dout` has been through
+    /// `gradientInput` (or `branchGradient`): its transpose is written next to its bf16 copy here, and the products
+    /// read the copies.
+    private func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
+                                dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                                inpHalf: Int, weight: Int, rows: Int, inFeatures: Int, outFeatures: Int,
+                                accumulateInput: Bool, accumulateParameters: Bool) {
+        if bf16Products == .native {
+            BFloat16.transpose(pool, transposed: half(acts.gradientHalfTransposed), half(acts.gradientHalf), rows: rows,
+                               columns: outFeatures)
+            Linear.backward(pool, dinp: dinp, dweight: dweight, dbias: dbias, dout: half(acts.gradientHalf),
+                            doutTransposed: half(acts.gradientHalfTransposed), doutValues: dout, inp: half(inpHalf),
+                            weight: weightHalf(weight), rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
+                            accumulateInput: accumulateInput, accumulateParameters: accumulateParameters)
+        } else {
+            Linear.backward(pool, dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp,
+                            weight: self.weight(weight), rows: rows, inFeatures: inFeatures, outFeatures: outFeatures,
+                            accumulateInput: accumulateInput, accumulateParameters: accumulateParameters)
+        }
     }
 
     /// The logits of the last forward pass, [batch·time, vocab] (or their gradient after a training pass).
@@ -203,6 +293,9 @@ public final class GPT {
         if let rounded = roundedParameters {
             BFloat16.round(pool, out: rounded.base, parameters.base, count: layout.count)
         }
+        if let parameterHalves {
+            BFloat16.convert(pool, bits: parameterHalves, rounded: nil, parameters.base, count: layout.count)
+        }
 
         Encoder.forward(pool, out: act(acts.encoded), tokens: tokenBuffer, wte: param(layout.wte), wpe: param(layout.wpe),
                         batch: batch, time: time, channels: c)
@@ -213,9 +306,9 @@ public final class GPT {
             let a = acts.layers[l]
             LayerNorm.forward(pool, out: act(a.ln1), mean: act(a.ln1Mean), rstd: act(a.ln1Rstd), inp: residual,
                               weight: param(o.ln1Weight), bias: optionalParam(o.ln1Bias), rows: bt, channels: c)
-            productInput(act(a.ln1), count: bt * c)
-            Linear.forward(pool, out: act(a.qkv), inp: act(a.ln1), weight: weight(o.qkvWeight), bias: optionalParam(o.qkvBias),
-                           rows: bt, inFeatures: c, outFeatures: 3 * c)
+            productInput(act(a.ln1), count: bt * c, half: a.ln1Half)
+            linear(out: act(a.qkv), inp: act(a.ln1), inpHalf: a.ln1Half, weight: o.qkvWeight, bias: optionalParam(o.qkvBias),
+                   rows: bt, inFeatures: c, outFeatures: 3 * c)
             productInput(act(a.qkv), count: bt * 3 * c)
             let attentionDropout = drop.map { mask($0, layer: l, site: 1) }
             switch attention {
@@ -227,28 +320,28 @@ public final class GPT {
                 Attention.forward(pool, out: act(a.attY), att: act(a.att), qkv: act(a.qkv), shape: attentionShape,
                                   scratch: attentionScratch.base, dropout: attentionDropout)
             }
-            productInput(act(a.attY), count: bt * c)
-            residualBranch(out: act(a.residual2), residual: residual, inp: act(a.attY), weight: weight(o.attnProjWeight),
+            productInput(act(a.attY), count: bt * c, half: a.attYHalf)
+            residualBranch(out: act(a.residual2), residual: residual, inp: act(a.attY), inpHalf: a.attYHalf, weight: o.attnProjWeight,
                            bias: optionalParam(o.attnProjBias), rows: bt, inFeatures: c,
                            dropout: drop.map { mask($0, layer: l, site: 2) })
             LayerNorm.forward(pool, out: act(a.ln2), mean: act(a.ln2Mean), rstd: act(a.ln2Rstd), inp: act(a.residual2),
                               weight: param(o.ln2Weight), bias: optionalParam(o.ln2Bias), rows: bt, channels: c)
-            productInput(act(a.ln2), count: bt * c)
-            Linear.forward(pool, out: act(a.fcPre), inp: act(a.ln2), weight: weight(o.fcWeight), bias: optionalParam(o.fcBias),
-                           rows: bt, inFeatures: c, outFeatures: f)
+            productInput(act(a.ln2), count: bt * c, half: a.ln2Half)
+            linear(out: act(a.fcPre), inp: act(a.ln2), inpHalf: a.ln2Half, weight: o.fcWeight, bias: optionalParam(o.fcBias),
+                   rows: bt, inFeatures: c, outFeatures: f)
             GELU.forward(pool, out: act(a.fcGelu), inp: act(a.fcPre), count: bt * f)
-            productInput(act(a.fcGelu), count: bt * f)
-            residualBranch(out: act(a.residual3), residual: act(a.residual2), inp: act(a.fcGelu),
-                           weight: weight(o.mlpProjWeight), bias: optionalParam(o.mlpProjBias), rows: bt, inFeatures: f,
+            productInput(act(a.fcGelu), count: bt * f, half: a.fcGeluHalf)
+            residualBranch(out: act(a.residual3), residual: act(a.residual2), inp: act(a.fcGelu), inpHalf: a.fcGeluHalf,
+                           weight: o.mlpProjWeight, bias: optionalParam(o.mlpProjBias), rows: bt, inFeatures: f,
                            dropout: drop.map { mask($0, layer: l, site: 3) })
             residual = act(a.residual3)
         }
         LayerNorm.forward(pool, out: act(acts.lnf), mean: act(acts.lnfMean), rstd: act(acts.lnfRstd), inp: residual,
                           weight: param(layout.lnfWeight), bias: optionalParam(layout.lnfBias), rows: bt, channels: c)
-        productInput(act(acts.lnf), count: bt * c)
+        productInput(act(acts.lnf), count: bt * c, half: acts.lnfHalf)
         // The output head shares the token embedding: logits = lnf · wteᵀ.
-        Linear.forward(pool, out: act(acts.logits), inp: act(acts.lnf), weight: weight(layout.wte), bias: nil,
-                       rows: bt, inFeatures: c, outFeatures: v)
+        linear(out: act(acts.logits), inp: act(acts.lnf), inpHalf: acts.lnfHalf, weight: layout.wte, bias: nil,
+               rows: bt, inFeatures: c, outFeatures: v)
         guard targets != nil else { return 0 }
         CrossEntropy.forward(pool, losses: act(acts.losses), logits: act(acts.logits), targets: targetBuffer,
                              rows: bt, vocab: v, gradientScale: gradientScale)
@@ -271,17 +364,18 @@ public final class GPT {
     /// copy of the residual; with it, the branch is computed into the backward scratch first (free during the
     /// forward pass).
     private func residualBranch(out: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>, inp: UnsafePointer<Float>,
-                                weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, rows: Int, inFeatures: Int,
+                                inpHalf: Int, weight: Int, bias: UnsafePointer<Float>?, rows: Int, inFeatures: Int,
                                 dropout: DropoutMask?) {
         let c = shape.dModel
         if let dropout {
             let branch = act(acts.dLn)
-            Linear.forward(pool, out: branch, inp: inp, weight: weight, bias: bias, rows: rows, inFeatures: inFeatures, outFeatures: c)
+            linear(out: branch, inp: inp, inpHalf: inpHalf, weight: weight, bias: bias, rows: rows, inFeatures: inFeatures,
+                   outFeatures: c)
             dropout.addMasked(pool, out: out, residual, branch, count: rows * c)
         } else {
             Elementwise.copy(pool, out: out, residual, count: rows * c)
-            Linear.forward(pool, out: out, inp: inp, weight: weight, bias: bias, rows: rows, inFeatures: inFeatures,
-                           outFeatures: c, accumulate: true)
+            linear(out: out, inp: inp, inpHalf: inpHalf, weight: weight, bias: bias, rows: rows, inFeatures: inFeatures,
+                   outFeatures: c, accumulate: true)
         }
     }
 
@@ -299,7 +393,9 @@ public final class GPT {
                                 count: Int) -> UnsafePointer<Float> {
         if let drop = lastDropout {
             mask(drop, layer: layer, site: site).apply(pool, out: act(acts.dLn), dResidual, count: count)
-            productInput(act(acts.dLn), count: count)
+            gradientInput(act(acts.dLn), count: count)
+        } else if bf16Products == .native {
+            BFloat16.convert(pool, bits: half(acts.gradientHalf), rounded: act(acts.dLn), dResidual, count: count)
         } else if precision == .bf16 {
             BFloat16.round(pool, out: act(acts.dLn), dResidual, count: count)
         } else {
@@ -321,10 +417,10 @@ public final class GPT {
         let normScratch = self.normScratch.base
 
         // Head (tied to wte) and final LayerNorm.
-        productInput(act(acts.logits), count: bt * v)
-        Linear.backward(pool, dinp: dLn, dweight: grad(layout.wte), dbias: nil, dout: act(acts.logits), inp: act(acts.lnf),
-                        weight: weight(layout.wte), rows: bt, inFeatures: c, outFeatures: v,
-                        accumulateInput: false, accumulateParameters: accumulate)
+        gradientInput(act(acts.logits), count: bt * v)
+        linearBackward(dinp: dLn, dweight: grad(layout.wte), dbias: nil, dout: act(acts.logits), inp: act(acts.lnf),
+                       inpHalf: acts.lnfHalf, weight: layout.wte, rows: bt, inFeatures: c, outFeatures: v,
+                       accumulateInput: false, accumulateParameters: accumulate)
         let last = shape.nLayer > 0 ? act(acts.layers[shape.nLayer - 1].residual3) : act(acts.encoded)
         LayerNorm.backward(pool, dinp: dResidual, dweight: grad(layout.lnfWeight), dbias: optionalGrad(layout.lnfBias),
                            dout: dLn, inp: last, weight: param(layout.lnfWeight), mean: act(acts.lnfMean),
@@ -337,14 +433,14 @@ public final class GPT {
 
             // MLP branch: residual3 = residual2 + dropout(mlp_proj(gelu(fc(ln2(residual2))))).
             var dBranch = branchGradient(dResidual, layer: l, site: 3, count: bt * c)
-            Linear.backward(pool, dinp: dFc, dweight: grad(o.mlpProjWeight), dbias: optionalGrad(o.mlpProjBias),
-                            dout: dBranch, inp: act(a.fcGelu), weight: weight(o.mlpProjWeight), rows: bt,
-                            inFeatures: f, outFeatures: c, accumulateInput: false, accumulateParameters: accumulate)
+            linearBackward(dinp: dFc, dweight: grad(o.mlpProjWeight), dbias: optionalGrad(o.mlpProjBias),
+                           dout: dBranch, inp: act(a.fcGelu), inpHalf: a.fcGeluHalf, weight: o.mlpProjWeight, rows: bt,
+                           inFeatures: f, outFeatures: c, accumulateInput: false, accumulateParameters: accumulate)
             GELU.backward(pool, dinp: dFc, inp: act(a.fcPre), dout: dFc, count: bt * f)
-            productInput(dFc, count: bt * f)
-            Linear.backward(pool, dinp: dLn, dweight: grad(o.fcWeight), dbias: optionalGrad(o.fcBias), dout: dFc,
-                            inp: act(a.ln2), weight: weight(o.fcWeight), rows: bt, inFeatures: c, outFeatures: f,
-                            accumulateInput: false, accumulateParameters: accumulate)
+            gradientInput(dFc, count: bt * f)
+            linearBackward(dinp: dLn, dweight: grad(o.fcWeight), dbias: optionalGrad(o.fcBias), dout: dFc,
+                           inp: act(a.ln2), inpHalf: a.ln2Half, weight: o.fcWeight, rows: bt, inFeatures: c, outFeatures: f,
+                           accumulateInput: false, accumulateParameters: accumulate)
             LayerNorm.backward(pool, dinp: dResidual, dweight: grad(o.ln2Weight), dbias: optionalGrad(o.ln2Bias),
                                dout: dLn, inp: act(a.residual2), weight: param(o.ln2Weight), mean: act(a.ln2Mean),
                                rstd: act(a.ln2Rstd), rows: bt, channels: c, scratch: normScratch,
@@ -352,9 +448,9 @@ public final class GPT {
 
             // Attention branch: residual2 = residual + dropout(attn_proj(attention(qkv(ln1(residual))))).
             dBranch = branchGradient(dResidual, layer: l, site: 2, count: bt * c)
-            Linear.backward(pool, dinp: dAttY, dweight: grad(o.attnProjWeight), dbias: optionalGrad(o.attnProjBias),
-                            dout: dBranch, inp: act(a.attY), weight: weight(o.attnProjWeight), rows: bt,
-                            inFeatures: c, outFeatures: c, accumulateInput: false, accumulateParameters: accumulate)
+            linearBackward(dinp: dAttY, dweight: grad(o.attnProjWeight), dbias: optionalGrad(o.attnProjBias),
+                           dout: dBranch, inp: act(a.attY), inpHalf: a.attYHalf, weight: o.attnProjWeight, rows: bt,
+                           inFeatures: c, outFeatures: c, accumulateInput: false, accumulateParameters: accumulate)
             productInput(dAttY, count: bt * c)
             let attentionDropout = drop.map { mask($0, layer: l, site: 1) }
             switch attention {
@@ -366,10 +462,10 @@ public final class GPT {
                 Attention.backward(pool, dqkv: dQKV, dout: dAttY, att: act(a.att), qkv: act(a.qkv), shape: attentionShape,
                                    scratch: attentionScratch.base, dropout: attentionDropout)
             }
-            productInput(dQKV, count: bt * 3 * c)
-            Linear.backward(pool, dinp: dLn, dweight: grad(o.qkvWeight), dbias: optionalGrad(o.qkvBias), dout: dQKV,
-                            inp: act(a.ln1), weight: weight(o.qkvWeight), rows: bt, inFeatures: c, outFeatures: 3 * c,
-                            accumulateInput: false, accumulateParameters: accumulate)
+            gradientInput(dQKV, count: bt * 3 * c)
+            linearBackward(dinp: dLn, dweight: grad(o.qkvWeight), dbias: optionalGrad(o.qkvBias), dout: dQKV,
+                           inp: act(a.ln1), inpHalf: a.ln1Half, weight: o.qkvWeight, rows: bt, inFeatures: c,
+                           outFeatures: 3 * c, accumulateInput: false, accumulateParameters: accumulate)
             LayerNorm.backward(pool, dinp: dResidual, dweight: grad(o.ln1Weight), dbias: optionalGrad(o.ln1Bias),
                                dout: dLn, inp: residual, weight: param(o.ln1Weight), mean: act(a.ln1Mean),
                                rstd: act(a.ln1Rstd), rows: bt, channels: c, scratch: normScratch,

@@ -20,6 +20,9 @@ public struct LayerActivations: Sendable {
     /// [B, H, T] (fused kernel).
     public var ln1 = 0, ln1Mean = 0, ln1Rstd = 0, qkv = 0, att = 0, attY = 0, residual2 = 0
     public var ln2 = 0, ln2Mean = 0, ln2Rstd = 0, fcPre = 0, fcGelu = 0, residual3 = 0
+    /// With bf16 copies (`ActivationLayout.bf16Copies`): where the bf16 forms of the four product inputs the
+    /// backward pass reads again start, in the bf16 allocation (elements of 2 bytes).
+    public var ln1Half = 0, attYHalf = 0, ln2Half = 0, fcGeluHalf = 0
 }
 
 /// Everything a forward pass keeps for the backward pass, and the backward pass's scratch, for micro-batches of
@@ -39,10 +42,23 @@ public struct ActivationLayout: Sendable {
     /// Floats in the whole allocation.
     public private(set) var count = 0
 
-    public init(_ shape: ModelShape, batch: Int, time: Int, attention: AttentionKernel = .fused) {
+    /// Whether the layout has a second, bf16 allocation: the model runs bf16 products natively (through oneDNN),
+    /// which read bf16 operands. Each block's four product inputs are kept as bf16 for the backward pass, with the
+    /// final LayerNorm's output, and one gradient at a time is converted into `gradientHalf` and its transpose
+    /// into `gradientHalfTransposed` (each as large as the widest gradient a product reads: logits, MLP or qkv).
+    public let bf16Copies: Bool
+    public private(set) var lnfHalf = 0, gradientHalf = 0, gradientHalfTransposed = 0
+    /// bf16 elements (2 bytes each) in the bf16 allocation; 0 without bf16 copies.
+    public private(set) var halfCount = 0
+
+    /// Bytes of both allocations.
+    public var bytes: Int { 4 * count + 2 * halfCount }
+
+    public init(_ shape: ModelShape, batch: Int, time: Int, attention: AttentionKernel = .fused, bf16Copies: Bool = false) {
         self.batch = batch
         self.time = time
         self.attention = attention
+        self.bf16Copies = bf16Copies
         let bt = batch * time, c = shape.dModel, f = shape.dFF
         var next = 0
         func place(_ count: Int) -> Int { defer { next += count }; return next }
@@ -64,5 +80,16 @@ public struct ActivationLayout: Sendable {
         losses = place(bt)
         dResidual = place(bt * c); dLn = place(bt * c); dQKV = place(bt * 3 * c); dAttY = place(bt * c); dFc = place(bt * f)
         count = next
+        guard bf16Copies else { return }
+        next = 0
+        for l in layers.indices {
+            layers[l].ln1Half = place(bt * c); layers[l].attYHalf = place(bt * c)
+            layers[l].ln2Half = place(bt * c); layers[l].fcGeluHalf = place(bt * f)
+        }
+        lnfHalf = place(bt * c)
+        let widest = bt * Swift.max(shape.vocabSize, f, 3 * c)
+        gradientHalf = place(widest)
+        gradientHalfTransposed = place(widest)
+        halfCount = next
     }
 }

@@ -100,6 +100,13 @@ public struct ModelShape: Sendable, Equatable, Codable {
         ActivationLayout(self, batch: batch, time: t ?? seqLen, attention: attention).count
     }
 
+    /// Bytes of activation storage, with the bf16 copies a model running bf16 products natively keeps besides
+    /// (`ActivationLayout.bf16Copies`).
+    public func activationBytes(batch: Int, context t: Int? = nil, attention: AttentionKernel = .fused,
+                                bf16Copies: Bool = false) -> Int {
+        ActivationLayout(self, batch: batch, time: t ?? seqLen, attention: attention, bf16Copies: bf16Copies).bytes
+    }
+
     /// Bytes of training state: float32 weights, gradients and the two AdamW moments (16 bytes a parameter), and
     /// the activations of one micro-batch.
     public func trainingMemoryBytes(microBatch: Int, context t: Int? = nil) -> Double {

@@ -6,21 +6,7 @@ public enum Linear {
     public static func forward(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, rows: Int,
                                inFeatures: Int, outFeatures: Int, accumulate: Bool = false) {
-        if let bias {
-            // Start from the bias (added to what is there when accumulating), then let sgemm add the product.
-            pool.parallelFor(rows, serialBelow: 64, (out, bias, outFeatures, accumulate)) { a, range in
-                let (out, bias, outFeatures, accumulate) = a
-                for row in range {
-                    let o = out + row * outFeatures
-                    var j = 0
-                    while j + 16 <= outFeatures {
-                        store(accumulate ? load(o + j) + load(bias + j) : load(bias + j), o + j)
-                        j += 16
-                    }
-                    while j < outFeatures { o[j] = accumulate ? o[j] + bias[j] : bias[j]; j += 1 }
-                }
-            }
-        }
+        if let bias { startFromBias(pool, out: out, bias: bias, rows: rows, outFeatures: outFeatures, accumulate: accumulate) }
         Matmul.gemm(pool, transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
                     a: inp, lda: inFeatures, b: weight, ldb: inFeatures,
                     beta: bias != nil || accumulate ? 1 : 0, c: out, ldc: outFeatures)
@@ -43,6 +29,54 @@ public enum Linear {
                     beta: accumulateParameters ? 1 : 0, c: dweight, ldc: inFeatures)
         if let dbias {
             columnSums(pool, into: dbias, of: dout, rows: rows, columns: outFeatures, accumulate: accumulateParameters)
+        }
+    }
+
+    /// `out[r, :] = bias` (or `+= bias` when accumulating), the start that a product with beta = 1 adds onto.
+    static func startFromBias(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>,
+                              rows: Int, outFeatures: Int, accumulate: Bool) {
+        // Start from the bias (added to what is there when accumulating), then let sgemm add the product.
+        pool.parallelFor(rows, serialBelow: 64, (out, bias, outFeatures, accumulate)) { a, range in
+            let (out, bias, outFeatures, accumulate) = a
+            for row in range {
+                let o = out + row * outFeatures
+                var j = 0
+                while j + 16 <= outFeatures {
+                    store(accumulate ? load(o + j) + load(bias + j) : load(bias + j), o + j)
+                    j += 16
+                }
+                while j < outFeatures { o[j] = accumulate ? o[j] + bias[j] : bias[j]; j += 1 }
+            }
+        }
+    }
+
+    // MARK: bf16 operands (native bf16 products, `BF16Matmul`)
+
+    /// `forward` with bf16 operands: `inp` and `weight` hold bf16 patterns, the product accumulates in fp32.
+    public static func forward(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<UInt16>,
+                               weight: UnsafePointer<UInt16>, bias: UnsafePointer<Float>?, rows: Int,
+                               inFeatures: Int, outFeatures: Int, accumulate: Bool = false) {
+        if let bias { startFromBias(pool, out: out, bias: bias, rows: rows, outFeatures: outFeatures, accumulate: accumulate) }
+        BF16Matmul.gemm(pool, transB: true, m: rows, n: outFeatures, k: inFeatures, a: inp, lda: inFeatures,
+                        b: weight, ldb: inFeatures, beta: bias != nil || accumulate ? 1 : 0, c: out, ldc: outFeatures)
+    }
+
+    /// `backward` with bf16 operands: `dout` [rows, O] and its transpose `doutTransposed` [O, rows] (which the
+    /// weight gradient reads row-major, oneDNN's fast layout), `inp` and `weight` as bf16 patterns; `doutValues`,
+    /// the same gradient in fp32 (rounded to bf16 like the patterns), gives the bias gradient.
+    public static func backward(_ pool: ThreadPool, dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>,
+                                dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<UInt16>,
+                                doutTransposed: UnsafePointer<UInt16>, doutValues: UnsafePointer<Float>,
+                                inp: UnsafePointer<UInt16>, weight: UnsafePointer<UInt16>, rows: Int, inFeatures: Int,
+                                outFeatures: Int, accumulateInput: Bool, accumulateParameters: Bool) {
+        if let dinp {
+            BF16Matmul.gemm(pool, transB: false, m: rows, n: inFeatures, k: outFeatures, a: dout, lda: outFeatures,
+                            b: weight, ldb: inFeatures, beta: accumulateInput ? 1 : 0, c: dinp, ldc: inFeatures)
+        }
+        BF16Matmul.gemm(pool, transB: false, m: outFeatures, n: inFeatures, k: rows, a: doutTransposed, lda: rows,
+                        b: inp, ldb: inFeatures, beta: accumulateParameters ? 1 : 0, c: dweight, ldc: inFeatures)
+        if let dbias {
+            columnSums(pool, into: dbias, of: doutValues, rows: rows, columns: outFeatures, accumulate: accumulateParameters)
         }
     }
 
