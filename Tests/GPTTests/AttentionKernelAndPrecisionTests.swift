@@ -168,4 +168,34 @@ extension ModelTests {
         let native = try GPT(shape: shape, maxBatch: 5, maxTime: 12, pool: ThreadPool(threads: 1), precision: .bf16)
         XCTAssertEqual(native.bf16Products, .native)
     }
+
+    /// `weightsUnchanged` reuses the bf16 copy of the weights: after the parameters change, a pass that promises
+    /// they did not still computes with the old copy (the same loss, bit for bit), and a pass that does not promise
+    /// it sees the change. fp32 reads the parameters directly and sees it either way.
+    func testUnchangedWeightsReuseTheBF16Copy() throws {
+        let ref = reference(bias: true, seed: 2)
+        let (tokens, targets) = randomBatch(3, batch: 2, time: 8, vocab: 11)
+        var cases: [(Precision, BF16Products?)] = [(.fp32, nil), (.bf16, .emulated)]
+        if BF16Matmul.isAvailable { cases.append((.bf16, .native)) }
+        for (precision, products) in cases {
+            let model = try GPT(shape: modelShape(ref.config), maxBatch: 2, maxTime: 8, pool: ThreadPool(threads: 2),
+                                precision: precision, bf16Products: products)
+            load(ref, into: model)
+            func loss(_ unchanged: Bool) throws -> Float {
+                try model.forward(tokens: flat(tokens), targets: flat(targets), batch: 2, time: 8, weightsUnchanged: unchanged)
+            }
+            let first = try loss(true)   // the first pass makes the copy whatever the promise
+            // The blocks' matrices, which only products read (wte is also the fp32 embedding).
+            for tensor in model.layout.tensors where tensor.name.hasSuffix("c_attn.weight") || tensor.name.hasSuffix("c_fc.weight") {
+                for i in tensor.offset..<(tensor.offset + tensor.count) { model.parameters.base[i] *= 1.5 }
+            }
+            let promised = try loss(true), fresh = try loss(false)
+            XCTAssertNotEqual(fresh, first, "\(precision) \(String(describing: products))")
+            if precision == .bf16 {
+                XCTAssertEqual(promised.bitPattern, first.bitPattern, "\(String(describing: products)): the old copy")
+            } else {
+                XCTAssertEqual(promised.bitPattern, fresh.bitPattern, "fp32 reads the parameters")
+            }
+        }
+    }
 }
