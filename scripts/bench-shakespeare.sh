@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source_text="${1:-../shared/data/tinyshakespeare/input.txt}"
 [[ -f "$source_text" ]] || { echo "bench: no tiny Shakespeare at $source_text (give its path)" >&2; exit 2; }
-mkdir -p data/tinyshakespeare
+mkdir -p data/tinyshakespeare runs
 cp "$source_text" data/tinyshakespeare/input.txt
 scripts/setup.sh
 swift build -c release >/dev/null
