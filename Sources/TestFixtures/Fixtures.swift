@@ -1,4 +1,5 @@
 import Foundation
+import GPTShape
 import Planner
 import Recipe
 import Synchronization
@@ -73,6 +74,7 @@ public enum Fixtures {
         public var tokenizer = "char"
         public var vocabSize = 64
         public var dataPath = "data.txt"
+        public var precision = Precision.fp32
         public init() {}
     }
 
@@ -92,7 +94,7 @@ public enum Fixtures {
         r.schedule = .init(warmupSteps: min(o.warmup, o.steps - 1), decay: .cosine)
         r.training = .init(steps: o.steps, batchSize: o.microBatch * o.gradAccum * o.devices, seqLen: o.seqLen,
                            microBatch: o.microBatch, gradAccum: o.gradAccum, devices: o.devices,
-                           zeroStage: o.zeroStage, dropout: o.dropout, seed: o.seed)
+                           zeroStage: o.zeroStage, dropout: o.dropout, seed: o.seed, precision: o.precision)
         r.eval = .init(interval: o.evalInterval, iters: o.evalIters)
         r.checkpoint = .init(dir: "checkpoints", interval: o.checkpointInterval, keep: o.keep)
         r.logging = .init(interval: o.logInterval)
