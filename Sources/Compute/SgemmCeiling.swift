@@ -52,13 +52,6 @@ public enum BF16Ceiling {
         public var threads: Int
         /// oneDNN's implementation of the product (`BF16Matmul.implementation`), e.g. "brg:avx512_core_bf16".
         public var implementation: String
-
-        public init(flopsPerSecond: Double, size: Int, threads: Int, implementation: String) {
-            self.flopsPerSecond = flopsPerSecond
-            self.size = size
-            self.threads = threads
-            self.implementation = implementation
-        }
     }
 
     /// The ceiling, as `SgemmCeiling.measure`: the best rate over squares of 2048 and 3072, about a second each;
