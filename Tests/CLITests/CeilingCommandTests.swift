@@ -1,5 +1,6 @@
 import Compute
 import Foundation
+import GPTShape
 import Recipe
 import TestFixtures
 import XCTest
@@ -114,6 +115,37 @@ final class CeilingCommandTests: XCTestCase {
         XCTAssertEqual(text.status, 0, text.stderr)
         XCTAssertTrue(text.stdout.contains(native ? "MFU against the bf16 ceiling 300 GFLOP/s" : "MFU against the sgemm ceiling 100 GFLOP/s"),
                       text.stdout)
+    }
+
+    /// gpt-train's MFU follows the recipe's precision the same way (seeded ceilings: 100 and 300 GFLOP/s).
+    func testGPTTrainMFUIsAgainstTheCeilingOfTheRecipesPrecision() throws {
+        let implementation = BF16Matmul.implementation ?? "none"
+        let (home, _) = try seededCache("train-cmd-mfu", [
+            "flopsPerSecond": 100e9, "size": 2048, "threads": 2,
+            "bf16": ["flopsPerSecond": 300e9, "size": 2048, "threads": 2, "implementation": implementation],
+        ])
+        let native = BF16Matmul.isAvailable
+        for precision in [Precision.fp32, .bf16] {
+            let dir = try Fixtures.directory("train-mfu-\(precision.rawValue)")
+            var o = Fixtures.Options()
+            o.steps = 4
+            o.precision = precision
+            let recipe = try Fixtures.recipe(in: dir, o)
+            let out = try Tool.run("gpt-train", [recipe, "--out", "\(dir)/run", "--threads", "2"],
+                                   environment: ["XDG_CACHE_HOME": home])
+            XCTAssertEqual(out.status, 0, out.stderr)
+            let bf16Ceiling = precision == .bf16 && native
+            XCTAssertTrue(out.stderr.contains(bf16Ceiling ? "MFU against 300 GFLOP/s (bf16 ceiling)" : "MFU against 100 GFLOP/s (sgemm ceiling)"),
+                          out.stderr)
+            // metrics.jsonl's mfu is the achieved rate over that ceiling (written to 4 decimals, ±5e-5; tokens/s to
+            // the unit).
+            let text = try String(contentsOfFile: "\(dir)/run/metrics.jsonl", encoding: .utf8)
+            let line = try json(String(text.split(separator: "\n").first { $0.contains("\"mfu\"") }!))
+            let r = try RecipeLoader.loadValid(path: recipe).0
+            let flopsPerToken = r.shape.flopsPerTokenWithAttention(context: r.training.seqLen)
+            XCTAssertEqual(line["mfu"] as! Double, flopsPerToken * (line["tokens_per_sec"] as! Double) / (bf16Ceiling ? 300e9 : 100e9),
+                           accuracy: 6e-5)
+        }
     }
 
     /// gpt-plan on this machine: bf16 where its native bf16 products are measured faster than its sgemm (seeded
