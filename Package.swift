@@ -80,7 +80,7 @@ let package = Package(
         .target(name: "TensorBoard"),
         .target(name: "LinePlots"),
         .target(name: "RunReports", dependencies: ["TensorBoard", "LinePlots"]),
-        .target(name: "TestFixtures", dependencies: ["Recipe", "Planner", "GPTShape"], path: "Sources/TestFixtures"),
+        .target(name: "TestFixtures", dependencies: ["Recipe", "Planner"], path: "Sources/TestFixtures"),
         // Counts heap allocations in the test binary (it replaces malloc and friends there); nothing else links it.
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .target(

@@ -12,8 +12,8 @@ import Synchronization
 /// each part is a single-threaded oneDNN product on the thread that owns it (oneDNN's OpenMP team is one thread):
 /// every element is computed by the same kernel whatever the split, so results depend only on the pool's thread
 /// count. Each part's primitive, memory objects, stream and scratchpad are created the first time its shape is
-/// seen and reused after that; oneDNN itself still makes a few small heap allocations per execution (its argument
-/// map: `allocationsPerProduct`), which no setting of its C interface avoids.
+/// seen and reused after that; oneDNN itself still makes a few small heap allocations per execution (its execution
+/// context: `allocationsPerExecution`), which no setting of its C interface avoids.
 ///
 /// oneDNN's kernels read a transposed A (`transA`, A stored k×m) at about half their speed on Zen 4; callers that
 /// can should pass A row-major (the model transposes gradients while converting them to bf16).
@@ -98,9 +98,16 @@ public enum BF16Matmul {
         entry.execute(a: a, b: b, c: c)
     }
 
+    /// oneDNN executions so far (one per product part), and those among them that add to C (sum post-op): for
+    /// accounting for oneDNN's own allocations in tests.
+    public static var executionCount: Int { executions.load(ordering: .relaxed) }
+    public static var accumulatingExecutionCount: Int { accumulatingExecutions.load(ordering: .relaxed) }
+    static let executions = Atomic<Int>(0), accumulatingExecutions = Atomic<Int>(0)
+
     /// Heap allocations oneDNN makes inside one `dnnl_primitive_execute` of a matmul with a user scratchpad
-    /// (measured with the test suite's allocation counter on oneDNN 2.6.3: its execution context's argument map).
-    public static let allocationsPerProduct = 7
+    /// (measured with the test suite's allocation counter on oneDNN 2.6.3): 6 for its execution context (the
+    /// argument map), and one more with a sum post-op. The step's own code allocates nothing.
+    public static func allocationsPerExecution(accumulating: Bool) -> Int { accumulating ? 7 : 6 }
 
     // MARK: Primitives
 
@@ -118,10 +125,12 @@ public enum BF16Matmul {
         let stream: dnnl_stream_t
         let a: dnnl_memory_t, b: dnnl_memory_t, c: dnnl_memory_t, scratch: dnnl_memory_t
         let scratchBuffer: UnsafeMutableRawPointer
+        let accumulate: Bool
         var arguments: [dnnl_exec_arg_t]
 
         init(_ key: Key, engine: dnnl_engine_t) {
             omp_set_num_threads(1)
+            accumulate = key.accumulate
             var aDesc = dnnl_memory_desc_t(), bDesc = dnnl_memory_desc_t(), cDesc = dnnl_memory_desc_t()
             BF16Matmul.describe(&aDesc, rows: key.m, columns: key.k, type: dnnl_bf16, stride: key.lda, transposed: key.transA)
             BF16Matmul.describe(&bDesc, rows: key.k, columns: key.n, type: dnnl_bf16, stride: key.ldb, transposed: key.transB)
@@ -165,6 +174,8 @@ public enum BF16Matmul {
                 dnnl_primitive_execute(primitive, stream, Int32($0.count), $0.baseAddress)
             }
             BF16Matmul.check(status, "dnnl_primitive_execute")
+            BF16Matmul.executions.add(1, ordering: .relaxed)
+            if accumulate { BF16Matmul.accumulatingExecutions.add(1, ordering: .relaxed) }
         }
     }
 

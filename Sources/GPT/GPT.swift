@@ -113,6 +113,8 @@ public final class GPT {
     let targetBuffer: UnsafeMutablePointer<Int32>
     /// Batch and length of the last forward pass, which the backward pass continues.
     private var lastBatch = 0, lastTime = 0
+    /// Whether the bf16 copy of the weights (rounded or converted) has been made by an earlier forward pass.
+    private var weightCopyMade = false
     private var lastDropout: DropoutContext?
 
     public init(shape: ModelShape, maxBatch: Int, maxTime: Int, pool: ThreadPool, attention: AttentionKernel = .fused,
@@ -140,10 +142,13 @@ public final class GPT {
                                 bf16Copies: products == .native)
         activations = FloatStorage(count: acts.count)
         if products == .native {
-            parameterHalves = .allocate(capacity: layout.count)
-            parameterHalves!.initialize(repeating: 0, count: layout.count)
-            activationHalves = .allocate(capacity: acts.halfCount)
-            activationHalves!.initialize(repeating: 0, count: acts.halfCount)
+            func halves(_ count: Int) -> UnsafeMutablePointer<UInt16> {
+                let p = LargeAllocation.allocate(byteCount: 2 * count).bindMemory(to: UInt16.self, capacity: count)
+                p.initialize(repeating: 0, count: count)
+                return p
+            }
+            parameterHalves = halves(layout.count)
+            activationHalves = halves(acts.halfCount)
         } else {
             parameterHalves = nil
             activationHalves = nil
@@ -267,11 +272,16 @@ public final class GPT {
     /// (scaled so that summing micro-batches gives the gradient of the mean over the whole batch), ready for
     /// `backward`. Without targets, only the logits are computed and the result is 0.
     ///
+    /// In bf16, each pass first makes the products' bf16 copy of the weights. `weightsUnchanged` promises that
+    /// `parameters` have not been written since the last forward pass (the later micro-batches of a step, the
+    /// batches of one evaluation), and then that copy is reused: a pass over every parameter saved per micro-batch.
+    ///
     /// Throws, before touching any buffer, when the micro-batch does not fit the buffers or a token or target is
     /// not below the vocabulary size.
     @discardableResult
     public func forward(tokens: UnsafePointer<Int32>, targets: UnsafePointer<Int32>?, batch: Int, time: Int,
-                        gradientScale: Float? = nil, dropout: DropoutContext? = nil) throws(GPTInputError) -> Float {
+                        gradientScale: Float? = nil, dropout: DropoutContext? = nil,
+                        weightsUnchanged: Bool = false) throws(GPTInputError) -> Float {
         guard (1...maxBatch).contains(batch), (1...maxTime).contains(time) else {
             throw .batchOutOfRange(batch: batch, time: time, maxBatch: maxBatch, maxTime: maxTime)
         }
@@ -290,11 +300,14 @@ public final class GPT {
         lastDropout = drop
         let attentionShape = Attention.Shape(batch: batch, time: time, channels: c, heads: shape.nHead)
         let bf16 = precision == .bf16
-        if let rounded = roundedParameters {
-            BFloat16.round(pool, out: rounded.base, parameters.base, count: layout.count)
-        }
-        if let parameterHalves {
-            BFloat16.convert(pool, bits: parameterHalves, rounded: nil, parameters.base, count: layout.count)
+        if !(weightsUnchanged && weightCopyMade) {
+            if let rounded = roundedParameters {
+                BFloat16.round(pool, out: rounded.base, parameters.base, count: layout.count)
+            }
+            if let parameterHalves {
+                BFloat16.convert(pool, bits: parameterHalves, rounded: nil, parameters.base, count: layout.count)
+            }
+            weightCopyMade = true
         }
 
         Encoder.forward(pool, out: act(acts.encoded), tokens: tokenBuffer, wte: param(layout.wte), wpe: param(layout.wpe),

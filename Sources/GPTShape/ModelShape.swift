@@ -109,8 +109,11 @@ public struct ModelShape: Sendable, Equatable, Codable {
 
     /// Bytes of training state: float32 weights, gradients and the two AdamW moments (16 bytes a parameter), and
     /// the activations of one micro-batch.
-    public func trainingMemoryBytes(microBatch: Int, context t: Int? = nil) -> Double {
-        16 * Double(parameterCount.total) + 4 * Double(activationFloats(batch: microBatch, context: t))
+    /// With `bf16Copies` (native bf16 products), also the weights' bf16 copy (2 bytes a parameter) and the
+    /// activations' bf16 copies.
+    public func trainingMemoryBytes(microBatch: Int, context t: Int? = nil, bf16Copies: Bool = false) -> Double {
+        (bf16Copies ? 18 : 16) * Double(parameterCount.total)
+            + Double(activationBytes(batch: microBatch, context: t, bf16Copies: bf16Copies))
     }
 }
 

@@ -64,6 +64,7 @@ public enum Fixtures {
         public var lr = 3e-3
         public var warmup = 3
         public var dropout = 0.0
+        public var precision: Precision = .fp32
         public var bias = true
         public var evalInterval = 10
         public var evalIters = 2
@@ -74,7 +75,6 @@ public enum Fixtures {
         public var tokenizer = "char"
         public var vocabSize = 64
         public var dataPath = "data.txt"
-        public var precision = Precision.fp32
         public init() {}
     }
 
@@ -94,7 +94,8 @@ public enum Fixtures {
         r.schedule = .init(warmupSteps: min(o.warmup, o.steps - 1), decay: .cosine)
         r.training = .init(steps: o.steps, batchSize: o.microBatch * o.gradAccum * o.devices, seqLen: o.seqLen,
                            microBatch: o.microBatch, gradAccum: o.gradAccum, devices: o.devices,
-                           zeroStage: o.zeroStage, dropout: o.dropout, seed: o.seed, precision: o.precision)
+                           zeroStage: o.zeroStage, dropout: o.dropout, seed: o.seed)
+        r.training.precision = o.precision
         r.eval = .init(interval: o.evalInterval, iters: o.evalIters)
         r.checkpoint = .init(dir: "checkpoints", interval: o.checkpointInterval, keep: o.keep)
         r.logging = .init(interval: o.logInterval)

@@ -103,7 +103,8 @@ public enum WindowEvaluation {
                 source.read((k + i) * time, time, into: tokens + i * time)
                 source.read((k + i) * time + 1, time, into: targets + i * time)
             }
-            total += Double(try model.forward(tokens: tokens, targets: targets, batch: b, time: time)) * Double(b)
+            total += Double(try model.forward(tokens: tokens, targets: targets, batch: b, time: time,
+                                              weightsUnchanged: k > 0)) * Double(b)
             k += b
         }
         return total / Double(windows)

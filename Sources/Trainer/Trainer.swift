@@ -120,7 +120,8 @@ public final class Trainer {
         data = try TrainingData.load(recipe, relativeTo: recipeDirectory)
         // Every rank on this machine holds a replica (and, without ZeRO, all of AdamW's moments).
         let ranksHere = group.isDistributed ? group.launch.localSize : 1
-        let needed = recipe.shape.trainingMemoryBytes(microBatch: recipe.training.microBatch, context: recipe.training.seqLen)
+        let needed = recipe.shape.trainingMemoryBytes(microBatch: recipe.training.microBatch, context: recipe.training.seqLen,
+                                                      bf16Copies: recipe.training.precision == .bf16 && BF16Matmul.isAvailable)
             * Double(ranksHere)
         guard needed < 0.9 * Double(CPU.memoryBytes) else {
             throw DataError(key: "training.micro_batch", "the run needs \(bytes(needed)) for weights, gradients, AdamW "
@@ -132,9 +133,15 @@ public final class Trainer {
         pool = ThreadPool(threads: max(1, options.threads))
         model = try GPT(shape: recipe.shape, maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen, pool: pool,
                         precision: recipe.training.precision)
-        if recipe.training.precision == .bf16 && !CPU.hasBF16 {
-            events(.note("training.precision = \"bf16\": this CPU (\(CPU.modelName)) has no bf16 instructions (no avx512_bf16 "
-                         + "or amx_bf16), so bf16 products are emulated exactly on the fp32 sgemm and run slower than fp32"))
+        switch model.bf16Products {
+        case .emulated?:
+            events(.note("training.precision = \"bf16\": this CPU (\(CPU.modelName)) has no native bf16 products (no "
+                         + "avx512_bf16 or amx_bf16, or oneDNN has no bf16 matmul for it), so bf16 products are emulated "
+                         + "exactly on the fp32 sgemm and run slower than fp32"))
+        case .native?:
+            events(.note("training.precision = \"bf16\": products run on oneDNN's bf16 matmul "
+                         + "(\(BF16Matmul.implementation ?? "?")), fp32 accumulation; master weights and moments stay fp32"))
+        case nil: break
         }
         model.initialize(seed: UInt64(recipe.training.seed))
         parallel = try DataParallel(group: group, parameterCount: model.layout.count,
@@ -304,7 +311,8 @@ public final class Trainer {
             let dropout = DropoutContext(probability: Float(recipe.training.dropout), seed: UInt64(recipe.training.seed),
                                          step: stepIndex, micro: micro)
             lossSum += factor * (try model.forward(tokens: tokens, targets: targets, batch: batch, time: time,
-                                                   gradientScale: scale, dropout: dropout))
+                                                   gradientScale: scale, dropout: dropout,
+                                                   weightsUnchanged: micro > own.lowerBound))
             model.backward(accumulate: micro > own.lowerBound)
         }
         let loss = (parallel.isDistributed ? try parallel.sumLosses(lossSum) : lossSum) / Float(microSteps)
@@ -352,7 +360,8 @@ public final class Trainer {
                 continue
             }
             sampler.fill(from: data.val, batch: batch, time: time, tokens: tokens, targets: targets)
-            total += Double(try model.forward(tokens: tokens, targets: targets, batch: batch, time: time))
+            total += Double(try model.forward(tokens: tokens, targets: targets, batch: batch, time: time,
+                                              weightsUnchanged: i >= group.size))
         }
         if group.isDistributed { total = try group.orderedSum(total) }
         return total / Double(n)

@@ -287,4 +287,31 @@ final class AllocationTests: XCTestCase {
         XCTAssertGreaterThan(gpt_allocation_count() - probe, 0)
         XCTAssertEqual(array.count, 1000 + trainer.state.step)
     }
+
+    /// The same with native bf16 products: the trainer allocates nothing either, and oneDNN makes exactly its
+    /// `allocationsPerExecution` inside each execution (its execution context, out of our reach), nothing more.
+    func testNativeBF16StepsAllocateOnlyInsideOneDNN() throws {
+        try XCTSkipUnless(gpt_allocation_counting() == 1, "allocations are not counted under AddressSanitizer")
+        try XCTSkipUnless(BF16Matmul.isAvailable, "\(CPU.modelName) has no native bf16 products")
+        let dir = try Fixtures.directory("allocations-bf16")
+        var o = Fixtures.Options()
+        o.dropout = 0.1
+        o.gradAccum = 2
+        o.steps = 10
+        o.precision = .bf16
+        let recipe = try Fixtures.recipe(in: dir, o)
+        let trainer = try Trainer(recipePath: recipe, options: TrainingOptions(runDirectory: "\(dir)/run", threads: 2))
+        try trainer.trainStep()   // creates every product's primitive
+        let before = gpt_allocation_count()
+        let executions = BF16Matmul.executionCount, accumulating = BF16Matmul.accumulatingExecutionCount
+        for _ in 0..<3 { try trainer.trainStep() }
+        let added = BF16Matmul.accumulatingExecutionCount - accumulating
+        let written = BF16Matmul.executionCount - executions - added
+        XCTAssertGreaterThan(written, 0, "the products ran natively")
+        XCTAssertGreaterThan(added, 0, "gradient accumulation adds")
+        XCTAssertEqual(gpt_allocation_count() - before,
+                       BF16Matmul.allocationsPerExecution(accumulating: false) * written
+                           + BF16Matmul.allocationsPerExecution(accumulating: true) * added,
+                       "heap allocations in three training steps of \(written) + \(added) oneDNN executions")
+    }
 }
