@@ -1,3 +1,5 @@
+import GPTShape
+
 /// How a device trains: the precision of its arithmetic decides which bytes a parameter costs and which activation
 /// model applies.
 public enum TrainingPrecision: String, Sendable, Equatable, Codable {
@@ -7,6 +9,55 @@ public enum TrainingPrecision: String, Sendable, Equatable, Codable {
     /// Everything in float32, as gpt-train runs on CPUs: 4 bytes each for weights, gradients and the two AdamW
     /// moments, and gpt-train's own activation buffers.
     case float32
+}
+
+/// This CPU's two matrix-product rates as measured (`gpt-bench ceiling`): what the precision rule decides from.
+/// The command measures them and passes them in; the planner measures nothing.
+public struct CPUProducts: Sendable, Equatable {
+    /// The sgemm ceiling, in FLOP/s.
+    public var fp32Flops: Double
+    /// The ceiling of native bf16 products (bf16 inputs, fp32 accumulation, oneDNN), in FLOP/s; nil where the CPU
+    /// has none (gpt-train then emulates bf16 products on the sgemm, no faster than fp32).
+    public var bf16Flops: Double?
+
+    public init(fp32Flops: Double, bf16Flops: Double? = nil) {
+        self.fp32Flops = fp32Flops
+        self.bf16Flops = bf16Flops
+    }
+}
+
+/// The number format of the matrix products' inputs a plan trains with (`training.precision`), and why. Master
+/// weights and AdamW moments are fp32 either way.
+public struct PrecisionDecision: Sendable, Equatable {
+    public enum Reason: Sendable, Equatable {
+        /// A GPU preset: its peak is the datasheet's dense bf16 tensor-core rate and its memory model mixed
+        /// precision (bf16 weights and gradients, fp32 master weights and moments).
+        case tensorCores
+        /// This CPU multiplies bf16 natively, faster than fp32: both ceilings measured.
+        case nativeBF16(bf16Flops: Double, fp32Flops: Double)
+        /// This CPU multiplies bf16 natively, but no faster than fp32 (both measured): fp32 is as fast and exact.
+        case nativeBF16NotFaster(bf16Flops: Double, fp32Flops: Double)
+        /// No native bf16 products (none measured): bf16 would be emulated on the sgemm, no faster than fp32.
+        case noNativeBF16(fp32Flops: Double)
+    }
+    public var precision: Precision
+    public var reason: Reason
+
+    public init(precision: Precision, reason: Reason) {
+        self.precision = precision
+        self.reason = reason
+    }
+
+    /// The rule on a CPU: bf16 where its native bf16 products are measured faster than its sgemm, else fp32.
+    public static func rule(_ p: CPUProducts) -> PrecisionDecision {
+        guard let bf16 = p.bf16Flops else { return PrecisionDecision(precision: .fp32, reason: .noNativeBF16(fp32Flops: p.fp32Flops)) }
+        return bf16 > p.fp32Flops
+            ? PrecisionDecision(precision: .bf16, reason: .nativeBF16(bf16Flops: bf16, fp32Flops: p.fp32Flops))
+            : PrecisionDecision(precision: .fp32, reason: .nativeBF16NotFaster(bf16Flops: bf16, fp32Flops: p.fp32Flops))
+    }
+
+    /// Every GPU preset trains in bf16 on its tensor cores.
+    public static let gpu = PrecisionDecision(precision: .bf16, reason: .tensorCores)
 }
 
 /// A kind of device and the machine it sits in: what the layout search and the time model need to know. The
@@ -25,6 +76,9 @@ public struct Hardware: Sendable, Equatable {
     /// Bytes a second one device can send to a device in another node (one direction, its share of the NICs).
     public var interNodeBandwidth: Double
     public var precision: TrainingPrecision
+    /// The matrix products' input format (`peakFlops` is the rate in it) and why: bf16 on GPUs and on CPUs that
+    /// multiply bf16 natively and faster, else fp32.
+    public var products: PrecisionDecision
     /// Model FLOPs utilisation assumed when none is given.
     public var defaultMFU: Double
     /// A layout is feasible only when its per-device total stays under this share of `memoryBytes`.
@@ -36,7 +90,8 @@ public struct Hardware: Sendable, Equatable {
 
     public init(name: String, memoryBytes: Double, peakFlops: Double, fp32Flops: Double, devicesPerNode: Int,
                 intraNodeBandwidth: Double, interNodeBandwidth: Double, precision: TrainingPrecision,
-                defaultMFU: Double, usableFraction: Double, reservedBytes: Double, source: String) {
+                products: PrecisionDecision, defaultMFU: Double, usableFraction: Double, reservedBytes: Double,
+                source: String) {
         self.name = name
         self.memoryBytes = memoryBytes
         self.peakFlops = peakFlops
@@ -45,6 +100,7 @@ public struct Hardware: Sendable, Equatable {
         self.intraNodeBandwidth = intraNodeBandwidth
         self.interNodeBandwidth = interNodeBandwidth
         self.precision = precision
+        self.products = products
         self.defaultMFU = defaultMFU
         self.usableFraction = usableFraction
         self.reservedBytes = reservedBytes
@@ -64,7 +120,7 @@ public struct Hardware: Sendable, Equatable {
     static func gpu(_ name: String, memoryGB: Double, bf16: Double, fp32: Double, perNode: Int, nvlink: Double,
                     network: Double, source: String) -> Hardware {
         Hardware(name: name, memoryBytes: memoryGB * 1e9, peakFlops: bf16, fp32Flops: fp32, devicesPerNode: perNode,
-                 intraNodeBandwidth: nvlink, interNodeBandwidth: network, precision: .mixed,
+                 intraNodeBandwidth: nvlink, interNodeBandwidth: network, precision: .mixed, products: .gpu,
                  defaultMFU: gpuDefaultMFU, usableFraction: gpuUsableFraction, reservedBytes: gpuReservedBytes,
                  source: source)
     }
@@ -93,14 +149,24 @@ public struct Hardware: Sendable, Equatable {
     /// The hardware a plan assumes when no flag names any and the run does not fit this machine.
     public static let defaultGPU = h100_sxm_80gb
 
-    /// This machine as gpt-train uses it: one process, float32, `memoryBytes` of RAM and the measured sgemm rate.
-    /// The 90% memory share is what gpt-train's own check allows; nothing else is reserved, as gpt-train's
-    /// buffers are counted exactly. gpt-train has no communication (its `devices` are accumulated in one
-    /// process), so none is modelled: the bandwidths are infinite.
+    /// This machine as gpt-train uses it: one process, fp32 master weights, gradients and moments, `memoryBytes`
+    /// of RAM, and the measured rate of the products the precision rule picks (`PrecisionDecision.rule`): the
+    /// bf16 ceiling where the CPU multiplies bf16 natively and faster, else the sgemm's. The 90% memory share is
+    /// what gpt-train's own check allows; nothing else is reserved, as gpt-train's buffers are counted exactly.
+    /// gpt-train has no communication (its `devices` are accumulated in one process), so none is modelled: the
+    /// bandwidths are infinite.
+    public static func cpu(memoryBytes: Double, products: CPUProducts, source: String) -> Hardware {
+        let decision = PrecisionDecision.rule(products)
+        return Hardware(name: "cpu", memoryBytes: memoryBytes,
+                        peakFlops: decision.precision == .bf16 ? products.bf16Flops! : products.fp32Flops,
+                        fp32Flops: products.fp32Flops, devicesPerNode: 1, intraNodeBandwidth: .infinity,
+                        interNodeBandwidth: .infinity, precision: .float32, products: decision, defaultMFU: 0.4,
+                        usableFraction: 0.9, reservedBytes: 0, source: source)
+    }
+
+    /// A CPU known only by its sgemm rate: fp32 products.
     public static func cpu(memoryBytes: Double, flops: Double, source: String) -> Hardware {
-        Hardware(name: "cpu", memoryBytes: memoryBytes, peakFlops: flops, fp32Flops: flops, devicesPerNode: 1,
-                 intraNodeBandwidth: .infinity, interNodeBandwidth: .infinity, precision: .float32, defaultMFU: 0.4,
-                 usableFraction: 0.9, reservedBytes: 0, source: source)
+        cpu(memoryBytes: memoryBytes, products: CPUProducts(fp32Flops: flops), source: source)
     }
 
     public static func preset(named name: String) -> Hardware? { gpuPresets.first { $0.name == name } }

@@ -111,14 +111,18 @@ public enum LayoutModel {
     /// Per-device memory of `layout` for `shape` on `hardware`, term by term.
     public static func memory(shape: ModelShape, layout l: Layout, hardware: Hardware) -> MemoryBreakdown {
         if hardware.precision == .float32 {
-            // gpt-train: everything float32, its own activation buffers counted exactly.
-            let state = MemoryModel.modelState(params: Double(shape.parameterCount.total), zeroStage: l.zeroStage,
+            // gpt-train: float32 weights, gradients and moments, its own activation buffers counted exactly; with
+            // native bf16 products, also a bf16 copy of the weights and the activations' bf16 copies.
+            let params = Double(shape.parameterCount.total)
+            let bf16 = hardware.products.precision == .bf16
+            let state = MemoryModel.modelState(params: params, zeroStage: l.zeroStage,
                                                dataParallel: l.dataParallel,
                                                weightBytes: MemoryModel.float32WeightBytes,
                                                gradientBytes: MemoryModel.float32GradientBytes,
                                                optimizerBytes: MemoryModel.float32OptimizerBytes)
-            return MemoryBreakdown(weights: state.weights, gradients: state.gradients, optimizer: state.optimizer,
-                                   activations: 4 * Double(shape.activationFloats(batch: l.microBatch)),
+            return MemoryBreakdown(weights: state.weights + (bf16 ? MemoryModel.bf16CopyBytes * params : 0),
+                                   gradients: state.gradients, optimizer: state.optimizer,
+                                   activations: Double(shape.activationBytes(batch: l.microBatch, bf16Copies: bf16)),
                                    other: hardware.reservedBytes)
         }
         let t = l.tensorParallel, p = l.pipelineParallel
@@ -314,11 +318,13 @@ public enum LayoutModel {
 }
 
 /// Whether a recipe's layout fits its hardware: the `gpt-plan check` rule. Takes plain values so that a caller
-/// holding a recipe needs one call. Returns the per-device breakdown, or the problem.
+/// holding a recipe needs one call; `products` is the recipe's `training.precision` (on a CPU, bf16 products
+/// keep bf16 copies of the weights and activations). Returns the per-device breakdown, or the problem.
 public func checkLayoutFits(nLayer: Int, nHead: Int, dModel: Int, dFF: Int, seqLen: Int, vocabSize: Int, bias: Bool,
                             devices: Int, microBatch: Int, gradAccum: Int, zeroStage: Int, tensorParallel: Int,
                             pipelineParallel: Int, recompute: Recompute, deviceMemoryBytes: Double,
-                            precision: TrainingPrecision = .mixed) -> Result<MemoryBreakdown, LayoutProblem> {
+                            precision: TrainingPrecision = .mixed,
+                            products: Precision = .fp32) -> Result<MemoryBreakdown, LayoutProblem> {
     let shape = ModelShape(nLayer: nLayer, nHead: nHead, dModel: dModel, dFF: dFF, seqLen: seqLen,
                            vocabSize: vocabSize, bias: bias)
     guard (0...3).contains(zeroStage) else { return .failure(.zeroStageInvalid(zeroStage)) }
@@ -338,8 +344,10 @@ public func checkLayoutFits(nLayer: Int, nHead: Int, dModel: Int, dFF: Int, seqL
     let layout = Layout(dataParallel: devices / (tensorParallel * pipelineParallel), tensorParallel: tensorParallel,
                         pipelineParallel: pipelineParallel, zeroStage: zeroStage, recompute: recompute,
                         microBatch: microBatch, gradAccum: gradAccum)
+    // On a CPU the products' precision decides the bf16 copies (the rates only the time, which is not checked).
     var hardware = precision == .float32
-        ? Hardware.cpu(memoryBytes: deviceMemoryBytes, flops: 1, source: "")
+        ? Hardware.cpu(memoryBytes: deviceMemoryBytes,
+                       products: CPUProducts(fp32Flops: 1, bf16Flops: products == .bf16 ? 2 : nil), source: "")
         : Hardware.defaultGPU
     hardware.memoryBytes = deviceMemoryBytes
     let memory = LayoutModel.memory(shape: shape, layout: layout, hardware: hardware)

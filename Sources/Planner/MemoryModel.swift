@@ -17,6 +17,9 @@ public enum MemoryModel {
     public static let mixedWeightBytes = 2.0, mixedGradientBytes = 2.0, mixedOptimizerBytes = 12.0
     /// gpt-train on CPUs: float32 weights and gradients, and AdamW's two float32 moments.
     public static let float32WeightBytes = 4.0, float32GradientBytes = 4.0, float32OptimizerBytes = 8.0
+    /// gpt-train with native bf16 products: the bf16 copy of the weights the products read, besides the float32
+    /// master weights (`GPT`'s parameter halves).
+    public static let bf16CopyBytes = 2.0
 
     public struct ModelState: Sendable, Equatable {
         public var weights: Double

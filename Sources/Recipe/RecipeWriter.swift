@@ -165,6 +165,8 @@ extension Recipe {
             notes["training.\(key)"] = plan.rule(for: key)
         }
         let hardware = plan.execution.hardware
+        r.training.precision = hardware.products.precision
+        notes["training.precision"] = hardware.products.explanation
         r.hardware = Hardware(name: hardware.name, deviceMemory: Int(hardware.memoryBytes),
                               deviceFlops: hardware.peakFlops, mfu: plan.execution.mfu)
         for key in ["name", "device_memory", "device_flops", "mfu"] { notes["hardware.\(key)"] = plan.rule(for: "hardware") }
@@ -182,5 +184,35 @@ extension Recipe {
         r.checkpoint = Checkpoint(dir: settings.checkpointDir, interval: evalInterval, keep: settings.keep)
         r.logging = Logging(interval: max(1, min(100, plan.steps / 200)))
         return (r, notes)
+    }
+}
+
+extension PrecisionDecision {
+    /// The precision rule as it applied, with the numbers that went in (for the plan's table and rationale and the
+    /// recipe's note on `training.precision`).
+    public var explanation: String {
+        switch reason {
+        case .tensorCores:
+            return "bf16: the device's peak is its dense bf16 tensor-core rate (datasheet); bf16 weights and gradients, "
+                + "fp32 master weights and AdamW moments"
+        case .nativeBF16(let bf16, let fp32):
+            return "bf16: native bf16 products measured at \(flopRate(bf16)) vs \(flopRate(fp32)) for the fp32 sgemm "
+                + "(gpt-bench ceiling); fp32 master weights and AdamW moments"
+        case .nativeBF16NotFaster(let bf16, let fp32):
+            return "fp32: native bf16 products measured at \(flopRate(bf16)), no faster than the fp32 sgemm's "
+                + "\(flopRate(fp32)) (gpt-bench ceiling), so bf16 would only round"
+        case .noNativeBF16(let fp32):
+            return "fp32: no native bf16 products on this CPU (bf16 would be emulated on the fp32 sgemm, "
+                + "\(flopRate(fp32)) at best, no faster than fp32)"
+        }
+    }
+
+    /// Which rate the time estimate divides by, in words.
+    public var ceilingName: String {
+        switch reason {
+        case .tensorCores: return "dense bf16 peak"
+        case .nativeBF16: return "bf16 matmul ceiling"
+        case .nativeBF16NotFaster, .noNativeBF16: return "sgemm ceiling"
+        }
     }
 }

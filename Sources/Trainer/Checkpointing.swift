@@ -140,6 +140,16 @@ extension Trainer {
                     + "; sums are added in another order, so the run will not be bit-identical to an uninterrupted one"))
                 changed.removeAll { layoutKeys.contains($0.path) }
             }
+            // Checkpoints hold fp32 master weights and AdamW moments whatever the products' precision, so a run
+            // resumes in the other precision from the same file.
+            if saved.training.precision != recipe.training.precision {
+                events(.note("resuming in \(recipe.training.precision.rawValue) from a checkpoint written in "
+                    + "\(saved.training.precision.rawValue) (training.precision \"\(saved.training.precision.rawValue)\" → "
+                    + "\"\(recipe.training.precision.rawValue)\"): checkpoints hold fp32 master weights and AdamW moments "
+                    + "either way, so the run continues from them, with its matrix products in "
+                    + "\(recipe.training.precision.rawValue) from here on; it will not be bit-identical to an uninterrupted run"))
+                changed.removeAll { $0.path == "training.precision" }
+            }
             differences = changed.map { "\($0.path): \($0.this) in the checkpoint, \($0.other) here" }
         } else {
             differences.append("the checkpoint's recipe does not read back")

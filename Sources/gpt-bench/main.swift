@@ -9,42 +9,62 @@ import Trainer
 struct GPTBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gpt-bench",
-        abstract: "Measure this machine: the sgemm ceiling, training throughput and MFU, tokenizer speed.",
+        abstract: "Measure this machine: the sgemm and bf16 ceilings, training throughput and MFU, tokenizer speed.",
         subcommands: [TrainSpeed.self, Ceiling.self, TokenizerSpeed.self],
         defaultSubcommand: TrainSpeed.self)
 }
 
 struct Ceiling: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "ceiling", abstract: "The sgemm rate MFU is measured against (cached; --remeasure refreshes it).")
+        commandName: "ceiling",
+        abstract: "The matrix-product rates MFU is measured against: the sgemm's, and the bf16 matmul's where the CPU has it (cached; --remeasure refreshes them).")
     @Option(help: "Threads.") var threads: Int = CPU.count
     @Flag(help: "Measure again instead of using the cached value.") var remeasure = false
     @Flag(help: "Also time square products of several sizes, without caching anything.") var sweep = false
+    @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
         guard threads >= 1 else { throw CommandFailure.usage("gpt-bench: --threads must be at least 1") }
         BLAS.pinToOneThread()
         let pool = ThreadPool(threads: threads)
-        if sweep {
+        if sweep && !json {
             for size in [512, 1024, 1536, 2048, 3072, 4096] {
                 let m = SgemmCeiling.measure(pool: pool, size: size, seconds: 2)
-                print("  \(size)³: \(flopRate(m.flopsPerSecond))")
+                let half = BF16Ceiling.measure(pool: pool, size: size, seconds: 2)
+                print("  \(size)³: sgemm \(flopRate(m.flopsPerSecond))" + (half.map { ", bf16 \(flopRate($0.flopsPerSecond))" } ?? ""))
             }
         }
         let m = MachineProfile.sgemmCeiling(pool: pool, remeasure: remeasure)
+        let half = MachineProfile.bf16Ceiling(pool: pool, remeasure: remeasure)
+        if json {
+            let object: [String: Any] = [
+                "threads": threads, "cpu": CPU.modelName, "blas_core": m.blasCore,
+                "sgemm_gflops": m.flopsPerSecond / 1e9, "sgemm_size": m.size,
+                "bf16_gflops": half.map { $0.flopsPerSecond / 1e9 as Any } ?? NSNull(),
+                "bf16_size": half.map { $0.size as Any } ?? NSNull(),
+                "bf16_implementation": half.map { $0.implementation as Any } ?? NSNull(),
+                "bf16_instructions": CPU.hasBF16, "cache": MachineProfile.cachePath,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
         print("sgemm ceiling: \(flopRate(m.flopsPerSecond)) (\(MachineProfile.describe(m)); \(Main.blasDescription))")
-        print(bf16CeilingNote(fp32: m.flopsPerSecond))
+        print(bf16CeilingLine(half, fp32: m.flopsPerSecond))
         print("cached in \(MachineProfile.cachePath)")
     }
 }
 
-/// The bf16 ceiling. bf16 products are emulated exactly on the fp32 sgemm (operands rounded to bf16 first), so
-/// the rate of a bf16 product is the sgemm's: on a CPU with bf16 instructions that is a floor, not the hardware's
-/// bf16 rate, and the note says so.
-func bf16CeilingNote(fp32: Double) -> String {
-    CPU.hasBF16
-        ? "bf16 ceiling: \(flopRate(fp32)) (this CPU has bf16 instructions, but bf16 products run as exact emulation on the fp32 sgemm; the hardware's bf16 rate is not used)"
-        : "bf16 ceiling: \(flopRate(fp32)) (no bf16 instructions on this CPU: bf16 products are emulated on the fp32 sgemm, so bf16 is no faster than fp32)"
+/// The bf16 ceiling in words: oneDNN's rate and implementation where the CPU multiplies bf16 natively; else why
+/// there is none, and that bf16 products then run at the sgemm's rate at best (emulated on it).
+func bf16CeilingLine(_ m: BF16Ceiling.Measurement?, fp32: Double) -> String {
+    if let m {
+        return "bf16 ceiling: \(flopRate(m.flopsPerSecond)) (\(MachineProfile.describe(m)); "
+            + String(format: "%.2f", m.flopsPerSecond / fp32) + "× the sgemm's)"
+    }
+    return CPU.hasBF16
+        ? "bf16 ceiling: none (this CPU has bf16 instructions, but oneDNN offers only its reference bf16 matmul here: bf16 products are emulated on the fp32 sgemm, at \(flopRate(fp32)) at best)"
+        : "bf16 ceiling: none (no bf16 instructions on this CPU: bf16 products are emulated on the fp32 sgemm, at \(flopRate(fp32)) at best, so bf16 is no faster than fp32)"
 }
 
 extension AttentionKernel: ExpressibleByArgument {}
@@ -56,7 +76,8 @@ struct TrainSpeed: ParsableCommand {
         abstract: "Training throughput (tokens/s, GFLOP/s, MFU, peak memory) of the standard configurations (the default command).",
         discussion: """
         FLOPs per token are 6N + 12·n_layer·d_model·T, N the non-embedding parameters plus the tied head's matrix \
-        (nanoGPT's estimate); MFU is against this machine's sgemm ceiling (gpt-bench ceiling). A step is a forward \
+        (nanoGPT's estimate); MFU is against the ceiling of the products in use (gpt-bench ceiling): the bf16 matmul's \
+        with --precision bf16 where the CPU multiplies bf16 natively, else the sgemm's. A step is a forward \
         pass, a backward pass, the gradient norm and an AdamW update on random tokens.
         """)
 
@@ -84,12 +105,17 @@ struct TrainSpeed: ParsableCommand {
             throw CommandFailure.usage("gpt-bench: --steps and --threads must be at least 1")
         }
         BLAS.pinToOneThread()
-        let ceiling = MachineProfile.sgemmCeiling(pool: ThreadPool(threads: threads))
+        let pool = ThreadPool(threads: threads)
+        let native = precision == .bf16 && BF16Matmul.isAvailable
+        let ceiling = MachineProfile.ceiling(pool: pool, nativeBF16Products: native)
+        let products = precision == .fp32 ? "fp32 (OpenBLAS sgemm)"
+            : native ? "bf16, native (oneDNN \(BF16Matmul.implementation!))" : "bf16, emulated on the fp32 sgemm"
         if !json {
             print("\(CPU.modelName), \(threads) threads, \(Main.blasDescription)")
-            print("sgemm ceiling \(flopRate(ceiling.flopsPerSecond)) (\(MachineProfile.describe(ceiling)))")
-            if precision == .bf16 { print(bf16CeilingNote(fp32: ceiling.flopsPerSecond)) }
-            print("attention \(attention.rawValue), precision \(precision.rawValue)\n")
+            print("attention \(attention.rawValue), precision \(precision.rawValue): products \(products)")
+            print("MFU against the \(ceiling.kind.rawValue) ceiling \(flopRate(ceiling.flopsPerSecond)) (\(ceiling.description))"
+                  + (precision == .bf16 && !native ? ": bf16 products are emulated on the sgemm here, so its ceiling is theirs" : "")
+                  + "\n")
         }
         for c in chosen {
             let r = try ThroughputBenchmark.run(c, threads: threads, steps: steps, warmup: warmup, attention: attention,
@@ -99,6 +125,8 @@ struct TrainSpeed: ParsableCommand {
                 let object: [String: Any] = [
                     "config": r.name, "threads": r.threads, "tokens_per_sec": r.tokensPerSecond,
                     "gflops": r.flopsPerSecond / 1e9, "mfu": mfu, "ceiling_gflops": ceiling.flopsPerSecond / 1e9,
+                    "ceiling": ceiling.kind.rawValue,
+                    "bf16_products": precision == .bf16 ? (native ? "native" : "emulated") as Any : NSNull(),
                     "step_ms": r.stepSeconds * 1e3, "forward_ms": r.forwardSeconds * 1e3,
                     "backward_ms": r.backwardSeconds * 1e3, "optimizer_ms": r.optimizerSeconds * 1e3,
                     "peak_memory_bytes": r.peakMemoryBytes, "blas_core": BLAS.coreName,

@@ -1,6 +1,7 @@
 import CLISupport
 import Foundation
 import Planner
+import Recipe
 
 /// Turns the planner's structured decisions into the table, the rationale and error messages. Flag names live
 /// here, never in Planner.
@@ -60,7 +61,7 @@ enum PlanText {
 
     static func hardware(_ h: Hardware) -> String {
         "\(h.name): \(bytes(h.memoryBytes)), \(flopRate(h.peakFlops))"
-            + (h.precision == .mixed ? " dense bf16" : " fp32")
+            + (h.precision == .mixed ? " dense bf16" : " \(h.products.precision.rawValue)")
             + (h.devicesPerNode > 1 ? ", \(h.devicesPerNode) a node" : "")
     }
 
@@ -94,6 +95,7 @@ enum PlanText {
         add("warmup_steps", "\(plan.warmupSteps)")
         add("steps", "\(plan.steps)")
         add("hardware", e.hardware.name, hardwareRule(e))
+        add("precision", e.hardware.products.precision.rawValue, e.hardware.products.explanation)
         add("devices", "\(l.devices)")
         add("layout", "d=\(l.dataParallel) t=\(l.tensorParallel) p=\(l.pipelineParallel)",
             "fastest feasible of \(e.layoutsTried) layouts evaluated (time model in docs/planner.md)")
@@ -107,10 +109,11 @@ enum PlanText {
         add("  weights", bytes(m.weights), weightsRule(e))
         add("  gradients", bytes(m.gradients), e.hardware.precision == .mixed ? "2 bytes a parameter (bf16)" : "4 bytes a parameter")
         add("  optimizer", bytes(m.optimizer), e.hardware.precision == .mixed ? "12 bytes a parameter: fp32 master weights and AdamW moments" : "AdamW's two float32 moments")
-        add("  activations", bytes(m.activations), e.hardware.precision == .mixed ? "Korthikanti et al. 2022 Table 2, 1F1B in flight" : "gpt-train's buffers for one micro-batch")
+        add("  activations", bytes(m.activations), e.hardware.precision == .mixed ? "Korthikanti et al. 2022 Table 2, 1F1B in flight"
+            : "gpt-train's buffers for one micro-batch" + (e.hardware.products.precision == .bf16 ? ", with their bf16 copies" : ""))
         add("  other", bytes(m.other), e.hardware.precision == .mixed ? "runtime context, NCCL buffers, workspaces" : "none reserved")
         add("time", duration(plan.estimatedSeconds),
-            "\(Int(e.mfu * 100))% MFU of \(l.devices) × \(flopRate(e.hardware.peakFlops)) + bubble + exposed communication")
+            "\(Int(e.mfu * 100))% MFU of \(l.devices) × \(flopRate(e.hardware.peakFlops)) (\(e.hardware.products.ceilingName)) + bubble + exposed communication")
         add("device_hours", sig(e.deviceHours, 4), "time × devices")
         if let cost = e.cost { add("cost", sig(cost, 4), "device hours × --price-per-device-hour") }
         return rows
@@ -119,7 +122,7 @@ enum PlanText {
     static func weightsRule(_ e: Execution) -> String {
         e.hardware.precision == .mixed
             ? "2 bytes a parameter (bf16); params on a device: ÷t, the heaviest pipeline stage"
-            : "4 bytes a parameter (float32)"
+            : "4 bytes a parameter (float32)" + (e.hardware.products.precision == .bf16 ? " + 2 for the bf16 copy the products read" : "")
     }
 
     static func hardwareRule(_ e: Execution) -> String {
@@ -320,8 +323,11 @@ enum PlanText {
                 + "embedding, output layer and loss; other = \(bytes(h.reservedBytes)) for the runtime and buffers"
             : "float32: 4 bytes a parameter each for weights and gradients, 8 for AdamW's moments, and gpt-train's "
                 + "activation buffers for one micro-batch"
+                + (h.products.precision == .bf16 ? "; bf16 products add a 2-byte bf16 copy of each weight and bf16 copies of the activations they read" : "")
         why.append("Memory per device: \(memory(m)) (\(state)); a layout must stay under "
                    + "\(Int(h.usableFraction * 100))% of \(bytes(h.memoryBytes)) = \(bytes(e.chosen.usableBytes)).")
+        why.append("Precision: \(h.products.explanation); the time estimate divides by the \(h.products.ceilingName), "
+                   + "\(flopRate(h.peakFlops)).")
         let st = e.chosen.step
         why.append("Time ≈ \(duration(plan.estimatedSeconds)) (\(sig(e.deviceHours, 4)) device hours"
                    + (e.cost.map { ", cost \(sig($0, 4))" } ?? "") + "): per step compute \(duration(st.compute)) at "
@@ -461,7 +467,7 @@ enum PlanText {
                 + (h.precision == .mixed
                     ? "\(flopRate(h.peakFlops)) bf16, \(flopRate(h.fp32Flops)) fp32, \(h.devicesPerNode) a node, "
                         + "\(sig(h.intraNodeBandwidth / 1e9, 3)) GB/s in a node, \(sig(h.interNodeBandwidth / 1e9, 3)) GB/s between"
-                    : "\(flopRate(h.peakFlops)) fp32 (\(h.source))")
+                    : "\(flopRate(h.peakFlops)) \(h.products.precision.rawValue) (\(h.source))")
                 + "\n"
         }
         return out

@@ -54,17 +54,18 @@ struct Sweep: ParsableCommand {
         let rule: AllocationRule
         if let named = AllocationRule.named(fit) { rule = named } else { rule = .fit(try loadFitFile(fit)) }
         let prepared = preparedMeta(data)
-        let rate: Double
-        if let deviceFlops {
-            guard let value = Quantity.parse(deviceFlops), value > 0 else {
-                throw CommandFailure.usage("gpt-plan sweep: --device-flops \(deviceFlops): not a positive number")
+        // This machine, as gpt-plan plans for it (the same precision rule), at the given rate if there is one.
+        let rate = try deviceFlops.map { text in
+            guard let value = Quantity.parse(text), value > 0 else {
+                throw CommandFailure.usage("gpt-plan sweep: --device-flops \(text): not a positive number")
             }
-            rate = value
-        } else {
-            BLAS.pinToOneThread()
-            rate = MachineProfile.sgemmCeiling(pool: ThreadPool(threads: CPU.count)).flopsPerSecond
+            return value
         }
-        let cpu = Hardware.cpu(memoryBytes: Double(CPU.memoryBytes), flops: rate, source: "this machine")
+        var cpu = thisMachineHardware(threads: CPU.count)
+        if let rate {
+            cpu.peakFlops = rate
+            cpu.source += "; rate given"
+        }
 
         var runs: [SweepManifest.Run] = [], notes: [String] = []
         for c in budgets {
@@ -115,10 +116,10 @@ struct Sweep: ParsableCommand {
         for r in runs {
             out += "  " + [r.name, sig(r.flops, 3), si(r.params, 3), si(r.tokens, 3), sig(r.tokens / r.params, 3), "\(r.steps)"]
                 .enumerated().map { $1.padding(toLength: $0 == 0 ? 24 : 10, withPad: " ", startingAt: 0) }.joined() + "\n"
-            seconds += r.flops / (rate * 0.3)
+            seconds += r.flops / (cpu.peakFlops * 0.3)
         }
         for note in notes { out += "  note: \(note)\n" }
-        out += "\nWrote \(manifestPath). About \(duration(seconds)) of training at 30% of \(flopRate(rate)); "
+        out += "\nWrote \(manifestPath). About \(duration(seconds)) of training at 30% of \(flopRate(cpu.peakFlops)) (\(cpu.products.precision.rawValue)); "
             + "next: gpt-train sweep \(output)\n"
         print(out, terminator: "")
     }

@@ -82,11 +82,11 @@ struct Make: ParsableCommand {
             help: "Memory per device (default: the preset's, or this machine's RAM), e.g. 80GiB.")
     var deviceMemory: String?
     @Option(name: .customLong("device-flops"), parsing: .unconditional,
-            help: "Peak FLOP/s per device (default: the preset's, or this machine's measured sgemm rate).")
+            help: "Peak FLOP/s per device (default: the preset's, or this machine's measured rate in the precision the plan picks: bf16 matmul or sgemm).")
     var deviceFlops: String?
     @Option(parsing: .unconditional, help: "Model FLOPs utilisation assumed for the time estimate (default 0.4).")
     var mfu: String?
-    @Option(parsing: .unconditional, help: "Threads whose sgemm rate is this machine's device rate.") var threads: String?
+    @Option(parsing: .unconditional, help: "Threads whose sgemm (or bf16 matmul) rate is this machine's device rate.") var threads: String?
     @Option(name: .customLong("zero-stage"), parsing: .unconditional, help: "Fix the ZeRO stage (0-3; 3 = FSDP).")
     var zeroStage: String?
     @Option(name: .customLong("tensor-parallel"), parsing: .unconditional, help: "Fix the tensor-parallel width (1, 2, 4, 8).")
@@ -113,7 +113,8 @@ struct Make: ParsableCommand {
     mutating func run() throws {
         if gpu == "list" {
             print(PlanText.presets(cpu: nil), terminator: "")
-            print("  cpu           this machine: its RAM and measured sgemm rate, float32 as gpt-train runs")
+            print("  cpu           this machine: its RAM and measured sgemm and bf16 matmul rates; bf16 products where it "
+                  + "multiplies bf16 natively and faster, else fp32 (master weights and moments fp32 either way)")
             return
         }
         // Checked whether or not a recipe is written: a bad value is a mistake either way.
@@ -216,13 +217,7 @@ struct Make: ParsableCommand {
         let prepared = preparedMeta(data)
         let threadCount = try integer(threads, "--threads", atLeast: 1) ?? CPU.count
         // This machine, measured only when the plan may need it.
-        func thisMachine() throws -> Hardware {
-            BLAS.pinToOneThread()
-            let measurement = MachineProfile.sgemmCeiling(pool: ThreadPool(threads: threadCount))
-            return Hardware.cpu(memoryBytes: Double(CPU.memoryBytes), flops: measurement.flopsPerSecond,
-                                source: MachineProfile.describe(measurement) + "; memory: this machine's "
-                                    + bytes(Double(CPU.memoryBytes)))
-        }
+        func thisMachine() throws -> Hardware { thisMachineHardware(threads: threadCount) }
         let hardware: PlanRequest.HardwareChoice
         if let named = try namedHardware(thisMachine: thisMachine) { hardware = .given(named) }
         else { hardware = .automatic(thisMachine: try thisMachine()) }
@@ -421,6 +416,21 @@ struct Make: ParsableCommand {
     }
 }
 
+/// This machine as the planner sees it: its RAM, and its sgemm and bf16 ceilings (measured once and cached,
+/// `MachineProfile`) as the structured input of the precision rule (`PrecisionDecision.rule`).
+func thisMachineHardware(threads: Int) -> Hardware {
+    BLAS.pinToOneThread()
+    let pool = ThreadPool(threads: threads)
+    let sgemm = MachineProfile.sgemmCeiling(pool: pool)
+    let bf16 = MachineProfile.bf16Ceiling(pool: pool)
+    return Hardware.cpu(memoryBytes: Double(CPU.memoryBytes),
+                        products: CPUProducts(fp32Flops: sgemm.flopsPerSecond, bf16Flops: bf16?.flopsPerSecond),
+                        source: MachineProfile.describe(sgemm)
+                            + (bf16.map { ", oneDNN \($0.implementation) bf16 matmul \(Int($0.flopsPerSecond / 1e9)) GFLOP/s on \($0.size)³" }
+                                ?? ", no native bf16 matmul")
+                            + "; memory: this machine's " + bytes(Double(CPU.memoryBytes)))
+}
+
 /// Writes the recipe for `plan` to `path` (atomically), after proving that it reads back as the same recipe and
 /// passes every check.
 func writeRecipeFile(_ plan: Plan, to path: String, data: String, tokenizer: String?, valFraction: Double,
@@ -509,7 +519,7 @@ struct Check: ParsableCommand {
             nLayer: m.nLayer, nHead: m.nHead, dModel: m.dModel, dFF: m.dFF, seqLen: m.seqLen, vocabSize: m.vocabSize,
             bias: m.bias, devices: t.devices, microBatch: t.microBatch, gradAccum: t.gradAccum, zeroStage: t.zeroStage,
             tensorParallel: t.tensorParallel, pipelineParallel: t.pipelineParallel, recompute: t.recompute,
-            deviceMemoryBytes: Double(hardware.deviceMemory), precision: precision)
+            deviceMemoryBytes: Double(hardware.deviceMemory), precision: precision, products: t.precision)
         guard case .failure(let problem) = outcome else { return nil }
         switch problem {
         case .doesNotFit(let needed, let usable):
@@ -562,7 +572,7 @@ enum PlanJSON {
             "rationale": PlanText.rationale(plan),
             "hardware": [
                 "name": e.hardware.name, "memory_bytes": e.hardware.memoryBytes, "peak_flops": e.hardware.peakFlops,
-                "devices": l.devices,
+                "devices": l.devices, "precision": e.hardware.products.precision.rawValue,
             ],
             "layout": [
                 "data_parallel": l.dataParallel, "tensor_parallel": l.tensorParallel,

@@ -15,7 +15,7 @@ struct TrainSweep: ParsableCommand {
 
     @Argument(help: "The sweep directory (with manifest.json).") var sweep: String
     @Option(help: "Threads for each run.") var threads: Int = CPU.count
-    @Flag(name: .customLong("no-mfu"), help: "Do not measure the sgemm ceiling (MFU is then left out).") var noMFU = false
+    @Flag(name: .customLong("no-mfu"), help: "Do not measure the sgemm or bf16 ceiling (MFU is then left out).") var noMFU = false
 
     mutating func run() throws {
         guard threads >= 1 else { throw CommandFailure.usage("gpt-train sweep: --threads must be at least 1") }
@@ -23,11 +23,8 @@ struct TrainSweep: ParsableCommand {
         do { manifest = try SweepManifest.load(sweep: sweep) } catch {
             throw CommandFailure.usage("gpt-train sweep: \(error)")
         }
-        var ceiling: Double?
-        if !noMFU {
-            BLAS.pinToOneThread()
-            ceiling = MachineProfile.sgemmCeiling(pool: ThreadPool(threads: threads)).flopsPerSecond
-        }
+        let pool = noMFU ? nil : ThreadPool(threads: threads)
+        if !noMFU { BLAS.pinToOneThread() }
         var trained = 0, skipped = 0
         for (index, run) in manifest.runs.enumerated() {
             let recipePath = (sweep as NSString).appendingPathComponent(run.recipe)
@@ -43,7 +40,11 @@ struct TrainSweep: ParsableCommand {
                 throw CommandFailure("gpt-train sweep: \(recipePath) cannot be trained:\n\(error)", exitCode: 1)
             }
             var options = TrainingOptions(runDirectory: runDirectory, threads: threads)
-            options.ceilingFlops = ceiling
+            // The ceiling of the run's products: the bf16 matmul's when they run natively in bf16, else the sgemm's.
+            options.ceilingFlops = pool.map {
+                MachineProfile.ceiling(pool: $0, nativeBF16Products: recipe.training.precision == .bf16 && BF16Matmul.isAvailable)
+                    .flopsPerSecond
+            }
             // Resume a run that stopped part-way (it has checkpoints); start the others afresh.
             let checkpoints = (runDirectory as NSString).appendingPathComponent(recipe.checkpoint.dir)
             let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? []

@@ -34,7 +34,7 @@ struct Train: ParsableCommand {
     var threads: Int?
     @Flag(help: "Continue from the newest valid checkpoint in the run directory.") var resume = false
     @Flag(help: "With --resume: continue even if the checkpoint's recipe differs from this one.") var force = false
-    @Flag(name: .customLong("no-mfu"), help: "Do not measure the sgemm ceiling (MFU is then left out).") var noMFU = false
+    @Flag(name: .customLong("no-mfu"), help: "Do not measure the sgemm or bf16 ceiling (MFU is then left out).") var noMFU = false
 
     mutating func run() throws {
         // Under mpirun, join the job first, so that any failure below ends every rank, not just this one.
@@ -54,7 +54,8 @@ struct Train: ParsableCommand {
         guard FileManager.default.fileExists(atPath: recipe) else {
             throw CommandFailure.usage("gpt-train: \(recipe): no such file")
         }
-        do { _ = try RecipeLoader.loadValid(path: recipe) } catch let rejected as RecipeRejected {
+        let loaded: Recipe
+        do { loaded = try RecipeLoader.loadValid(path: recipe).0 } catch let rejected as RecipeRejected {
             throw CommandFailure("gpt-train: \(recipe) cannot be trained:\n\(rejected)", exitCode: 1)
         } catch { throw CommandFailure("gpt-train: \(error)", exitCode: 2) }
         let name = ((recipe as NSString).lastPathComponent as NSString).deletingPathExtension
@@ -62,13 +63,18 @@ struct Train: ParsableCommand {
         options.stopAfter = steps
         options.resume = resume
         options.force = force
+        var ceilingKind = MachineProfile.Ceiling.Kind.sgemm
         if !noMFU {
             BLAS.pinToOneThread()
-            // The job's ceiling: this rank's, times the ranks (MFU compares the whole job's tokens a second to it).
-            options.ceilingFlops = MachineProfile.sgemmCeiling(pool: ThreadPool(threads: threads)).flopsPerSecond
-                * Double(group.size)
+            // The job's ceiling: this rank's, times the ranks (MFU compares the whole job's tokens a second to it);
+            // the bf16 matmul's when the recipe's products run natively in bf16 here, else the sgemm's.
+            let ceiling = MachineProfile.ceiling(pool: ThreadPool(threads: threads),
+                                                 nativeBF16Products: loaded.training.precision == .bf16 && BF16Matmul.isAvailable)
+            options.ceilingFlops = ceiling.flopsPerSecond * Double(group.size)
+            ceilingKind = ceiling.kind
         }
         let display = ProgressDisplay()
+        display.ceilingKind = ceilingKind
         let trainer: Trainer
         do {
             trainer = try Trainer(recipePath: recipe, options: options, group: group) { event in
@@ -108,6 +114,8 @@ struct Train: ParsableCommand {
 final class ProgressDisplay {
     var total = 0
     var ceiling: Double?
+    /// Which ceiling `ceiling` is (the started event carries only its rate).
+    var ceilingKind = MachineProfile.Ceiling.Kind.sgemm
 
     func show(_ event: TrainingEvent) {
         switch event {
@@ -120,7 +128,7 @@ final class ProgressDisplay {
                 "  data: \(info.data)",
                 "  compute: \(info.ranks > 1 ? "\(info.ranks) data-parallel ranks × " : "")\(info.threads) thread\(info.threads == 1 ? "" : "s"), \(Main.blasDescription), "
                     + "\(sig(info.flopsPerToken / 1e6, 4)) MFLOP a token"
-                    + (info.ceilingFlops.map { ", MFU against \(flopRate($0)) (sgemm ceiling)" } ?? ""),
+                    + (info.ceilingFlops.map { ", MFU against \(flopRate($0)) (\(ceilingKind.rawValue) ceiling)" } ?? ""),
                 "  run directory: \(info.runDirectory)",
             ]
             if let from = info.resumedFrom { lines.append("  resumed from \(from)") }

@@ -16,7 +16,7 @@ final class PlanCommandTests: XCTestCase {
                                           "learning_rate", "min_learning_rate", "warmup_steps", "steps", "memory_bytes",
                                           "rationale", "hardware", "layout", "memory_per_device", "time_seconds",
                                           "device_hours", "cost"])
-        XCTAssertEqual(Set((object["hardware"] as! [String: Any]).keys), ["name", "memory_bytes", "peak_flops", "devices"])
+        XCTAssertEqual(Set((object["hardware"] as! [String: Any]).keys), ["name", "memory_bytes", "peak_flops", "devices", "precision"])
         XCTAssertEqual(Set((object["layout"] as! [String: Any]).keys),
                        ["data_parallel", "tensor_parallel", "pipeline_parallel", "zero_stage", "recompute",
                         "micro_batch", "grad_accum"])

@@ -1,4 +1,5 @@
 import Foundation
+import GPTShape
 import Planner
 import Recipe
 import XCTest
@@ -243,5 +244,44 @@ final class RecipeProblemTests: XCTestCase {
         XCTAssertTrue(text.contains("Fix: "), text)
         let line = found[0].line!
         XCTAssertTrue(valid.split(separator: "\n", omittingEmptySubsequences: false)[line - 1].hasPrefix("lr = "))
+    }
+}
+
+/// The planner's precision decision is written as `training.precision`, with the rule and its numbers as the note.
+final class RecipePrecisionTests: XCTestCase {
+    func recipe(_ hardware: Hardware) throws -> (Recipe, [String: String]) {
+        var request = PlanRequest(target: .flops(1e15), hardware: .given(hardware))
+        request.vocabSize = 65
+        return Recipe.from(plan: try Plan.make(request))
+    }
+
+    func testNativeBF16IsWrittenWithTheMeasuredRates() throws {
+        let (r, notes) = try recipe(.cpu(memoryBytes: 0x1p36, products: CPUProducts(fp32Flops: 215e9, bf16Flops: 430e9),
+                                         source: "test"))
+        XCTAssertEqual(r.training.precision, .bf16)
+        XCTAssertEqual(r.hardware?.deviceFlops, 430e9)
+        XCTAssertEqual(notes["training.precision"], "bf16: native bf16 products measured at 430 GFLOP/s vs 215 GFLOP/s "
+                       + "for the fp32 sgemm (gpt-bench ceiling); fp32 master weights and AdamW moments")
+        // It reads back as written.
+        let text = RecipeWriter.write(r, notes: notes)
+        XCTAssertTrue(text.contains("precision = \"bf16\""))
+        let check = RecipeLoader.check(text: text, file: "r.toml")
+        XCTAssertTrue(check.passed, "\(check.problems)")
+        XCTAssertEqual(check.recipe?.training.precision, .bf16)
+    }
+
+    func testWithoutNativeBF16FP32IsWrittenAndSaysWhy() throws {
+        let (r, notes) = try recipe(.cpu(memoryBytes: 0x1p36, products: CPUProducts(fp32Flops: 215e9), source: "test"))
+        XCTAssertEqual(r.training.precision, .fp32)
+        XCTAssertEqual(r.hardware?.deviceFlops, 215e9)
+        XCTAssertEqual(notes["training.precision"], "fp32: no native bf16 products on this CPU (bf16 would be emulated "
+                       + "on the fp32 sgemm, 215 GFLOP/s at best, no faster than fp32)")
+    }
+
+    func testGPUPresetsAreWrittenInBF16() throws {
+        let (r, notes) = try recipe(.h100_sxm_80gb)
+        XCTAssertEqual(r.training.precision, .bf16)
+        XCTAssertEqual(r.hardware?.deviceFlops, 989e12)
+        XCTAssertEqual(notes["training.precision"]?.hasPrefix("bf16: the device's peak is its dense bf16 tensor-core rate"), true)
     }
 }
