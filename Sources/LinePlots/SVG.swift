@@ -72,9 +72,26 @@ extension Figure {
             out += "<path class=\"series\" id=\"panel-\(index)-series-\(s)\" d=\"\(d)\" fill=\"none\" "
                 + "stroke=\"\(series.color)\" stroke-width=\"1.6\" stroke-linejoin=\"round\" stroke-linecap=\"round\">"
                 + "<title>\(escape(series.label))</title></path>\n"
+            // A point with no drawable neighbour (a run validated once, say) is a dot: a lone "M" draws nothing.
+            for point in isolatedPoints(series, index) {
+                out += "<circle class=\"point\" cx=\"\(n(point.x))\" cy=\"\(n(point.y))\" r=\"3\" "
+                    + "fill=\"\(series.color)\"><title>\(escape(series.label))</title></circle>\n"
+            }
         }
         out += "</g>\n</g>\n"
         return out
+    }
+
+    /// Positions of the points that `pathData` draws as subpaths of one point (invisible as lines).
+    func isolatedPoints(_ series: Series, _ index: Int) -> [(x: Double, y: Double)] {
+        guard let d = pathData(series, index) else { return [] }
+        let moves = d.split(separator: " ")
+        var points: [(x: Double, y: Double)] = []
+        for (i, move) in moves.enumerated() where move.hasPrefix("M") && (i + 1 == moves.count || moves[i + 1].hasPrefix("M")) {
+            let xy = move.dropFirst().split(separator: ",").compactMap { Double($0) }
+            if xy.count == 2 { points.append((xy[0], xy[1])) }
+        }
+        return points
     }
 
     /// "M x,y L x,y …", starting a new subpath after every point that cannot be drawn; nil when none can.

@@ -94,6 +94,9 @@ final class FigureTests: XCTestCase {
         XCTAssertTrue(figure.plotArea(ofPanel: 0) == (70, 64, 392, 244))
         let paths = try Node.parse(figure.svg()).all("path", class: "series")
         XCTAssertEqual(paths.map { $0.attributes["d"] }, ["M70,308 L266,186 M462,64"])
+        // The last point has no drawable neighbour: it is drawn as a dot, and only it.
+        let dots = try Node.parse(figure.svg()).all("circle", class: "point")
+        XCTAssertEqual(dots.map { [$0.attributes["cx"], $0.attributes["cy"]] }, [["462", "64"]])
     }
 
     func testLogScaleCoordinates() throws {
