@@ -143,7 +143,8 @@ public final class GPT {
         activations = FloatStorage(count: acts.count)
         if products == .native {
             func halves(_ count: Int) -> UnsafeMutablePointer<UInt16> {
-                let p = LargeAllocation.allocate(byteCount: 2 * count).bindMemory(to: UInt16.self, capacity: count)
+                let p = UnsafeMutableRawPointer.allocate(byteCount: 2 * count, alignment: 64)
+                    .bindMemory(to: UInt16.self, capacity: count)
                 p.initialize(repeating: 0, count: count)
                 return p
             }
