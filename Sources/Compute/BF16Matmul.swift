@@ -1,4 +1,7 @@
 import CDNNL
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// Row-major bf16 × bf16 → fp32 matrix products through oneDNN's matmul primitive, where the CPU multiplies bf16
@@ -77,8 +80,8 @@ public enum BF16Matmul {
         }
     }
 
-    /// One product on the calling thread, through the primitive cached for its shape and `slot` (the pool part
-    /// that runs it: a part always runs on the same thread, so no two threads share a slot's memory objects).
+    /// One product on the calling thread, through the primitive cached for its shape and this thread (each entry's
+    /// memory objects and scratchpad are rebound and used by one thread only, whatever pools run at once).
     static func serial(slot: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                        a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
                        accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -87,7 +90,7 @@ public enum BF16Matmul {
             if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
             return
         }
-        let key = Key(slot: slot, transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
+        let key = Key(thread: UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))), transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
                       accumulate: accumulate)
         let entry = state.cache.withLock { cache in
             if let entry = cache[key] { return entry }
@@ -112,7 +115,8 @@ public enum BF16Matmul {
     // MARK: Primitives
 
     struct Key: Hashable {
-        var slot: Int
+        /// The thread (`pthread_self`) that runs this product part.
+        var thread: UInt
         var transA: Bool, transB: Bool
         var m: Int, n: Int, k: Int
         var lda: Int, ldb: Int, ldc: Int
@@ -167,9 +171,9 @@ public enum BF16Matmul {
 
         func execute(a aPointer: UnsafePointer<UInt16>, b bPointer: UnsafePointer<UInt16>, c cPointer: UnsafeMutablePointer<Float>) {
             omp_set_num_threads(1)
-            dnnl_memory_set_data_handle(a, UnsafeMutableRawPointer(mutating: aPointer))
-            dnnl_memory_set_data_handle(b, UnsafeMutableRawPointer(mutating: bPointer))
-            dnnl_memory_set_data_handle(c, UnsafeMutableRawPointer(cPointer))
+            BF16Matmul.check(dnnl_memory_set_data_handle(a, UnsafeMutableRawPointer(mutating: aPointer)), "set_data_handle")
+            BF16Matmul.check(dnnl_memory_set_data_handle(b, UnsafeMutableRawPointer(mutating: bPointer)), "set_data_handle")
+            BF16Matmul.check(dnnl_memory_set_data_handle(c, UnsafeMutableRawPointer(cPointer)), "set_data_handle")
             let status = arguments.withUnsafeBufferPointer {
                 dnnl_primitive_execute(primitive, stream, Int32($0.count), $0.baseAddress)
             }

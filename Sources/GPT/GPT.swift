@@ -67,19 +67,23 @@ public enum BF16Products: String, Sendable, CaseIterable {
 
 /// A GPT-2 style decoder with hand-written forward and backward passes.
 ///
-/// Parameters, gradients and activations each live in one allocation made here; a training step allocates
-/// nothing. Layers are forward/backward pairs of kernels over those buffers; every matrix product is an sgemm.
+/// Parameters, gradients and activations each live in one allocation made here (with native bf16 products, the
+/// weights' and activations' bf16 copies in one more each); a training step allocates nothing of its own (oneDNN
+/// makes a few small allocations inside each execution: `BF16Matmul.allocationsPerExecution`). Layers are
+/// forward/backward pairs of kernels over those buffers; matrix products are OpenBLAS sgemms, or oneDNN bf16
+/// matmuls for the linear layers with native bf16 products.
 ///
 /// `attention` picks the attention kernel (`FusedAttention`, the default, or the materialized `Attention`), and
 /// `precision` the number format of the matrix products' inputs. In bf16, every product (the four linear layers
 /// of each block, attention's score and value products, the tied head) takes operands rounded to bfloat16 and
-/// accumulates in fp32: the weights are rounded into a second copy at the start of each forward pass, and the
+/// accumulates in fp32: the weights are rounded into a second copy at the start of a forward pass (unless the
+/// caller says they have not changed, `weightsUnchanged`), and the
 /// activations and gradients that only feed products (the LayerNorm outputs, qkv, the attention output, the GELU
 /// output, the logits' gradient, ...) are rounded in place; the rounding is exact emulation of a bf16 matmul (see
 /// `BFloat16`). LayerNorm, softmax, GELU, the loss and the parameters and their gradients stay fp32.
 ///
 /// Where the CPU multiplies bf16 natively (`BF16Products.native`), the linear layers and the head run on oneDNN
-/// instead: the weights are converted to a bf16 copy at the start of each forward pass, each product input is
+/// instead: the weights are converted to a bf16 copy (in place of the rounded fp32 one), each product input is
 /// rounded in place as above and also written as bf16 into a second allocation (`ActivationLayout.bf16Copies`),
 /// and each gradient a product reads is converted with its transpose just before the product. Both paths compute
 /// the same function up to the order of fp32 summation. Attention's two products stay on the emulated path: they
@@ -101,7 +105,7 @@ public final class GPT {
     public let attentionTiles: FusedAttention.Tiles
 
     let acts: ActivationLayout
-    /// The parameters rounded to bf16 (bf16 precision only), what the products read as weights.
+    /// The parameters rounded to bf16 (emulated bf16 products only), what the sgemms read as weights.
     let roundedParameters: FloatStorage?
     /// Native bf16 products only: the parameters as bf16, and the activations' bf16 allocation.
     let parameterHalves: UnsafeMutablePointer<UInt16>?
@@ -187,6 +191,7 @@ public final class GPT {
     /// state_dict order from one generator.
     public func initialize(seed: UInt64) {
         var rng = Xoshiro256(seed: seed, stream: 1)
+        weightCopyMade = false
         let p = parameters.base
         parameters.zero()
         let residualStd = 0.02 / (2.0 * Double(shape.nLayer)).squareRoot()
@@ -207,7 +212,7 @@ public final class GPT {
     @inline(__always) func optionalParam(_ offset: Int) -> UnsafeMutablePointer<Float>? { offset < 0 ? nil : parameters.base + offset }
     @inline(__always) func optionalGrad(_ offset: Int) -> UnsafeMutablePointer<Float>? { offset < 0 ? nil : gradients.base + offset }
     @inline(__always) func act(_ offset: Int) -> UnsafeMutablePointer<Float> { activations.base + offset }
-    /// A weight as the products read it: rounded to bf16 in bf16 precision.
+    /// A weight as the sgemms read it: rounded to bf16 with emulated bf16 products, else the parameter itself.
     @inline(__always) func weight(_ offset: Int) -> UnsafeMutablePointer<Float> { (roundedParameters ?? parameters).base + offset }
 
     @inline(__always) func half(_ offset: Int) -> UnsafeMutablePointer<UInt16> { activationHalves! + offset }

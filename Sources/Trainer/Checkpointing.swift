@@ -114,10 +114,18 @@ extension Trainer {
         state.lrFactorUntil = st.lrFactorUntil
         detector = SpikeDetector(capacity: detector.capacity, history: st.losses, norms: st.gradNorms)
         resumedFrom = path
-        if s.threads != pool.threadCount || s.blasCore != BLAS.coreName {
-            events(.note("the checkpoint was written with \(s.threads) threads and OpenBLAS \(s.blasCore) kernels; "
-                         + "this run uses \(pool.threadCount) and \(BLAS.coreName), so it will not be bit-identical to an uninterrupted run"))
+        if s.threads != pool.threadCount || s.blasCore != productKernels {
+            events(.note("the checkpoint was written with \(s.threads) threads and \(s.blasCore) kernels; "
+                         + "this run uses \(pool.threadCount) and \(productKernels), so it will not be bit-identical to an uninterrupted run"))
         }
+    }
+
+    /// The kernels the products run on, as checkpoints record them (`blas_core`): OpenBLAS's kernel family, and
+    /// with native bf16 products oneDNN's implementation too. A resume on other kernels is not bit-identical (other
+    /// summation orders), and says so.
+    var productKernels: String {
+        model.bf16Products == .native ? "OpenBLAS \(BLAS.coreName) and oneDNN \(BF16Matmul.implementation ?? "?")"
+            : "OpenBLAS \(BLAS.coreName)"
     }
 
     /// Refuses a checkpoint whose recipe differs in anything that changes the run (model, data, optimizer,
@@ -222,7 +230,7 @@ extension Trainer {
         let s = CheckpointState(
             step: state.step, tokensSeen: state.tokensSeen, samplerRNG: state.sampler.rng.stateWords,
             windowsDrawn: state.sampler.windowsDrawn, optimizerSteps: optimizer.stepsTaken, seed: recipe.training.seed,
-            threads: pool.threadCount, blasCore: BLAS.coreName, dataPath: data.path, bestValLoss: state.bestValLoss,
+            threads: pool.threadCount, blasCore: productKernels, dataPath: data.path, bestValLoss: state.bestValLoss,
             lastValLoss: state.lastValLoss, lastTrainLoss: state.lastTrainLoss.map(Double.init),
             stability: checkpointStability)
         try CheckpointWriter.write(to: path, tensors: checkpointTensors, parameters: model.parameters.base,

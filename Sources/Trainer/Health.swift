@@ -7,7 +7,8 @@ import Kernels
 /// the gradient norm of every parameter tensor (before clipping, summed over all micro-batches and ranks), the
 /// update-to-weight ratio ‖Δw‖/‖w‖ of every tensor, the largest |logit| and the largest |activation| entering each
 /// block. The last two come from an eval-mode forward pass of the model before the update over the step's last
-/// micro-batch (rank 0's, in a data-parallel run). Buffers are allocated once; measuring allocates nothing.
+/// micro-batch (rank 0's, in a data-parallel run). Buffers are allocated once; measuring allocates nothing (but
+/// oneDNN's few allocations inside each of its executions, with native bf16 products).
 public final class HealthSignals {
     /// The parameter tensors, in the order of `gradientNorms` and `updateRatios`.
     public let tensors: [TensorView]

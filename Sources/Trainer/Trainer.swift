@@ -121,7 +121,8 @@ public final class Trainer {
         // Every rank on this machine holds a replica (and, without ZeRO, all of AdamW's moments).
         let ranksHere = group.isDistributed ? group.launch.localSize : 1
         let needed = recipe.shape.trainingMemoryBytes(microBatch: recipe.training.microBatch, context: recipe.training.seqLen,
-                                                      bf16Copies: recipe.training.precision == .bf16 && BF16Matmul.isAvailable)
+                                                      bf16Copies: recipe.training.precision == .bf16 && BF16Matmul.isAvailable,
+                                                      roundedWeights: recipe.training.precision == .bf16 && !BF16Matmul.isAvailable)
             * Double(ranksHere)
         guard needed < 0.9 * Double(CPU.memoryBytes) else {
             throw DataError(key: "training.micro_batch", "the run needs \(bytes(needed)) for weights, gradients, AdamW "
@@ -289,7 +290,8 @@ public final class Trainer {
 
     /// One optimizer step: `microSteps` forward/backward passes accumulating gradients, then AdamW. The loss and
     /// the gradient norm are checked for a spike before the weights are touched; a spike is stopped at, skipped or
-    /// rolled back as `[stability]` says (and returned). Allocates nothing unless there is a spike.
+    /// rolled back as `[stability]` says (and returned). Allocates nothing unless there is a spike (with native bf16
+    /// products, oneDNN's own few allocations inside each execution aside: `BF16Matmul.allocationsPerExecution`).
     @discardableResult
     public func trainStep(lastFinite: StepMetrics? = nil) throws -> (loss: Float, lr: Double, norm: Double, spike: Spike?) {
         let stepIndex = state.step

@@ -25,9 +25,12 @@ struct Ceiling: ParsableCommand {
 
     func run() throws {
         guard threads >= 1 else { throw CommandFailure.usage("gpt-bench: --threads must be at least 1") }
+        guard !(sweep && json) else {
+            throw CommandFailure.usage("gpt-bench ceiling: --sweep prints a table, not JSON; use one or the other")
+        }
         BLAS.pinToOneThread()
         let pool = ThreadPool(threads: threads)
-        if sweep && !json {
+        if sweep {
             for size in [512, 1024, 1536, 2048, 3072, 4096] {
                 let m = SgemmCeiling.measure(pool: pool, size: size, seconds: 2)
                 let half = BF16Ceiling.measure(pool: pool, size: size, seconds: 2)

@@ -95,7 +95,8 @@ final class BF16MatmulTests: XCTestCase {
     }
 
     /// The same product twice, with other shapes in between (other cached primitives), gives the same bits; so does
-    /// another pool of the same size. The split depends on the thread count only.
+    /// another pool of the same size (its worker thread is new, so that part's primitives are created afresh). The split depends
+    /// on the thread count only.
     func testProductsRepeatExactly() {
         var random = TestRandom(3)
         let m = 130, n = 120, k = 70
@@ -114,11 +115,14 @@ final class BF16MatmulTests: XCTestCase {
         XCTAssertEqual(product(pool, m: m).map(\.bitPattern), first.map(\.bitPattern))
         XCTAssertEqual(product(ThreadPool(threads: 2), m: m).map(\.bitPattern), first.map(\.bitPattern))
     }
+}
 
+/// The conversions need no bf16 instructions: tested everywhere.
+final class BFloat16ConversionTests: XCTestCase {
     /// Conversions: bits are the high half of the rounded value, and the transpose moves every element.
     func testConversionAndTranspose() {
         var random = TestRandom(5)
-        let rows = 37, columns = 53
+        let rows = 150, columns = 130   // above both kernels' serial thresholds: the parallel paths
         let x = random.floats(rows * columns)
         var bits = [UInt16](repeating: 0, count: x.count), rounded = [Float](repeating: 0, count: x.count)
         var transposed = [UInt16](repeating: 0, count: x.count)
