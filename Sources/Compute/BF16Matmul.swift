@@ -52,6 +52,18 @@ public enum BF16Matmul {
         }
     }
 
+    /// `C = alpha·op(A)·op(B) (+ C)` on the calling thread, for kernels that split their own work over a pool
+    /// (fused attention's tiles). `alpha` is applied to the fp32 accumulator before C is added (oneDNN's output
+    /// scale): the product of each distinct alpha, shape, stride and transpose has its own cached primitive.
+    public static func serial(transA: Bool = false, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                              a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
+                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        precondition(beta == 0 || beta == 1, "BF16Matmul.serial: beta is 0 or 1, not \(beta)")
+        precondition(isAvailable, "BF16Matmul.serial: this CPU has no native bf16 products (check isAvailable first)")
+        serial(slot: 0, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+               accumulate: beta == 1, c: c, ldc: ldc)
+    }
+
     struct Product: ParallelWork {
         let transA: Bool, transB: Bool
         let m: Int, n: Int, k: Int
@@ -82,7 +94,7 @@ public enum BF16Matmul {
 
     /// One product on the calling thread, through the primitive cached for its shape and this thread (each entry's
     /// memory objects and scratchpad are rebound and used by one thread only, whatever pools run at once).
-    static func serial(slot: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+    static func serial(slot: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                        a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
                        accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard m > 0, n > 0 else { return }
@@ -91,7 +103,7 @@ public enum BF16Matmul {
             return
         }
         let key = Key(thread: UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))), transA: transA, transB: transB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
-                      accumulate: accumulate)
+                      accumulate: accumulate, alpha: alpha)
         let entry = state.cache.withLock { cache in
             if let entry = cache[key] { return entry }
             let entry = Entry(key, engine: state.engine!)
@@ -105,12 +117,20 @@ public enum BF16Matmul {
     /// accounting for oneDNN's own allocations in tests.
     public static var executionCount: Int { executions.load(ordering: .relaxed) }
     public static var accumulatingExecutionCount: Int { accumulatingExecutions.load(ordering: .relaxed) }
-    static let executions = Atomic<Int>(0), accumulatingExecutions = Atomic<Int>(0)
+    /// The heap allocations oneDNN made inside those executions by `allocationsPerExecution` of each one's
+    /// implementation and post-op.
+    public static var executionAllocationCount: Int { executionAllocations.load(ordering: .relaxed) }
+    static let executions = Atomic<Int>(0), accumulatingExecutions = Atomic<Int>(0), executionAllocations = Atomic<Int>(0)
 
     /// Heap allocations oneDNN makes inside one `dnnl_primitive_execute` of a matmul with a user scratchpad
-    /// (measured with the test suite's allocation counter on oneDNN 2.6.3): 6 for its execution context (the
-    /// argument map), and one more with a sum post-op. The step's own code allocates nothing.
-    public static func allocationsPerExecution(accumulating: Bool) -> Int { accumulating ? 7 : 6 }
+    /// (measured with the test suite's allocation counter on oneDNN 2.6.3), all for its execution context (the
+    /// argument map): its brgemm kernels (`brg:…`, the large products) make 6, and 7 with a sum post-op; its
+    /// gemm-based kernel (`gemm:jit`, which it picks for small products on strided operands such as attention's
+    /// tiles) makes 5, and 8 with a sum post-op. The step's own code allocates nothing.
+    public static func allocationsPerExecution(implementation: String, accumulating: Bool) -> Int {
+        if implementation.hasPrefix("gemm") { return accumulating ? 8 : 5 }
+        return accumulating ? 7 : 6
+    }
 
     // MARK: Primitives
 
@@ -121,6 +141,8 @@ public enum BF16Matmul {
         var m: Int, n: Int, k: Int
         var lda: Int, ldb: Int, ldc: Int
         var accumulate: Bool
+        /// The output scale (1: none).
+        var alpha: Float
     }
 
     /// One shape's primitive with its memory objects (rebound to each call's buffers), stream and scratchpad.
@@ -130,6 +152,8 @@ public enum BF16Matmul {
         let a: dnnl_memory_t, b: dnnl_memory_t, c: dnnl_memory_t, scratch: dnnl_memory_t
         let scratchBuffer: UnsafeMutableRawPointer
         let accumulate: Bool
+        /// oneDNN's `allocationsPerExecution` for this primitive's implementation.
+        let allocations: Int
         var arguments: [dnnl_exec_arg_t]
 
         init(_ key: Key, engine: dnnl_engine_t) {
@@ -140,9 +164,11 @@ public enum BF16Matmul {
             BF16Matmul.describe(&bDesc, rows: key.k, columns: key.n, type: dnnl_bf16, stride: key.ldb, transposed: key.transB)
             BF16Matmul.describe(&cDesc, rows: key.m, columns: key.n, type: dnnl_f32, stride: key.ldc, transposed: false)
             guard let pd = BF16Matmul.primitiveDescriptor(a: &aDesc, b: &bDesc, c: &cDesc, accumulate: key.accumulate,
-                                                          engine: engine)
+                                                          alpha: key.alpha, engine: engine)
             else { preconditionFailure("oneDNN created a bf16 matmul at start-up but not for \(key)") }
             defer { dnnl_primitive_desc_destroy(pd) }
+            allocations = BF16Matmul.allocationsPerExecution(implementation: BF16Matmul.implementationName(pd),
+                                                             accumulating: key.accumulate)
             var primitive: dnnl_primitive_t?
             BF16Matmul.check(dnnl_primitive_create(&primitive, pd), "dnnl_primitive_create")
             self.primitive = primitive!
@@ -180,6 +206,7 @@ public enum BF16Matmul {
             BF16Matmul.check(status, "dnnl_primitive_execute")
             BF16Matmul.executions.add(1, ordering: .relaxed)
             if accumulate { BF16Matmul.accumulatingExecutions.add(1, ordering: .relaxed) }
+            BF16Matmul.executionAllocations.add(allocations, ordering: .relaxed)
         }
     }
 
@@ -200,13 +227,17 @@ public enum BF16Matmul {
     /// The matmul's primitive descriptor with a user-managed scratchpad (and the sum post-op to accumulate), or nil
     /// when oneDNN has no implementation for it on this CPU.
     static func primitiveDescriptor(a: inout dnnl_memory_desc_t, b: inout dnnl_memory_desc_t, c: inout dnnl_memory_desc_t,
-                                    accumulate: Bool, engine: dnnl_engine_t) -> dnnl_primitive_desc_t? {
+                                    accumulate: Bool, alpha: Float = 1, engine: dnnl_engine_t) -> dnnl_primitive_desc_t? {
         var op = dnnl_matmul_desc_t()
         guard dnnl_matmul_desc_init(&op, &a, &b, nil, &c) == dnnl_success else { return nil }
         var attr: dnnl_primitive_attr_t?
         check(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create")
         defer { dnnl_primitive_attr_destroy(attr) }
         check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "set_scratchpad_mode")
+        if alpha != 1 {
+            var scale = alpha
+            check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale), "dnnl_primitive_attr_set_output_scales")
+        }
         if accumulate {
             var ops: dnnl_post_ops_t?
             check(dnnl_post_ops_create(&ops), "dnnl_post_ops_create")
@@ -217,6 +248,13 @@ public enum BF16Matmul {
         var pd: dnnl_primitive_desc_t?
         guard dnnl_primitive_desc_create(&pd, &op, attr, engine, nil) == dnnl_success else { return nil }
         return pd
+    }
+
+    /// The implementation a primitive descriptor picked (`brg:avx512_core_bf16`, `gemm:jit`, ...).
+    static func implementationName(_ pd: dnnl_primitive_desc_t) -> String {
+        var info: UnsafePointer<CChar>?
+        _ = withUnsafeMutablePointer(to: &info) { dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, $0) }
+        return info.map { String(cString: $0) } ?? "unknown"
     }
 
     static func check(_ status: dnnl_status_t, _ call: String) {
@@ -252,9 +290,7 @@ public enum BF16Matmul {
             return State(engine: engine, implementation: nil)
         }
         defer { dnnl_primitive_desc_destroy(pd) }
-        var info: UnsafePointer<CChar>?
-        _ = withUnsafeMutablePointer(to: &info) { dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, $0) }
-        let name = info.map { String(cString: $0) } ?? "unknown"
+        let name = implementationName(pd)
         // oneDNN's reference matmul ("ref:any") converts element by element: far slower than emulating on sgemm.
         return State(engine: engine, implementation: name.hasPrefix("ref") ? nil : name)
     }()

@@ -110,6 +110,8 @@ public final class GPT {
     /// Native bf16 products only: the parameters as bf16, and the activations' bf16 allocation.
     let parameterHalves: UnsafeMutablePointer<UInt16>?
     let activationHalves: UnsafeMutablePointer<UInt16>?
+    /// Fused attention's per-thread bf16 tiles (native bf16 products only).
+    let attentionTileHalves: UnsafeMutablePointer<UInt16>?
     let activations: FloatStorage
     let attentionScratch: FloatStorage
     let normScratch: FloatStorage
@@ -154,9 +156,11 @@ public final class GPT {
             }
             parameterHalves = halves(layout.count)
             activationHalves = halves(acts.halfCount)
+            attentionTileHalves = halves(pool.threadCount * FusedAttention.halfScratchPerThread(tiles: attentionTiles))
         } else {
             parameterHalves = nil
             activationHalves = nil
+            attentionTileHalves = nil
         }
         // Room for attention dropout too: whether a pass drops out is up to its caller.
         let perThread = attention == .fused ? FusedAttention.scratchPerThread(tiles: attentionTiles)
@@ -174,6 +178,7 @@ public final class GPT {
         targetBuffer.deallocate()
         parameterHalves?.deallocate()
         activationHalves?.deallocate()
+        attentionTileHalves?.deallocate()
     }
 
     /// The residual stream entering block `layer` in the last forward pass, [batch·time, d_model] row-major (the
@@ -226,6 +231,15 @@ public final class GPT {
         case .native? where half != nil: BFloat16.convert(pool, bits: self.half(half!), rounded: p, p, count: count)
         default: BFloat16.round(pool, out: p, p, count: count)
         }
+    }
+
+    /// Attention's bf16 operands when products run natively: the layer's q, k, v (and output gradient) as
+    /// converted into the bf16 allocation, and the per-thread tiles.
+    private func nativeAttention(withGradient: Bool) -> FusedAttention.NativeBF16? {
+        guard bf16Products == .native, let attentionTileHalves else { return nil }
+        return FusedAttention.NativeBF16(qkv: half(acts.attentionQKVHalf),
+                                         dout: withGradient ? UnsafePointer(half(acts.attentionGradientHalf)) : nil,
+                                         tiles: attentionTileHalves)
     }
 
     /// A gradient that a linear layer's backward products read: rounded in place in bf16, and with native products
@@ -328,13 +342,17 @@ public final class GPT {
             productInput(act(a.ln1), count: bt * c, half: a.ln1Half)
             linear(out: act(a.qkv), inp: act(a.ln1), inpHalf: a.ln1Half, weight: o.qkvWeight, bias: optionalParam(o.qkvBias),
                    rows: bt, inFeatures: c, outFeatures: 3 * c)
-            productInput(act(a.qkv), count: bt * 3 * c)
+            if bf16Products == .native {
+                BFloat16.convert(pool, bits: half(acts.attentionQKVHalf), rounded: act(a.qkv), act(a.qkv), count: bt * 3 * c)
+            } else {
+                productInput(act(a.qkv), count: bt * 3 * c)
+            }
             let attentionDropout = drop.map { mask($0, layer: l, site: 1) }
             switch attention {
             case .fused:
                 FusedAttention.forward(pool, out: act(a.attY), lse: act(a.att), qkv: act(a.qkv), shape: attentionShape,
                                        tiles: attentionTiles, scratch: attentionScratch.base, dropout: attentionDropout,
-                                       bf16Inputs: bf16)
+                                       bf16Inputs: bf16, native: nativeAttention(withGradient: false))
             case .materialized:
                 Attention.forward(pool, out: act(a.attY), att: act(a.att), qkv: act(a.qkv), shape: attentionShape,
                                   scratch: attentionScratch.base, dropout: attentionDropout)
@@ -470,13 +488,20 @@ public final class GPT {
             linearBackward(dinp: dAttY, dweight: grad(o.attnProjWeight), dbias: optionalGrad(o.attnProjBias),
                            dout: dBranch, inp: act(a.attY), inpHalf: a.attYHalf, weight: o.attnProjWeight, rows: bt,
                            inFeatures: c, outFeatures: c, accumulateInput: false, accumulateParameters: accumulate)
-            productInput(dAttY, count: bt * c)
+            if bf16Products == .native {
+                BFloat16.convert(pool, bits: half(acts.attentionGradientHalf), rounded: dAttY, dAttY, count: bt * c)
+                // This layer's q, k, v (rounded in the forward pass, so the patterns are exact).
+                BFloat16.convert(pool, bits: half(acts.attentionQKVHalf), rounded: nil, act(a.qkv), count: bt * 3 * c)
+            } else {
+                productInput(dAttY, count: bt * c)
+            }
             let attentionDropout = drop.map { mask($0, layer: l, site: 1) }
             switch attention {
             case .fused:
                 FusedAttention.backward(pool, dqkv: dQKV, dout: dAttY, out: act(a.attY), lse: act(a.att), qkv: act(a.qkv),
                                         shape: attentionShape, tiles: attentionTiles, scratch: attentionScratch.base,
-                                        dropout: attentionDropout, bf16Inputs: precision == .bf16)
+                                        dropout: attentionDropout, bf16Inputs: precision == .bf16,
+                                        native: nativeAttention(withGradient: true))
             case .materialized:
                 Attention.backward(pool, dqkv: dQKV, dout: dAttY, att: act(a.att), qkv: act(a.qkv), shape: attentionShape,
                                    scratch: attentionScratch.base, dropout: attentionDropout)

@@ -46,8 +46,11 @@ public struct ActivationLayout: Sendable {
     /// which read bf16 operands. Each block's four product inputs are kept as bf16 for the backward pass, with the
     /// final LayerNorm's output, and one gradient at a time is converted into `gradientHalf` and its transpose
     /// into `gradientHalfTransposed` (each as large as the widest gradient a product reads: logits, MLP or qkv).
+    /// Attention's products read one layer's q, k, v (`attentionQKVHalf`, [B, T, 3C]) and, in the backward pass,
+    /// its output gradient (`attentionGradientHalf`, [B, T, C]), converted when the layer runs.
     public let bf16Copies: Bool
     public private(set) var lnfHalf = 0, gradientHalf = 0, gradientHalfTransposed = 0
+    public private(set) var attentionQKVHalf = 0, attentionGradientHalf = 0
     /// bf16 elements (2 bytes each) in the bf16 allocation; 0 without bf16 copies.
     public private(set) var halfCount = 0
 
@@ -90,6 +93,8 @@ public struct ActivationLayout: Sendable {
         let widest = bt * Swift.max(shape.vocabSize, f, 3 * c)
         gradientHalf = place(widest)
         gradientHalfTransposed = place(widest)
+        attentionQKVHalf = place(bt * 3 * c)
+        attentionGradientHalf = place(bt * c)
         halfCount = next
     }
 }

@@ -15,8 +15,29 @@ import Foundation
 /// Dropout on the attention weights uses the same mask indices as `Attention` (pair·T² + i·T + j), so both kernels
 /// compute the same function. With `bf16Inputs`, the two operands of every product inside attention are rounded to
 /// bfloat16 (round to nearest even) before the fp32 sgemm: q, k, v and dout must arrive rounded (the model rounds
-/// them), and the kernel rounds the probabilities and the score gradients it makes.
+/// them), and the kernel rounds the probabilities and the score gradients it makes. With `native` operands as well
+/// (bf16 copies of q, k, v and dout, and per-thread bf16 tiles), the same rounded operands are multiplied by
+/// oneDNN's bf16 matmul (`BF16Matmul.serial`) instead of the fp32 sgemm: the same products up to the order of
+/// each fp32 sum.
 public enum FusedAttention {
+    /// bf16 copies of attention's product operands, for native bf16 products: `qkv` [B, T, 3C] and, for the
+    /// backward pass, `dout` [B, T, C], holding the bf16 patterns of the (rounded) fp32 inputs at the same offsets,
+    /// and `tiles`, `halfScratchPerThread` bf16 elements for each pool thread.
+    public struct NativeBF16: @unchecked Sendable {
+        public var qkv: UnsafePointer<UInt16>
+        public var dout: UnsafePointer<UInt16>?
+        public var tiles: UnsafeMutablePointer<UInt16>
+
+        public init(qkv: UnsafePointer<UInt16>, dout: UnsafePointer<UInt16>? = nil, tiles: UnsafeMutablePointer<UInt16>) {
+            self.qkv = qkv
+            self.dout = dout
+            self.tiles = tiles
+        }
+    }
+
+    /// bf16 elements of per-thread scratch for native products: the weights tile and the score-gradient tile.
+    public static func halfScratchPerThread(tiles: Tiles) -> Int { 2 * tiles.queries * tiles.keys }
+
     /// Tile sizes. The standard tiles make T ≤ 256 one key tile per query tile (the whole visible row, so no
     /// rescaling), and longer sequences stream keys through the online softmax.
     public struct Tiles: Sendable, Equatable {
@@ -40,18 +61,23 @@ public enum FusedAttention {
     /// scaled scores (what the backward pass needs).
     public static func forward(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>,
                                qkv: UnsafePointer<Float>, shape s: Attention.Shape, tiles: Tiles = .standard,
-                               scratch: UnsafeMutablePointer<Float>, dropout: DropoutMask?, bf16Inputs: Bool = false) {
-        let perThread = scratchPerThread(tiles: tiles)
-        pool.parallelChunks(s.batch * s.heads, (out, lse, qkv, s, tiles, scratch, dropout, bf16Inputs, perThread)) { a, thread, pairs in
-            let (out, lse, qkv, s, tiles, scratch, dropout, bf16Inputs, perThread) = a
+                               scratch: UnsafeMutablePointer<Float>, dropout: DropoutMask?, bf16Inputs: Bool = false,
+                               native: NativeBF16? = nil) {
+        precondition(native == nil || bf16Inputs, "FusedAttention: native bf16 products need bf16Inputs")
+        let perThread = scratchPerThread(tiles: tiles), halfPerThread = halfScratchPerThread(tiles: tiles)
+        pool.parallelChunks(s.batch * s.heads, (out, lse, qkv, s, tiles, scratch, dropout, bf16Inputs, perThread, native, halfPerThread)) { a, thread, pairs in
+            let (out, lse, qkv, s, tiles, scratch, dropout, bf16Inputs, perThread, native, halfPerThread) = a
             let t = s.time, c = s.channels, hs = s.headSize, c3 = 3 * c
             let br = tiles.queries, bc = tiles.keys
             let scores = scratch + thread * perThread
             let weightsTile = scores + 2 * br * bc
             let rowMax = weightsTile + br * bc, rowSum = rowMax + br
+            let weightBits = native.map { $0.tiles + thread * halfPerThread }
             for pair in pairs {
                 let b = pair / s.heads, h = pair % s.heads
-                let q = qkv + b * t * c3 + h * hs, k = q + c, v = q + 2 * c
+                let offset = b * t * c3 + h * hs
+                let q = qkv + offset, k = q + c, v = q + 2 * c
+                let qh = native.map { $0.qkv + offset }, kh = qh.map { $0 + c }, vh = qh.map { $0 + 2 * c }
                 let o = out + b * t * c + h * hs
                 let rowLSE = lse + pair * t
                 var r0 = 0
@@ -60,8 +86,9 @@ public enum FusedAttention {
                     var c0 = 0
                     while c0 < r1 {
                         let c1 = min(r1, c0 + bc), cols = c1 - c0
-                        Matmul.serial(transA: false, transB: true, m: rows, n: cols, k: hs, alpha: s.scale,
-                                      a: q + r0 * c3, lda: c3, b: k + c0 * c3, ldb: c3, beta: 0, c: scores, ldc: bc)
+                        product(transB: true, m: rows, n: cols, k: hs, alpha: s.scale, a: q + r0 * c3,
+                                bf16: qh.map { $0 + r0 * c3 }, lda: c3, b: k + c0 * c3, bf16: kh.map { $0 + c0 * c3 },
+                                ldb: c3, beta: 0, c: scores, ldc: bc)
                         for r in 0..<rows {
                             let row = scores + r * bc
                             let visible = min(cols, r0 + r - c0 + 1)
@@ -84,8 +111,10 @@ public enum FusedAttention {
                         }
                         let weights = valueWeights(scores, scratch: weightsTile, rows: rows, cols: cols, ld: bc,
                                                    dropout: dropout, base: pair * t * t + r0 * t + c0, time: t, bf16: bf16Inputs)
-                        Matmul.serial(transA: false, transB: false, m: rows, n: hs, k: cols, a: weights, lda: bc,
-                                      b: v + c0 * c3, ldb: c3, beta: c0 == 0 ? 0 : 1, c: o + r0 * c, ldc: c)
+                        product(transB: false, m: rows, n: hs, k: cols, a: weights,
+                                bf16: weightBits.map { bits(of: weights, into: $0, rows: rows, cols: cols, ld: bc) },
+                                lda: bc, b: v + c0 * c3, bf16: vh.map { $0 + c0 * c3 }, ldb: c3,
+                                beta: c0 == 0 ? 0 : 1, c: o + r0 * c, ldc: c)
                         c0 = c1
                     }
                     for r in 0..<rows {
@@ -103,21 +132,29 @@ public enum FusedAttention {
     public static func backward(_ pool: ThreadPool, dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 out: UnsafePointer<Float>, lse: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
                                 shape s: Attention.Shape, tiles: Tiles = .standard,
-                                scratch: UnsafeMutablePointer<Float>, dropout: DropoutMask?, bf16Inputs: Bool = false) {
-        let perThread = scratchPerThread(tiles: tiles)
-        pool.parallelChunks(s.batch * s.heads, (dqkv, dout, out, lse, qkv, s, tiles, scratch, dropout, bf16Inputs, perThread)) { a, thread, pairs in
-            let (dqkv, dout, out, lse, qkv, s, tiles, scratch, dropout, bf16Inputs, perThread) = a
+                                scratch: UnsafeMutablePointer<Float>, dropout: DropoutMask?, bf16Inputs: Bool = false,
+                                native: NativeBF16? = nil) {
+        precondition(native == nil || (bf16Inputs && native!.dout != nil),
+                     "FusedAttention: native bf16 products need bf16Inputs and dout's bf16 copy")
+        let perThread = scratchPerThread(tiles: tiles), halfPerThread = halfScratchPerThread(tiles: tiles)
+        pool.parallelChunks(s.batch * s.heads, (dqkv, dout, out, lse, qkv, s, tiles, scratch, dropout, bf16Inputs, perThread, native, halfPerThread)) { a, thread, pairs in
+            let (dqkv, dout, out, lse, qkv, s, tiles, scratch, dropout, bf16Inputs, perThread, native, halfPerThread) = a
             let t = s.time, c = s.channels, hs = s.headSize, c3 = 3 * c
             let br = tiles.queries, bc = tiles.keys
             let probabilities = scratch + thread * perThread
             let dScores = probabilities + br * bc
             let weightsTile = dScores + br * bc
             let rowDot = weightsTile + br * bc
+            let weightBits = native.map { $0.tiles + thread * halfPerThread }
+            let dScoreBits = weightBits.map { $0 + br * bc }
             for pair in pairs {
                 let b = pair / s.heads, h = pair % s.heads
-                let q = qkv + b * t * c3 + h * hs, k = q + c, v = q + 2 * c
-                let dq = dqkv + b * t * c3 + h * hs, dk = dq + c, dv = dq + 2 * c
+                let offset = b * t * c3 + h * hs
+                let q = qkv + offset, k = q + c, v = q + 2 * c
+                let qh = native.map { $0.qkv + offset }, kh = qh.map { $0 + c }, vh = qh.map { $0 + 2 * c }
+                let dq = dqkv + offset, dk = dq + c, dv = dq + 2 * c
                 let dy = dout + b * t * c + h * hs, y = out + b * t * c + h * hs
+                let dyh = native.map { $0.dout! + b * t * c + h * hs }
                 let rowLSE = lse + pair * t
                 // dk and dv collect from every query tile.
                 for j in 0..<t {
@@ -132,8 +169,9 @@ public enum FusedAttention {
                     while c0 < r1 {
                         let c1 = min(r1, c0 + bc), cols = c1 - c0
                         // Probabilities again, from the saved log-sum-exp.
-                        Matmul.serial(transA: false, transB: true, m: rows, n: cols, k: hs, alpha: s.scale,
-                                      a: q + r0 * c3, lda: c3, b: k + c0 * c3, ldb: c3, beta: 0, c: probabilities, ldc: bc)
+                        product(transB: true, m: rows, n: cols, k: hs, alpha: s.scale, a: q + r0 * c3,
+                                bf16: qh.map { $0 + r0 * c3 }, lda: c3, b: k + c0 * c3, bf16: kh.map { $0 + c0 * c3 },
+                                ldb: c3, beta: 0, c: probabilities, ldc: bc)
                         for r in 0..<rows {
                             let visible = max(0, min(cols, r0 + r - c0 + 1))
                             _ = exponentiate(probabilities + r * bc, count: visible, minus: rowLSE[r0 + r], width: cols)
@@ -141,11 +179,14 @@ public enum FusedAttention {
                         let weights = valueWeights(probabilities, scratch: weightsTile, rows: rows, cols: cols, ld: bc,
                                                    dropout: dropout, base: pair * t * t + r0 * t + c0, time: t, bf16: bf16Inputs)
                         // dv += weightsᵀ · dout.
-                        Matmul.serial(transA: true, transB: false, m: cols, n: hs, k: rows, a: weights, lda: bc,
-                                      b: dy + r0 * c, ldb: c, beta: 1, c: dv + c0 * c3, ldc: c3)
+                        product(transA: true, transB: false, m: cols, n: hs, k: rows, a: weights,
+                                bf16: weightBits.map { bits(of: weights, into: $0, rows: rows, cols: cols, ld: bc) },
+                                lda: bc, b: dy + r0 * c, bf16: dyh.map { $0 + r0 * c }, ldb: c, beta: 1,
+                                c: dv + c0 * c3, ldc: c3)
                         // d(weights) = dout · vᵀ, back through dropout, then the softmax: p ⊙ (dp − D).
-                        Matmul.serial(transA: false, transB: true, m: rows, n: cols, k: hs, a: dy + r0 * c, lda: c,
-                                      b: v + c0 * c3, ldb: c3, beta: 0, c: dScores, ldc: bc)
+                        product(transB: true, m: rows, n: cols, k: hs, a: dy + r0 * c, bf16: dyh.map { $0 + r0 * c },
+                                lda: c, b: v + c0 * c3, bf16: vh.map { $0 + c0 * c3 }, ldb: c3, beta: 0,
+                                c: dScores, ldc: bc)
                         for r in 0..<rows {
                             let visible = max(0, min(cols, r0 + r - c0 + 1))
                             let p = probabilities + r * bc, g = dScores + r * bc
@@ -156,17 +197,43 @@ public enum FusedAttention {
                             softmaxGradient(g, p, count: visible, rowDot: rowDot[r], width: cols, bf16: bf16Inputs)
                         }
                         // dq (+)= scale · dS · k; dk += scale · dSᵀ · q.
-                        Matmul.serial(transA: false, transB: false, m: rows, n: hs, k: cols, alpha: s.scale,
-                                      a: dScores, lda: bc, b: k + c0 * c3, ldb: c3, beta: c0 == 0 ? 0 : 1,
-                                      c: dq + r0 * c3, ldc: c3)
-                        Matmul.serial(transA: true, transB: false, m: cols, n: hs, k: rows, alpha: s.scale,
-                                      a: dScores, lda: bc, b: q + r0 * c3, ldb: c3, beta: 1, c: dk + c0 * c3, ldc: c3)
+                        let dSh = dScoreBits.map { bits(of: dScores, into: $0, rows: rows, cols: cols, ld: bc) }
+                        product(transB: false, m: rows, n: hs, k: cols, alpha: s.scale, a: dScores, bf16: dSh,
+                                lda: bc, b: k + c0 * c3, bf16: kh.map { $0 + c0 * c3 }, ldb: c3,
+                                beta: c0 == 0 ? 0 : 1, c: dq + r0 * c3, ldc: c3)
+                        product(transA: true, transB: false, m: cols, n: hs, k: rows, alpha: s.scale, a: dScores,
+                                bf16: dSh, lda: bc, b: q + r0 * c3, bf16: qh.map { $0 + r0 * c3 }, ldb: c3, beta: 1,
+                                c: dk + c0 * c3, ldc: c3)
                         c0 = c1
                     }
                     r0 = r1
                 }
             }
         }
+    }
+
+    /// One product of the kernel: on the fp32 operands through the sgemm, or, when both bf16 copies are given
+    /// (native bf16), on those through oneDNN.
+    @inline(__always)
+    static func product(transA: Bool = false, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                        a: UnsafePointer<Float>, bf16 ah: UnsafePointer<UInt16>?, lda: Int,
+                        b: UnsafePointer<Float>, bf16 bh: UnsafePointer<UInt16>?, ldb: Int,
+                        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if let ah, let bh {
+            BF16Matmul.serial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: ah, lda: lda,
+                              b: bh, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        } else {
+            Matmul.serial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
+                          ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+    }
+
+    /// The bf16 patterns of a rows×cols tile of already-rounded values (row stride `ld` in both), into `bits`.
+    @inline(__always)
+    static func bits(of tile: UnsafePointer<Float>, into bits: UnsafeMutablePointer<UInt16>, rows: Int, cols: Int,
+                     ld: Int) -> UnsafePointer<UInt16> {
+        for r in 0..<rows { BFloat16.convertSerial(bits: bits + r * ld, rounded: nil, tile + r * ld, count: cols) }
+        return UnsafePointer(bits)
     }
 
     // MARK: Row operations

@@ -11,17 +11,28 @@ final class FusedAttentionTests: XCTestCase {
 
     /// Forward and backward of the fused kernel with a given upstream gradient.
     func fused(_ qkv: [Float], _ g: [Float], _ s: Attention.Shape, tiles: FusedAttention.Tiles, dropout: DropoutMask?,
-               threads: Int = 2, bf16: Bool = false) -> Run {
+               threads: Int = 2, bf16: Bool = false, native: Bool = false) -> Run {
         let pool = ThreadPool(threads: threads)
         let n = qkv.count
         var arrays = [qkv, g, [Float](repeating: .nan, count: s.batch * s.time * s.channels),
                       [Float](repeating: .nan, count: s.batch * s.heads * s.time), [Float](repeating: .nan, count: n),
                       [Float](repeating: .nan, count: threads * FusedAttention.scratchPerThread(tiles: tiles))]
+        // Native products read bf16 copies of q, k, v and dout (already bf16 values here) and per-thread tiles
+        // (filled with a NaN pattern: every element a product reads must have been written).
+        var qkvBits = qkv.map(BFloat16.bits), gBits = g.map(BFloat16.bits)
+        var tileBits = [UInt16](repeating: 0x7FC1, count: threads * FusedAttention.halfScratchPerThread(tiles: tiles))
         withPointers(&arrays) { p in
-            FusedAttention.forward(pool, out: p[2], lse: p[3], qkv: p[0], shape: s, tiles: tiles, scratch: p[5],
-                                   dropout: dropout, bf16Inputs: bf16)
-            FusedAttention.backward(pool, dqkv: p[4], dout: p[1], out: p[2], lse: p[3], qkv: p[0], shape: s, tiles: tiles,
-                                    scratch: p[5], dropout: dropout, bf16Inputs: bf16)
+            qkvBits.withUnsafeMutableBufferPointer { qb in gBits.withUnsafeMutableBufferPointer { gb in
+                tileBits.withUnsafeMutableBufferPointer { tb in
+                    let operands = native ? FusedAttention.NativeBF16(qkv: qb.baseAddress!, dout: gb.baseAddress!,
+                                                                      tiles: tb.baseAddress!) : nil
+                    FusedAttention.forward(pool, out: p[2], lse: p[3], qkv: p[0], shape: s, tiles: tiles, scratch: p[5],
+                                           dropout: dropout, bf16Inputs: bf16 || native, native: operands)
+                    FusedAttention.backward(pool, dqkv: p[4], dout: p[1], out: p[2], lse: p[3], qkv: p[0], shape: s,
+                                            tiles: tiles, scratch: p[5], dropout: dropout, bf16Inputs: bf16 || native,
+                                            native: operands)
+                }
+            }}
         }
         return Run(out: arrays[2], lse: arrays[3], dqkv: arrays[4])
     }
@@ -183,6 +194,66 @@ final class FusedAttentionTests: XCTestCase {
         let relative = norm(difference) / norm(exact.dqkv)
         XCTAssertLessThanOrEqual(relative, 4 * u)
         XCTAssertGreaterThan(relative, 0, "bf16 rounding should be visible in the gradients")
+    }
+
+    /// Native bf16 products (oneDNN) against the exact emulation on the same bf16 operands, over one tile, many
+    /// tiles with ragged edges and the online softmax, dropout, and both thread counts.
+    ///
+    /// Both multiply the same bf16 values exactly and accumulate in fp32; only the order of each sum differs
+    /// (each within (k−1)·2⁻²⁴·Σ|terms| of the exact sum, Higham eq. 3.5). The kernel then rounds the
+    /// probabilities and the score gradients to bf16, and a value that lands within that difference of a rounding
+    /// tie rounds the other way: one bf16 ulp, 2u relative (u = 2⁻⁸). So each output element is within
+    /// 2u·Σ_j p_ij·|v_j| (every weight that multiplies v flipped, the worst case) plus fp32 noise, asserted
+    /// element by element. Flips need a value within about k·2⁻²⁴ (relative) of a tie, about one in 2¹⁶/k
+    /// roundings, so the gradients agree to far better than one flip everywhere: asserted as a relative norm error
+    /// ≤ u/4, and the outputs must not be bit-identical in every element (oneDNN really ran).
+    func testNativeBF16ProductsAgreeWithTheEmulation() throws {
+        try XCTSkipUnless(BF16Matmul.isAvailable, "\(CPU.modelName) has no native bf16 products")
+        let u = Double(BFloat16.unitRoundoff)
+        for (s, tiles, dropout, threads) in [
+            (Attention.Shape(batch: 2, time: 150, channels: 64, heads: 2), FusedAttention.Tiles.standard, DropoutMask?.none, 2),
+            (Attention.Shape(batch: 2, time: 150, channels: 48, heads: 3), FusedAttention.Tiles(queries: 32, keys: 48), nil, 1),
+            (Attention.Shape(batch: 1, time: 70, channels: 32, heads: 2), FusedAttention.Tiles(queries: 16, keys: 24),
+             DropoutMask(key: 9, probability: 0.2), 2),
+        ] {
+            var random = TestRandom(31)
+            let qkv = random.floats(s.batch * s.time * 3 * s.channels, scale: 2).map(BFloat16.round)
+            let g = random.floats(s.batch * s.time * s.channels).map(BFloat16.round)
+            let before = BF16Matmul.executionCount
+            let native = fused(qkv, g, s, tiles: tiles, dropout: dropout, threads: threads, native: true)
+            XCTAssertGreaterThan(BF16Matmul.executionCount, before, "oneDNN ran no product")
+            let emulated = fused(qkv, g, s, tiles: tiles, dropout: dropout, threads: threads, bf16: true)
+            let label = "T \(s.time) C \(s.channels) H \(s.heads) \(tiles) dropout \(dropout != nil)"
+            // Σ_j p_ij·|v_j| from the emulated run's log-sum-exp (its scores are exact products of bf16 values).
+            let t = s.time, c = s.channels, hs = s.headSize, keep = 1 / (1 - (dropout?.probability ?? 0))
+            var identical = true
+            for b in 0..<s.batch { for h in 0..<s.heads { for i in 0..<t {
+                let l = Double(emulated.lse[(b * s.heads + h) * t + i])
+                var weights = [Double](repeating: 0, count: i + 1)
+                for j in 0...i {
+                    var score = 0.0
+                    for e in 0..<hs {
+                        score += Double(qkv[(b * t + i) * 3 * c + h * hs + e]) * Double(qkv[(b * t + j) * 3 * c + c + h * hs + e])
+                    }
+                    weights[j] = exp(score / Double(hs).squareRoot() - l) * Double(keep)
+                }
+                for d in 0..<hs {
+                    var bound = 0.0
+                    for j in 0...i { bound += weights[j] * abs(Double(qkv[(b * t + j) * 3 * c + 2 * c + h * hs + d])) }
+                    let index = (b * t + i) * c + h * hs + d
+                    let error = abs(Double(native.out[index]) - Double(emulated.out[index]))
+                    XCTAssertLessThanOrEqual(error, 2 * u * bound + 1e-5, "\(label) out[\(index)]")
+                    if native.out[index] != emulated.out[index] { identical = false }
+                }
+                let lseError = abs(Double(native.lse[(b * s.heads + h) * t + i]) - l)
+                XCTAssertLessThanOrEqual(lseError, 1e-5 * max(1, abs(l)), "\(label) lse")
+            } } }
+            XCTAssertFalse(identical, "\(label): bit-identical to the emulation, so oneDNN's sums were not used")
+            func norm(_ x: [Float]) -> Double { x.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot() }
+            let relative = norm(zip(native.dqkv, emulated.dqkv).map { $0 - $1 }) / norm(emulated.dqkv)
+            XCTAssertLessThanOrEqual(relative, u / 4, "\(label) dqkv")
+            XCTAssertFalse(native.dqkv.contains { !$0.isFinite }, "\(label) dqkv")
+        }
     }
 }
 

@@ -304,14 +304,17 @@ final class AllocationTests: XCTestCase {
         try trainer.trainStep()   // creates every product's primitive
         let before = gpt_allocation_count()
         let executions = BF16Matmul.executionCount, accumulating = BF16Matmul.accumulatingExecutionCount
+        let insideOneDNN = BF16Matmul.executionAllocationCount
         for _ in 0..<3 { try trainer.trainStep() }
         let added = BF16Matmul.accumulatingExecutionCount - accumulating
         let written = BF16Matmul.executionCount - executions - added
+        let expected = BF16Matmul.executionAllocationCount - insideOneDNN
         XCTAssertGreaterThan(written, 0, "the products ran natively")
         XCTAssertGreaterThan(added, 0, "gradient accumulation adds")
-        XCTAssertEqual(gpt_allocation_count() - before,
-                       BF16Matmul.allocationsPerExecution(accumulating: false) * written
-                           + BF16Matmul.allocationsPerExecution(accumulating: true) * added,
+        // Every execution allocates 5 to 8 times inside oneDNN, depending on its kernel and post-op.
+        XCTAssertGreaterThanOrEqual(expected, 5 * (written + added))
+        XCTAssertLessThanOrEqual(expected, 8 * (written + added))
+        XCTAssertEqual(gpt_allocation_count() - before, expected,
                        "heap allocations in three training steps of \(written) + \(added) oneDNN executions")
     }
 }
