@@ -26,7 +26,12 @@ func targetCPUFlags() -> [String] {
 /// `-target-cpu` is an unsafe flag, and SwiftPM refuses a dependency whose products contain one: so the products
 /// below are the executables and the libraries without it (`GPTShape`, `Planner`, `Recipe`), and the numerical
 /// libraries are built for the machine only as part of this package.
-let numericSettings: [SwiftSetting] = [.unsafeFlags(targetCPUFlags())]
+///
+/// `-fno-math-errno` lets `squareRoot()` on vectors compile to the vector square root: with errno semantics (the
+/// default on Linux) every lane became a scalar `vsqrtss` plus a branch to `sqrtf` for negative inputs, and that
+/// made AdamW (one square root per parameter) compute-bound (docs/benchmarks.md). Results are the same IEEE values;
+/// only errno, which nothing reads, is no longer set.
+let numericSettings: [SwiftSetting] = [.unsafeFlags(targetCPUFlags() + ["-Xcc", "-fno-math-errno"])]
 
 let package = Package(
     name: "swift-gpt",
