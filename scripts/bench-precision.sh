@@ -2,7 +2,8 @@
 # gpt-train against PyTorch (nanoGPT's model) in fp32 and bf16 on configurations (a), (b), (c), in interleaved
 # rounds on one machine (docs/benchmarks.md, "fp32 and bf16 against PyTorch"):
 #
-#   scripts/bench-precision.sh            (2 rounds; ROUNDS=3 for more, STEPS=10 timed steps per configuration)
+#   scripts/bench-precision.sh            (2 rounds; ROUNDS=3 for more, STEPS=10 timed steps per configuration,
+#                                          CONFIGS="a" for some of a b c)
 #
 # Needs PyTorch (`pip install torch`; a CPU wheel where pip's find-links has one). Prints the CPU and its bf16
 # capability first, then one line per measurement.
@@ -13,11 +14,15 @@ swift build -c release >/dev/null
 grep -m1 'model name' /proc/cpuinfo
 echo "bf16 instructions: $(grep -o -w -E 'avx512_bf16|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 .build/release/gpt-bench ceiling
+configs="${CONFIGS:-a b c}"
+export STEPS="${STEPS:-10}"
 for round in $(seq "${ROUNDS:-2}"); do
     for precision in fp32 bf16; do
-        .build/release/gpt-bench train --config all --steps "${STEPS:-10}" --precision "$precision" 2>&1 \
-            | grep -E 'tokens/s' | sed "s/^/round $round gpt-train $precision:/"
+        for config in $configs; do
+            .build/release/gpt-bench train --config "$config" --steps "$STEPS" --precision "$precision" 2>&1 \
+                | grep -E 'tokens/s' | sed "s/^/round $round gpt-train $precision $config:/"
+        done
     done
-    python3 scripts/pytorch/nanogpt_speed.py a b c | sed "s/^/round $round PyTorch fp32: /"
-    python3 scripts/pytorch/nanogpt_speed.py --bf16 a b c | sed "s/^/round $round PyTorch bf16 autocast: /"
+    python3 scripts/pytorch/nanogpt_speed.py $configs | sed "s/^/round $round PyTorch fp32: /"
+    python3 scripts/pytorch/nanogpt_speed.py --bf16 $configs | sed "s/^/round $round PyTorch bf16 autocast: /"
 done
