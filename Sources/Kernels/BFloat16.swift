@@ -56,7 +56,8 @@ public enum BFloat16 {
         while j + 16 <= n {
             let r = round(load(inp + j))
             if let rounded { store(r, rounded + j) }
-            let high = SIMD16<UInt16>(truncatingIfNeeded: unsafeBitCast(r, to: SIMD16<UInt32>.self) &>> 16)
+            // The high half of each lane (little-endian: the odd 16-bit halves).
+            let high = unsafeBitCast(r, to: SIMD32<UInt16>.self).oddHalf
             UnsafeMutableRawPointer(bits + j).storeBytes(of: high, as: SIMD16<UInt16>.self)
             j += 16
         }
