@@ -29,8 +29,9 @@ func targetCPUFlags() -> [String] {
 ///
 /// `-fno-math-errno` lets `squareRoot()` on vectors compile to the vector square root: with errno semantics (the
 /// default on Linux) every lane became a scalar `vsqrtss` plus a branch to `sqrtf` for negative inputs, and that
-/// made AdamW (one square root per parameter) compute-bound (docs/benchmarks.md). Results are the same IEEE values;
-/// only errno, which nothing reads, is no longer set.
+/// made AdamW (one square root per parameter) compute-bound (docs/benchmarks.md). A square root is correctly rounded
+/// either way; errno, which nothing reads, is no longer set, and LLVM may treat libm calls as pure (fold or
+/// simplify them), which changes no value these targets compute.
 let numericSettings: [SwiftSetting] = [.unsafeFlags(targetCPUFlags() + ["-Xcc", "-fno-math-errno"])]
 
 let package = Package(

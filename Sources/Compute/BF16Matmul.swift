@@ -117,19 +117,30 @@ public enum BF16Matmul {
     /// accounting for oneDNN's own allocations in tests.
     public static var executionCount: Int { executions.load(ordering: .relaxed) }
     public static var accumulatingExecutionCount: Int { accumulatingExecutions.load(ordering: .relaxed) }
-    /// The heap allocations oneDNN made inside those executions by `allocationsPerExecution` of each one's
-    /// implementation and post-op.
+    /// The heap allocations oneDNN made inside those executions, by `allocationsPerExecution` of each one's
+    /// implementation and post-op, and the executions of implementations whose allocations were never measured.
     public static var executionAllocationCount: Int { executionAllocations.load(ordering: .relaxed) }
-    static let executions = Atomic<Int>(0), accumulatingExecutions = Atomic<Int>(0), executionAllocations = Atomic<Int>(0)
+    public static var unmeasuredExecutionCount: Int { unmeasuredExecutions.load(ordering: .relaxed) }
+    static let executions = Atomic<Int>(0), accumulatingExecutions = Atomic<Int>(0)
+    static let executionAllocations = Atomic<Int>(0), unmeasuredExecutions = Atomic<Int>(0)
+
+    /// The implementations oneDNN picked for the products run so far.
+    public static var implementationsInUse: Set<String> {
+        state.cache.withLock { Set($0.values.map(\.implementation)) }
+    }
 
     /// Heap allocations oneDNN makes inside one `dnnl_primitive_execute` of a matmul with a user scratchpad
-    /// (measured with the test suite's allocation counter on oneDNN 2.6.3), all for its execution context (the
-    /// argument map): its brgemm kernels (`brg:…`, the large products) make 6, and 7 with a sum post-op; its
-    /// gemm-based kernel (`gemm:jit`, which it picks for small products on strided operands such as attention's
-    /// tiles) makes 5, and 8 with a sum post-op. The step's own code allocates nothing.
-    public static func allocationsPerExecution(implementation: String, accumulating: Bool) -> Int {
-        if implementation.hasPrefix("gemm") { return accumulating ? 8 : 5 }
-        return accumulating ? 7 : 6
+    /// (measured with the test suite's allocation counter on oneDNN 2.6.3 on Zen 4), all for its execution context
+    /// (the argument map): its AVX512-BF16 brgemm kernel (`brg:avx512_core_bf16`, the large products) makes 6, and 7
+    /// with a sum post-op; its gemm-based kernel (`gemm:jit`, which it picks for small products on strided operands
+    /// such as attention's tiles) makes 5, and 8 with a sum post-op. nil for an implementation not measured (AMX's,
+    /// for one). The step's own code allocates nothing.
+    public static func allocationsPerExecution(implementation: String, accumulating: Bool) -> Int? {
+        switch implementation {
+        case "brg:avx512_core_bf16": accumulating ? 7 : 6
+        case "gemm:jit": accumulating ? 8 : 5
+        default: nil
+        }
     }
 
     // MARK: Primitives
@@ -152,8 +163,9 @@ public enum BF16Matmul {
         let a: dnnl_memory_t, b: dnnl_memory_t, c: dnnl_memory_t, scratch: dnnl_memory_t
         let scratchBuffer: UnsafeMutableRawPointer
         let accumulate: Bool
-        /// oneDNN's `allocationsPerExecution` for this primitive's implementation.
-        let allocations: Int
+        /// What oneDNN runs this product with, and its `allocationsPerExecution`.
+        let implementation: String
+        let allocations: Int?
         var arguments: [dnnl_exec_arg_t]
 
         init(_ key: Key, engine: dnnl_engine_t) {
@@ -167,8 +179,8 @@ public enum BF16Matmul {
                                                           alpha: key.alpha, engine: engine)
             else { preconditionFailure("oneDNN created a bf16 matmul at start-up but not for \(key)") }
             defer { dnnl_primitive_desc_destroy(pd) }
-            allocations = BF16Matmul.allocationsPerExecution(implementation: BF16Matmul.implementationName(pd),
-                                                             accumulating: key.accumulate)
+            implementation = BF16Matmul.implementationName(pd)
+            allocations = BF16Matmul.allocationsPerExecution(implementation: implementation, accumulating: key.accumulate)
             var primitive: dnnl_primitive_t?
             BF16Matmul.check(dnnl_primitive_create(&primitive, pd), "dnnl_primitive_create")
             self.primitive = primitive!
@@ -206,7 +218,11 @@ public enum BF16Matmul {
             BF16Matmul.check(status, "dnnl_primitive_execute")
             BF16Matmul.executions.add(1, ordering: .relaxed)
             if accumulate { BF16Matmul.accumulatingExecutions.add(1, ordering: .relaxed) }
-            BF16Matmul.executionAllocations.add(allocations, ordering: .relaxed)
+            if let allocations {
+                BF16Matmul.executionAllocations.add(allocations, ordering: .relaxed)
+            } else {
+                BF16Matmul.unmeasuredExecutions.add(1, ordering: .relaxed)
+            }
         }
     }
 

@@ -489,6 +489,7 @@ public final class GPT {
                            dout: dBranch, inp: act(a.attY), inpHalf: a.attYHalf, weight: o.attnProjWeight, rows: bt,
                            inFeatures: c, outFeatures: c, accumulateInput: false, accumulateParameters: accumulate)
             if bf16Products == .native {
+                // The output projection's products are done with the gradient copies these share (ActivationLayout).
                 BFloat16.convert(pool, bits: half(acts.attentionGradientHalf), rounded: dAttY, dAttY, count: bt * c)
                 // This layer's q, k, v (rounded in the forward pass, so the patterns are exact).
                 BFloat16.convert(pool, bits: half(acts.attentionQKVHalf), rounded: nil, act(a.qkv), count: bt * 3 * c)

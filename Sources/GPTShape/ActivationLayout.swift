@@ -47,7 +47,10 @@ public struct ActivationLayout: Sendable {
     /// final LayerNorm's output, and one gradient at a time is converted into `gradientHalf` and its transpose
     /// into `gradientHalfTransposed` (each as large as the widest gradient a product reads: logits, MLP or qkv).
     /// Attention's products read one layer's q, k, v (`attentionQKVHalf`, [B, T, 3C]) and, in the backward pass,
-    /// its output gradient (`attentionGradientHalf`, [B, T, C]), converted when the layer runs.
+    /// its output gradient (`attentionGradientHalf`, [B, T, C]), converted when the layer runs. They share the
+    /// memory of `gradientHalf` and `gradientHalfTransposed` (each at least B·T·3C): the forward pass uses no
+    /// gradient, and in the backward pass the output projection's products are done with those two before
+    /// attention's operands are converted, and the qkv gradient is converted into them only after attention.
     public let bf16Copies: Bool
     public private(set) var lnfHalf = 0, gradientHalf = 0, gradientHalfTransposed = 0
     public private(set) var attentionQKVHalf = 0, attentionGradientHalf = 0
@@ -93,8 +96,8 @@ public struct ActivationLayout: Sendable {
         let widest = bt * Swift.max(shape.vocabSize, f, 3 * c)
         gradientHalf = place(widest)
         gradientHalfTransposed = place(widest)
-        attentionQKVHalf = place(bt * 3 * c)
-        attentionGradientHalf = place(bt * c)
+        attentionQKVHalf = gradientHalf
+        attentionGradientHalf = gradientHalfTransposed
         halfCount = next
     }
 }

@@ -219,6 +219,7 @@ public enum FusedAttention {
                         a: UnsafePointer<Float>, bf16 ah: UnsafePointer<UInt16>?, lda: Int,
                         b: UnsafePointer<Float>, bf16 bh: UnsafePointer<UInt16>?, ldb: Int,
                         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        precondition((ah == nil) == (bh == nil), "FusedAttention: a native product needs both operands in bf16")
         if let ah, let bh {
             BF16Matmul.serial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: ah, lda: lda,
                               b: bh, ldb: ldb, beta: beta, c: c, ldc: ldc)

