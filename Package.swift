@@ -101,7 +101,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-train",
-            dependencies: ["Trainer", "Recipe", "Planner", "Compute", "CLISupport", "RunReports", "Durable", "Collectives",
+            dependencies: ["Trainer", "GPT", "Recipe", "Planner", "Compute", "CLISupport", "RunReports", "Durable", "Collectives",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-data",
@@ -113,7 +113,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-bench",
-            dependencies: ["Trainer", "GPTShape", "Corpus", "Compute", "Planner", "CLISupport",
+            dependencies: ["Trainer", "GPT", "GPTShape", "Corpus", "Compute", "Planner", "CLISupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),

@@ -87,6 +87,26 @@ public enum MachineProfile {
             + "\(Int(m.flopsPerSecond / 1e9)) GFLOP/s measured on \(m.size)³"
     }
 
+    /// Whether bf16 products should run natively (oneDNN, `BF16Products.native`) on this machine: where its bf16
+    /// matmul is measured at least as fast as the sgemm; else they are emulated on the sgemm, the same bf16 operands
+    /// and fp32 accumulation at the sgemm's rate.
+    /// AVX512-BF16 without AMX on Intel (one `vdpbf16ps` a cycle against two FMAs) measured 0.59× the sgemm; on AMD
+    /// Zen 4 it measured 1.96× (docs/benchmarks.md). `measure: false` decides from the cache alone and takes
+    /// native when nothing is cached yet.
+    public static func nativeBF16Pays(pool: ThreadPool, measure: Bool = true) -> Bool {
+        guard BF16Matmul.isAvailable else { return false }
+        let rates: (bf16: Double, sgemm: Double)
+        if measure {
+            guard let half = bf16Ceiling(pool: pool) else { return false }
+            rates = (half.flopsPerSecond, sgemmCeiling(pool: pool).flopsPerSecond)
+        } else {
+            guard let entry = readCache()[key(threads: pool.threadCount)], let half = entry.bf16,
+                  half.implementation == BF16Matmul.implementation else { return true }
+            rates = (half.flopsPerSecond, entry.flopsPerSecond)
+        }
+        return rates.bf16 >= rates.sgemm
+    }
+
     /// The ceiling MFU is measured against: the rate of the products a run actually uses.
     public struct Ceiling: Sendable, Equatable {
         public enum Kind: String, Sendable { case sgemm, bf16 }

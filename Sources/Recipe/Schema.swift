@@ -382,7 +382,7 @@ public enum Schema {
               doc: "seeds initialisation, batch sampling and dropout",
               bounds: "any non-negative 64-bit integer (2^63 - 1 at most, TOML's largest)"),
         Field("training.precision", .choice(Choice(\.training.precision)), default: .string("fp32"),
-              doc: "number format of every matrix product's inputs: \"fp32\", or \"bf16\" (inputs rounded to bfloat16, fp32 accumulation; LayerNorm, softmax, GELU, the loss, clipping, AdamW and the master weights stay fp32, so checkpoints are the same either way). On a CPU without bf16 instructions gpt-train emulates bf16 products exactly on the fp32 sgemm, slower than fp32, and says so. gpt-plan writes \"bf16\" for GPUs and for CPUs whose native bf16 products it measured faster than the fp32 sgemm, else \"fp32\" (docs/planner.md). A checkpoint resumes in either precision",
+              doc: "number format of every matrix product's inputs: \"fp32\", or \"bf16\" (inputs rounded to bfloat16, fp32 accumulation; LayerNorm, softmax, GELU, the loss, clipping, AdamW and the master weights stay fp32, so checkpoints are the same either way). On a CPU without bf16 instructions, or whose native bf16 products measure slower than its fp32 sgemm (AVX512-BF16 without AMX on Intel), gpt-train emulates bf16 products exactly on the fp32 sgemm (the same bf16 operands, fp32 accumulation, no faster than fp32) and says so. gpt-plan writes \"bf16\" for GPUs and for CPUs whose native bf16 products it measured faster than the fp32 sgemm, else \"fp32\" (docs/planner.md). A checkpoint resumes in either precision",
               bounds: "the two formats gpt-train computes in"),
 
         Field("eval.interval", .integer(\.eval.interval, 1...maxSteps),

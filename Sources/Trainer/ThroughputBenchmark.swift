@@ -51,11 +51,12 @@ public enum ThroughputBenchmark {
     }
 
     public static func run(_ c: Configuration, threads: Int, steps: Int = 10, warmup: Int = 2,
-                           attention: AttentionKernel = .fused, precision: Precision = .fp32) throws -> Result {
+                           attention: AttentionKernel = .fused, precision: Precision = .fp32,
+                           bf16Products: BF16Products? = nil) throws -> Result {
         BLAS.pinToOneThread()
         let pool = ThreadPool(threads: threads)
         let model = try GPT(shape: c.shape, maxBatch: c.batch, maxTime: c.time, pool: pool, attention: attention,
-                            precision: precision)
+                            precision: precision, bf16Products: bf16Products)
         model.initialize(seed: 1)
         let optimizer = AdamW(parameterCount: model.layout.count, beta1: 0.9, beta2: 0.95, eps: 1e-8,
                               weightDecay: 0.1, gradClip: 1.0)

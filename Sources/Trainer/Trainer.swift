@@ -25,6 +25,9 @@ public struct TrainingOptions: Sendable {
     public var resume = false
     /// Resume even when the checkpoint's recipe differs from this one in what changes the run.
     public var force = false
+    /// How a bf16 recipe's products run; nil: natively where this CPU has bf16 matmuls (`BF16Products.best`).
+    /// `gpt-train` passes `.emulated` where the native ones are measured slower than the fp32 sgemm.
+    public var bf16Products: BF16Products?
 
     public init(runDirectory: String, threads: Int) {
         self.runDirectory = runDirectory
@@ -120,9 +123,9 @@ public final class Trainer {
         data = try TrainingData.load(recipe, relativeTo: recipeDirectory)
         // Every rank on this machine holds a replica (and, without ZeRO, all of AdamW's moments).
         let ranksHere = group.isDistributed ? group.launch.localSize : 1
+        let products = recipe.training.precision == .bf16 ? options.bf16Products ?? .best : nil
         let needed = recipe.shape.trainingMemoryBytes(microBatch: recipe.training.microBatch, context: recipe.training.seqLen,
-                                                      bf16Copies: recipe.training.precision == .bf16 && BF16Matmul.isAvailable,
-                                                      roundedWeights: recipe.training.precision == .bf16 && !BF16Matmul.isAvailable)
+                                                      bf16Copies: products == .native, roundedWeights: products == .emulated)
             * Double(ranksHere)
         guard needed < 0.9 * Double(CPU.memoryBytes) else {
             throw DataError(key: "training.micro_batch", "the run needs \(bytes(needed)) for weights, gradients, AdamW "
@@ -133,8 +136,13 @@ public final class Trainer {
         BLAS.pinToOneThread()
         pool = ThreadPool(threads: max(1, options.threads))
         model = try GPT(shape: recipe.shape, maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen, pool: pool,
-                        precision: recipe.training.precision)
+                        precision: recipe.training.precision, bf16Products: options.bf16Products)
         switch model.bf16Products {
+        case .emulated? where BF16Matmul.isAvailable:
+            events(.note("training.precision = \"bf16\": this CPU's native bf16 products (oneDNN "
+                         + "\(BF16Matmul.implementation ?? "?")) are measured slower than its fp32 sgemm (gpt-bench ceiling), "
+                         + "so bf16 products are emulated exactly on the sgemm (the same bf16 operands, fp32 accumulation), "
+                         + "a little slower than fp32; gpt-plan writes precision = \"fp32\" for this machine"))
         case .emulated?:
             events(.note("training.precision = \"bf16\": this CPU (\(CPU.modelName)) has no native bf16 products (no "
                          + "avx512_bf16 or amx_bf16, or oneDNN has no bf16 matmul for it), so bf16 products are emulated "

@@ -4,6 +4,7 @@ import Compute
 import Corpus
 import GPTShape
 import Foundation
+import GPT
 import Trainer
 
 struct GPTBench: ParsableCommand {
@@ -93,6 +94,10 @@ struct TrainSpeed: ParsableCommand {
     var attention: AttentionKernel = .fused
     @Option(help: "Matrix products' inputs: fp32 or bf16 (bf16 inputs, fp32 accumulation).")
     var precision: Precision = .fp32
+    @Option(help: ArgumentHelp("How bf16 products run: auto (gpt-train's rule: native unless oneDNN's bf16 matmul is "
+                               + "measured slower than the sgemm here), native (oneDNN), or emulated (bf16 operands on the sgemm).",
+                               valueName: "auto|native|emulated"))
+    var bf16Products: String = "auto"
 
     func run() throws {
         let all = ThroughputBenchmark.Configuration.standard
@@ -109,10 +114,23 @@ struct TrainSpeed: ParsableCommand {
         }
         BLAS.pinToOneThread()
         let pool = ThreadPool(threads: threads)
-        let native = precision == .bf16 && BF16Matmul.isAvailable
+        let chosenProducts: BF16Products
+        switch bf16Products {
+        case "auto": chosenProducts = precision == .bf16 && !MachineProfile.nativeBF16Pays(pool: pool) ? .emulated : .native
+        case "native":
+            guard BF16Matmul.isAvailable else {
+                throw CommandFailure.usage("gpt-bench: --bf16-products native: this CPU has no native bf16 matmul (oneDNN offers none); use auto or emulated")
+            }
+            chosenProducts = .native
+        case "emulated": chosenProducts = .emulated
+        default: throw CommandFailure.usage("gpt-bench: --bf16-products must be auto, native or emulated")
+        }
+        let native = precision == .bf16 && chosenProducts == .native
         let ceiling = MachineProfile.ceiling(pool: pool, nativeBF16Products: native)
         let products = precision == .fp32 ? "fp32 (OpenBLAS sgemm)"
-            : native ? "bf16, native (oneDNN \(BF16Matmul.implementation!))" : "bf16, emulated on the fp32 sgemm"
+            : native ? "bf16, native (oneDNN \(BF16Matmul.implementation!))"
+            : BF16Matmul.isAvailable ? "bf16, emulated on the fp32 sgemm (\(bf16Products == "auto" ? "oneDNN's bf16 matmul measured slower than the sgemm here" : "asked for"))"
+            : "bf16, emulated on the fp32 sgemm"
         if !json {
             print("\(CPU.modelName), \(threads) threads, \(Main.blasDescription)")
             print("attention \(attention.rawValue), precision \(precision.rawValue): products \(products)")
@@ -122,7 +140,7 @@ struct TrainSpeed: ParsableCommand {
         }
         for c in chosen {
             let r = try ThroughputBenchmark.run(c, threads: threads, steps: steps, warmup: warmup, attention: attention,
-                                                precision: precision)
+                                                precision: precision, bf16Products: precision == .bf16 ? chosenProducts : nil)
             let mfu = r.flopsPerSecond / ceiling.flopsPerSecond
             if json {
                 let object: [String: Any] = [

@@ -2,6 +2,7 @@ import ArgumentParser
 import CLISupport
 import Compute
 import Foundation
+import GPT
 import Planner
 import Recipe
 import Trainer
@@ -40,10 +41,14 @@ struct TrainSweep: ParsableCommand {
                 throw CommandFailure("gpt-train sweep: \(recipePath) cannot be trained:\n\(error)", exitCode: 1)
             }
             var options = TrainingOptions(runDirectory: runDirectory, threads: threads)
+            if recipe.training.precision == .bf16 {
+                // Where bf16 products are fastest (gpt-train's rule): native unless measured slower than the sgemm.
+                let native = MachineProfile.nativeBF16Pays(pool: pool ?? ThreadPool(threads: threads), measure: pool != nil)
+                options.bf16Products = native ? .native : .emulated
+            }
             // The ceiling of the run's products: the bf16 matmul's when they run natively in bf16, else the sgemm's.
             options.ceilingFlops = pool.map {
-                MachineProfile.ceiling(pool: $0, nativeBF16Products: recipe.training.precision == .bf16 && BF16Matmul.isAvailable)
-                    .flopsPerSecond
+                MachineProfile.ceiling(pool: $0, nativeBF16Products: options.bf16Products == .native).flopsPerSecond
             }
             // Resume a run that stopped part-way (it has checkpoints); start the others afresh.
             let checkpoints = (runDirectory as NSString).appendingPathComponent(recipe.checkpoint.dir)

@@ -3,6 +3,7 @@ import CLISupport
 import Collectives
 import Compute
 import Foundation
+import GPT
 import Recipe
 import Trainer
 
@@ -34,7 +35,7 @@ struct Train: ParsableCommand {
     var threads: Int?
     @Flag(help: "Continue from the newest valid checkpoint in the run directory.") var resume = false
     @Flag(help: "With --resume: continue even if the checkpoint's recipe differs from this one.") var force = false
-    @Flag(name: .customLong("no-mfu"), help: "Do not measure the sgemm or bf16 ceiling (MFU is then left out).") var noMFU = false
+    @Flag(name: .customLong("no-mfu"), help: "Do not measure the sgemm or bf16 ceiling (MFU is then left out; a bf16 recipe's products follow the cached ceilings, else run natively).") var noMFU = false
 
     mutating func run() throws {
         // Under mpirun, join the job first, so that any failure below ends every rank, not just this one.
@@ -64,12 +65,20 @@ struct Train: ParsableCommand {
         options.resume = resume
         options.force = force
         var ceilingKind = MachineProfile.Ceiling.Kind.sgemm
+        if loaded.training.precision == .bf16 {
+            // bf16 products run where they are fastest: natively where oneDNN's bf16 matmul beats the sgemm here,
+            // else emulated on the sgemm (AVX512-BF16 without AMX on Intel: 0.59× the sgemm). Without MFU nothing
+            // is measured; the cache decides, else native.
+            BLAS.pinToOneThread()
+            let native = MachineProfile.nativeBF16Pays(pool: ThreadPool(threads: threads), measure: !noMFU)
+            options.bf16Products = native ? .native : .emulated
+        }
         if !noMFU {
             BLAS.pinToOneThread()
             // The job's ceiling: this rank's, times the ranks (MFU compares the whole job's tokens a second to it);
             // the bf16 matmul's when the recipe's products run natively in bf16 here, else the sgemm's.
             let ceiling = MachineProfile.ceiling(pool: ThreadPool(threads: threads),
-                                                 nativeBF16Products: loaded.training.precision == .bf16 && BF16Matmul.isAvailable)
+                                                 nativeBF16Products: options.bf16Products == .native)
             options.ceilingFlops = ceiling.flopsPerSecond * Double(group.size)
             ceilingKind = ceiling.kind
         }

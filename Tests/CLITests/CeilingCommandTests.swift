@@ -197,4 +197,66 @@ final class CeilingCommandTests: XCTestCase {
             : "Precision: fp32: no native bf16 products on this CPU"), rationale(slow.json))
         XCTAssertTrue(slow.recipe.contains("precision = \"fp32\""), slow.recipe)
     }
+
+    /// Where native bf16 products are measured slower than the sgemm (AVX512-BF16 without AMX on Intel: 0.53-0.59×),
+    /// bf16 products run emulated on the sgemm, in gpt-bench (auto) and gpt-train, which says why; seeded here at
+    /// 90 against 100 GFLOP/s. `--bf16-products native` still times oneDNN's; a cache that says nothing means native.
+    func testBF16ProductsRunWhereTheyAreMeasuredFastest() throws {
+        let implementation = BF16Matmul.implementation ?? "none"
+        let (home, _) = try seededCache("bf16-slower", [
+            "flopsPerSecond": 100e9, "size": 2048, "threads": 2,
+            "bf16": ["flopsPerSecond": 90e9, "size": 2048, "threads": 2, "implementation": implementation],
+        ])
+        func bench(_ extra: [String]) throws -> [String: Any] {
+            let out = try Tool.run("gpt-bench", ["train", "--config", "a", "--steps", "1", "--warmup", "0", "--threads", "2",
+                                                 "--precision", "bf16", "--json"] + extra, environment: ["XDG_CACHE_HOME": home])
+            XCTAssertEqual(out.status, 0, out.stderr)
+            return try json(out.stdout)
+        }
+        for extra in [[], ["--bf16-products", "auto"], ["--bf16-products", "emulated"]] {
+            let r = try bench(extra)
+            XCTAssertEqual(r["bf16_products"] as? String, "emulated", "\(extra)")
+            XCTAssertEqual(r["ceiling"] as? String, "sgemm")
+            XCTAssertEqual(r["ceiling_gflops"] as? Double, 100)
+        }
+        let forced = try Tool.run("gpt-bench", ["train", "--config", "a", "--steps", "1", "--warmup", "0", "--threads", "2",
+                                                "--precision", "bf16", "--bf16-products", "native", "--json"],
+                                  environment: ["XDG_CACHE_HOME": home])
+        if BF16Matmul.isAvailable {
+            XCTAssertEqual(forced.status, 0, forced.stderr)
+            let r = try json(forced.stdout)
+            XCTAssertEqual(r["bf16_products"] as? String, "native")
+            XCTAssertEqual(r["ceiling_gflops"] as? Double, 90)
+        } else {
+            XCTAssertNotEqual(forced.status, 0)
+            XCTAssertTrue(forced.stderr.contains("this CPU has no native bf16 matmul"), forced.stderr)
+        }
+        let bad = try Tool.run("gpt-bench", ["train", "--config", "a", "--steps", "1", "--precision", "bf16",
+                                             "--bf16-products", "fast"], environment: ["XDG_CACHE_HOME": home])
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--bf16-products must be auto, native or emulated"), bad.stderr)
+
+        let dir = try Fixtures.directory("bf16-slower-train")
+        var o = Fixtures.Options()
+        o.steps = 2
+        o.precision = .bf16
+        let recipe = try Fixtures.recipe(in: dir, o)
+        for (name, extra) in [("mfu", [String]()), ("no-mfu", ["--no-mfu"])] {
+            let out = try Tool.run("gpt-train", [recipe, "--out", "\(dir)/\(name)", "--threads", "2"] + extra,
+                                   environment: ["XDG_CACHE_HOME": home])
+            XCTAssertEqual(out.status, 0, out.stderr)
+            XCTAssertTrue(out.stderr.contains(BF16Matmul.isAvailable
+                ? "native bf16 products (oneDNN \(implementation)) are measured slower than its fp32 sgemm"
+                : "has no native bf16 products"), out.stderr)
+            if extra.isEmpty { XCTAssertTrue(out.stderr.contains("MFU against 100 GFLOP/s (sgemm ceiling)"), out.stderr) }
+        }
+        // Nothing cached and nothing measured (--no-mfu): native where there is one.
+        let empty = try Fixtures.directory("bf16-empty-cache")
+        let out = try Tool.run("gpt-train", [recipe, "--out", "\(dir)/empty", "--threads", "2", "--no-mfu"],
+                               environment: ["XDG_CACHE_HOME": empty])
+        XCTAssertEqual(out.status, 0, out.stderr)
+        XCTAssertTrue(out.stderr.contains(BF16Matmul.isAvailable ? "products run on oneDNN's bf16 matmul" : "has no native bf16 products"),
+                      out.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(empty)/swift-gpt/sgemm-ceiling.json"))
+    }
 }
