@@ -44,13 +44,13 @@ public typealias FloatVector = SIMD16<Float>
 /// Lane-wise maximum and minimum as one compare and one blend. The standard library's `pointwiseMax` and
 /// `pointwiseMin` follow IEEE `maximum` (NaN handling) lane by lane and were not inlined: profiles showed them at
 /// 11% of a training step, in every `vexp`. Here a NaN in `a` stays (a NaN should show, not be clamped away).
-@inline(__always) func vmax(_ a: FloatVector, _ b: FloatVector) -> FloatVector { a.replacing(with: b, where: a .< b) }
-@inline(__always) func vmin(_ a: FloatVector, _ b: FloatVector) -> FloatVector { a.replacing(with: b, where: b .< a) }
+@usableFromInline @_transparent func vmax(_ a: FloatVector, _ b: FloatVector) -> FloatVector { a.replacing(with: b, where: a .< b) }
+@usableFromInline @_transparent func vmin(_ a: FloatVector, _ b: FloatVector) -> FloatVector { a.replacing(with: b, where: b .< a) }
 
 /// e^x, relative error below 1e-7 (Cephes' expf polynomial after the usual range reduction
 /// x = n·ln2 + r, |r| ≤ ln2/2; 2^n is assembled in the exponent bits). Arguments are clamped to [-87, 88], so
 /// very negative inputs give about 1.6e-38 rather than 0, and overflow cannot happen; NaN stays NaN.
-@inline(__always) public func vexp(_ x0: FloatVector) -> FloatVector {
+@_transparent public func vexp(_ x0: FloatVector) -> FloatVector {
     let x = vmin(vmax(x0, FloatVector(repeating: -87)), FloatVector(repeating: 88))
     // Adding 1.5·2^23 rounds x·log2(e) to an integer held in the low mantissa bits.
     let magic = FloatVector(repeating: 12_582_912)
@@ -71,7 +71,7 @@ public typealias FloatVector = SIMD16<Float>
 
 /// tanh(x) = 1 − 2/(e^{2x} + 1): absolute error about 1e-7 (relative accuracy is lost only where |tanh x| is
 /// tiny, where GELU multiplies it by x anyway).
-@inline(__always) public func vtanh(_ x: FloatVector) -> FloatVector {
+@_transparent public func vtanh(_ x: FloatVector) -> FloatVector {
     FloatVector(repeating: 1) - FloatVector(repeating: 2) / (vexp(x + x) + FloatVector(repeating: 1))
 }
 
