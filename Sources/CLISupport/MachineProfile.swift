@@ -90,7 +90,7 @@ public enum MachineProfile {
     /// Whether bf16 products should run natively (oneDNN, `BF16Products.native`) on this machine: where its bf16
     /// matmul is measured at least as fast as the sgemm; else they are emulated on the sgemm, the same bf16 operands
     /// and fp32 accumulation at the sgemm's rate.
-    /// AVX512-BF16 without AMX on Intel (one `vdpbf16ps` a cycle against two FMAs) measured 0.59× the sgemm; on AMD
+    /// AVX512-BF16 without AMX on an Intel Emerald Rapids guest measured 0.53-0.59× the sgemm; on AMD
     /// Zen 4 it measured 1.96× (docs/benchmarks.md). `measure: false` decides from the cache alone and takes
     /// native when nothing is cached yet.
     public static func nativeBF16Pays(pool: ThreadPool, measure: Bool = true) -> Bool {

@@ -67,7 +67,7 @@ struct Train: ParsableCommand {
         var ceilingKind = MachineProfile.Ceiling.Kind.sgemm
         if loaded.training.precision == .bf16 {
             // bf16 products run where they are fastest: natively where oneDNN's bf16 matmul beats the sgemm here,
-            // else emulated on the sgemm (AVX512-BF16 without AMX on Intel: 0.59× the sgemm). Without MFU nothing
+            // else emulated on the sgemm (AVX512-BF16 without AMX on Intel: 0.53-0.59× the sgemm). Without MFU nothing
             // is measured; the cache decides, else native.
             BLAS.pinToOneThread()
             let native = MachineProfile.nativeBF16Pays(pool: ThreadPool(threads: threads), measure: !noMFU)
