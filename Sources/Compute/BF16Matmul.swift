@@ -73,22 +73,10 @@ public enum BF16Matmul {
         let c: UnsafeMutablePointer<Float>, ldc: Int
 
         func run(part: Int, of parts: Int) {
-            if parts == 1 {
-                serial(slot: part, transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
-                       accumulate: accumulate, c: c, ldc: ldc)
-            } else if m >= 32 * parts || m >= n {
-                let rows = ThreadPool.chunk(part, of: parts, count: m, grain: 16)
-                guard !rows.isEmpty else { return }
-                let aPart = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
-                serial(slot: part, transA: transA, transB: transB, m: rows.count, n: n, k: k, a: aPart, lda: lda,
-                       b: b, ldb: ldb, accumulate: accumulate, c: c + rows.lowerBound * ldc, ldc: ldc)
-            } else {
-                let cols = ThreadPool.chunk(part, of: parts, count: n, grain: 16)
-                guard !cols.isEmpty else { return }
-                let bPart = transB ? b + cols.lowerBound * ldb : b + cols.lowerBound
-                serial(slot: part, transA: transA, transB: transB, m: m, n: cols.count, k: k, a: a, lda: lda,
-                       b: bPart, ldb: ldb, accumulate: accumulate, c: c + cols.lowerBound, ldc: ldc)
-            }
+            guard let p = ProductPart(part, of: parts, m: m, n: n, transA: transA, transB: transB, lda: lda, ldb: ldb,
+                                      ldc: ldc) else { return }
+            serial(slot: part, transA: transA, transB: transB, m: p.m, n: p.n, k: k, a: a + p.aOffset, lda: lda,
+                   b: b + p.bOffset, ldb: ldb, accumulate: accumulate, c: c + p.cOffset, ldc: ldc)
         }
     }
 

@@ -44,22 +44,10 @@ public enum Matmul {
         let c: UnsafeMutablePointer<Float>, ldc: Int
 
         func run(part: Int, of parts: Int) {
-            if parts == 1 {
-                serial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
-                       a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
-            } else if m >= 32 * parts || m >= n {
-                let rows = ThreadPool.chunk(part, of: parts, count: m, grain: 16)
-                guard !rows.isEmpty else { return }
-                let aPart = transA ? a + rows.lowerBound : a + rows.lowerBound * lda
-                serial(transA: transA, transB: transB, m: rows.count, n: n, k: k, alpha: alpha,
-                       a: aPart, lda: lda, b: b, ldb: ldb, beta: beta, c: c + rows.lowerBound * ldc, ldc: ldc)
-            } else {
-                let cols = ThreadPool.chunk(part, of: parts, count: n, grain: 16)
-                guard !cols.isEmpty else { return }
-                let bPart = transB ? b + cols.lowerBound * ldb : b + cols.lowerBound
-                serial(transA: transA, transB: transB, m: m, n: cols.count, k: k, alpha: alpha,
-                       a: a, lda: lda, b: bPart, ldb: ldb, beta: beta, c: c + cols.lowerBound, ldc: ldc)
-            }
+            guard let p = ProductPart(part, of: parts, m: m, n: n, transA: transA, transB: transB, lda: lda, ldb: ldb,
+                                      ldc: ldc) else { return }
+            serial(transA: transA, transB: transB, m: p.m, n: p.n, k: k, alpha: alpha, a: a + p.aOffset, lda: lda,
+                   b: b + p.bOffset, ldb: ldb, beta: beta, c: c + p.cOffset, ldc: ldc)
         }
     }
 
@@ -85,5 +73,32 @@ public enum Matmul {
                     transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha,
                     a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
+
+/// Part `part` of `parts` of an m×n product C = op(A)·op(B) over row-major buffers: a chunk of C's rows when there
+/// are at least 32 a part or more rows than columns, else a chunk of its columns (chunks on multiples of 16). The
+/// sgemm and the bf16 matmul both split this way, so a product's result depends only on the thread count.
+struct ProductPart {
+    /// The block's size and where its operands start (element offsets into A, B and C).
+    let m: Int, n: Int, aOffset: Int, bOffset: Int, cOffset: Int
+
+    /// nil when this part is empty.
+    init?(_ part: Int, of parts: Int, m: Int, n: Int, transA: Bool, transB: Bool, lda: Int, ldb: Int, ldc: Int) {
+        if m >= 32 * parts || m >= n {
+            let rows = ThreadPool.chunk(part, of: parts, count: m, grain: 16)
+            guard !rows.isEmpty else { return nil }
+            (self.m, self.n) = (rows.count, n)
+            aOffset = transA ? rows.lowerBound : rows.lowerBound * lda
+            bOffset = 0
+            cOffset = rows.lowerBound * ldc
+        } else {
+            let cols = ThreadPool.chunk(part, of: parts, count: n, grain: 16)
+            guard !cols.isEmpty else { return nil }
+            (self.m, self.n) = (m, cols.count)
+            aOffset = 0
+            bOffset = transB ? cols.lowerBound * ldb : cols.lowerBound
+            cOffset = cols.lowerBound
+        }
     }
 }
