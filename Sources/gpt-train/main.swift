@@ -65,22 +65,22 @@ struct Train: ParsableCommand {
         options.resume = resume
         options.force = force
         var ceilingKind = MachineProfile.Ceiling.Kind.sgemm
-        if loaded.training.precision == .bf16 {
-            // bf16 products run where they are fastest: natively where oneDNN's bf16 matmul beats the sgemm here,
-            // else emulated on the sgemm (AVX512-BF16 without AMX on Intel: 0.53-0.59× the sgemm). Without MFU nothing
-            // is measured; the cache decides, else native.
+        if loaded.training.precision == .bf16 || !noMFU {
             BLAS.pinToOneThread()
-            let native = MachineProfile.nativeBF16Pays(pool: ThreadPool(threads: threads), measure: !noMFU)
-            options.bf16Products = native ? .native : .emulated
-        }
-        if !noMFU {
-            BLAS.pinToOneThread()
-            // The job's ceiling: this rank's, times the ranks (MFU compares the whole job's tokens a second to it);
-            // the bf16 matmul's when the recipe's products run natively in bf16 here, else the sgemm's.
-            let ceiling = MachineProfile.ceiling(pool: ThreadPool(threads: threads),
-                                                 nativeBF16Products: options.bf16Products == .native)
-            options.ceilingFlops = ceiling.flopsPerSecond * Double(group.size)
-            ceilingKind = ceiling.kind
+            let pool = ThreadPool(threads: threads)
+            if loaded.training.precision == .bf16 {
+                // bf16 products run where they are fastest: natively where oneDNN's bf16 matmul beats the sgemm
+                // here, else emulated on the sgemm (AVX512-BF16 without AMX on Intel: 0.53-0.59× the sgemm).
+                // Without MFU nothing is measured; the cache decides, else native.
+                options.bf16Products = MachineProfile.nativeBF16Pays(pool: pool, measure: !noMFU) ? .native : .emulated
+            }
+            if !noMFU {
+                // The job's ceiling: this rank's, times the ranks (MFU compares the whole job's tokens a second to
+                // it); the bf16 matmul's when the recipe's products run natively in bf16 here, else the sgemm's.
+                let ceiling = MachineProfile.ceiling(pool: pool, nativeBF16Products: options.bf16Products == .native)
+                options.ceilingFlops = ceiling.flopsPerSecond * Double(group.size)
+                ceilingKind = ceiling.kind
+            }
         }
         let display = ProgressDisplay()
         display.ceilingKind = ceilingKind
