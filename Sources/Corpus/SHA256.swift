@@ -1,5 +1,10 @@
 /// SHA-256 (FIPS 180-4), streaming: `update` with any number of blocks, then `hexDigest`. Used to record
 /// exactly which inputs a prepared dataset was made from.
+///
+/// Why not apple/swift-crypto (which resolves here): measured on this 2-core Zen 5, its BoringSSL adds about
+/// 143 CPU-seconds to a release build and again to the AddressSanitizer build of the test command (over two
+/// minutes of a test command kept under eight), to hash a 9.5 MB corpus in 10 ms instead of 70 ms (931 against
+/// 134 MB/s on 256 MiB, same digest) inside a `gpt-data prepare` whose tokenizer training takes seconds.
 public struct SHA256: Sendable {
     private var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
@@ -21,17 +26,27 @@ public struct SHA256: Sendable {
 
     public mutating func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         length += UInt64(bytes.count)
-        pending.append(contentsOf: bytes)
-        let whole = pending.count / 64 * 64
-        guard whole > 0 else { return }
-        pending.withUnsafeBufferPointer { p in
-            var offset = 0
-            while offset < whole {
-                compress(UnsafeBufferPointer(rebasing: p[offset..<offset + 64]))
-                offset += 64
-            }
+        let contiguous: Void? = bytes.withContiguousStorageIfAvailable { absorb($0) }
+        if contiguous == nil { Array(bytes).withUnsafeBufferPointer { absorb($0) } }
+    }
+
+    /// Completes a pending partial block first, compresses whole blocks straight from `bytes` (no copy), and
+    /// keeps the remainder (under 64 bytes) pending.
+    private mutating func absorb(_ bytes: UnsafeBufferPointer<UInt8>) {
+        var offset = 0
+        if !pending.isEmpty {
+            let take = min(64 - pending.count, bytes.count)
+            pending.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[0..<take]))
+            offset = take
+            guard pending.count == 64 else { return }
+            pending.withUnsafeBufferPointer { Self.compress(&h, $0) }
+            pending.removeAll(keepingCapacity: true)
         }
-        pending.removeFirst(whole)
+        while bytes.count - offset >= 64 {
+            Self.compress(&h, UnsafeBufferPointer(rebasing: bytes[offset..<offset + 64]))
+            offset += 64
+        }
+        pending.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[offset...]))
     }
 
     public func hexDigest() -> String {
@@ -54,27 +69,29 @@ public struct SHA256: Sendable {
         return s.hexDigest()
     }
 
-    private mutating func compress(_ block: UnsafeBufferPointer<UInt8>) {
+    private static func compress(_ h: inout [UInt32], _ block: UnsafeBufferPointer<UInt8>) {
         @inline(__always) func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
-        var w = [UInt32](repeating: 0, count: 64)
-        for i in 0..<16 {
-            w[i] = UInt32(block[4 * i]) << 24 | UInt32(block[4 * i + 1]) << 16 | UInt32(block[4 * i + 2]) << 8 | UInt32(block[4 * i + 3])
+        // The message schedule lives on the stack: a heap array here was one allocation per 64-byte block.
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
+            for i in 0..<16 {
+                w[i] = UInt32(block[4 * i]) << 24 | UInt32(block[4 * i + 1]) << 16 | UInt32(block[4 * i + 2]) << 8 | UInt32(block[4 * i + 3])
+            }
+            for i in 16..<64 {
+                let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
+                let s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
+                w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
+            }
+            var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
+            for i in 0..<64 {
+                let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+                let choice = (e & f) ^ (~e & g)
+                let t1 = hh &+ s1 &+ choice &+ k[i] &+ w[i]
+                let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+                let majority = (a & b) ^ (a & c) ^ (b & c)
+                let t2 = s0 &+ majority
+                hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
+            }
+            h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
         }
-        for i in 16..<64 {
-            let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
-            let s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
-            w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
-        }
-        var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
-        for i in 0..<64 {
-            let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-            let choice = (e & f) ^ (~e & g)
-            let t1 = hh &+ s1 &+ choice &+ Self.k[i] &+ w[i]
-            let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-            let majority = (a & b) ^ (a & c) ^ (b & c)
-            let t2 = s0 &+ majority
-            hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
-        }
-        h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
     }
 }
