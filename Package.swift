@@ -80,12 +80,14 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["CHDF5", "Durable"]),
         .target(
             name: "Trainer",
-            dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable",
-                           "Collectives", "Formatting", "RunReports"],
+            dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Recipe", "Corpus", "Tokenizers", "Checkpoint", "Durable",
+                           "Collectives", "Formatting", "Metrics"],
             swiftSettings: numericSettings),
         .target(name: "TensorBoard"),
+        // metrics.jsonl's line (`MetricsLine`, written and read by this one type) and its TensorBoard mirror.
+        .target(name: "Metrics", dependencies: ["TensorBoard"]),
         .target(name: "LinePlots"),
-        .target(name: "RunReports", dependencies: ["TensorBoard", "LinePlots"]),
+        .target(name: "RunReports", dependencies: ["Metrics", "TensorBoard", "LinePlots"]),
         .target(name: "TestFixtures", dependencies: ["Recipe", "Planner"], path: "Sources/TestFixtures"),
         // Counts heap allocations in the test binary (it replaces malloc and friends there); nothing else links it.
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
@@ -126,8 +128,8 @@ let package = Package(
         .testTarget(name: "CorpusTests", dependencies: ["Corpus", "Tokenizers", "TestFixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Trainer", "TestFixtures", "Compute"]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "GPTShape", "Recipe", "Compute", "TestFixtures", "Kernels", "AllocationCounter"]),
-        .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "RunReports"]),
-        .testTarget(name: "LinePlotsTests", dependencies: ["LinePlots", "RunReports"]),
+        .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "Metrics", "RunReports"]),
+        .testTarget(name: "LinePlotsTests", dependencies: ["LinePlots", "Metrics", "RunReports"]),
         .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Trainer", "Recipe", "Compute", "TensorBoard"]),
     ]
 )

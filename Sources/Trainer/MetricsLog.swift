@@ -1,11 +1,10 @@
 import Durable
 import Foundation
-import RunReports
+import Metrics
 
-/// metrics.jsonl: one JSON object a line, `step`, `train_loss`, `lr`, `grad_norm`, `tokens_per_sec`, `mfu` (and
-/// `comm_seconds` in data-parallel runs) on training lines, `step`, `val_loss` on validation lines, and
-/// `"event": "spike"` lines (see `spikeLine`). Numbers are written in the shortest form that reads
-/// back as the same float, so two runs can be compared bit for bit.
+/// metrics.jsonl as a run writes it: one `MetricsLine` a logged step, evaluation, spike and health measurement, in
+/// the shortest form that reads back as the same numbers (so two runs can be compared bit for bit), mirrored to
+/// TensorBoard.
 final class MetricsLog {
     let path: String
     private let handle: FileHandle
@@ -18,12 +17,8 @@ final class MetricsLog {
         self.path = path
         let manager = FileManager.default
         if let step, let old = manager.contents(atPath: path) {
-            let kept = String(decoding: old, as: UTF8.self).split(separator: "\n").filter { line in
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      let lineStep = object["step"] as? Int else { return false }
-                return lineStep <= step
-            }
-            try AtomicFile.write(kept.map { $0 + "\n" }.joined(), to: path)
+            let kept = MetricsFile.steps(of: String(decoding: old, as: UTF8.self)).filter { $0.step <= step }
+            try AtomicFile.write(kept.map { $0.line + "\n" }.joined(), to: path)
         } else {
             try AtomicFile.write("", to: path)
         }
@@ -36,50 +31,40 @@ final class MetricsLog {
 
     deinit { try? handle.close() }
 
+    /// A logged step. Timing fields are rounded (tokens a second to an integer, MFU to 4 decimals, collective
+    /// seconds to microseconds): they differ between runs anyway.
     func trainingLine(_ m: StepMetrics) throws {
-        let loss = m.trainLoss.isFinite ? "\(m.trainLoss)" : "null"
-        var line = "{\"step\":\(m.step),\"train_loss\":\(loss),\"lr\":\(json(m.lr)),"
-        line += "\"grad_norm\":\(json(m.gradNorm)),\"tokens_per_sec\":\(json(m.tokensPerSecond.rounded()))"
-        line += ",\"mfu\":\(m.mfu.map { json(($0 * 1e4).rounded() / 1e4) } ?? "null")"
-        if let c = m.communicationSeconds { line += ",\"comm_seconds\":\(json((c * 1e6).rounded() / 1e6))" }
-        line += "}"
-        try write(line)
+        try write(MetricsLine(step: m.step, .training(.init(
+            trainLoss: m.trainLoss, lr: m.lr, gradNorm: m.gradNorm, tokensPerSecond: m.tokensPerSecond.rounded(),
+            mfu: m.mfu.map { ($0 * 1e4).rounded() / 1e4 },
+            communicationSeconds: m.communicationSeconds.map { ($0 * 1e6).rounded() / 1e6 }))))
     }
 
     func validationLine(step: Int, loss: Double) throws {
-        try write("{\"step\":\(step),\"val_loss\":\(json(loss))}")
+        try write(MetricsLine(step: step, .validation(loss: loss)))
     }
 
-    /// `{"step":…,"event":"spike","loss":…,"grad_norm":…,"action":…,"reason":…}`, with `rolled_back_to` and
-    /// `batches_passed_over` for a rollback (null for a value that is not finite).
+    /// An `"event": "spike"` line, with `rolled_back_to` and `batches_passed_over` for a rollback.
     func spikeLine(_ spike: Spike) throws {
-        let loss = spike.loss.isFinite ? "\(spike.loss)" : "null"
-        var line = "{\"step\":\(spike.step),\"event\":\"spike\",\"loss\":\(loss),\"grad_norm\":\(json(spike.gradNorm))"
-        line += ",\"action\":\"\(spike.action.rawValue)\",\"reason\":\"\(spike.reason.name)\""
-        if let back = spike.rolledBackTo {
-            line += ",\"rolled_back_to\":\(back),\"batches_passed_over\":\(spike.batchesPassedOver)"
-        }
-        try write(line + "}")
+        try write(MetricsLine(step: spike.step, .event(.init(
+            kind: "spike", loss: spike.loss, gradNorm: spike.gradNorm, action: spike.action.rawValue,
+            reason: spike.reason.name, rolledBackTo: spike.rolledBackTo,
+            batchesPassedOver: spike.rolledBackTo != nil ? spike.batchesPassedOver : nil))))
     }
 
-    /// `{"step":…,"health":{"max_abs_logit":…,"block_input_max_abs":{"0":…},"grad_norm":{tensor:…},
-    /// "update_ratio":{tensor:…}}}` (see `HealthSignals`; tensors by their nanoGPT names).
+    /// The health signals (see `HealthSignals`; tensors by their nanoGPT names).
     func healthLine(_ h: HealthSignals) throws {
-        func object(_ pairs: [(String, Double)]) -> String {
-            "{" + pairs.map { "\"\($0.0)\":\(json($0.1))" }.joined(separator: ",") + "}"
-        }
-        var line = "{\"step\":\(h.step),\"health\":{\"max_abs_logit\":\(json(h.maxAbsLogit))"
-        line += ",\"block_input_max_abs\":" + object(h.blockInputMaxAbs.enumerated().map { ("\($0.offset)", $0.element) })
-        line += ",\"grad_norm\":" + object(zip(h.tensors.map(\.name), h.gradientNorms).map { ($0, $1) })
-        line += ",\"update_ratio\":" + object(zip(h.tensors.map(\.name), h.updateRatios).map { ($0, $1) })
-        try write(line + "}}")
+        try write(MetricsLine(step: h.step, .health(.init(
+            maxAbsLogit: h.maxAbsLogit, blockInputMaxAbs: h.blockInputMaxAbs,
+            gradNorms: zip(h.tensors.map(\.name), h.gradientNorms).map { MetricsLine.Named($0, $1) },
+            updateRatios: zip(h.tensors.map(\.name), h.updateRatios).map { MetricsLine.Named($0, $1) }))))
     }
 
-    private func write(_ line: String) throws {
-        do { try handle.write(contentsOf: Data((line + "\n").utf8)) } catch {
+    private func write(_ line: MetricsLine) throws {
+        do { try handle.write(contentsOf: Data((try line.jsonLine() + "\n").utf8)) } catch {
             throw AtomicFile.WriteError(path: path, reason: "\(error)")
         }
-        try tensorBoard?.record(line: line)
+        try tensorBoard?.record(line)
     }
 
     /// Writes the TensorBoard events kept in memory (after each checkpoint, so tb/ is as complete as the run).
@@ -89,11 +74,5 @@ final class MetricsLog {
     func close() throws {
         defer { tensorBoard = nil }
         try tensorBoard?.close()
-    }
-
-    private func json(_ x: Double) -> String {
-        guard x.isFinite else { return "null" }
-        if x == x.rounded(), abs(x) < 1e15 { return String(Int64(x)) }
-        return "\(x)"
     }
 }

@@ -1,7 +1,7 @@
 import Durable
 import Foundation
 import Recipe
-import RunReports
+import Metrics
 
 /// A run directory that cannot be started or resumed as asked.
 public struct RunDirectoryError: Error, CustomStringConvertible {

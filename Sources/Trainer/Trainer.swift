@@ -6,7 +6,6 @@ import Durable
 import Foundation
 import GPT
 import GPTShape
-import Planner
 import Recipe
 
 /// How a run is executed, beyond what the recipe says.
