@@ -4,6 +4,7 @@ import Durable
 import Foundation
 import GPT
 import Recipe
+import Runtime
 
 extension Trainer {
     public var checkpointDirectory: String { directory.checkpointDirectory }

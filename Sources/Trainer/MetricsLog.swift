@@ -1,6 +1,7 @@
 import Durable
 import Foundation
 import Metrics
+import Runtime
 
 /// metrics.jsonl as a run writes it: one `MetricsLine` a logged step, evaluation, spike and health measurement, in
 /// the shortest form that reads back as the same numbers (so two runs can be compared bit for bit), mirrored to

@@ -1,7 +1,8 @@
 import Durable
 import Foundation
-import Recipe
 import Metrics
+import Recipe
+import Runtime
 
 /// A run directory that cannot be started or resumed as asked.
 public struct RunDirectoryError: Error, CustomStringConvertible {

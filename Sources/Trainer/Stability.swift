@@ -2,6 +2,7 @@ import Checkpoint
 import Compute
 import GPT
 import Recipe
+import Runtime
 
 // Loss-spike detection and recovery ([stability] in the recipe). The rules and the actions are described in
 // Schema.swift (docs/recipe-reference.md); this file holds the detector, the in-memory snapshot a rollback returns

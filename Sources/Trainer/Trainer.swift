@@ -1,12 +1,13 @@
-import Formatting
 import Collectives
 import Compute
 import Corpus
 import Durable
+import Formatting
 import Foundation
 import GPT
 import GPTShape
 import Recipe
+import Runtime
 
 /// How a run is executed, beyond what the recipe says.
 public struct TrainingOptions: Sendable {
@@ -400,13 +401,4 @@ struct StepClock {
     }
 
     var totalSeconds: Double { Double(totalNanos) * 1e-9 }
-}
-
-/// The process's peak resident memory (getrusage's ru_maxrss).
-public enum PeakMemory {
-    public static var bytes: Int {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return usage.ru_maxrss * 1024
-    }
 }

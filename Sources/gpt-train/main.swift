@@ -5,6 +5,7 @@ import Compute
 import Foundation
 import GPT
 import Recipe
+import Runtime
 import Trainer
 
 struct GPTTrain: ParsableCommand {

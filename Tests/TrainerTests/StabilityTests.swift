@@ -2,6 +2,7 @@ import Checkpoint
 import Foundation
 import Recipe
 import TestFixtures
+import Runtime
 import Trainer
 import XCTest
 

@@ -4,6 +4,7 @@ import GPT
 import GPTShape
 import Recipe
 import TestFixtures
+import Runtime
 import Trainer
 import XCTest
 
