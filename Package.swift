@@ -88,14 +88,14 @@ let package = Package(
         .target(
             name: "Trainer",
             dependencies: ["Runtime", "GPT", "GPTShape", "Kernels", "Compute", "Recipe", "Corpus", "Tokenizers", "Checkpoint",
-                           "Durable", "Collectives", "Formatting", "Metrics"],
+                           "Durable", "Collectives", "Metrics"],
             swiftSettings: numericSettings),
         .target(name: "TensorBoard"),
         // metrics.jsonl's line (`MetricsLine`, written and read by this one type) and its TensorBoard mirror.
         .target(name: "Metrics", dependencies: ["TensorBoard"]),
         .target(name: "LinePlots"),
         .target(name: "RunReports", dependencies: ["Metrics", "TensorBoard", "LinePlots"]),
-        .target(name: "TestFixtures", dependencies: ["Recipe", "Planner"], path: "Sources/TestFixtures"),
+        .target(name: "TestFixtures", dependencies: ["Compute", "Recipe", "Planner"], path: "Sources/TestFixtures"),
         // Counts heap allocations in the test binary (it replaces malloc and friends there); nothing else links it.
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .target(

@@ -6,11 +6,18 @@ import Runtime
 /// metrics.jsonl as a run writes it: one `MetricsLine` a logged step, evaluation, spike and health measurement, in
 /// the shortest form that reads back as the same numbers (so two runs can be compared bit for bit), mirrored to
 /// TensorBoard.
-final class MetricsLog {
+final class MetricsSink {
     let path: String
     private let handle: FileHandle
     /// The same lines as TensorBoard scalars under `<run>/tb/` (nil: metrics.jsonl only).
     var tensorBoard: TensorBoardLog?
+
+    /// Opens `<runDirectory>/metrics.jsonl` for appending (a resumed run first drops the lines after the step it
+    /// resumes from), with a TensorBoard event file under tb/ that receives every line written from now on.
+    convenience init(runDirectory: String, resumingAt step: Int?) throws {
+        try self.init(path: (runDirectory as NSString).appendingPathComponent("metrics.jsonl"), keepThrough: step)
+        tensorBoard = try TensorBoardLog(runDirectory: runDirectory)
+    }
 
     /// Opens the log for appending. When resuming from step `keepThrough`, lines of later steps (written by the
     /// run that stopped after its last checkpoint) are dropped first, so the log reads as one uninterrupted run.
