@@ -106,11 +106,11 @@ let package = Package(
         // Executables: thin wrappers that parse arguments and decide how to show what the libraries report.
         .executableTarget(
             name: "gpt-plan",
-            dependencies: ["Planner", "Recipe", "Corpus", "Compute", "Durable", "CLISupport", "LinePlots",
+            dependencies: ["Planner", "Recipe", "Corpus", "Compute", "Durable", "CLISupport", "LinePlots", "Metrics",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-train",
-            dependencies: ["Trainer", "Runtime", "GPT", "Recipe", "Planner", "Compute", "CLISupport", "RunReports", "Durable", "Collectives",
+            dependencies: ["Trainer", "Runtime", "GPT", "Recipe", "Planner", "Compute", "CLISupport", "Metrics", "RunReports", "Durable", "Collectives",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-data",

@@ -34,6 +34,18 @@ public struct MetricsFile: Sendable {
         }
     }
 
+    /// The validation loss logged at `step` (the last such line, if several), for example a sweep run's final
+    /// loss at its last step; nil when there is none or it is not finite.
+    public func validationLoss(atStep step: Int) -> Double? {
+        lines.last { entry in
+            if case .validation(let loss?) = entry.line.record { return entry.line.step == step && loss.isFinite }
+            return false
+        }.flatMap { entry in
+            if case .validation(let loss) = entry.line.record { return loss }
+            return nil
+        }
+    }
+
     /// The lines of `text`, ended by "\n" or "\r\n" (a `Character` in Swift, so splitting at "\n" alone misses it).
     static func lines(of text: String) -> [Substring] {
         text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }

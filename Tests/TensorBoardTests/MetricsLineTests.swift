@@ -51,4 +51,16 @@ final class MetricsLineTests: XCTestCase {
             XCTAssertNil(try MetricsLine(jsonLine: text), text)
         }
     }
+
+    /// A sweep run's final loss (gpt-plan fit, gpt-train sweep): the validation line at the last step (moved here
+    /// from the planner's `FinalLoss`, which read metrics.jsonl by hand).
+    func testFinalLossIsTheValidationAtTheLastStep() throws {
+        let text = """
+        {"step":1,"loss":4.0,"lr":0.001}
+        {"step":10,"val_loss":3.5}
+        {"step":20,"val_loss":3.25}
+        """
+        XCTAssertEqual(try MetricsFile(path: "m", text: text).validationLoss(atStep: 20), 3.25)
+        XCTAssertNil(try MetricsFile(path: "m", text: text).validationLoss(atStep: 30))
+    }
 }
