@@ -126,11 +126,6 @@ public struct NonFiniteLoss: Error, CustomStringConvertible {
     /// The step's loss and gradient norm (NaN where not computed).
     public var loss: Float = .nan
     public var gradNorm: Double = .nan
-    /// The spike as metrics.jsonl records it (non-finite values are written as null).
-    public var spike: Spike {
-        Spike(step: step, loss: loss, gradNorm: gradNorm,
-              reason: loss.isFinite ? .nonFiniteGradNorm : .nonFiniteLoss, action: .stop)
-    }
     public var description: String {
         var text = "step \(step): \(what) is not finite; the run stops before updating the weights with it"
         if let resumedFrom, lastFinite == nil {

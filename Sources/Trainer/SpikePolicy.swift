@@ -306,9 +306,6 @@ public struct LossSpikeStop: Error, CustomStringConvertible {
     public var recoveries: Int?
     public var kind: SpikeReason
 
-    /// The spike as metrics.jsonl records it.
-    public var spike: Spike { Spike(step: step, loss: loss, gradNorm: gradNorm, reason: kind, action: .stop) }
-
     public var description: String {
         var text = "step \(step): loss spike (loss \(loss), grad norm \(gradNorm)): \(reason); "
         if let recoveries {
