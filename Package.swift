@@ -78,15 +78,24 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["Compute"], swiftSettings: numericSettings),
         .target(name: "GPT", dependencies: ["GPTShape", "Kernels", "Compute"], swiftSettings: numericSettings),
         .target(name: "Checkpoint", dependencies: ["CHDF5", "Durable"]),
+        // A model outside the training loop, and what the loop shares with gpt-sample and gpt-bench: a recipe's data,
+        // AdamW, checkpoints read into a model (and their tensors' names), window evaluation, the step benchmark.
+        .target(
+            name: "Runtime",
+            dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Recipe", "Corpus", "Tokenizers", "Checkpoint"],
+            swiftSettings: numericSettings),
+        // The training loop: a recipe executed step by step, its spike policy, checkpoint store and metrics sink.
         .target(
             name: "Trainer",
-            dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable",
-                           "Collectives", "Formatting", "RunReports"],
+            dependencies: ["Runtime", "GPT", "GPTShape", "Kernels", "Compute", "Recipe", "Corpus", "Tokenizers", "Checkpoint",
+                           "Durable", "Collectives", "Metrics"],
             swiftSettings: numericSettings),
         .target(name: "TensorBoard"),
+        // metrics.jsonl's line (`MetricsLine`, written and read by this one type) and its TensorBoard mirror.
+        .target(name: "Metrics", dependencies: ["TensorBoard"]),
         .target(name: "LinePlots"),
-        .target(name: "RunReports", dependencies: ["TensorBoard", "LinePlots"]),
-        .target(name: "TestFixtures", dependencies: ["Recipe", "Planner"], path: "Sources/TestFixtures"),
+        .target(name: "RunReports", dependencies: ["Metrics", "TensorBoard", "LinePlots"]),
+        .target(name: "TestFixtures", dependencies: ["Compute", "Recipe", "Planner"], path: "Sources/TestFixtures"),
         // Counts heap allocations in the test binary (it replaces malloc and friends there); nothing else links it.
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .target(
@@ -97,11 +106,11 @@ let package = Package(
         // Executables: thin wrappers that parse arguments and decide how to show what the libraries report.
         .executableTarget(
             name: "gpt-plan",
-            dependencies: ["Planner", "Recipe", "Corpus", "Compute", "Durable", "CLISupport", "LinePlots",
+            dependencies: ["Planner", "Recipe", "Corpus", "Compute", "Durable", "CLISupport", "LinePlots", "Metrics",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-train",
-            dependencies: ["Trainer", "GPT", "Recipe", "Planner", "Compute", "CLISupport", "RunReports", "Durable", "Collectives",
+            dependencies: ["Trainer", "Runtime", "GPT", "Recipe", "Planner", "Compute", "CLISupport", "Metrics", "RunReports", "Durable", "Collectives",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-data",
@@ -109,11 +118,11 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-sample",
-            dependencies: ["Trainer", "GPT", "Tokenizers", "Compute", "CLISupport",
+            dependencies: ["Runtime", "GPT", "Tokenizers", "Compute", "CLISupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-bench",
-            dependencies: ["Trainer", "GPT", "GPTShape", "Corpus", "Compute", "Planner", "CLISupport",
+            dependencies: ["Runtime", "GPT", "GPTShape", "Corpus", "Compute", "Planner", "CLISupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
@@ -124,10 +133,10 @@ let package = Package(
         .testTarget(name: "GPTTests", dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Planner"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "CorpusTests", dependencies: ["Corpus", "Tokenizers", "TestFixtures"]),
-        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Trainer", "TestFixtures", "Compute"]),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "GPTShape", "Recipe", "Compute", "TestFixtures", "Kernels", "AllocationCounter"]),
-        .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "RunReports"]),
-        .testTarget(name: "LinePlotsTests", dependencies: ["LinePlots", "RunReports"]),
-        .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Trainer", "Recipe", "Compute", "TensorBoard"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Runtime", "Trainer", "TestFixtures", "Compute"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Runtime", "GPT", "GPTShape", "Recipe", "Compute", "TestFixtures", "Kernels", "AllocationCounter"]),
+        .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "Metrics", "RunReports"]),
+        .testTarget(name: "LinePlotsTests", dependencies: ["LinePlots", "Metrics", "RunReports"]),
+        .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Runtime", "Trainer", "Recipe", "Compute", "TensorBoard"]),
     ]
 )

@@ -92,17 +92,3 @@ extension SweepManifest {
         return manifest
     }
 }
-
-/// The final validation loss of a run from its metrics.jsonl: the `val_loss` logged at `step` (the last step).
-public enum FinalLoss {
-    public static func read(metricsText text: String, step: Int) -> Double? {
-        var found: Double?
-        for line in text.split(separator: "\n") where line.contains("\"val_loss\"") {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let s = object["step"] as? Int, s == step,
-                  let loss = (object["val_loss"] as? NSNumber)?.doubleValue, loss.isFinite else { continue }
-            found = loss
-        }
-        return found
-    }
-}

@@ -206,7 +206,6 @@ public struct Recipe: Equatable, Sendable {
         public var lrFactor: Double = 1
         public var lrFactorSteps = 0
         public var maxRecoveries = 10
-        public var injectSpikeAt = 0
 
         public init() {}
 

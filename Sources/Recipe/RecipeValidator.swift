@@ -93,10 +93,6 @@ enum RecipeValidator {
                    "set \(key) to at most \(t.steps) (a tenth of it, \(max(1, t.steps / 10)), is usual), unless this is deliberate")
         }
         if let st = r.stability {
-            if st.injectSpikeAt > t.steps {
-                report("stability.inject_spike_at", "\(st.injectSpikeAt) is past training.steps = \(t.steps), so the test spike never happens",
-                       "set stability.inject_spike_at to a step in 1...\(t.steps), or 0 (no injected spike)")
-            }
             if st.lossSigmas == 0, st.gradNormFactor == 0, st.action != .stop {
                 report(.warning, .unusual, "stability.action", "is \"\(st.action.rawValue)\" but loss_sigmas and grad_norm_factor are 0, "
                        + "so only a non-finite loss or gradient norm is recovered from",

@@ -449,9 +449,6 @@ public enum Schema {
         Field("stability.max_recoveries", .integer(\.stability!.maxRecoveries, 0...1_000_000), default: .integer(10),
               doc: "spikes skipped or rolled back before the run stops with an error (counted over the whole run, across resumes)",
               bounds: "0 (every spike stops) to a million"),
-        Field("stability.inject_spike_at", .integer(\.stability!.injectSpikeAt, 0...maxSteps), default: .integer(0),
-              doc: "for tests: multiply the loss and the gradients by 1000 on the batches an uninterrupted run draws at this step (0: never). The spike belongs to the data, so a rollback that passes over those batches does not meet it again",
-              bounds: "as training.steps"),
     ]
 
     public static func field(_ path: String) -> Field? { fields.first { $0.path == path } }

@@ -1,3 +1,4 @@
+import Compute
 import Foundation
 import GPTShape
 import Planner
@@ -118,5 +119,39 @@ public enum Fixtures {
             }
             return out
         }
+    }
+}
+
+extension Fixtures {
+    /// Writes `data.txt` in `directory` (before `recipe(in:)`, which then keeps it) so that the batches a run of
+    /// `o` draws at step `step` are a loss spike: their windows hold nothing but "~", a character the rest of the
+    /// text never has, which the model has learned is never the next one. Nothing else in the run knows: this is
+    /// how tests of a separate `gpt-train` process (or an `mpirun` job) make a spike, as real ones mostly come from
+    /// bad data. The windows are those of the run's batch sampler (nanoGPT's `get_batch`: uniform offsets from
+    /// the seed's generator, stream 2, `micro_batch × grad_accum × devices` windows a step); no other window of the
+    /// first `o.steps + 10` steps may touch them, so that no other step sees a "~" (checked: `step` must be chosen
+    /// so, else this throws). A run that passes over the batches (a rollback) does not meet them again.
+    public static func spikeData(in directory: String, _ o: Options, atStep step: Int, bytes: Int = 200_000) throws {
+        var text = Array(Fixtures.text(bytes: bytes).utf8)
+        precondition(o.tokenizer == "char" && !text.contains(UInt8(ascii: "~")))
+        let train = Int(Double(text.count) * (1 - 0.1))   // the fixture recipe's val_fraction
+        var rng = Xoshiro256(seed: UInt64(o.seed), stream: 2)
+        let perStep = o.microBatch * o.gradAccum * o.devices
+        let starts = (0..<((o.steps + 10) * perStep)).map { _ in Int(rng.next(below: UInt64(train - o.seqLen))) }
+        let spiked = Array(starts[((step - 1) * perStep)..<(step * perStep)])
+        for (index, start) in starts.enumerated() where index / perStep != step - 1 {
+            for s in spiked where abs(start - s) <= o.seqLen {
+                throw FixtureError("window \(index) at \(start) overlaps the spike's window at \(s): choose another step or seed")
+            }
+        }
+        for s in spiked {
+            for i in s...(s + o.seqLen) { text[i] = UInt8(ascii: "~") }
+        }
+        try Data(text).write(to: URL(fileURLWithPath: (directory as NSString).appendingPathComponent(o.dataPath)))
+    }
+
+    public struct FixtureError: Error, CustomStringConvertible {
+        public var description: String
+        init(_ description: String) { self.description = description }
     }
 }

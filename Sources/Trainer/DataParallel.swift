@@ -2,6 +2,7 @@ import Collectives
 import Compute
 import GPT
 import Kernels
+import Runtime
 
 /// Data parallelism over the ranks of an `mpirun` job, as the recipe's `training.devices` asks: every rank holds
 /// the whole model, computes the gradients of its own micro-batches of each step, and the ranks sum gradients

@@ -2,6 +2,7 @@ import Collectives
 import Compute
 import GPT
 import Kernels
+import Runtime
 
 /// The signals that warn of trouble before the loss shows it, measured every `logging.health_interval` steps:
 /// the gradient norm of every parameter tensor (before clipping, summed over all micro-batches and ranks), the

@@ -1,7 +1,6 @@
 import Durable
 import Foundation
 import Recipe
-import RunReports
 
 /// A run directory that cannot be started or resumed as asked.
 public struct RunDirectoryError: Error, CustomStringConvertible {
@@ -10,8 +9,8 @@ public struct RunDirectoryError: Error, CustomStringConvertible {
 }
 
 /// The files of one run, and nothing about training: where they go, the copy of the recipe the run was started
-/// with, the metrics log, and the checkpoints (their names, the complete ones on disk, retention). What goes into
-/// a checkpoint, how checkpoints are named and how a run resumes from one is in Checkpointing.swift.
+/// with, and the checkpoints' names, the complete ones on disk, and their retention. `CheckpointStore` owns it;
+/// `MetricsSink` writes its metrics.jsonl and tb/.
 ///
 ///     <run>/recipe.toml           the recipe, as given (unless it already lives here)
 ///     <run>/metrics.jsonl         one line a logged step and a line an evaluation
@@ -33,9 +32,23 @@ public struct RunDirectory: Sendable {
         self.recipePath = recipePath
     }
 
-    /// Makes the run directory (the checkpoint directory is made once it is known not to hold another run).
+    /// Makes the run directory (the checkpoint directory is made once it is known not to hold another run), or
+    /// says in plain words why it cannot be (not a Foundation error code).
     func create() throws {
-        try Trainer.createRunDirectory(path)
+        try Self.createDirectory(path, what: "--out: cannot create the run directory", fix: "give --out")
+    }
+
+    /// Makes the checkpoint directory.
+    func createCheckpointDirectory() throws {
+        try Self.createDirectory(checkpointDirectory, what: "checkpoint.dir: cannot create the checkpoint directory",
+                                 fix: "give [checkpoint] dir (or --out)")
+    }
+
+    private static func createDirectory(_ path: String, what: String, fix: String) throws {
+        do { try AtomicFile.createDirectory(atPath: path) } catch let error as AtomicFile.WriteError {
+            throw RunDirectoryError(message: "\(what) \(path): \(error.reason). Fix: \(fix) a path that can be "
+                + "created: each name at most 255 bytes, the whole path at most 4095, on a writable file system")
+        }
     }
 
     /// The run directory keeps the recipe it was started with (unless that is where the recipe already is),
@@ -48,22 +61,35 @@ public struct RunDirectory: Sendable {
                              + "that file's directory.\n" + recipeText, to: copy)
     }
 
-    /// Opens metrics.jsonl for appending (a resumed run first drops the lines after the step it resumes from),
-    /// with a TensorBoard event file under tb/ that receives every line written from now on.
-    func openMetrics(resumingAt step: Int?) throws -> MetricsLog {
-        let log = try MetricsLog(path: (path as NSString).appendingPathComponent("metrics.jsonl"), keepThrough: step)
-        log.tensorBoard = try TensorBoardLog(runDirectory: path)
-        return log
-    }
-
     // MARK: Checkpoints
 
+    public static func checkpointName(step: Int) -> String { String(format: "ckpt-%08d.h5", step) }
+
+    /// Whether `name` is a checkpoint's file name, `ckpt-<step>.h5`.
+    static func isCheckpointName(_ name: String) -> Bool {
+        name.hasPrefix("ckpt-") && name.hasSuffix(".h5") && Int(name.dropFirst(5).dropLast(3)) != nil
+    }
+
+    /// Complete checkpoints in the directory, newest first (temporary files of unfinished writes are skipped).
+    public static func checkpoints(in directory: String) -> [(step: Int, path: String)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.compactMap { name -> (Int, String)? in
+            guard isCheckpointName(name), let step = Int(name.dropFirst(5).dropLast(3)) else { return nil }
+            return (step, (directory as NSString).appendingPathComponent(name))
+        }.sorted { $0.0 > $1.0 }
+    }
+
     func checkpointPath(step: Int) -> String {
-        (checkpointDirectory as NSString).appendingPathComponent(Trainer.checkpointName(step: step))
+        (checkpointDirectory as NSString).appendingPathComponent(Self.checkpointName(step: step))
     }
 
     /// The run's complete checkpoints, newest first.
-    var checkpoints: [(step: Int, path: String)] { Trainer.checkpoints(in: checkpointDirectory) }
+    var checkpoints: [(step: Int, path: String)] { Self.checkpoints(in: checkpointDirectory) }
+
+    /// Removes the temporary files of checkpoint writes that were interrupted; returns their paths.
+    func removeAbandonedCheckpoints() -> [String] {
+        AtomicFile.removeAbandonedTemporaries(in: checkpointDirectory, for: Self.isCheckpointName)
+    }
 
     /// Removes the oldest checkpoints beyond the newest `keep`.
     func removeCheckpoints(keepingNewest keep: Int) {

@@ -1,5 +1,6 @@
 import Foundation
 import Recipe
+import Runtime
 
 /// The learning rate of each optimizer step: linear warmup from 0, then decay to the minimum at the last step.
 public struct LearningRateSchedule: Sendable, Equatable {

@@ -2,10 +2,10 @@ import ArgumentParser
 import CLISupport
 import Compute
 import Corpus
-import GPTShape
 import Foundation
 import GPT
-import Trainer
+import GPTShape
+import Runtime
 
 struct GPTBench: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,6 +3,7 @@ import CLISupport
 import Compute
 import Durable
 import Foundation
+import Metrics
 import LinePlots
 import Planner
 
@@ -146,7 +147,7 @@ struct FitSweep: ParsableCommand {
         for run in manifest.runs {
             let metrics = ((sweep as NSString).appendingPathComponent(run.run) as NSString).appendingPathComponent("metrics.jsonl")
             guard let text = try? String(contentsOfFile: metrics, encoding: .utf8),
-                  let loss = FinalLoss.read(metricsText: text, step: run.steps) else {
+                  let loss = (try? MetricsFile(path: metrics, text: text))?.validationLoss(atStep: run.steps) else {
                 notes.append("\(run.name): no val_loss at its last step \(run.steps) in \(metrics) (not finished); left out")
                 continue
             }

@@ -3,8 +3,8 @@ import CLISupport
 import Compute
 import Foundation
 import GPT
+import Runtime
 import Tokenizers
-import Trainer
 
 struct GPTSample: ParsableCommand {
     static let configuration = CommandConfiguration(

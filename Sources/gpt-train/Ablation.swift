@@ -90,6 +90,7 @@ struct Ablate: ParsableCommand {
             let display = ProgressDisplay()
             let summary: RunSummary
             do {
+                try CPUTrainingCheck.check(r, products: options.bf16Products, ranksHere: 1)
                 let trainer = try Trainer(recipePath: path, options: options) { display.show($0) }
                 summary = try trainer.run()
             } catch {

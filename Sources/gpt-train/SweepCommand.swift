@@ -2,6 +2,7 @@ import ArgumentParser
 import CLISupport
 import Compute
 import Foundation
+import Metrics
 import GPT
 import Planner
 import Recipe
@@ -32,7 +33,7 @@ struct TrainSweep: ParsableCommand {
             let runDirectory = (sweep as NSString).appendingPathComponent(run.run)
             let metrics = (runDirectory as NSString).appendingPathComponent("metrics.jsonl")
             if let text = try? String(contentsOfFile: metrics, encoding: .utf8),
-               FinalLoss.read(metricsText: text, step: run.steps) != nil {
+               (try? MetricsFile(path: metrics, text: text))?.validationLoss(atStep: run.steps) != nil {
                 skipped += 1
                 continue
             }
@@ -58,6 +59,7 @@ struct TrainSweep: ParsableCommand {
                           + "D = \(si(run.tokens, 3)), \(run.steps) steps)\(options.resume ? ", resuming" : "")")
             let display = ProgressDisplay()
             do {
+                try CPUTrainingCheck.check(recipe, products: options.bf16Products, ranksHere: 1)
                 let trainer = try Trainer(recipePath: recipePath, options: options) { display.show($0) }
                 try trainer.run()
             } catch {

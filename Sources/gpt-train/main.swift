@@ -5,6 +5,7 @@ import Compute
 import Foundation
 import GPT
 import Recipe
+import Runtime
 import Trainer
 
 struct GPTTrain: ParsableCommand {
@@ -86,6 +87,8 @@ struct Train: ParsableCommand {
         display.ceilingKind = ceilingKind
         let trainer: Trainer
         do {
+            try CPUTrainingCheck.check(loaded, products: options.bf16Products,
+                                       ranksHere: group.isDistributed ? group.launch.localSize : 1)
             trainer = try Trainer(recipePath: recipe, options: options, group: group) { event in
                 if group.rank == 0 { display.show(event) }
             }
@@ -129,6 +132,7 @@ final class ProgressDisplay {
     func show(_ event: TrainingEvent) {
         switch event {
         case .started(let info):
+            if let note = CPUTrainingCheck.productsNote(info.bf16Products) { Terminal.note("note: \(note)") }
             total = info.stopStep
             ceiling = info.ceilingFlops
             var lines = [

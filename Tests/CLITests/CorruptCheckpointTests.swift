@@ -2,6 +2,7 @@ import CHDF5
 import Checkpoint
 import Foundation
 import TestFixtures
+import Runtime
 import Trainer
 import XCTest
 

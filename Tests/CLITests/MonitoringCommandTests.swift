@@ -55,3 +55,50 @@ final class MonitoringCommandTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/runs/a/tb").count, 1)
     }
 }
+
+/// Issue 27's faults in reading metrics.jsonl, through the commands.
+final class MetricsFileFaultTests: XCTestCase {
+    /// A run directory `name` under a fresh directory whose metrics.jsonl is `text`.
+    func run(_ text: String) throws -> String {
+        let dir = try Fixtures.directory("cli-metrics-faults")
+        try FileManager.default.createDirectory(atPath: "\(dir)/run", withIntermediateDirectories: true)
+        try text.write(toFile: "\(dir)/run/metrics.jsonl", atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    /// CRLF line endings: plot and tensorboard read every line (they skipped all of them).
+    func testCRLFMetricsArePlottedAndExported() throws {
+        let dir = try run("{\"step\":1,\"train_loss\":4.5,\"lr\":0.001,\"grad_norm\":2,\"tokens_per_sec\":100,\"mfu\":null}\r\n"
+                          + "{\"step\":2,\"train_loss\":4.25,\"lr\":0.001,\"grad_norm\":1.5,\"tokens_per_sec\":100,\"mfu\":null}\r\n"
+                          + "{\"step\":2,\"val_loss\":4.5}\r\n")
+        let plot = try Tool.run("gpt-train", ["plot", "run", "-o", "curves.svg"], in: dir)
+        XCTAssertEqual(plot.status, 0, plot.stderr)
+        XCTAssertFalse(plot.stderr.contains("skipped"), plot.stderr)
+        XCTAssertTrue(plot.stderr.contains("wrote curves.svg: run (to step 2)"), plot.stderr)
+        let export = try Tool.run("gpt-train", ["tensorboard", "run"], in: dir)
+        XCTAssertEqual(export.status, 0, export.stderr)
+        XCTAssertTrue(export.stderr.contains(": 3 events"), export.stderr)
+        XCTAssertFalse(export.stderr.contains("skipped"), export.stderr)
+    }
+
+    /// A train_loss of 1e308 (beyond float32): both commands refuse naming the file, the line and the key, and
+    /// write nothing (it was drawn as y="-nan" and exported as +inf).
+    func testNumberBeyondFloat32IsRefused() throws {
+        let dir = try run("{\"step\":1,\"train_loss\":4.5,\"lr\":0.001,\"grad_norm\":2}\n"
+                          + "{\"step\":2,\"train_loss\":1e308,\"lr\":0.001,\"grad_norm\":2}\n")
+        let plot = try Tool.run("gpt-train", ["plot", "run", "-o", "curves.svg"], in: dir)
+        XCTAssertEqual(plot.status, 1, plot.stderr)
+        XCTAssertTrue(plot.stderr.contains("run/metrics.jsonl:2: train_loss = 1e+308 is beyond float32's range"), plot.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/curves.svg"))
+        let export = try Tool.run("gpt-train", ["tensorboard", "run"], in: dir)
+        XCTAssertEqual(export.status, 1, export.stderr)
+        XCTAssertTrue(export.stderr.contains("run/metrics.jsonl:2: train_loss = 1e+308"), export.stderr)
+        XCTAssertEqual(EventFileCount.in("\(dir)/run/tb"), 0)
+    }
+}
+
+private enum EventFileCount {
+    static func `in`(_ directory: String) -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix("events.out") }.count
+    }
+}

@@ -4,14 +4,16 @@ import XCTest
 
 /// gpt-train with [stability]: a spike with action "stop" ends the process with an error naming the step.
 final class StabilityCommandTests: XCTestCase {
-    /// A 30-step tiny recipe in a new directory with a spike injected at step 20 and `action`.
+    /// A 30-step tiny recipe in a new directory with `action`, its data making step 20 a spike
+    /// (`Fixtures.spikeData`: the batches of that step are all a character never seen before).
     func recipe(_ name: String, action: String) throws -> (dir: String, path: String) {
         let dir = try Fixtures.directory(name)
         var o = Fixtures.Options()
         o.steps = 30
+        try Fixtures.spikeData(in: dir, o, atStep: 20)
         let path = try Fixtures.recipe(in: dir, o)
         let text = try String(contentsOfFile: path, encoding: .utf8)
-            + "\n[stability]\naction = \"\(action)\"\nwindow = 10\ninject_spike_at = 20\n"
+            + "\n[stability]\naction = \"\(action)\"\nwindow = 10\n"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return (dir, path)
     }

@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import TestFixtures
+import Runtime
 import Trainer
 import XCTest
 

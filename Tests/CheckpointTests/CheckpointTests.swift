@@ -2,6 +2,7 @@ import Checkpoint
 import Compute
 import Foundation
 import TestFixtures
+import Runtime
 import Trainer
 import XCTest
 

@@ -108,8 +108,8 @@ final class FigureTests: XCTestCase {
         XCTAssertEqual(try Node.parse(figure.svg()).all("text", class: "y-label").map(\.text), ["y (log scale)"])
     }
 
-    func runs() -> [RunMetrics] {
-        var a = RunMetrics(name: "warmup & cosine", text: """
+    func runs() throws -> [RunMetrics] {
+        var a = try RunMetrics(name: "warmup & cosine", text: """
         {"step":10,"train_loss":12,"lr":0.0003,"grad_norm":5}
         {"step":20,"train_loss":8,"lr":0.0006,"grad_norm":100}
         {"step":20,"event":"spike","loss":30,"action":"rollback"}
@@ -117,7 +117,7 @@ final class FigureTests: XCTestCase {
         {"step":30,"val_loss":4.5}
         """)
         a.tokensPerStep = 1000
-        var b = RunMetrics(name: "no-warmup", text: """
+        var b = try RunMetrics(name: "no-warmup", text: """
         {"step":10,"train_loss":9,"lr":0.0006,"grad_norm":2}
         {"step":40,"train_loss":3,"lr":0.0006,"grad_norm":1}
         {"step":40,"val_loss":3.5}
@@ -127,7 +127,7 @@ final class FigureTests: XCTestCase {
     }
 
     func testTrainingCurvesStructure() throws {
-        let figure = try TrainingCurves.figure(runs: runs())
+        let figure = try TrainingCurves.figure(runs: try runs())
         let svg = figure.svg()
         let root = try Node.parse(svg)
         XCTAssertEqual(root.children.map(\.name), ["svg"])
@@ -162,20 +162,35 @@ final class FigureTests: XCTestCase {
     }
 
     func testTokensAxisAndMissingTokens() throws {
-        let figure = try TrainingCurves.figure(runs: runs(), x: .tokens)
+        let figure = try TrainingCurves.figure(runs: try runs(), x: .tokens)
         XCTAssertEqual(figure.xAxis(ofPanel: 0).upper, 40_000)
         let root = try Node.parse(figure.svg())
         XCTAssertEqual(root.all("text", class: "x-label").map(\.text), Array(repeating: "tokens", count: 4))
         XCTAssertTrue(root.all("text", class: "tick").map(\.text).contains("40k"))
-        var unknown = runs()
+        var unknown = try runs()
         unknown[1].tokensPerStep = nil
         XCTAssertThrowsError(try TrainingCurves.figure(runs: unknown, x: .tokens)) { error in
             XCTAssertTrue("\(error)".hasPrefix("no-warmup: cannot plot against tokens"), "\(error)")
         }
     }
 
+    /// Issue 27: the extremes metrics.jsonl can hold (float32's largest and tiny values) are drawn with finite
+    /// coordinates: the SVG never says nan or inf (a larger number is refused when the file is read: ExportTests).
+    func testExtremeValuesGiveFiniteCoordinates() throws {
+        let run = try RunMetrics(name: "r", text: """
+        {"step":1,"train_loss":3.4e38,"lr":0.001,"grad_norm":2}
+        {"step":2,"train_loss":3,"lr":0.001,"grad_norm":3e38}
+        {"step":3,"train_loss":1e-30,"lr":0.001,"grad_norm":1e-38}
+        {"step":3,"val_loss":3.3e38}
+        """)
+        let svg = try TrainingCurves.figure(runs: [run]).svg().lowercased()
+        XCTAssertFalse(svg.contains("nan"), svg)
+        XCTAssertFalse(svg.contains("inf"), svg)
+        XCTAssertEqual(try Node.parse(svg).all("path", class: "series").count, 4)
+    }
+
     func testEmptyPanelSaysSo() throws {
-        let run = RunMetrics(name: "r", text: "{\"step\":1,\"train_loss\":3,\"lr\":0.001,\"grad_norm\":1}\n")
+        let run = try RunMetrics(name: "r", text: "{\"step\":1,\"train_loss\":3,\"lr\":0.001,\"grad_norm\":1}\n")
         let root = try Node.parse(try TrainingCurves.figure(runs: [run]).svg())
         let panels = root.all("g", class: "panel")
         XCTAssertEqual(panels.map { $0.all("text", class: "empty").count }, [0, 1, 0, 0])

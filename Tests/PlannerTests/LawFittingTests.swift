@@ -84,14 +84,4 @@ final class LawFittingTests: XCTestCase {
             XCTAssertEqual($0 as? LawFitError, .tooFewRuns(runs: 4, budgets: 1))
         }
     }
-
-    func testFinalLossIsTheValidationAtTheLastStep() {
-        let text = """
-        {"step":1,"loss":4.0,"lr":0.001}
-        {"step":10,"val_loss":3.5}
-        {"step":20,"val_loss":3.25}
-        """
-        XCTAssertEqual(FinalLoss.read(metricsText: text, step: 20), 3.25)
-        XCTAssertNil(FinalLoss.read(metricsText: text, step: 30))
-    }
 }

@@ -1,10 +1,11 @@
 import Foundation
+import Metrics
 import RunReports
 import TensorBoard
 import XCTest
 
 final class RunMetricsTests: XCTestCase {
-    func testTolerantReading() {
+    func testTolerantReading() throws {
         let text = """
         {"step":1,"train_loss":10.5,"lr":0,"grad_norm":7.25,"tokens_per_sec":900,"mfu":null}
         not json
@@ -15,7 +16,7 @@ final class RunMetricsTests: XCTestCase {
         {"step":3,"event":"spike","loss":55.5,"action":"skip"}
         {"step":4,"train_lo
         """
-        let run = RunMetrics(name: "r", text: text)
+        let run = try RunMetrics(name: "r", text: text)
         XCTAssertEqual(run.skippedLines, [2, 3, 8])
         XCTAssertEqual(run.training, [
             .init(step: 1, trainLoss: 10.5, lr: 0, gradNorm: 7.25, tokens: nil),
@@ -23,9 +24,33 @@ final class RunMetricsTests: XCTestCase {
         ])
         XCTAssertEqual(run.validation, [.init(step: 2, loss: 9.75)])
         XCTAssertEqual(run.events, [.init(step: 3, kind: "spike", loss: 55.5, action: "skip")])
-        XCTAssertEqual(run.lines[1].values.map(\.key), ["health/logit_max", "lr", "tokens"])
+        XCTAssertEqual(run.lines[1].numbers.map(\.key), ["health/logit_max", "lr", "tokens"])
         XCTAssertEqual(MetricsScalars.scalars(of: run.lines[1]).map(\.tag), ["health/logit_max", "train/lr", "tokens"])
         XCTAssertEqual(MetricsScalars.scalars(of: run.lines[3]), [Event.Scalar(tag: "events/spike", value: 55.5)])
+    }
+
+    /// Issue 27: a metrics.jsonl with CRLF line endings (edited on Windows) reads as with LF; every line counts.
+    func testCRLFLineEndings() throws {
+        let text = "{\"step\":1,\"train_loss\":4.5,\"lr\":0.001,\"grad_norm\":2}\r\n{\"step\":1,\"val_loss\":4.75}\r\n"
+            + "{\"step\":2,\"event\":\"spike\",\"loss\":50,\"action\":\"skip\"}\r\n"
+        let run = try RunMetrics(name: "r", text: text)
+        XCTAssertEqual(run.skippedLines, [])
+        XCTAssertEqual(run.training, [.init(step: 1, trainLoss: 4.5, lr: 0.001, gradNorm: 2)])
+        XCTAssertEqual(run.validation, [.init(step: 1, loss: 4.75)])
+        XCTAssertEqual(run.events, [.init(step: 2, kind: "spike", loss: 50, action: "skip")])
+    }
+
+    /// Issue 27: a number beyond float32 (here a train_loss of 1e308) is refused naming the file, the line and the
+    /// key, instead of becoming +inf in TensorBoard and NaN in the plot.
+    func testNumberBeyondFloat32IsRefusedWithLineAndKey() throws {
+        let text = "{\"step\":1,\"train_loss\":4.5,\"lr\":0.001,\"grad_norm\":2}\n"
+            + "{\"step\":2,\"train_loss\":1e308,\"lr\":0.001,\"grad_norm\":2}\n"
+        XCTAssertThrowsError(try RunMetrics(name: "r", text: text, path: "run/metrics.jsonl")) { error in
+            XCTAssertTrue("\(error)".hasPrefix("run/metrics.jsonl:2: train_loss = 1e+308 is beyond float32's range"), "\(error)")
+        }
+        // At float32's largest finite value the line reads.
+        let largest = "{\"step\":2,\"train_loss\":3.4028235e38,\"lr\":0.001,\"grad_norm\":2}\n"
+        XCTAssertEqual(try RunMetrics(name: "r", text: largest).training.first?.trainLoss, Double(Float.greatestFiniteMagnitude))
     }
 
     func testMissingRunDirectoryNamesTheFile() {

@@ -3,6 +3,7 @@ import Foundation
 import GPT
 import Recipe
 import TestFixtures
+import Runtime
 import Trainer
 import XCTest
 

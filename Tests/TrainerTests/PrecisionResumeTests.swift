@@ -3,6 +3,7 @@ import Foundation
 import GPT
 import GPTShape
 import TestFixtures
+import Runtime
 import Trainer
 import XCTest
 

@@ -4,6 +4,7 @@ import GPT
 import GPTShape
 import Recipe
 import TestFixtures
+import Runtime
 import Trainer
 import XCTest
 
@@ -200,8 +201,38 @@ final class TrainingTests: XCTestCase {
         XCTAssertThrowsError(try t3.run()) { error in
             let text = "\(error)"
             XCTAssertTrue(text.contains("step 4: the training loss (nan) is not finite"), text)
+            // Issue 27: the first step after a resume overflows because of the checkpoint's weights, not the
+            // learning rate: the message names the checkpoint.
+            XCTAssertTrue(text.contains("the first step after resuming from \(dir2)/run/checkpoints/\(Trainer.checkpointName(step: 3))"), text)
+            XCTAssertTrue(text.contains("Fix: resume from an earlier checkpoint of the run"), text)
+            XCTAssertFalse(text.contains("optimizer.lr"), text)
         }
         XCTAssertEqual(t3.state.step, 3, "the bad step is not applied")
+    }
+
+    /// A caller that answers an event with `.stop` ends the run after that step, checkpointed; resumed, the run
+    /// ends bit-identical to one that was never stopped.
+    func testAnAnswerToAnEventStopsTheRunAndItResumesExactly() throws {
+        var o = Fixtures.Options()
+        o.steps = 12
+        o.checkpointInterval = 10
+        let dir = try Fixtures.directory("answer-stop"), straightDir = try Fixtures.directory("answer-straight")
+        let recipe = try Fixtures.recipe(in: dir, o), straightRecipe = try Fixtures.recipe(in: straightDir, o)
+        var options = TrainingOptions(runDirectory: "\(dir)/run", threads: 2)
+        let stopped = try Trainer(recipePath: recipe, options: options, handler: TrainingEventHandler { event in
+            if case .step(let m) = event, m.step == 5 { return .stop }
+            return .proceed
+        })
+        XCTAssertEqual(try stopped.run().steps, 5)
+        XCTAssertEqual(Trainer.checkpoints(in: stopped.checkpointDirectory).map(\.step), [5])
+        options.resume = true
+        let resumed = try Trainer(recipePath: recipe, options: options)
+        try resumed.run()
+        let straight = try Trainer(recipePath: straightRecipe, options: TrainingOptions(runDirectory: "\(straightDir)/run", threads: 2))
+        try straight.run()
+        XCTAssertEqual(resumed.state, straight.state)
+        XCTAssertTrue(Array(resumed.model.parameters.buffer) == Array(straight.model.parameters.buffer))
+        XCTAssertEqual(try Fixtures.metrics(runDirectory: "\(dir)/run"), try Fixtures.metrics(runDirectory: "\(straightDir)/run"))
     }
 
     func testABadRecipeIsRefusedWithEveryProblem() throws {

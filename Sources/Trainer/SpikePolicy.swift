@@ -2,10 +2,11 @@ import Checkpoint
 import Compute
 import GPT
 import Recipe
+import Runtime
 
 // Loss-spike detection and recovery ([stability] in the recipe). The rules and the actions are described in
-// Schema.swift (docs/recipe-reference.md); this file holds the detector, the in-memory snapshot a rollback returns
-// to, and the errors a spike can end a run with. In a data-parallel run every rank takes the same decisions: they
+// Schema.swift (docs/recipe-reference.md); this file holds the policy, its detector, the in-memory snapshot a
+// rollback returns to, and the errors a spike can end a run with. In a data-parallel run every rank takes the same decisions: they
 // rest only on the step's summed loss and the global gradient norm, which are the same on every rank.
 
 /// Why a step is a spike.
@@ -41,7 +42,7 @@ public enum SpikeReason: Sendable, Equatable {
 }
 
 /// A spike and what was done about it.
-public struct Spike: Sendable {
+public struct Spike: Sendable, Equatable {
     /// The step the spike happened at (counted from 1, as in metrics.jsonl).
     public var step: Int
     public var loss: Float
@@ -159,9 +160,40 @@ final class StateSnapshot {
     }
 }
 
-extension Trainer {
+/// What `[stability]` does about loss spikes: the detector's window, the snapshot a rollback returns to, and the
+/// decision for each step (accept it, skip it, roll back, or stop the run). It holds no model: the step's model
+/// and optimizer are given to it when a rollback restores them.
+final class SpikePolicy {
+    /// `[stability]`, or what a recipe without it does (a non-finite loss or gradient norm stops the run).
+    let rules: Recipe.Stability
+    /// The spike detector's window of accepted steps.
+    private(set) var detector: SpikeDetector
+    /// The state a rollback returns to (only with `stability.action = "rollback"`).
+    private let snapshot: StateSnapshot?
+
+    init(_ rules: Recipe.Stability, parameterCount: Int, momentCount: Int, state: TrainingState) {
+        self.rules = rules
+        detector = SpikeDetector(capacity: rules.window)
+        snapshot = rules.action == .rollback
+            ? StateSnapshot(parameterCount: parameterCount, momentCount: momentCount, state: state, detector: detector)
+            : nil
+    }
+
+    /// The factor on the learning rate of update `stepIndex` (0-based): `lr_factor` after a rollback, else 1.
+    func learningRateFactor(at stepIndex: Int, _ state: TrainingState) -> Double {
+        stepIndex + 1 <= state.lrFactorUntil ? rules.lrFactor : 1
+    }
+
+    /// Why a step whose loss is finite is a spike, if it is (a gradient norm that is not finite always is).
+    func check(loss: Float, norm: Double) -> SpikeReason? {
+        norm.isFinite ? detector.check(loss: Double(loss), norm: norm, rules: rules) : .nonFiniteGradNorm
+    }
+
+    /// Adds an accepted step to the window.
+    func accept(loss: Float, norm: Double) { detector.accept(loss: Double(loss), norm: norm) }
+
     /// Keeps the current state as the one a rollback returns to (only when the recipe's action is rollback).
-    func takeSnapshot() {
+    func takeSnapshot(_ model: GPT, _ optimizer: AdamW, _ state: TrainingState) {
         guard let snapshot else { return }
         snapshot.parameters.base.update(from: model.parameters.base, count: model.layout.count)
         snapshot.m.base.update(from: optimizer.m.base, count: optimizer.shard.count)
@@ -171,73 +203,74 @@ extension Trainer {
         snapshot.detector.assign(detector)
     }
 
-    /// Handles a spike at step `stepIndex + 1` as the recipe says: stops the run, or skips the step's update, or
-    /// rolls back to the snapshot and passes over the batches drawn since it was taken.
-    func recover(from reason: SpikeReason, stepIndex: Int, loss: Float, norm: Double,
-                 lastFinite: StepMetrics?) throws -> Spike {
-        let step = stepIndex + 1
-        let rules = stability
+    /// Handles a spike at step `stepIndex + 1` as the recipe says: the run stops (the outcome carries the error
+    /// that says why), or the step's update is skipped, or the run rolls back to the snapshot and passes over the
+    /// batches drawn since it was taken.
+    /// - Parameters: `lastFinite`: the last step this process trained, for the message; `resumedFrom`: the
+    ///   checkpoint this process resumed from, named when its very first step is not finite.
+    func handle(_ reason: SpikeReason, stepIndex: Int, loss: Float, norm: Double, state: inout TrainingState,
+                step: TrainingStep, lastFinite: StepMetrics?, resumedFrom: String?) -> StepOutcome {
+        let spike = Spike(step: stepIndex + 1, loss: loss, gradNorm: norm, reason: reason, action: rules.action)
         if rules.action == .stop {
+            var stopped = spike
+            stopped.action = .stop
             switch reason {
-            case .nonFiniteLoss:
-                throw NonFiniteLoss(step: step, what: "the training loss (\(loss))", lastFinite: lastFinite, loss: loss)
-            case .nonFiniteGradNorm:
-                throw NonFiniteLoss(step: step, what: "the gradient norm (\(norm))", lastFinite: lastFinite, loss: loss,
-                                    gradNorm: norm)
+            case .nonFiniteLoss, .nonFiniteGradNorm:
+                let what = reason == .nonFiniteLoss ? "the training loss (\(loss))" : "the gradient norm (\(norm))"
+                return .stopped(stopped, NonFiniteLoss(step: spike.step, what: what, lastFinite: lastFinite,
+                                                       resumedFrom: lastFinite == nil ? resumedFrom : nil,
+                                                       loss: loss, gradNorm: norm))
             default:
-                throw LossSpikeStop(step: step, loss: loss, gradNorm: norm, reason: reason.describe(window: rules.window),
-                                    recoveries: nil, kind: reason)
+                return .stopped(stopped, LossSpikeStop(step: spike.step, loss: loss, gradNorm: norm,
+                                                       reason: reason.describe(window: rules.window), recoveries: nil, kind: reason))
             }
         }
         guard state.recoveries < rules.maxRecoveries else {
-            throw LossSpikeStop(step: step, loss: loss, gradNorm: norm, reason: reason.describe(window: rules.window),
-                                recoveries: state.recoveries, kind: reason)
+            var stopped = spike
+            stopped.action = .stop
+            return .stopped(stopped, LossSpikeStop(step: spike.step, loss: loss, gradNorm: norm,
+                                                   reason: reason.describe(window: rules.window),
+                                                   recoveries: state.recoveries, kind: reason))
         }
-        var spike = Spike(step: step, loss: loss, gradNorm: norm, reason: reason, action: rules.action)
-        switch rules.action {
-        case .stop:
-            preconditionFailure("handled above")
-        case .skip:
-            // The gradients are dropped (the next backward pass overwrites them); the data has been consumed.
-            state.step += 1
-            state.tokensSeen += tokensPerStep
-            state.skippedSteps += 1
-            state.recoveries += 1
-        case .rollback:
-            guard let snapshot else { preconditionFailure("rollback without a snapshot") }
-            let windowsNow = state.sampler.windowsDrawn
-            let sampler = state.sampler, tokensSeen = state.tokensSeen, recoveries = state.recoveries
-            model.parameters.base.update(from: snapshot.parameters.base, count: model.layout.count)
-            optimizer.m.base.update(from: snapshot.m.base, count: optimizer.shard.count)
-            optimizer.v.base.update(from: snapshot.v.base, count: optimizer.shard.count)
-            optimizer.stepsTaken = snapshot.optimizerSteps
-            state = snapshot.state
-            detector.assign(snapshot.detector)
-            // Pass over every batch drawn since the snapshot, the spike's included (PaLM's skip of the data around
-            // the spike); the tokens were read, so they count as seen.
-            state.sampler = sampler
-            state.tokensSeen = tokensSeen
-            state.recoveries = recoveries + 1
-            if rules.lrFactor < 1, rules.lrFactorSteps > 0 {
-                state.lrFactorUntil = state.step + rules.lrFactorSteps
-            }
-            spike.rolledBackTo = state.step
-            spike.batchesPassedOver = (windowsNow - snapshot.state.sampler.windowsDrawn) / batch
-        }
+        return .recovered(rules.action == .skip ? skip(spike, &state, step) : rollBack(spike, &state, step))
+    }
+
+    /// Drops the step's gradients (the next backward pass overwrites them); its data has been consumed.
+    private func skip(_ spike: Spike, _ state: inout TrainingState, _ step: TrainingStep) -> Spike {
+        state.step += 1
+        state.tokensSeen += step.shape.tokensPerStep
+        state.skippedSteps += 1
+        state.recoveries += 1
         return spike
     }
 
-    /// Draws `n` micro-batches without training on them: what a rollback does with the batches around a spike
-    /// (and a way to pass over data known to be bad).
-    public func passOver(microBatches n: Int) {
-        precondition(n >= 0)
-        for _ in 0..<n { state.sampler.skip(in: data.train, batch: batch, time: time) }
-        state.tokensSeen += n * batch * time
+    /// Restores the snapshot and passes over every batch drawn since it, the spike's included (PaLM's skip of the
+    /// data around the spike); those tokens were read, so they count as seen.
+    private func rollBack(_ spike: Spike, _ state: inout TrainingState, _ step: TrainingStep) -> Spike {
+        guard let snapshot else { preconditionFailure("rollback without a snapshot") }
+        let model = step.model, optimizer = step.optimizer
+        let windowsNow = state.sampler.windowsDrawn
+        let sampler = state.sampler, tokensSeen = state.tokensSeen, recoveries = state.recoveries
+        model.parameters.base.update(from: snapshot.parameters.base, count: model.layout.count)
+        optimizer.m.base.update(from: snapshot.m.base, count: optimizer.shard.count)
+        optimizer.v.base.update(from: snapshot.v.base, count: optimizer.shard.count)
+        optimizer.stepsTaken = snapshot.optimizerSteps
+        state = snapshot.state
+        detector.assign(snapshot.detector)
+        state.sampler = sampler
+        state.tokensSeen = tokensSeen
+        state.recoveries = recoveries + 1
+        if rules.lrFactor < 1, rules.lrFactorSteps > 0 {
+            state.lrFactorUntil = state.step + rules.lrFactorSteps
+        }
+        var spike = spike
+        spike.rolledBackTo = state.step
+        spike.batchesPassedOver = (windowsNow - snapshot.state.sampler.windowsDrawn) / step.shape.batch
+        return spike
     }
 
     /// The progress note for a spike that was recovered from.
-    func note(for spike: Spike) -> String {
-        let rules = stability
+    func note(for spike: Spike, _ state: TrainingState) -> String {
         var text = "step \(spike.step): loss spike (loss \(spike.loss), grad norm \(spike.gradNorm)): "
             + spike.reason.describe(window: rules.window) + "; "
         if let back = spike.rolledBackTo {
@@ -250,11 +283,16 @@ extension Trainer {
     }
 
     /// The detector and counters as a checkpoint stores them.
-    var checkpointStability: CheckpointStability {
+    func checkpointStability(_ state: TrainingState) -> CheckpointStability {
         let history = detector.history
         return CheckpointStability(skippedSteps: state.skippedSteps, recoveries: state.recoveries,
                                    lrFactorUntil: state.lrFactorUntil, losses: history.losses,
                                    gradNorms: history.norms, capacity: detector.capacity)
+    }
+
+    /// Takes the window a checkpoint (or rank 0) holds, oldest first.
+    func restore(losses: [Double], norms: [Double]) {
+        detector = SpikeDetector(capacity: detector.capacity, history: losses, norms: norms)
     }
 }
 
@@ -267,9 +305,6 @@ public struct LossSpikeStop: Error, CustomStringConvertible {
     /// Recoveries made before this spike, when the run stopped because there were too many.
     public var recoveries: Int?
     public var kind: SpikeReason
-
-    /// The spike as metrics.jsonl records it.
-    public var spike: Spike { Spike(step: step, loss: loss, gradNorm: gradNorm, reason: kind, action: .stop) }
 
     public var description: String {
         var text = "step \(step): loss spike (loss \(loss), grad norm \(gradNorm)): \(reason); "
