@@ -27,6 +27,8 @@ public struct DatasetPreparer {
     }
 
     public enum Event: Sendable {
+        /// An input left out (hidden, or a second path to a file already read), and why.
+        case skipped(path: String, reason: String)
         case reading(files: Int, bytes: Int)
         case tokenizerReady(kind: TokenizerKind, vocabSize: Int, seconds: Double)
         case encoded(bytes: Int, of: Int)
@@ -49,7 +51,9 @@ public struct DatasetPreparer {
         guard options.valFraction > 0, options.valFraction < 1 else {
             throw CorpusError(output, "--val-fraction must be between 0 and 1 (exclusive), got \(options.valFraction)")
         }
-        let files = try TextSources.files(inputs)
+        let listing = try TextSources.list(inputs)
+        for (path, reason) in listing.skipped { events(.skipped(path: path, reason: reason)) }
+        let files = listing.files
         let total = try TextSources.size(files)
         guard total > 0 else { throw CorpusError(inputs.joined(separator: " "), "the inputs are empty") }
         events(.reading(files: files.count, bytes: total))
@@ -139,7 +143,7 @@ public struct DatasetPreparer {
         var read = 0      // global offset of the next byte to read
         var training = true
         for (index, file) in files.enumerated() {
-            guard let handle = FileHandle(forReadingAtPath: file) else { throw CorpusError(file, "cannot read") }
+            let handle = try TextSources.open(file)
             defer { try? handle.close() }
             var buffer: [UInt8] = []
             func emit(_ count: Int) throws {

@@ -55,6 +55,34 @@ public final class LoadedCheckpoint {
     }
 }
 
+/// Finite weights (every reader checks them) can still overflow float32 in the forward pass: weights near 3e38
+/// make the logits ±inf and the loss NaN. Every user of a loaded model refuses such output the same way, naming
+/// the checkpoint, instead of printing it (`eval --json` could not; `gpt-sample` printed "zzzz…").
+public struct ActivationOverflow: Error, CustomStringConvertible {
+    public var checkpoint: String
+    /// What came out non-finite: "the val loss comes out nan", "the logits of token 3 are not finite".
+    public var symptom: String
+    public var description: String {
+        "\(checkpoint): \(symptom): the model's activations overflow float32 (its weights are finite but too large). "
+            + "Fix: use an earlier checkpoint of the run"
+    }
+}
+
+extension LoadedCheckpoint {
+    /// Throws `ActivationOverflow` unless `loss` (of the named split) is finite.
+    public func requireFinite(loss: Double, split: String) throws(ActivationOverflow) {
+        guard loss.isFinite else { throw ActivationOverflow(checkpoint: path, symptom: "the \(split) loss comes out \(loss)") }
+    }
+
+    /// Throws `ActivationOverflow` unless the first `count` logits are finite; `position` names the token.
+    public func requireFinite(logits: UnsafePointer<Float>, count: Int, position: Int) throws(ActivationOverflow) {
+        for i in 0..<count where !logits[i].isFinite {
+            throw ActivationOverflow(checkpoint: path, symptom: "the logits at position \(position) are not finite "
+                                     + "(logit \(i) is \(logits[i]))")
+        }
+    }
+}
+
 extension CheckpointExpectation {
     /// What a checkpoint written by a run of `recipe` holds.
     public init(_ recipe: Recipe) {

@@ -15,11 +15,12 @@ struct TrainSweep: ParsableCommand {
         abstract: "Train the runs of a sweep (gpt-plan sweep) that have not finished, one after another; resumable.")
 
     @Argument(help: "The sweep directory (with manifest.json).") var sweep: String
-    @Option(help: "Threads for each run.") var threads: Int = CPU.count
+    /// Threads for each run.
+    @OptionGroup var threadOption: ThreadOption
+    var threads: Int { threadOption.count }
     @Flag(name: .customLong("no-mfu"), help: "Do not measure the sgemm or bf16 ceiling (MFU is then left out).") var noMFU = false
 
     mutating func run() throws {
-        guard threads >= 1 else { throw CommandFailure.usage("gpt-train sweep: --threads must be at least 1") }
         let manifest: SweepManifest
         do { manifest = try SweepManifest.load(sweep: sweep) } catch {
             throw CommandFailure.usage("gpt-train sweep: \(error)")
@@ -31,8 +32,11 @@ struct TrainSweep: ParsableCommand {
             let recipePath = (sweep as NSString).appendingPathComponent(run.recipe)
             let runDirectory = (sweep as NSString).appendingPathComponent(run.run)
             let metrics = (runDirectory as NSString).appendingPathComponent("metrics.jsonl")
-            if let text = try? String(contentsOfFile: metrics, encoding: .utf8),
-               FinalLoss.read(metricsText: text, step: run.steps) != nil {
+            let text: String?
+            do { text = try RunFiles.metricsText(metrics) } catch {
+                throw CommandFailure("gpt-train sweep: \(error.message)", exitCode: 1)
+            }
+            if let text, FinalLoss.read(metricsText: text, step: run.steps) != nil {
                 skipped += 1
                 continue
             }
