@@ -28,6 +28,14 @@ public final class LoadedCheckpoint {
         do { tokenizer = try TokenizerFile.load(Data(reader.tokenizer.utf8)) } catch {
             throw CheckpointError(file: path, reason: "its tokenizer does not read back: \(error)")
         }
+        // What the checkpoint alone can say about its tokenizer: the kind its recipe names, and no more tokens
+        // than the model has rows (`tokenizerMatchesData` compares it with the data it was trained on).
+        guard tokenizer.kind.rawValue == recipe.data.tokenizer, tokenizer.vocabSize <= recipe.model.vocabSize else {
+            throw CheckpointError(file: path, reason: "/tokenizer: a \(tokenizer.kind.rawValue) tokenizer of "
+                                  + "\(tokenizer.vocabSize) tokens, but its recipe trains a \(recipe.data.tokenizer) "
+                                  + "tokenizer into \(recipe.model.vocabSize) model rows. Fix: use a checkpoint written by "
+                                  + "gpt-train (this one was altered)")
+        }
         BLAS.pinToOneThread()
         let shape = recipe.shape
         let time = fullContext ? shape.seqLen : min(shape.seqLen, maxTime ?? recipe.training.seqLen)
@@ -49,9 +57,27 @@ public final class LoadedCheckpoint {
                                   + "if it moved, give its new place with --data")
         }
         guard (try? data.tokenizer.jsonData()) == (try? tokenizer.jsonData()) else {
-            throw CheckpointError(file: self.path, reason: "\(r.data.path) no longer gives the tokenizer this model was trained with")
+            throw TokenizerMismatch(checkpoint: self.path, reason: "/tokenizer (\(tokenizer.kind.rawValue), \(tokenizer.vocabSize) "
+                                  + "tokens) is not the tokenizer its data \(r.data.path) gives (\(data.tokenizer.kind.rawValue), "
+                                  + "\(data.tokenizer.vocabSize) tokens): the checkpoint's tokenizer or the data changed "
+                                  + "since training. Fix: use a checkpoint of this data, or restore the data it was trained on")
         }
         return data
+    }
+
+    /// Compares the checkpoint's tokenizer with the one its training data gives (`trainingData`), where the data
+    /// still is: throws when they differ (a token would decode to the wrong text). Returns nil when they match, or
+    /// why they could not be compared (the data moved or cannot be read), for a note.
+    public func tokenizerMatchesData() throws -> String? {
+        guard FileManager.default.fileExists(atPath: state.dataPath) else {
+            return "its data \(state.dataPath) is gone, so its tokenizer was not compared with the data's"
+        }
+        do { _ = try trainingData() } catch let mismatch as TokenizerMismatch {
+            throw mismatch
+        } catch {
+            return "its tokenizer was not compared with its data's: \(error)"
+        }
+        return nil
     }
 }
 
@@ -81,6 +107,13 @@ extension LoadedCheckpoint {
                                      + "(logit \(i) is \(logits[i]))")
         }
     }
+}
+
+/// A checkpoint whose tokenizer is not the one its data gives.
+public struct TokenizerMismatch: Error, CustomStringConvertible {
+    public var checkpoint: String
+    public var reason: String
+    public var description: String { "\(checkpoint): \(reason)" }
 }
 
 extension CheckpointExpectation {

@@ -38,6 +38,7 @@ struct GPTSample: ParsableCommand {
         do {
             // Room for a whole context window in one pass (the prefill).
             loaded = try LoadedCheckpoint(path: checkpoint, threads: threads.count, maxBatch: 1, fullContext: true)
+            if let unchecked = try loaded.tokenizerMatchesData() { Terminal.note("gpt-sample: note: \(checkpoint): \(unchecked)") }
         } catch { throw CommandFailure("gpt-sample: \(error)", exitCode: 1) }
         let tokenizer = loaded.tokenizer
         var promptTokens: [Int32]

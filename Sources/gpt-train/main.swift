@@ -247,6 +247,8 @@ struct Inspect: ParsableCommand {
 
     mutating func run() throws {
         let loaded = try openCheckpoint(checkpoint, threads: 1, maxBatch: 1, maxTime: 1, verifyMoments: true)
+        let unchecked: String?
+        do { unchecked = try loaded.tokenizerMatchesData() } catch { throw CommandFailure("gpt-train inspect: \(error)", exitCode: 1) }
         let s = loaded.state, r = loaded.recipe
         func loss(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "none" }
         var out = "\(checkpoint)\n"
@@ -258,8 +260,8 @@ struct Inspect: ParsableCommand {
             + "(\(r.schedule.decay.rawValue), warmup \(r.schedule.warmupSteps)), seed \(r.training.seed)\n"
         out += "  data: \(s.dataPath) (\(loaded.tokenizer.kind.rawValue) tokenizer, \(loaded.tokenizer.vocabSize) tokens)\n"
         out += "  written with \(s.threads) threads, OpenBLAS \(s.blasCore), \(s.optimizerSteps) optimizer steps\n"
-        out += "  verified: every weight and AdamW moment read back (types, shapes, checksums, finite values) and the "
-            + "state in range\n\n"
+        out += "  verified: every weight and AdamW moment read back (types, shapes, checksums, finite values), the "
+            + "state in range, " + (unchecked.map { "but \($0)" } ?? "and the tokenizer the same as its data's") + "\n\n"
         let width = loaded.model.layout.tensors.map(\.name.count).max() ?? 10
         out += "  " + "parameter".padding(toLength: width, withPad: " ", startingAt: 0) + "  shape           count\n"
         var total = 0

@@ -1,3 +1,5 @@
+import CHDF5
+import Checkpoint
 import Foundation
 import TestFixtures
 import Trainer
@@ -365,10 +367,68 @@ final class FaultInjectionTests: XCTestCase {
         }
     }
 
+    // MARK: Tokenizers
+
+    /// A checkpoint whose /tokenizer lost one code point (a consistent char tokenizer, one token short) passed
+    /// inspect and gpt-sample, which decoded every token after the missing one as the wrong character. Both compare
+    /// the tokenizer with the one the checkpoint's data gives, as eval does.
+    func testACheckpointTokenizerThatIsNotItsDatasIsRefused() throws {
+        let dir = try Fixtures.directory("tokenizer")
+        let recipe = try Fixtures.recipe(in: dir, .checkpointed(steps: 2, every: 2))
+        XCTAssertEqual(try run("gpt-train", [recipe, "--out", "\(dir)/run", "--no-mfu", "--threads", "1"]).status, 0)
+        let path = "\(dir)/run/checkpoints/ckpt-00000002.h5"
+        let sound = try run("gpt-sample", [path, "--tokens", "3", "--threads", "1"])
+        XCTAssertEqual(sound.status, 0, sound.stderr)
+        let inspected = try run("gpt-train", ["inspect", path])
+        XCTAssertEqual(inspected.status, 0, inspected.stderr)
+        XCTAssertTrue(inspected.stdout.contains("and the tokenizer the same as its data's"), inspected.stdout)
+
+        var json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(TokenizerTestFile.read(path).utf8)) as? [String: Any])
+        var points = try XCTUnwrap(json["code_points"] as? [Int])
+        XCTAssertGreaterThan(points.count, 2)
+        points.remove(at: points.count / 2)
+        json["code_points"] = points
+        json["vocab_size"] = points.count
+        try TokenizerTestFile.write(String(decoding: try JSONSerialization.data(withJSONObject: json), as: UTF8.self), to: path)
+        for (tool, args) in [("gpt-sample", [path, "--tokens", "3", "--threads", "1"]), ("gpt-train", ["inspect", path])] {
+            let out = try run(tool, args)
+            XCTAssertEqual(out.status, 1, "\(tool): \(out.stdout) \(out.stderr)")
+            XCTAssertTrue(out.stderr.contains("\(path): /tokenizer (char, \(points.count) tokens) is not the tokenizer its data"),
+                          out.stderr)
+            XCTAssertTrue(out.stderr.contains("(char, \(points.count + 1) tokens)") && out.stderr.contains("Fix:"), out.stderr)
+        }
+        // Data that has moved cannot be compared: sampling goes on, with a note.
+        try FileManager.default.moveItem(atPath: "\(dir)/data.txt", toPath: "\(dir)/moved.txt")
+        let moved = try run("gpt-sample", [path, "--tokens", "3", "--threads", "1"])
+        XCTAssertEqual(moved.status, 0, moved.stderr)
+        XCTAssertTrue(moved.stderr.contains("is gone, so its tokenizer was not compared with the data's"), moved.stderr)
+    }
+
     /// The rank-count mismatch suggested `--devices-from-mpi`, which no command has.
     func testTheRankMismatchSuggestsOnlyFixesThatExist() {
         let text = DataParallelError.rankCountMismatch(ranks: 2, devices: 4).description
         XCTAssertFalse(text.contains("--devices-from-mpi"), text)
         XCTAssertTrue(text.contains("Fix: run `mpirun -np 4 …`, or set training.devices = 2"), text)
+    }
+}
+
+/// The /tokenizer string of a checkpoint, read and replaced through the HDF5 C API (as an altered file would be).
+enum TokenizerTestFile {
+    static func read(_ path: String) throws -> String {
+        try CheckpointReader(path: path).tokenizer
+    }
+
+    static func write(_ text: String, to path: String) throws {
+        try HDF5Surgery.edit(path) { file in
+            let bytes = Array(text.utf8)
+            let type = H5Tcopy(gpt_H5T_C_S1())
+            defer { H5Tclose(type) }
+            H5Tset_size(type, bytes.count)
+            H5Tset_cset(type, H5T_CSET_UTF8)
+            H5Tset_strpad(type, H5T_STR_NULLPAD)
+            try bytes.withUnsafeBytes { raw in
+                try HDF5Surgery.replace(file, "/tokenizer", fileType: type, memoryType: type, shape: [1], data: raw.baseAddress!)
+            }
+        }
     }
 }
