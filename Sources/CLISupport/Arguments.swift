@@ -168,36 +168,3 @@ public struct ThreadOption: ParsableArguments {
     /// The count given, else the cores this process may use.
     public var count: Int { value ?? CPU.count }
 }
-
-/// Files a command reads whole outside the libraries' own readers.
-public enum RunFiles {
-    /// The text of a run's metrics.jsonl, or nil when there is none yet (the run has not started). Anything else
-    /// in its place — a directory, a FIFO (which would block the read forever), a device, an unreadable file —
-    /// is an error naming the file, not "no such file" or a hang.
-    public static func metricsText(_ path: String) throws(CommandFailure) -> String? {
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        if fd < 0 {
-            if errno == ENOENT { return nil }
-            throw CommandFailure("\(path): cannot be read: \(String(cString: strerror(errno))). Fix: make it readable, "
-                                 + "or remove it to train the run again")
-        }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-            close(fd)
-            let kind: String
-            switch info.st_mode & S_IFMT {
-            case S_IFDIR: kind = "a directory"
-            case S_IFIFO: kind = "a FIFO (named pipe)"
-            case S_IFCHR, S_IFBLK: kind = "a device"
-            case S_IFSOCK: kind = "a socket"
-            default: kind = "not a regular file"
-            }
-            throw CommandFailure("\(path): is \(kind), not the metrics file gpt-train writes. Fix: remove it (the run's "
-                                 + "metrics are then gone: train the run again)")
-        }
-        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        do { return String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self) } catch {
-            throw CommandFailure("\(path): cannot be read: \(error)")
-        }
-    }
-}

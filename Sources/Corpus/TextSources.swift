@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Durable
 import Foundation
 
 /// The text files a command was pointed at: files as given, folders searched recursively (hidden entries skipped),
@@ -40,7 +41,7 @@ public enum TextSources {
                 if found.isEmpty { throw CorpusError(input, "holds no files") }
                 ordered += found.sorted { $0.path < $1.path }
             case S_IFREG: ordered.append((input, FileID(info)))
-            default: throw notAFile(input, info, in: nil)
+            default: throw notAFile(input, kind: RegularFile.kind(of: info.st_mode), in: nil)
             }
         }
         var seen: [FileID: String] = [:]
@@ -60,16 +61,13 @@ public enum TextSources {
 
     /// Opens a file `list` returned for reading, refusing anything that is not a regular file by now.
     public static func open(_ path: String) throws -> FileHandle {
-        // O_NONBLOCK: opening a FIFO put in the file's place must not wait for a writer.
-        let fd = Glibc.open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw CorpusError(path, "cannot be read: \(String(cString: strerror(errno)))") }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-            close(fd)
-            throw notAFile(path, info, in: nil)
+        do { return try RegularFile.openForReading(path) } catch {
+            switch error {
+            case .missing: throw CorpusError(path, "no such file or directory")
+            case .notRegular(let kind): throw notAFile(path, kind: kind, in: nil)
+            case .unreadable(let reason): throw CorpusError(path, "cannot be read: \(reason)")
+            }
         }
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-        return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     }
 
     /// Total size in bytes.
@@ -94,18 +92,9 @@ public enum TextSources {
         throw CorpusError(path, "cannot be read: \(String(cString: strerror(code)))")
     }
 
-    static func notAFile(_ path: String, _ info: stat, in root: String?) -> CorpusError {
-        let kind: String
-        switch info.st_mode & S_IFMT {
-        case S_IFCHR: kind = "a character device"
-        case S_IFBLK: kind = "a block device"
-        case S_IFIFO: kind = "a FIFO (named pipe)"
-        case S_IFSOCK: kind = "a socket"
-        case S_IFDIR: kind = "a directory"
-        default: kind = "not a regular file"
-        }
-        return CorpusError(path, "is \(kind), not a text file (reading it could wait forever or never end). Fix: "
-                           + (root.map { "move it out of \($0), or give the text files one by one" } ?? "give text files or folders of them"))
+    static func notAFile(_ path: String, kind: String, in root: String?) -> CorpusError {
+        CorpusError(path, "is \(kind), not a text file (reading it could wait forever or never end). Fix: "
+                    + (root.map { "move it out of \($0), or give the text files one by one" } ?? "give text files or folders of them"))
     }
 
     /// Adds the regular files under `directory` to `found`, descending into sub-folders (and links to folders,
@@ -143,7 +132,7 @@ public enum TextSources {
                     skipped.append((path, "a folder already read (a link loop or a second link to it)"))
                 }
             case S_IFREG: found.append((path, FileID(info)))
-            default: throw notAFile(path, info, in: root)
+            default: throw notAFile(path, kind: RegularFile.kind(of: info.st_mode), in: root)
             }
         }
     }

@@ -92,18 +92,14 @@ public enum AtomicFile {
         var info = stat()
         // Nothing there (or a dangling link), or a path that cannot be looked at: the write itself then says why.
         guard stat(path, &info) == 0 else { return }
-        let kind: String
         switch info.st_mode & S_IFMT {
         case S_IFREG: return
         case S_IFDIR:
             throw WriteError(path: path, reason: "it is a directory, not a file. Fix: give the path of a file "
                              + "(inside it, or elsewhere)")
-        case S_IFCHR: kind = "a character device"
-        case S_IFBLK: kind = "a block device"
-        case S_IFIFO: kind = "a FIFO (named pipe)"
-        case S_IFSOCK: kind = "a socket"
-        default: kind = "not a regular file"
+        default: break
         }
+        let kind = RegularFile.kind(of: info.st_mode)
         throw WriteError(path: path, reason: "it is \(kind), which writing (a new file renamed over the path) would "
                          + "replace. Fix: give the path of a regular file, or of one that does not exist yet")
     }

@@ -75,9 +75,11 @@ func loadTokenizer(_ path: String) throws -> any Tokenizer {
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
         file = (path as NSString).appendingPathComponent("tokenizer.json")
     }
-    guard let data = FileManager.default.contents(atPath: file) else {
-        throw CommandFailure.usage("gpt-data: \(file): cannot read")
+    let contents: Data?
+    do { contents = try InputFile.read(file, fix: "give a tokenizer.json, or a directory from gpt-data prepare", status: 2) } catch {
+        throw CommandFailure.usage("gpt-data: \(error.message)")
     }
+    guard let data = contents else { throw CommandFailure.usage("gpt-data: \(file): no such file") }
     do { return try TokenizerFile.load(data) } catch { throw CommandFailure("gpt-data: \(file): \(error)", exitCode: 1) }
 }
 
@@ -94,7 +96,11 @@ struct Encode: ParsableCommand {
         let bytes: [UInt8]
         if let text { bytes = Array(text.utf8) }
         else if let file {
-            guard let data = FileManager.default.contents(atPath: file) else { throw CommandFailure.usage("gpt-data: \(file): cannot read") }
+            let contents: Data?
+            do { contents = try InputFile.read(file, fix: "give a text file", status: 2) } catch {
+                throw CommandFailure.usage("gpt-data: \(error.message)")
+            }
+            guard let data = contents else { throw CommandFailure.usage("gpt-data: \(file): no such file") }
             bytes = Array(data)
         } else { bytes = Array(FileHandle.standardInput.readDataToEndOfFile()) }
         let ids: [Int32]

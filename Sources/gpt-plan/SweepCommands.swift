@@ -147,7 +147,7 @@ struct FitSweep: ParsableCommand {
         for run in manifest.runs {
             let metrics = ((sweep as NSString).appendingPathComponent(run.run) as NSString).appendingPathComponent("metrics.jsonl")
             let text: String?
-            do { text = try RunFiles.metricsText(metrics) } catch {
+            do { text = try InputFile.metricsText(metrics) } catch {
                 throw CommandFailure("gpt-plan fit: \(error.message)", exitCode: 1)
             }
             guard let text, let loss = FinalLoss.read(metricsText: text, step: run.steps) else {

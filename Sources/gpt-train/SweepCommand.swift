@@ -33,7 +33,7 @@ struct TrainSweep: ParsableCommand {
             let runDirectory = (sweep as NSString).appendingPathComponent(run.run)
             let metrics = (runDirectory as NSString).appendingPathComponent("metrics.jsonl")
             let text: String?
-            do { text = try RunFiles.metricsText(metrics) } catch {
+            do { text = try InputFile.metricsText(metrics) } catch {
                 throw CommandFailure("gpt-train sweep: \(error.message)", exitCode: 1)
             }
             if let text, FinalLoss.read(metricsText: text, step: run.steps) != nil {

@@ -278,6 +278,13 @@ final class FaultInjectionTests: XCTestCase {
         let named = try run("gpt-data", ["prepare", "\(fifo)/pipe.txt", "--tokenizer", "char", "-o", "\(dir)/p"], seconds: 20)
         XCTAssertEqual(named.status, 1, named.stderr)
         XCTAssertTrue(named.stderr.contains("is a FIFO"), named.stderr)
+        // So are the other files the commands read whole: a tokenizer, a text to encode, a fit.
+        for (tool, args) in [("gpt-data", ["encode", "--tokenizer", "\(fifo)/pipe.txt", "hello"]),
+                             ("gpt-plan", ["--flops", "1e20", "--gpu", "a100-80gb", "--fit", "\(fifo)/pipe.txt"])] {
+            let out = try run(tool, args, seconds: 20)
+            XCTAssertEqual(out.status, 2, "\(args): \(out.stderr)")
+            XCTAssertTrue(out.stderr.contains("\(fifo)/pipe.txt: is a FIFO (named pipe), not a file. Fix:"), out.stderr)
+        }
 
         // Given twice (and once more through its folder, and through a hard link): read once, the others named.
         let twice = try folder("twice")
@@ -294,6 +301,10 @@ final class FaultInjectionTests: XCTestCase {
             as! [String: Any]
         XCTAssertEqual((meta["sources"] as! [Any]).count, 1)
         XCTAssertEqual((meta["train_tokens"] as! Int) + (meta["val_tokens"] as! Int), text.utf8.count, "the text once")
+        let encode = try run("gpt-data", ["encode", "--tokenizer", "\(dir)/twice-prepared", "--file", "\(fifo)/pipe.txt"],
+                             seconds: 20)
+        XCTAssertEqual(encode.status, 2, encode.stderr)
+        XCTAssertTrue(encode.stderr.contains("\(fifo)/pipe.txt: is a FIFO (named pipe), not a file. Fix:"), encode.stderr)
     }
 
     /// A sub-folder that cannot be listed was dropped in silence. Root reads any folder, so this runs unprivileged only.
