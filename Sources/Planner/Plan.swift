@@ -244,6 +244,11 @@ public enum PlanLimits {
     public static let tokens = Double(1 << 60)
     /// The most steps a recipe's training.steps holds (2^40).
     public static let steps = 1 << 40
+    /// The most sequences a recipe's training.batch_size holds (2^24).
+    public static let batchSequences = 1 << 24
+    /// The most a device hour may cost: a million (no device rents for that; a larger price is a typo, and one
+    /// near 1e308 made the cost infinite).
+    public static let pricePerDeviceHour = 0.0...1e6
 
     /// `x` as an Int when it is finite and within ±2^62 (so that sums and products of a few such values still
     /// fit), else nil: the one conversion every plan path uses instead of `Int(_:)`, which traps.
@@ -278,8 +283,11 @@ public enum PlanError: Error, Equatable, Sendable {
     case conflicting(String)
     /// No device count finishes within the days asked for.
     case tooSlow(days: Double, fastest: Double, devices: Int)
-    /// A value the plan derives is beyond what a recipe (or a Double) holds: `quantity` in words, its `limit`.
-    case exceeds(quantity: String, value: Double, limit: Double)
+    /// A value the plan derives is beyond what a recipe holds.
+    public enum Derived: String, Sendable, Equatable {
+        case tokens = "training tokens D", steps = "training steps", batchSequences = "batch sequences"
+    }
+    case exceeds(Derived, value: Double, limit: Double)
     /// The rule's learning rate is outside `PlanLimits.derivedLearningRate`.
     case learningRateOutOfRange(Double)
 }
@@ -294,13 +302,16 @@ extension Plan {
         let shape = try chooseShape(request, allocation0)
         let allocation = spend(request, allocation0, shape.shape)
         guard allocation.tokens <= PlanLimits.tokens else {
-            throw PlanError.exceeds(quantity: "training tokens D", value: allocation.tokens, limit: PlanLimits.tokens)
+            throw PlanError.exceeds(.tokens, value: allocation.tokens, limit: PlanLimits.tokens)
         }
         let batch = try chooseBatch(request, allocation, shape.shape)
+        guard batch.sequences <= PlanLimits.batchSequences else {
+            throw PlanError.exceeds(.batchSequences, value: Double(batch.sequences), limit: Double(PlanLimits.batchSequences))
+        }
         let lr = try chooseLearningRate(request, allocation, shape.shape, batch)
         let schedule = chooseSchedule(allocation, shape.shape, batch)
         guard schedule.steps <= PlanLimits.steps else {
-            throw PlanError.exceeds(quantity: "training steps", value: Double(schedule.steps), limit: Double(PlanLimits.steps))
+            throw PlanError.exceeds(.steps, value: Double(schedule.steps), limit: Double(PlanLimits.steps))
         }
         let execution = try execute(request, shape.shape, batch, schedule)
         return Plan(target: request.target, allocation: allocation, shapeDecision: shape, batch: batch,
@@ -626,7 +637,7 @@ extension Plan {
         case .fixed(let k): guard PlanLimits.devices.contains(k) else { throw PlanError.outOfRange(.devices, Double(k)) }
         case .automatic(let days): if let days { try positive(days, .days) }
         }
-        if let price = r.pricePerDeviceHour, !(price >= 0 && price.isFinite) {
+        if let price = r.pricePerDeviceHour, !PlanLimits.pricePerDeviceHour.contains(price) {
             throw PlanError.outOfRange(.pricePerDeviceHour, price)
         }
         guard PlanLimits.vocab.contains(r.vocabSize) else { throw PlanError.outOfRange(.vocab, Double(r.vocabSize)) }

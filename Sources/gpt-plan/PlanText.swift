@@ -389,7 +389,8 @@ enum PlanText {
             case .zeroStage: range = "must be 0, 1, 2 or 3"
             case .tensorParallel: range = "must be 1, 2, 4 or 8"
             case .pipelineParallel: range = FlagRange(PlanLimits.pipelineParallel).description
-            case .pricePerDeviceHour, .inferenceTokens: range = FlagRange.nonNegative.description
+            case .pricePerDeviceHour: range = FlagRange(PlanLimits.pricePerDeviceHour).description
+            case .inferenceTokens: range = FlagRange.nonNegative.description
             case .deviceMemory: range = FlagRange(PlanLimits.deviceMemory).description + " bytes"
             case .deviceFlops: range = FlagRange(PlanLimits.deviceFlops).description
             case .learningRate, .referenceLR: range = FlagRange(0, included: false, 1).description
@@ -418,8 +419,9 @@ enum PlanText {
                 + "\(sig(r.upperBound)) (no published run trains there); check --reference-batch and --reference-lr, "
                 + "use another --lr-rule, or give --lr"
         case .exceeds(let quantity, let value, let limit):
-            return "the plan's \(quantity) come to \(sig(value, 3)), more than a recipe holds (\(sig(limit, 3))); "
-                + "give a smaller --flops, --tokens or --inference-tokens, or a larger --batch"
+            let fix = quantity == .batchSequences ? "give a smaller --batch"
+                : "give a smaller --flops, --tokens or --inference-tokens" + (quantity == .steps ? ", or a larger --batch" : "")
+            return "the plan's \(quantity.rawValue) come to \(sig(value, 3)), more than a recipe holds (\(sig(limit, 3))); \(fix)"
         case .noLayout(let devices, let hardware, let reason, let least):
             var text = devices.map { "no layout of \($0) \(hardware) device\($0 == 1 ? "" : "s") fits this run" }
                 ?? "no layout on \(hardware) fits this run"

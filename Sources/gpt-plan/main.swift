@@ -123,8 +123,9 @@ struct Make: ParsableCommand {
     @Option(help: "Fix activation recomputation: none, selective or full.") var recompute: String?
     @Flag(name: .customLong("compare-layouts"), help: "Also print the fastest layouts with their memory and time.")
     var compareLayouts = false
-    @Option(name: .customLong("price-per-device-hour"), parsing: .unconditional, help: "Price of a device hour, for the cost.",
-            transform: NumberArgument.real(.nonNegative))
+    @Option(name: .customLong("price-per-device-hour"), parsing: .unconditional,
+            help: "Price of a device hour, for the cost (0 to 1000000).",
+            transform: NumberArgument.real(FlagRange(PlanLimits.pricePerDeviceHour)))
     var pricePerDeviceHour: Double?
 
     @Flag(help: "Print one JSON object instead of the table.") var json = false

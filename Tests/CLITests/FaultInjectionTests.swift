@@ -228,6 +228,10 @@ final class FaultInjectionTests: XCTestCase {
              "the learning-rate rule gives 1.02e-147"),
             (["--flops", "1e20", "--gpu", "a100-80gb", "--pipeline-parallel", "100000"],
              "'--pipeline-parallel <pipeline-parallel>': out of range: must be between 1 and 1024"),
+            (["--flops", "1e26", "--gpu", "h100-sxm-80gb", "--devices", "auto", "--batch", "1e12"],
+             "the plan's batch sequences come to 1.34e+08, more than a recipe holds (1.68e+07); give a smaller --batch"),
+            (["--flops", "1e20", "--gpu", "a100-80gb", "--price-per-device-hour", "1e308"],
+             "'--price-per-device-hour <price-per-device-hour>': out of range: must be between 0 and 1000000"),
             (["sweep", "--flops", "1e12,,1e13", "-o", "\(dir)/sweep"], "item 2 of 3 is empty"),
         ]
         for (args, words) in cases {
