@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Durable
 import Foundation
 import Tokenizers
@@ -51,6 +54,12 @@ public struct DatasetPreparer {
         guard options.valFraction > 0, options.valFraction < 1 else {
             throw CorpusError(output, "--val-fraction must be between 0 and 1 (exclusive), got \(options.valFraction)")
         }
+        // The output folder: refused now if something else holds its name, before any work; made only at the end.
+        var info = stat()
+        if stat(output, &info) == 0, info.st_mode & S_IFMT != S_IFDIR {
+            throw CorpusError(output, "is \(RegularFile.kind(of: info.st_mode)), not a folder, and -o names the folder "
+                              + "to write train.bin, val.bin, tokenizer.json and meta.json into. Fix: give a new or existing folder")
+        }
         let listing = try TextSources.list(inputs)
         for (path, reason) in listing.skipped { events(.skipped(path: path, reason: reason)) }
         let files = listing.files
@@ -92,7 +101,9 @@ public struct DatasetPreparer {
         events(.tokenizerReady(kind: options.tokenizer, vocabSize: tokenizer.vocabSize, seconds: elapsed()))
 
         // Pass 2: encode into the two shards.
-        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        do { try AtomicFile.createDirectory(atPath: output) } catch let error as AtomicFile.WriteError {
+            throw CorpusError(output, "cannot create this folder: \(error.reason)")
+        }
         func path(_ name: String) -> String { (output as NSString).appendingPathComponent(name) }
         let train = try TokenShardWriter(path: path("train.bin"), vocabSize: tokenizer.vocabSize)
         let val = try TokenShardWriter(path: path("val.bin"), vocabSize: tokenizer.vocabSize)

@@ -257,6 +257,7 @@ final class FaultInjectionTests: XCTestCase {
             try text.write(toFile: "\(path)/a.txt", atomically: true, encoding: .utf8)
             return path
         }
+        try text.write(toFile: "\(dir)/twice-source.txt", atomically: true, encoding: .utf8)
         let fifo = try folder("fifo")
         XCTAssertEqual(mkfifo("\(fifo)/pipe.txt", 0o644), 0)
         let zero = try folder("zero")
@@ -282,6 +283,14 @@ final class FaultInjectionTests: XCTestCase {
         let named = try run("gpt-data", ["prepare", "\(fifo)/pipe.txt", "--tokenizer", "char", "-o", "\(dir)/p"], seconds: 20)
         XCTAssertEqual(named.status, 1, named.stderr)
         XCTAssertTrue(named.stderr.contains("is a FIFO"), named.stderr)
+        // An -o that is not a folder is refused before any work (it was a Foundation error after the tokenizer).
+        for target in ["\(fifo)/pipe.txt", "\(fifo)/a.txt", "/dev/null"] {
+            let out = try run("gpt-data", ["prepare", "\(dir)/twice-source.txt", "--tokenizer", "char", "-o", target], seconds: 20)
+            XCTAssertEqual(out.status, 1, out.stderr)
+            XCTAssertTrue(out.stderr.contains("gpt-data: \(target): is a"), out.stderr)
+            XCTAssertTrue(out.stderr.contains("not a folder") && out.stderr.contains("Fix: give a new or existing folder"), out.stderr)
+            XCTAssertFalse(out.stderr.contains("NSCocoaErrorDomain"), out.stderr)
+        }
         // So are the other files the commands read whole: a tokenizer, a text to encode, a fit.
         for (tool, args) in [("gpt-data", ["encode", "--tokenizer", "\(fifo)/pipe.txt", "hello"]),
                              ("gpt-plan", ["--flops", "1e20", "--gpu", "a100-80gb", "--fit", "\(fifo)/pipe.txt"])] {
