@@ -75,7 +75,8 @@ public enum NumberArgument {
         case "nan", "+nan", "-nan": return .nan
         default: break
         }
-        if s.hasPrefix("-"), let magnitude = value(String(s.dropFirst())), !s.dropFirst().hasPrefix("-") {
+        // A sign before a suffixed number ("-124M"); Quantity reads plain negative numbers itself.
+        if s.hasPrefix("-"), !s.dropFirst().hasPrefix("-"), let magnitude = value(String(s.dropFirst())) {
             return -magnitude
         }
         if let v = Quantity.parse(s) { return v }
