@@ -58,6 +58,8 @@ public struct FlagRange: Sendable, Equatable, CustomStringConvertible {
 /// ends with exit status 2:
 ///
 ///     Error: The value '-1' is invalid for '--temperature <temperature>': out of range: must be between 0 and 100
+///
+/// argument-parser shows no default for an option with a transform: the help text states the range and the default.
 public enum NumberArgument {
     public struct Refusal: Error, CustomStringConvertible {
         public var description: String

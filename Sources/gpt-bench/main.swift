@@ -86,10 +86,10 @@ struct TrainSpeed: ParsableCommand {
         """)
 
     @Option(help: "Which configurations: a, b, c, or all.") var config: String = "all"
-    @Option(parsing: .unconditional, help: "Timed steps per configuration (the median is reported; 1 to 100000).",
+    @Option(parsing: .unconditional, help: "Timed steps per configuration, 1 to 100000 (default: 10; the median is reported).",
             transform: NumberArgument.whole(1...100_000))
     var steps: Int = 10
-    @Option(parsing: .unconditional, help: "Untimed steps first (0 to 100000).", transform: NumberArgument.whole(0...100_000))
+    @Option(parsing: .unconditional, help: "Untimed steps first, 0 to 100000 (default: 2).", transform: NumberArgument.whole(0...100_000))
     var warmup: Int = 2
     @OptionGroup var threadOption: ThreadOption
     var threads: Int { threadOption.count }
@@ -171,7 +171,7 @@ struct TokenizerSpeed: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenizer", abstract: "BPE training and encoding throughput on a corpus (files or folders of text).")
     @Argument(help: "Text files or folders.") var inputs: [String]
-    @Option(name: .customLong("vocab-size"), parsing: .unconditional, help: "BPE vocabulary (257 to 16777216).",
+    @Option(name: .customLong("vocab-size"), parsing: .unconditional, help: "BPE vocabulary, 257 to 16777216 (default: 4096).",
             transform: NumberArgument.whole(257...(1 << 24)))
     var vocabSize: Int = 4096
 

@@ -24,10 +24,10 @@ struct Prepare: ParsableCommand {
     @Argument(help: "Text files or folders.") var inputs: [String]
     @Option(help: "char, byte or bpe.") var tokenizer: String
     @Option(name: .customLong("vocab-size"), parsing: .unconditional,
-            help: "BPE vocabulary size, <|endoftext|> included (257 to 16777216).",
+            help: "BPE vocabulary size, <|endoftext|> included, 257 to 16777216 (default: 4096).",
             transform: NumberArgument.whole(257...(1 << 24)))
     var vocabSize: Int = 4096
-    @Option(name: .customLong("val-fraction"), parsing: .unconditional, help: "Share held out for validation, in (0, 1).",
+    @Option(name: .customLong("val-fraction"), parsing: .unconditional, help: "Share held out for validation, in (0, 1) (default: 0.1).",
             transform: NumberArgument.real(FlagRange(0, included: false, 1, included: false)))
     var valFraction: Double = 0.1
     @Option(name: [.short, .customLong("output")], help: "Output directory.") var output: String

@@ -22,10 +22,10 @@ struct Sweep: ParsableCommand {
     @Option(parsing: .unconditional, help: "Budgets in FLOPs, comma-separated (e.g. 3e12,1e13,3e13).",
             transform: NumberArgument.list(NumberArgument.real(.positive)))
     var flops: [Double]
-    @Option(parsing: .unconditional, help: "Model sizes per budget, spread evenly in log N (1 to 50).",
+    @Option(parsing: .unconditional, help: "Model sizes per budget, spread evenly in log N, 1 to 50 (default: 5).",
             transform: NumberArgument.whole(1...50))
     var sizes: Int = 5
-    @Option(parsing: .unconditional, help: "The largest size is the optimum × span, the smallest ÷ span (1 to 1000).",
+    @Option(parsing: .unconditional, help: "The largest size is the optimum × span, the smallest ÷ span, 1 to 1000 (default: 4).",
             transform: NumberArgument.real(FlagRange(1...1000)))
     var span: Double = 4
     @Option(help: "The allocation rule whose optimum the sizes surround: epoch, hoffmann, or a fit.json.")
@@ -43,7 +43,7 @@ struct Sweep: ParsableCommand {
             help: "This machine's FLOP/s for the time estimates, 1e6 to 1e18 (default: measured).",
             transform: NumberArgument.real(FlagRange(PlanLimits.deviceFlops)))
     var deviceFlops: Double?
-    @Option(parsing: .unconditional, help: "Seed of every run (0 or more).", transform: NumberArgument.whole(0...Int.max))
+    @Option(parsing: .unconditional, help: "Seed of every run, 0 or more (default: 1337).", transform: NumberArgument.whole(0...Int.max))
     var seed: Int = 1337
     @Flag(help: "Rewrite a sweep directory that already has a manifest.") var force = false
 
@@ -131,10 +131,10 @@ struct FitSweep: ParsableCommand {
         discussion: "Plan with the result: gpt-plan --fit SWEEP/fit.json --flops 1e15")
 
     @Argument(help: "The sweep directory (from gpt-plan sweep).") var sweep: String
-    @Option(parsing: .unconditional, help: "Bootstrap resamples for the intervals (0 to 100000).",
+    @Option(parsing: .unconditional, help: "Bootstrap resamples for the intervals, 0 to 100000 (default: 200).",
             transform: NumberArgument.whole(0...100_000))
     var samples: Int = 200
-    @Option(parsing: .unconditional, help: "Seed of the bootstrap (0 to 2^64 - 1).", transform: NumberArgument.whole(0...UInt64.max))
+    @Option(parsing: .unconditional, help: "Seed of the bootstrap, 0 to 2^64 - 1 (default: 1).", transform: NumberArgument.whole(0...UInt64.max))
     var seed: UInt64 = 1
 
     mutating func run() throws {

@@ -41,7 +41,7 @@ struct Make: ParsableCommand {
 
     @Option(help: "Allocation rule: epoch (Besiroglu et al. 2024), hoffmann (Chinchilla approach 3), tokens-per-param, or a fit.json from gpt-plan fit.")
     var fit: String = "epoch"
-    @Option(name: .customLong("tokens-per-param"), parsing: .unconditional, help: "The ratio D/N for --fit tokens-per-param.",
+    @Option(name: .customLong("tokens-per-param"), parsing: .unconditional, help: "The ratio D/N for --fit tokens-per-param (default: 20).",
             transform: NumberArgument.real(.positive))
     var tokensPerParam: Double = 20
     @Option(name: .customLong("unique-tokens"), parsing: .unconditional,
@@ -136,10 +136,10 @@ struct Make: ParsableCommand {
     var data: String { dataOption ?? "data" }
     @Option(help: "For the recipe: char, byte or bpe (default: the prepared --data's, else bpe).") var tokenizer: String?
     @Option(name: .customLong("val-fraction"), parsing: .unconditional,
-            help: "For the recipe: share of the data held out, in (0, 0.5] (a recipe's range).",
+            help: "For the recipe: share of the data held out, in (0, 0.5] (a recipe's range; default: 0.1).",
             transform: NumberArgument.real(FlagRange(0, included: false, 0.5)))
     var valFraction: Double = 0.1
-    @Option(parsing: .unconditional, help: "For the recipe: the seed (0 or more).", transform: NumberArgument.whole(0...Int.max))
+    @Option(parsing: .unconditional, help: "For the recipe: the seed, 0 or more (default: 1337).", transform: NumberArgument.whole(0...Int.max))
     var seed: Int = 1337
 
     mutating func run() throws {
@@ -483,7 +483,7 @@ struct Check: ParsableCommand {
         discussion: "Exit status: 0 when every recipe passes, 1 when any has problems, 2 on usage or I/O errors.")
 
     @Argument(help: "Recipe files.") var files: [String]
-    @Option(parsing: .unconditional, help: "Allowed relative difference between 6·N·D and plan.flops_budget, 0 to 1.",
+    @Option(parsing: .unconditional, help: "Allowed relative difference between 6·N·D and plan.flops_budget, 0 to 1 (default: 0.05).",
             transform: NumberArgument.real(FlagRange(0...1)))
     var tolerance: Double = 0.05
     @Flag(help: "Print only problems.") var quiet = false

@@ -14,16 +14,16 @@ struct GPTSample: ParsableCommand {
 
     @Argument(help: "A checkpoint (.h5) written by gpt-train.") var checkpoint: String
     @Option(help: "Text to continue (default: a newline, or <|endoftext|> for BPE models).") var prompt: String?
-    @Option(parsing: .unconditional, help: "Tokens to generate (0 to 10M).", transform: NumberArgument.whole(0...10_000_000))
+    @Option(parsing: .unconditional, help: "Tokens to generate, 0 to 10M (default: 200).", transform: NumberArgument.whole(0...10_000_000))
     var tokens: Int = 200
-    @Option(parsing: .unconditional, help: "Softmax temperature, 0 to 100; 0 takes the most likely token every time.",
+    @Option(parsing: .unconditional, help: "Softmax temperature, 0 to 100 (default: 0.8); 0 takes the most likely token every time.",
             transform: NumberArgument.float(FlagRange(0...100)))
     var temperature: Float = 0.8
     @Option(name: .customLong("top-k"), parsing: .unconditional,
-            help: "Sample among the k most likely tokens (1 to 16777216, the largest vocabulary).",
+            help: "Sample among the k most likely tokens, 1 to 16777216 (default: 200).",
             transform: NumberArgument.whole(1...(1 << 24)))
     var topK: Int = 200
-    @Option(parsing: .unconditional, help: "Seed of the sampling generator (0 to 2^64 - 1).",
+    @Option(parsing: .unconditional, help: "Seed of the sampling generator, 0 to 2^64 - 1 (default: 1).",
             transform: NumberArgument.whole(0...UInt64.max))
     var seed: UInt64 = 1
     @Flag(name: .customLong("no-cache"), help: "Recompute the whole window for every token (slower; for checking the cache).")
