@@ -100,7 +100,7 @@ let package = Package(
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .target(
             name: "CLISupport",
-            dependencies: ["Compute", "Durable", "Formatting",
+            dependencies: ["Compute", "Durable", "Formatting", "Planner",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Executables: thin wrappers that parse arguments and decide how to show what the libraries report.

@@ -111,7 +111,7 @@ public enum CheckpointWriter {
                              m: UnsafePointer<Float>, v: UnsafePointer<Float>, state: CheckpointState,
                              recipe: String, tokenizer: String, formatVersion: Int64 = CheckpointFormat.version) throws {
         let temporary = AtomicFile.temporaryPath(for: path)
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = AtomicFile.directory(of: path)
         // At least the tensors and strings must fit: refuse before HDF5 starts when they cannot. (A disk that fills
         // up during the write still fails cleanly below; this only gives the common case a plain message.)
         let needed = 3 * 4 * tensors.reduce(0) { $0 + $1.count } + recipe.utf8.count + tokenizer.utf8.count

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Durable
 import Foundation
 import Tokenizers
@@ -27,6 +30,8 @@ public struct DatasetPreparer {
     }
 
     public enum Event: Sendable {
+        /// An input left out (hidden, or a second path to a file already read), and why.
+        case skipped(path: String, reason: String)
         case reading(files: Int, bytes: Int)
         case tokenizerReady(kind: TokenizerKind, vocabSize: Int, seconds: Double)
         case encoded(bytes: Int, of: Int)
@@ -49,7 +54,15 @@ public struct DatasetPreparer {
         guard options.valFraction > 0, options.valFraction < 1 else {
             throw CorpusError(output, "--val-fraction must be between 0 and 1 (exclusive), got \(options.valFraction)")
         }
-        let files = try TextSources.files(inputs)
+        // The output folder: refused now if something else holds its name, before any work; made only at the end.
+        var info = stat()
+        if stat(output, &info) == 0, info.st_mode & S_IFMT != S_IFDIR {
+            throw CorpusError(output, "is \(RegularFile.kind(of: info.st_mode)), not a folder, and -o names the folder "
+                              + "to write train.bin, val.bin, tokenizer.json and meta.json into. Fix: give a new or existing folder")
+        }
+        let listing = try TextSources.list(inputs)
+        for (path, reason) in listing.skipped { events(.skipped(path: path, reason: reason)) }
+        let files = listing.files
         let total = try TextSources.size(files)
         guard total > 0 else { throw CorpusError(inputs.joined(separator: " "), "the inputs are empty") }
         events(.reading(files: files.count, bytes: total))
@@ -88,7 +101,9 @@ public struct DatasetPreparer {
         events(.tokenizerReady(kind: options.tokenizer, vocabSize: tokenizer.vocabSize, seconds: elapsed()))
 
         // Pass 2: encode into the two shards.
-        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        do { try AtomicFile.createDirectory(atPath: output) } catch let error as AtomicFile.WriteError {
+            throw CorpusError(output, "cannot create this folder: \(error.reason)")
+        }
         func path(_ name: String) -> String { (output as NSString).appendingPathComponent(name) }
         let train = try TokenShardWriter(path: path("train.bin"), vocabSize: tokenizer.vocabSize)
         let val = try TokenShardWriter(path: path("val.bin"), vocabSize: tokenizer.vocabSize)
@@ -139,7 +154,7 @@ public struct DatasetPreparer {
         var read = 0      // global offset of the next byte to read
         var training = true
         for (index, file) in files.enumerated() {
-            guard let handle = FileHandle(forReadingAtPath: file) else { throw CorpusError(file, "cannot read") }
+            let handle = try TextSources.open(file)
             defer { try? handle.close() }
             var buffer: [UInt8] = []
             func emit(_ count: Int) throws {

@@ -158,13 +158,17 @@ public final class TokenShardWriter {
         self.path = path
         self.vocabSize = vocabSize
         tokenBytes = TokenShardFormat.tokenBytes(vocabSize: vocabSize)
-        temporary = AtomicFile.temporaryPath(for: path)
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(count: TokenShardFormat.headerBytes)),
-              let handle = FileHandle(forWritingAtPath: temporary) else {
-            throw CorpusError(path, "cannot create \(temporary)")
+        let created: (path: String, descriptor: Int32)
+        do { created = try AtomicFile.createTemporaryFile(for: path) } catch let error as AtomicFile.WriteError {
+            throw CorpusError(path, error.reason)
         }
-        self.handle = handle
-        handle.seekToEndOfFile()
+        temporary = created.path
+        handle = FileHandle(fileDescriptor: created.descriptor, closeOnDealloc: true)
+        // Room for the header, which `finish` writes once the count is known.
+        do { try handle.write(contentsOf: Data(count: TokenShardFormat.headerBytes)) } catch {
+            unlink(temporary)
+            throw CorpusError(path, "write failed: \(error)")
+        }
         buffer.reserveCapacity(1 << 20)
     }
 

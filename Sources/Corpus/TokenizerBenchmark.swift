@@ -16,8 +16,9 @@ public enum TokenizerBenchmark {
     public static func run(inputs: [String], vocabSize: Int) throws -> Result {
         let files = try TextSources.files(inputs)
         let texts = try files.map { path -> [UInt8] in
-            guard let data = FileManager.default.contents(atPath: path) else { throw CorpusError(path, "cannot read") }
-            return Array(data)
+            let handle = try TextSources.open(path)
+            defer { try? handle.close() }
+            do { return Array(try handle.readToEnd() ?? Data()) } catch { throw CorpusError(path, "cannot be read: \(error)") }
         }
         func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
         let t0 = now()

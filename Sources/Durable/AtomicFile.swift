@@ -17,10 +17,9 @@ public enum AtomicFile {
         public var description: String { "cannot write \(path): \(reason)" }
     }
 
+    /// Writes `data` to `path`, which must be a regular file or not exist (`checkReplaceable`).
     public static func write(_ data: Data, to path: String) throws {
-        let temporary = temporaryPath(for: path)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw WriteError(path: path, reason: errnoText()) }
+        let (temporary, fd) = try createTemporaryFile(for: path)
         var failure: String?
         data.withUnsafeBytes { raw in
             var offset = 0
@@ -47,6 +46,26 @@ public enum AtomicFile {
         try write(Data(text.utf8), to: path)
     }
 
+    /// Creates (empty) the temporary file a write to `path` goes through, after checking that `path` may be
+    /// replaced (`checkReplaceable`); returns its path and an open descriptor for writing. Finish with `commit`.
+    public static func createTemporaryFile(for path: String) throws -> (path: String, descriptor: Int32) {
+        try checkReplaceable(path)
+        let temporary = temporaryPath(for: path)
+        // O_NOFOLLOW | O_NONBLOCK: a link or a FIFO left under the temporary name is refused instead of followed
+        // or waited on.
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o644)
+        guard fd >= 0 else { throw temporaryFileError(for: path, temporary) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            throw WriteError(path: path, reason: "the temporary file \(temporary) exists and is not a regular file. "
+                             + "Fix: remove it")
+        }
+        // Writes block as usual from here on.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return (temporary, fd)
+    }
+
     /// A sibling path for the temporary file: same directory (so rename is atomic), hidden, unique per process.
     public static func temporaryPath(for path: String) -> String {
         let url = URL(fileURLWithPath: path)
@@ -54,8 +73,65 @@ public enum AtomicFile {
         return url.deletingLastPathComponent().appendingPathComponent(name).path
     }
 
-    /// Renames a complete, fsynced temporary file over `path` and fsyncs the directory.
+    /// The directory part of `path`: "." for a bare name, "/" for a name in the root. (Foundation's
+    /// `NSString.deletingLastPathComponent` traps on a one-character name such as "x" in Swift 6.3 on Linux.)
+    public static func directory(of path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1, p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "." }
+        var directory = p[..<slash]
+        while directory.count > 1, directory.hasSuffix("/") { directory = directory.dropLast() }
+        return directory.isEmpty ? "/" : String(directory)
+    }
+
+    /// Throws unless `path` is a regular file or does not exist (a link is judged by what it points to). A write
+    /// renames a new file over its path: over a device node, a FIFO or a socket that would replace the node
+    /// itself with a regular file (run as root against /dev/null, it breaks the system), and a directory cannot
+    /// be replaced at all. Every writer of this module checks, so every command's `-o` refuses them alike.
+    public static func checkReplaceable(_ path: String) throws {
+        var info = stat()
+        // Nothing there (or a dangling link), or a path that cannot be looked at: the write itself then says why.
+        guard stat(path, &info) == 0 else { return }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return
+        case S_IFDIR:
+            throw WriteError(path: path, reason: "it is a directory, not a file. Fix: give the path of a file "
+                             + "(inside it, or elsewhere)")
+        default: break
+        }
+        let kind = RegularFile.kind(of: info.st_mode)
+        throw WriteError(path: path, reason: "it is \(kind), which writing (a new file renamed over the path) would "
+                         + "replace. Fix: give the path of a regular file, or of one that does not exist yet")
+    }
+
+    /// Why the temporary file next to `path` could not be created, with the fix.
+    static func temporaryFileError(for path: String, _ temporary: String) -> WriteError {
+        let code = errno
+        let directory = directory(of: path)
+        let fix: String
+        switch code {
+        case ENOENT, ENOTDIR:
+            var info = stat()
+            fix = stat(directory, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+                ? "\(directory) takes no new files (a virtual file system such as /proc or /sys); write elsewhere"
+                : "the directory \(directory) does not exist; create it or write elsewhere"
+        case EACCES, EPERM: fix = "this user may not create files in \(directory); write elsewhere or change its permissions"
+        case EROFS: fix = "\(directory) is on a read-only file system; write elsewhere"
+        case ENOSPC, EDQUOT: fix = "free space on the file system holding \(directory)"
+        case ENAMETOOLONG: fix = "give a shorter name (at most 255 bytes a name, 4095 a path)"
+        default: fix = "write elsewhere"
+        }
+        return WriteError(path: path, reason: "cannot create the temporary file \(temporary): "
+                          + "\(String(cString: strerror(code))). Fix: \(fix)")
+    }
+
+    /// Renames a complete, fsynced temporary file over `path` (which must be a regular file or not exist,
+    /// `checkReplaceable`) and fsyncs the directory.
     public static func commit(temporary: String, to path: String) throws {
+        do { try checkReplaceable(path) } catch {
+            unlink(temporary)
+            throw error
+        }
         guard rename(temporary, path) == 0 else {
             let reason = errnoText()
             unlink(temporary)
@@ -73,7 +149,7 @@ public enum AtomicFile {
     }
 
     public static func syncDirectory(containing path: String) {
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let directory = directory(of: path)
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd >= 0 {
             fsync(fd)

@@ -96,6 +96,12 @@ public enum LawFitError: Error, Equatable, Sendable {
     /// Approach 3 needs at least as many runs as it has constants, and two budgets to separate N from D.
     case tooFewRuns(runs: Int, budgets: Int)
     case invalidObservation(name: String)
+    /// A size, token count, budget or loss outside what a run can have: `field`, its value and the range.
+    case observationOutOfRange(name: String, field: String, value: Double, range: ClosedRange<Double>)
+    /// Two runs at the same size and token count: a copy, which would count the point twice.
+    case duplicateObservation(name: String, first: String)
+    /// Every run has the same loss: nothing to fit (the runs did not learn, or the metrics are copies).
+    case constantLoss(Double)
 }
 
 public enum LawFitting {
@@ -226,8 +232,9 @@ public enum LawFitting {
             let n = exp(x)
             let sizes = group.map(\.params)
             if n < sizes.min()! || n > sizes.max()! {
-                notes.append("approach 2: budget \(c): the parabola's minimum N = \(Int(n.rounded())) lies outside the sizes "
-                             + "run (\(Int(sizes.min()!))-\(Int(sizes.max()!))): an extrapolation; add sizes on that side")
+                func whole(_ x: Double) -> String { PlanLimits.int(x.rounded()).map(String.init) ?? "\(x)" }
+                notes.append("approach 2: budget \(c): the parabola's minimum N = \(whole(n)) lies outside the sizes "
+                             + "run (\(whole(sizes.min()!))-\(whole(sizes.max()!))): an extrapolation; add sizes on that side")
             }
             budgets.append(.init(flops: c, parabola: q, optimalParams: n, optimalTokens: c / (6 * n),
                                  minimumLoss: q[0] + q[1] * x + q[2] * x * x, runs: group.count))
@@ -243,10 +250,36 @@ public enum LawFitting {
                 notes)
     }
 
+    /// The ranges a run's numbers must be in: a recipe's (model parameters under 2^50, tokens at most 2^60
+    /// (`PlanLimits.tokens`), budgets at most 1e30), and a loss in nats above 0 and under 100 (a uniform guess over
+    /// the largest vocabulary, 2^24 tokens, scores ln 2^24 ≈ 16.6).
+    static func observationRanges(_ r: SweepObservation) -> [(field: String, value: Double, range: ClosedRange<Double>)] {
+        [("params", r.params, 1...Double(1 << 50)), ("tokens", r.tokens, 1...PlanLimits.tokens),
+         ("flops", r.flops, 1...1e30), ("loss", r.loss, Double.leastNormalMagnitude...100)]
+    }
+
     static func validate(_ runs: [SweepObservation]) throws {
         for r in runs where !(r.params > 0 && r.tokens > 0 && r.flops > 0 && r.loss > 0
                               && r.params.isFinite && r.tokens.isFinite && r.loss.isFinite) {
             throw LawFitError.invalidObservation(name: r.name)
+        }
+        for r in runs {
+            for (field, value, range) in observationRanges(r) where !range.contains(value) {
+                throw LawFitError.observationOutOfRange(name: r.name, field: field, value: value, range: range)
+            }
+        }
+    }
+
+    /// What a sweep's runs must also be, beyond `validate` (not asked of bootstrap resamples, which repeat runs):
+    /// distinct points, and losses that differ.
+    static func validateDistinct(_ runs: [SweepObservation]) throws {
+        var seen: [[Double]: String] = [:]
+        for r in runs {
+            if let first = seen[[r.params, r.tokens]] { throw LawFitError.duplicateObservation(name: r.name, first: first) }
+            seen[[r.params, r.tokens]] = r.name
+        }
+        if let low = runs.map(\.loss).min(), let high = runs.map(\.loss).max(), runs.count > 1, high - low <= 1e-9 * high {
+            throw LawFitError.constantLoss(low)
         }
     }
 
@@ -268,6 +301,8 @@ public enum LawFitting {
     /// et al. 2024 do).
     public static func fit(_ runs: [SweepObservation], sweep: String, samples: Int = 200, level: Double = 0.8,
                            seed: UInt64 = 1) throws -> ScalingLawFitFile {
+        try validate(runs)
+        try validateDistinct(runs)
         let (approach2, notes) = try isoFLOP(runs)
         let full = try parametric(runs)
         let start = [log(full.A), log(full.B), log(full.E), full.alpha, full.beta]

@@ -221,6 +221,43 @@ public struct Execution: Sendable {
     public var cost: Double?
 }
 
+/// The ranges of the planner's inputs and of what it derives, where "positive" is not enough. Those a recipe
+/// stores are the recipe schema's ranges (a plan `-o` could not write is refused with or without `-o`); gpt-plan's
+/// flags state the same ranges.
+public enum PlanLimits {
+    public static let seqLen = 1...(1 << 20)
+    public static let vocab = 2...(1 << 24)
+    public static let devices = 1...(1 << 24)
+    /// At most one stage a layer, and a recipe holds at most 1024 layers.
+    public static let pipelineParallel = 1...1024
+    /// hardware.device_memory's range: 1 MiB to 1 PiB.
+    public static let deviceMemory = Double(1 << 20)...Double(1 << 50)
+    /// hardware.device_flops's range.
+    public static let deviceFlops = 1e6...1e18
+    /// 0.1% to 100%: below 0.1% no run is planned (a typo such as 1e-300 made the time estimate infinite).
+    public static let mfu = 0.001...1.0
+    /// The peak learning rates a rule may derive: at most 1 (a recipe's range) and at least 1e-6, 60 times below
+    /// the smallest peak of a published large run (GPT-3 175B, 6e-5; Brown et al. 2020, Table 2.1). Below it a
+    /// fp32 weight of 0.02 moves by less than its rounding step in a thousand steps: nothing trains.
+    public static let derivedLearningRate = 1e-6...1.0
+    /// The most tokens a recipe's plan.tokens holds (2^60).
+    public static let tokens = Double(1 << 60)
+    /// The most steps a recipe's training.steps holds (2^40).
+    public static let steps = 1 << 40
+    /// The most sequences a recipe's training.batch_size holds (2^24).
+    public static let batchSequences = 1 << 24
+    /// The most a device hour may cost: a million (no device rents for that; a larger price is a typo, and one
+    /// near 1e308 made the cost infinite).
+    public static let pricePerDeviceHour = 0.0...1e6
+
+    /// `x` as an Int when it is finite and within ±2^62 (so that sums and products of a few such values still
+    /// fit), else nil: the one conversion every plan path uses instead of `Int(_:)`, which traps.
+    public static func int(_ x: Double) -> Int? {
+        guard x.isFinite, abs(x) <= Double(1 << 62) else { return nil }
+        return Int(x)
+    }
+}
+
 public enum PlanError: Error, Equatable, Sendable {
     /// An input the planner needs, out of its range.
     public enum Input: Sendable, Equatable {
@@ -246,6 +283,13 @@ public enum PlanError: Error, Equatable, Sendable {
     case conflicting(String)
     /// No device count finishes within the days asked for.
     case tooSlow(days: Double, fastest: Double, devices: Int)
+    /// A value the plan derives is beyond what a recipe holds.
+    public enum Derived: String, Sendable, Equatable {
+        case tokens = "training tokens D", steps = "training steps", batchSequences = "batch sequences"
+    }
+    case exceeds(Derived, value: Double, limit: Double)
+    /// The rule's learning rate is outside `PlanLimits.derivedLearningRate`.
+    case learningRateOutOfRange(Double)
 }
 
 // MARK: The steps
@@ -257,9 +301,18 @@ extension Plan {
         let allocation0 = try allocate(request)
         let shape = try chooseShape(request, allocation0)
         let allocation = spend(request, allocation0, shape.shape)
+        guard allocation.tokens <= PlanLimits.tokens else {
+            throw PlanError.exceeds(.tokens, value: allocation.tokens, limit: PlanLimits.tokens)
+        }
         let batch = try chooseBatch(request, allocation, shape.shape)
+        guard batch.sequences <= PlanLimits.batchSequences else {
+            throw PlanError.exceeds(.batchSequences, value: Double(batch.sequences), limit: Double(PlanLimits.batchSequences))
+        }
         let lr = try chooseLearningRate(request, allocation, shape.shape, batch)
         let schedule = chooseSchedule(allocation, shape.shape, batch)
+        guard schedule.steps <= PlanLimits.steps else {
+            throw PlanError.exceeds(.steps, value: Double(schedule.steps), limit: Double(PlanLimits.steps))
+        }
         let execution = try execute(request, shape.shape, batch, schedule)
         return Plan(target: request.target, allocation: allocation, shapeDecision: shape, batch: batch,
                     learningRateDecision: lr,
@@ -427,6 +480,9 @@ extension Plan {
         case .fixed(let value): lr = value
         }
         guard lr > 0, lr.isFinite else { throw PlanError.learningRateInvalid(lr) }
+        if case .fixed = request.lrRule {} else if !PlanLimits.derivedLearningRate.contains(lr) {
+            throw PlanError.learningRateOutOfRange(lr)
+        }
         return LearningRateDecision(rule: request.lrRule, flops: a.flops, peak: lr, minimum: lr * minLRFraction)
     }
 
@@ -570,29 +626,35 @@ extension Plan {
         switch r.hardware {
         case .given(let h), .automatic(let h): hardware = h
         }
-        try positive(hardware.memoryBytes, .deviceMemory)
-        try positive(hardware.peakFlops, .deviceFlops)
-        if let mfu = r.mfu, !(mfu > 0 && mfu <= 1) { throw PlanError.outOfRange(.mfu, mfu) }
+        guard PlanLimits.deviceMemory.contains(hardware.memoryBytes) else {
+            throw PlanError.outOfRange(.deviceMemory, hardware.memoryBytes)
+        }
+        guard PlanLimits.deviceFlops.contains(hardware.peakFlops) else {
+            throw PlanError.outOfRange(.deviceFlops, hardware.peakFlops)
+        }
+        if let mfu = r.mfu, !PlanLimits.mfu.contains(mfu) { throw PlanError.outOfRange(.mfu, mfu) }
         switch r.devices ?? .fixed(1) {
-        case .fixed(let k): guard k >= 1, k <= 1 << 24 else { throw PlanError.outOfRange(.devices, Double(k)) }
+        case .fixed(let k): guard PlanLimits.devices.contains(k) else { throw PlanError.outOfRange(.devices, Double(k)) }
         case .automatic(let days): if let days { try positive(days, .days) }
         }
-        if let price = r.pricePerDeviceHour, !(price >= 0 && price.isFinite) {
+        if let price = r.pricePerDeviceHour, !PlanLimits.pricePerDeviceHour.contains(price) {
             throw PlanError.outOfRange(.pricePerDeviceHour, price)
         }
-        guard r.vocabSize >= 2, r.vocabSize <= 1 << 24 else { throw PlanError.outOfRange(.vocab, Double(r.vocabSize)) }
-        if let t = r.seqLen, t < 1 || t > 1 << 20 { throw PlanError.outOfRange(.seqLen, Double(t)) }
+        guard PlanLimits.vocab.contains(r.vocabSize) else { throw PlanError.outOfRange(.vocab, Double(r.vocabSize)) }
+        if let t = r.seqLen, !PlanLimits.seqLen.contains(t) { throw PlanError.outOfRange(.seqLen, Double(t)) }
         if case .fixed(let b) = r.batchRule { try positive(b, .batch) }
-        if case .fixed(let lr) = r.lrRule { try positive(lr, .learningRate) }
+        if case .fixed(let lr) = r.lrRule, !(lr > 0 && lr <= 1) { throw PlanError.outOfRange(.learningRate, lr) }
         if case .reference(let b, let lr, _) = r.lrRule {
             try positive(b, .referenceBatch)
-            try positive(lr, .referenceLR)
+            guard lr > 0, lr <= 1 else { throw PlanError.outOfRange(.referenceLR, lr) }
         }
         if let z = r.constraints.zeroStage, !(0...3).contains(z) { throw PlanError.outOfRange(.zeroStage, Double(z)) }
         if let t = r.constraints.tensorParallel, !LayoutModel.tensorWidths.contains(t) {
             throw PlanError.outOfRange(.tensorParallel, Double(t))
         }
-        if let p = r.constraints.pipelineParallel, p < 1 { throw PlanError.outOfRange(.pipelineParallel, Double(p)) }
+        if let p = r.constraints.pipelineParallel, !PlanLimits.pipelineParallel.contains(p) {
+            throw PlanError.outOfRange(.pipelineParallel, Double(p))
+        }
     }
 }
 

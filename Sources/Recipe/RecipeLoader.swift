@@ -81,20 +81,43 @@ public enum RecipeLoader {
         }
     }
 
-    /// Checks recipe bytes: UTF-8 first (the first bad byte is located), then everything `check(text:)` checks.
+    /// Checks recipe bytes: what `byteProblem` refuses first, then everything `check(text:)` checks.
     public static func check(data: [UInt8], file: String, tolerance: Double = defaultTolerance) -> RecipeCheck {
-        if let offset = UTF8Check.firstInvalidByte(in: data) {
-            let (line, column) = UTF8Check.lineAndColumn(of: offset, in: data)
-            return RecipeCheck(recipe: nil, problems: [Problem(
-                .error, .encoding, file: file, line: line, column: column, key: nil,
-                message: "is not UTF-8 text: byte 0x\(String(data[offset], radix: 16, uppercase: true)) at byte offset "
-                    + "\(offset) (line \(line), column \(column), counting bytes from 1) is not part of a valid UTF-8 character",
-                fix: "save the recipe as UTF-8 (from Latin-1: `iconv -f latin1 -t utf-8`), or remove the byte")])
-        }
-        return check(text: String(decoding: data, as: UTF8.self), file: file, tolerance: tolerance)
+        if let problem = byteProblem(in: data, file: file) { return RecipeCheck(recipe: nil, problems: [problem]) }
+        return checkParsed(text: String(decoding: data, as: UTF8.self), file: file, tolerance: tolerance)
     }
 
     public static func check(text: String, file: String, tolerance: Double = defaultTolerance) -> RecipeCheck {
+        if let problem = byteProblem(in: Array(text.utf8), file: file) { return RecipeCheck(recipe: nil, problems: [problem]) }
+        return checkParsed(text: text, file: file, tolerance: tolerance)
+    }
+
+    /// The one place recipe bytes are checked before TOML sees them: bytes that are not UTF-8 (the first bad one
+    /// located), and NUL anywhere. toml++ reads a C string, so a NUL silently ended the recipe there: what followed
+    /// (a `[stability]` section, a `steps = -5`) was never checked, or a key after it was reported missing.
+    static func byteProblem(in data: [UInt8], file: String) -> Problem? {
+        if let offset = UTF8Check.firstInvalidByte(in: data) {
+            let (line, column) = UTF8Check.lineAndColumn(of: offset, in: data)
+            return Problem(
+                .error, .encoding, file: file, line: line, column: column, key: nil,
+                message: "is not UTF-8 text: byte 0x\(String(data[offset], radix: 16, uppercase: true)) at byte offset "
+                    + "\(offset) (line \(line), column \(column), counting bytes from 1) is not part of a valid UTF-8 character",
+                fix: "save the recipe as UTF-8 (from Latin-1: `iconv -f latin1 -t utf-8`), or remove the byte")
+        }
+        if let offset = data.firstIndex(of: 0) {
+            let (line, column) = UTF8Check.lineAndColumn(of: offset, in: data)
+            let count = data.reduce(0) { $0 + ($1 == 0 ? 1 : 0) }
+            return Problem(
+                .error, .encoding, file: file, line: line, column: column, key: nil,
+                message: "holds a NUL byte (0x00) at byte offset \(offset) (line \(line), column \(column))"
+                    + (count > 1 ? ", and \(count - 1) more" : "") + ": a recipe is text, and TOML allows no NUL",
+                fix: "remove the NUL bytes (`tr -d '\\000' < \((file as NSString).lastPathComponent) > fixed.toml`), or "
+                    + "write the recipe again with gpt-plan")
+        }
+        return nil
+    }
+
+    static func checkParsed(text: String, file: String, tolerance: Double) -> RecipeCheck {
         let lines = KeyLines(text: text)
         if let (line, column) = TableHeaderCheck.firstUnparsableHeader(in: text) {
             return RecipeCheck(recipe: nil, problems: [Problem(
@@ -205,6 +228,16 @@ public enum RecipeLoader {
             if let refusal = field.assign(value, to: &recipe) {
                 fieldFailed = true
                 report(refusal.kind, path, refusal.message, "give \(field.kind.allowed) (\(field.doc))")
+            }
+        }
+        if !fieldFailed, recipe.schemaVersion < 2 {
+            let newer = Schema.introducedInVersion2.keys.filter { raw($0) != nil }
+                + Schema.introducedInVersion2.sections.filter { table[$0] != nil }.map { "[\($0)]" }
+            if !newer.isEmpty {
+                report(.warning, .deprecated, "schema_version",
+                       "is \(recipe.schemaVersion), but the recipe uses what schema version 2 introduced: "
+                           + newer.joined(separator: ", ") + " (read as version 2; a version-1 reader refuses them)",
+                       "set schema_version = 2")
             }
         }
         // Unknown keys do not stop the checks across keys; a missing or invalid known key does (they need its value).

@@ -130,7 +130,8 @@ extension Recipe {
         r.plan.flopsBudget = round4(plan.flops)
         r.plan.fit = plan.fit
         r.plan.params = plan.params
-        r.plan.tokens = Int(plan.tokens)
+        // A plan's values fit a recipe (Plan.make refuses the rest); should one not, the recipe check names the key.
+        r.plan.tokens = PlanLimits.int(plan.tokens) ?? Int.max
         r.plan.predictedLoss = round4(plan.predictedLoss)
         for key in ["flops_budget": "flops", "params": "params", "tokens": "tokens", "predicted_loss": "predicted_loss"] {
             notes["plan.\(key.key)"] = plan.rule(for: key.value)
@@ -167,7 +168,7 @@ extension Recipe {
         let hardware = plan.execution.hardware
         r.training.precision = hardware.products.precision
         notes["training.precision"] = hardware.products.explanation
-        r.hardware = Hardware(name: hardware.name, deviceMemory: Int(hardware.memoryBytes),
+        r.hardware = Hardware(name: hardware.name, deviceMemory: PlanLimits.int(hardware.memoryBytes) ?? Int.max,
                               deviceFlops: hardware.peakFlops, mfu: plan.execution.mfu)
         for key in ["name", "device_memory", "device_flops", "mfu"] { notes["hardware.\(key)"] = plan.rule(for: "hardware") }
         notes["training.steps"] = plan.rule(for: "steps")

@@ -256,6 +256,13 @@ public enum Schema {
     /// The largest window the spike detector keeps (its losses and norms are saved in every checkpoint).
     public static let maxStabilityWindow = 10_000
 
+    /// The keys and sections schema version 2 introduced; a recipe that says `schema_version = 1` and uses one is
+    /// read (this build knows them), with a warning: a version-1 reader would refuse it.
+    public static let introducedInVersion2 = (
+        keys: ["training.dropout", "training.tensor_parallel", "training.pipeline_parallel", "training.zero_stage",
+               "training.recompute", "checkpoint.allow_outside"],
+        sections: ["hardware"])
+
     public static let fitNames = AllocationRule.recordedNames + ["manual"]
     public static let tokenizerNames = ["char", "byte", "bpe"]
 

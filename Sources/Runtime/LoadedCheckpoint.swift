@@ -28,6 +28,14 @@ public final class LoadedCheckpoint {
         do { tokenizer = try TokenizerFile.load(Data(reader.tokenizer.utf8)) } catch {
             throw CheckpointError(file: path, reason: "its tokenizer does not read back: \(error)")
         }
+        // What the checkpoint alone can say about its tokenizer: the kind its recipe names, and no more tokens
+        // than the model has rows (`tokenizerMatchesData` compares it with the data it was trained on).
+        guard tokenizer.kind.rawValue == recipe.data.tokenizer, tokenizer.vocabSize <= recipe.model.vocabSize else {
+            throw CheckpointError(file: path, reason: "/tokenizer: a \(tokenizer.kind.rawValue) tokenizer of "
+                                  + "\(tokenizer.vocabSize) tokens, but its recipe trains a \(recipe.data.tokenizer) "
+                                  + "tokenizer into \(recipe.model.vocabSize) model rows. Fix: use a checkpoint written by "
+                                  + "gpt-train (this one was altered)")
+        }
         BLAS.pinToOneThread()
         let shape = recipe.shape
         let time = fullContext ? shape.seqLen : min(shape.seqLen, maxTime ?? recipe.training.seqLen)
@@ -49,10 +57,63 @@ public final class LoadedCheckpoint {
                                   + "if it moved, give its new place with --data")
         }
         guard (try? data.tokenizer.jsonData()) == (try? tokenizer.jsonData()) else {
-            throw CheckpointError(file: self.path, reason: "\(r.data.path) no longer gives the tokenizer this model was trained with")
+            throw TokenizerMismatch(checkpoint: self.path, reason: "/tokenizer (\(tokenizer.kind.rawValue), \(tokenizer.vocabSize) "
+                                  + "tokens) is not the tokenizer its data \(r.data.path) gives (\(data.tokenizer.kind.rawValue), "
+                                  + "\(data.tokenizer.vocabSize) tokens): the checkpoint's tokenizer or the data changed "
+                                  + "since training. Fix: use a checkpoint of this data, or restore the data it was trained on")
         }
         return data
     }
+
+    /// Compares the checkpoint's tokenizer with the one its training data gives (`trainingData`), where the data
+    /// still is: throws when they differ (a token would decode to the wrong text). Returns nil when they match, or
+    /// why they could not be compared (the data moved or cannot be read), for a note.
+    public func tokenizerMatchesData() throws -> String? {
+        guard FileManager.default.fileExists(atPath: state.dataPath) else {
+            return "its data \(state.dataPath) is gone, so its tokenizer was not compared with the data's"
+        }
+        do { _ = try trainingData() } catch let mismatch as TokenizerMismatch {
+            throw mismatch
+        } catch {
+            return "its tokenizer was not compared with its data's: \(error)"
+        }
+        return nil
+    }
+}
+
+/// Finite weights (every reader checks them) can still overflow float32 in the forward pass: weights near 3e38
+/// make the logits ±inf and the loss NaN. Every user of a loaded model refuses such output the same way, naming
+/// the checkpoint, instead of printing it (`eval --json` could not; `gpt-sample` printed "zzzz…").
+public struct ActivationOverflow: Error, CustomStringConvertible {
+    public var checkpoint: String
+    /// What came out non-finite: "the val loss comes out nan", "the logits of token 3 are not finite".
+    public var symptom: String
+    public var description: String {
+        "\(checkpoint): \(symptom): the model's activations overflow float32 (its weights are finite but too large). "
+            + "Fix: use an earlier checkpoint of the run"
+    }
+}
+
+extension LoadedCheckpoint {
+    /// Throws `ActivationOverflow` unless `loss` (of the named split) is finite.
+    public func requireFinite(loss: Double, split: String) throws(ActivationOverflow) {
+        guard loss.isFinite else { throw ActivationOverflow(checkpoint: path, symptom: "the \(split) loss comes out \(loss)") }
+    }
+
+    /// Throws `ActivationOverflow` unless the first `count` logits are finite; `position` names the token.
+    public func requireFinite(logits: UnsafePointer<Float>, count: Int, position: Int) throws(ActivationOverflow) {
+        for i in 0..<count where !logits[i].isFinite {
+            throw ActivationOverflow(checkpoint: path, symptom: "the logits at position \(position) are not finite "
+                                     + "(logit \(i) is \(logits[i]))")
+        }
+    }
+}
+
+/// A checkpoint whose tokenizer is not the one its data gives.
+public struct TokenizerMismatch: Error, CustomStringConvertible {
+    public var checkpoint: String
+    public var reason: String
+    public var description: String { "\(checkpoint): \(reason)" }
 }
 
 extension CheckpointExpectation {

@@ -101,8 +101,7 @@ public enum DataParallelError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .rankCountMismatch(let ranks, let devices):
             return "training.devices: the recipe asks for \(devices) data-parallel devices but mpirun started \(ranks) ranks. "
-                + "Fix: run `mpirun -np \(devices) …`, or set training.devices = \(ranks) (and adjust grad_accum to keep the batch), "
-                + "or pass --devices-from-mpi to take the device count from mpirun"
+                + "Fix: run `mpirun -np \(devices) …`, or set training.devices = \(ranks) (and adjust grad_accum to keep the batch)"
         }
     }
 }

@@ -19,13 +19,13 @@ struct Ceiling: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ceiling",
         abstract: "The matrix-product rates MFU is measured against: the sgemm's, and the bf16 matmul's where the CPU has it (cached; --remeasure refreshes them).")
-    @Option(help: "Threads.") var threads: Int = CPU.count
+    @OptionGroup var threadOption: ThreadOption
+    var threads: Int { threadOption.count }
     @Flag(help: "Measure again instead of using the cached value.") var remeasure = false
     @Flag(help: "Also time square products of several sizes, without caching anything.") var sweep = false
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
-        guard threads >= 1 else { throw CommandFailure.usage("gpt-bench: --threads must be at least 1") }
         guard !(sweep && json) else {
             throw CommandFailure.usage("gpt-bench ceiling: --sweep prints a table, not JSON; use one or the other")
         }
@@ -86,9 +86,13 @@ struct TrainSpeed: ParsableCommand {
         """)
 
     @Option(help: "Which configurations: a, b, c, or all.") var config: String = "all"
-    @Option(help: "Timed steps per configuration (the median is reported).") var steps: Int = 10
-    @Option(help: "Untimed steps first.") var warmup: Int = 2
-    @Option(help: "Threads.") var threads: Int = CPU.count
+    @Option(parsing: .unconditional, help: "Timed steps per configuration, 1 to 100000 (default: 10; the median is reported).",
+            transform: NumberArgument.whole(1...100_000))
+    var steps: Int = 10
+    @Option(parsing: .unconditional, help: "Untimed steps first, 0 to 100000 (default: 2).", transform: NumberArgument.whole(0...100_000))
+    var warmup: Int = 2
+    @OptionGroup var threadOption: ThreadOption
+    var threads: Int { threadOption.count }
     @Flag(help: "Print one JSON object per configuration.") var json = false
     @Option(help: "Attention kernel: fused (flash-style, the default) or materialized (B·H·T² probabilities).")
     var attention: AttentionKernel = .fused
@@ -108,9 +112,6 @@ struct TrainSpeed: ParsableCommand {
         case "b": chosen = [all[1]]
         case "c": chosen = [all[2]]
         default: throw CommandFailure.usage("gpt-bench: --config must be a, b, c or all")
-        }
-        guard steps >= 1, warmup >= 0, threads >= 1 else {
-            throw CommandFailure.usage("gpt-bench: --steps and --threads must be at least 1")
         }
         BLAS.pinToOneThread()
         let pool = ThreadPool(threads: threads)
@@ -170,7 +171,9 @@ struct TokenizerSpeed: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenizer", abstract: "BPE training and encoding throughput on a corpus (files or folders of text).")
     @Argument(help: "Text files or folders.") var inputs: [String]
-    @Option(name: .customLong("vocab-size"), help: "BPE vocabulary.") var vocabSize: Int = 4096
+    @Option(name: .customLong("vocab-size"), parsing: .unconditional, help: "BPE vocabulary, 257 to 16777216 (default: 4096).",
+            transform: NumberArgument.whole(257...(1 << 24)))
+    var vocabSize: Int = 4096
 
     func run() throws {
         let r = try TokenizerBenchmark.run(inputs: inputs, vocabSize: vocabSize)

@@ -23,17 +23,18 @@ struct Prepare: ParsableCommand {
 
     @Argument(help: "Text files or folders.") var inputs: [String]
     @Option(help: "char, byte or bpe.") var tokenizer: String
-    @Option(name: .customLong("vocab-size"), help: "BPE vocabulary size, <|endoftext|> included.") var vocabSize: Int = 4096
-    @Option(name: .customLong("val-fraction"), help: "Share held out for validation.") var valFraction: Double = 0.1
+    @Option(name: .customLong("vocab-size"), parsing: .unconditional,
+            help: "BPE vocabulary size, <|endoftext|> included, 257 to 16777216 (default: 4096).",
+            transform: NumberArgument.whole(257...(1 << 24)))
+    var vocabSize: Int = 4096
+    @Option(name: .customLong("val-fraction"), parsing: .unconditional, help: "Share held out for validation, in (0, 1) (default: 0.1).",
+            transform: NumberArgument.real(FlagRange(0, included: false, 1, included: false)))
+    var valFraction: Double = 0.1
     @Option(name: [.short, .customLong("output")], help: "Output directory.") var output: String
 
     func run() throws {
         guard let kind = TokenizerKind(rawValue: tokenizer) else {
             throw CommandFailure.usage("gpt-data: --tokenizer \(tokenizer): use char, byte or bpe")
-        }
-        guard valFraction > 0, valFraction < 1 else { throw CommandFailure.usage("gpt-data: --val-fraction must be in (0, 1)") }
-        guard kind != .bpe || vocabSize >= 257 else {
-            throw CommandFailure.usage("gpt-data: --vocab-size must be at least 257 (256 bytes and <|endoftext|>)")
         }
         let preparer = DatasetPreparer(inputs: inputs, output: output,
                                        options: .init(tokenizer: kind, vocabSize: vocabSize, valFraction: valFraction))
@@ -41,6 +42,8 @@ struct Prepare: ParsableCommand {
         do {
             _ = try preparer.run { event in
                 switch event {
+                case .skipped(let path, let reason):
+                    Terminal.note("gpt-data: note: skipped \(path): \(reason)")
                 case .reading(let files, let bytes):
                     Terminal.note("gpt-data: \(files) file\(files == 1 ? "" : "s"), \(sig(Double(bytes) / 1e6, 3)) MB")
                 case .tokenizerReady(let kind, let vocab, let seconds):
@@ -72,9 +75,11 @@ func loadTokenizer(_ path: String) throws -> any Tokenizer {
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
         file = (path as NSString).appendingPathComponent("tokenizer.json")
     }
-    guard let data = FileManager.default.contents(atPath: file) else {
-        throw CommandFailure.usage("gpt-data: \(file): cannot read")
+    let contents: Data?
+    do { contents = try InputFile.read(file, fix: "give a tokenizer.json, or a directory from gpt-data prepare", status: 2) } catch {
+        throw CommandFailure.usage("gpt-data: \(error.message)")
     }
+    guard let data = contents else { throw CommandFailure.usage("gpt-data: \(file): no such file") }
     do { return try TokenizerFile.load(data) } catch { throw CommandFailure("gpt-data: \(file): \(error)", exitCode: 1) }
 }
 
@@ -91,7 +96,11 @@ struct Encode: ParsableCommand {
         let bytes: [UInt8]
         if let text { bytes = Array(text.utf8) }
         else if let file {
-            guard let data = FileManager.default.contents(atPath: file) else { throw CommandFailure.usage("gpt-data: \(file): cannot read") }
+            let contents: Data?
+            do { contents = try InputFile.read(file, fix: "give a text file", status: 2) } catch {
+                throw CommandFailure.usage("gpt-data: \(error.message)")
+            }
+            guard let data = contents else { throw CommandFailure.usage("gpt-data: \(file): no such file") }
             bytes = Array(data)
         } else { bytes = Array(FileHandle.standardInput.readDataToEndOfFile()) }
         let ids: [Int32]

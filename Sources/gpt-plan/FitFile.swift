@@ -4,7 +4,11 @@ import Planner
 
 /// Reads a fit.json written by `gpt-plan fit` as a loss law the planner can allocate with.
 func loadFitFile(_ path: String) throws -> ChinchillaFit {
-    guard let data = FileManager.default.contents(atPath: path) else {
+    let contents: Data?
+    do { contents = try InputFile.read(path, fix: "give a fit.json written by gpt-plan fit", status: 2) } catch {
+        throw CommandFailure.usage("gpt-plan: --fit \(error.message)")
+    }
+    guard let data = contents else {
         throw CommandFailure.usage("gpt-plan: --fit \(path): no such file (write one with gpt-plan fit SWEEP/)")
     }
     let file: ScalingLawFitFile

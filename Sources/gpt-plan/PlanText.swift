@@ -382,15 +382,19 @@ enum PlanText {
         case .outOfRange(let input, let value):
             let range: String
             switch input {
-            case .mfu: range = "must be in (0, 1]"
-            case .devices: range = "must be between 1 and 16777216, or auto"
-            case .vocab: range = "must be between 2 and 16777216"
-            case .seqLen: range = "must be between 1 and 1048576"
+            case .mfu: range = FlagRange(PlanLimits.mfu).description
+            case .devices: range = FlagRange(PlanLimits.devices).description + ", or auto"
+            case .vocab: range = FlagRange(PlanLimits.vocab).description
+            case .seqLen: range = FlagRange(PlanLimits.seqLen).description
             case .zeroStage: range = "must be 0, 1, 2 or 3"
             case .tensorParallel: range = "must be 1, 2, 4 or 8"
-            case .pipelineParallel: range = "must be at least 1"
-            case .pricePerDeviceHour: range = "must be 0 or more"
-            default: range = "must be positive"
+            case .pipelineParallel: range = FlagRange(PlanLimits.pipelineParallel).description
+            case .pricePerDeviceHour: range = FlagRange(PlanLimits.pricePerDeviceHour).description
+            case .inferenceTokens: range = FlagRange.nonNegative.description
+            case .deviceMemory: range = FlagRange(PlanLimits.deviceMemory).description + " bytes"
+            case .deviceFlops: range = FlagRange(PlanLimits.deviceFlops).description
+            case .learningRate, .referenceLR: range = FlagRange(0, included: false, 1).description
+            default: range = FlagRange.positive.description
             }
             return "\(flag(input)) \(sig(value, 6)): out of range: \(range)"
         case .budgetTooSmall(let target, let smallest, let needed):
@@ -409,6 +413,15 @@ enum PlanText {
                 + "sequence; give a larger budget or a shorter --seq-len"
         case .learningRateInvalid(let lr):
             return "the learning-rate rule gives \(sig(lr, 3)) for this run; give --lr"
+        case .learningRateOutOfRange(let lr):
+            let r = PlanLimits.derivedLearningRate
+            return "the learning-rate rule gives \(sig(lr, 3)) for this run, outside \(sig(r.lowerBound)) to "
+                + "\(sig(r.upperBound)) (no published run trains there); check --reference-batch and --reference-lr, "
+                + "use another --lr-rule, or give --lr"
+        case .exceeds(let quantity, let value, let limit):
+            let fix = quantity == .batchSequences ? "give a smaller --batch"
+                : "give a smaller --flops, --tokens or --inference-tokens" + (quantity == .steps ? ", or a larger --batch" : "")
+            return "the plan's \(quantity.rawValue) come to \(sig(value, 3)), more than a recipe holds (\(sig(limit, 3))); \(fix)"
         case .noLayout(let devices, let hardware, let reason, let least):
             var text = devices.map { "no layout of \($0) \(hardware) device\($0 == 1 ? "" : "s") fits this run" }
                 ?? "no layout on \(hardware) fits this run"

@@ -20,33 +20,36 @@ struct Sweep: ParsableCommand {
         Sizes no shape can reach at a budget are dropped with a note.
         """)
 
-    @Option(parsing: .unconditional, help: "Budgets in FLOPs, comma-separated (e.g. 3e12,1e13,3e13).") var flops: String
-    @Option(parsing: .unconditional, help: "Model sizes per budget, spread evenly in log N.") var sizes: Int = 5
-    @Option(parsing: .unconditional, help: "The largest size is the optimum × span, the smallest ÷ span.") var span: Double = 4
+    @Option(parsing: .unconditional, help: "Budgets in FLOPs, comma-separated (e.g. 3e12,1e13,3e13).",
+            transform: NumberArgument.list(NumberArgument.real(.positive)))
+    var flops: [Double]
+    @Option(parsing: .unconditional, help: "Model sizes per budget, spread evenly in log N, 1 to 50 (default: 5).",
+            transform: NumberArgument.whole(1...50))
+    var sizes: Int = 5
+    @Option(parsing: .unconditional, help: "The largest size is the optimum × span, the smallest ÷ span, 1 to 1000 (default: 4).",
+            transform: NumberArgument.real(FlagRange(1...1000)))
+    var span: Double = 4
     @Option(help: "The allocation rule whose optimum the sizes surround: epoch, hoffmann, or a fit.json.")
     var fit: String = "epoch"
     @Option(help: "The data (a directory from gpt-data prepare, or a text file).") var data: String = "data"
     @Option(name: [.short, .customLong("output")], help: "The sweep directory to write.") var output: String
-    @Option(parsing: .unconditional, help: "Tokenizer vocabulary (default: the prepared --data's).") var vocab: Int?
-    @Option(name: .customLong("seq-len"), parsing: .unconditional, help: "Context length (default: the planner's).")
+    @Option(parsing: .unconditional, help: "Tokenizer vocabulary, 2 to 16777216 (default: the prepared --data's).",
+            transform: NumberArgument.whole(PlanLimits.vocab))
+    var vocab: Int?
+    @Option(name: .customLong("seq-len"), parsing: .unconditional, help: "Context length, 1 to 1048576 (default: the planner's).",
+            transform: NumberArgument.whole(PlanLimits.seqLen))
     var seqLen: Int?
     @Option(help: "char, byte or bpe (default: the prepared --data's).") var tokenizer: String?
     @Option(name: .customLong("device-flops"), parsing: .unconditional,
-            help: "This machine's FLOP/s for the time estimates (default: measured).")
-    var deviceFlops: String?
-    @Option(parsing: .unconditional, help: "Seed of every run.") var seed: Int = 1337
+            help: "This machine's FLOP/s for the time estimates, 1e6 to 1e18 (default: measured).",
+            transform: NumberArgument.real(FlagRange(PlanLimits.deviceFlops)))
+    var deviceFlops: Double?
+    @Option(parsing: .unconditional, help: "Seed of every run, 0 or more (default: 1337).", transform: NumberArgument.whole(0...Int.max))
+    var seed: Int = 1337
     @Flag(help: "Rewrite a sweep directory that already has a manifest.") var force = false
 
     mutating func run() throws {
-        let budgets = try flops.split(separator: ",").map { text -> Double in
-            guard let c = Quantity.parse(String(text)), c > 0 else {
-                throw CommandFailure.usage("gpt-plan sweep: --flops \(flops): \(text) is not a positive number (write e.g. 3e12,1e13)")
-            }
-            return c
-        }
-        guard !budgets.isEmpty else { throw CommandFailure.usage("gpt-plan sweep: --flops: give at least one budget") }
-        guard (1...50).contains(sizes) else { throw CommandFailure.usage("gpt-plan sweep: --sizes \(sizes): must be 1 to 50") }
-        guard span >= 1, span.isFinite else { throw CommandFailure.usage("gpt-plan sweep: --span \(span): must be at least 1") }
+        let budgets = flops
         let manifestPath = (output as NSString).appendingPathComponent(SweepManifest.fileName)
         if FileManager.default.fileExists(atPath: manifestPath), !force {
             throw CommandFailure.usage("gpt-plan sweep: \(manifestPath) exists; its runs may have started. Fix: give another "
@@ -56,12 +59,7 @@ struct Sweep: ParsableCommand {
         if let named = AllocationRule.named(fit) { rule = named } else { rule = .fit(try loadFitFile(fit)) }
         let prepared = preparedMeta(data)
         // This machine, as gpt-plan plans for it (the same precision rule), at the given rate if there is one.
-        let rate = try deviceFlops.map { text in
-            guard let value = Quantity.parse(text), value > 0 else {
-                throw CommandFailure.usage("gpt-plan sweep: --device-flops \(text): not a positive number")
-            }
-            return value
-        }
+        let rate = deviceFlops
         var cpu = thisMachineHardware(threads: CPU.count)
         if let rate {
             cpu.peakFlops = rate
@@ -134,20 +132,30 @@ struct FitSweep: ParsableCommand {
         discussion: "Plan with the result: gpt-plan --fit SWEEP/fit.json --flops 1e15")
 
     @Argument(help: "The sweep directory (from gpt-plan sweep).") var sweep: String
-    @Option(parsing: .unconditional, help: "Bootstrap resamples for the intervals.") var samples: Int = 200
-    @Option(parsing: .unconditional, help: "Seed of the bootstrap.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Bootstrap resamples for the intervals, 0 to 100000 (default: 200).",
+            transform: NumberArgument.whole(0...100_000))
+    var samples: Int = 200
+    @Option(parsing: .unconditional, help: "Seed of the bootstrap, 0 to 2^64 - 1 (default: 1).", transform: NumberArgument.whole(0...UInt64.max))
+    var seed: UInt64 = 1
 
     mutating func run() throws {
         let manifest: SweepManifest
         do { manifest = try SweepManifest.load(sweep: sweep) } catch {
             throw CommandFailure.usage("gpt-plan fit: \(error)")
         }
-        guard samples >= 0, samples <= 100_000 else { throw CommandFailure.usage("gpt-plan fit: --samples must be 0 to 100000") }
+        let manifestPath = (sweep as NSString).appendingPathComponent(SweepManifest.fileName)
         var observations: [SweepObservation] = [], notes: [String] = []
         for run in manifest.runs {
             let metrics = ((sweep as NSString).appendingPathComponent(run.run) as NSString).appendingPathComponent("metrics.jsonl")
-            guard let text = try? String(contentsOfFile: metrics, encoding: .utf8),
-                  let loss = (try? MetricsFile(path: metrics, text: text))?.validationLoss(atStep: run.steps) else {
+            let text: String?
+            do { text = try InputFile.metricsText(metrics) } catch {
+                throw CommandFailure("gpt-plan fit: \(error.message)", exitCode: 1)
+            }
+            let file: MetricsFile?
+            do { file = try text.map { try MetricsFile(path: metrics, text: $0) } } catch {
+                throw CommandFailure("gpt-plan fit: \(error). Fix: train the run again (gpt-train sweep \(sweep))", exitCode: 1)
+            }
+            guard let loss = file?.validationLoss(atStep: run.steps) else {
                 notes.append("\(run.name): no val_loss at its last step \(run.steps) in \(metrics) (not finished); left out")
                 continue
             }
@@ -163,6 +171,17 @@ struct FitSweep: ParsableCommand {
                                            + (notes.isEmpty ? "" : "\n  " + notes.joined(separator: "\n  ")))
             case .invalidObservation(let name):
                 throw CommandFailure.usage("gpt-plan fit: run \(name): its size, tokens or loss is not a positive number")
+            case .observationOutOfRange(let name, let field, let value, let range):
+                throw CommandFailure("gpt-plan fit: run \(name) in \(manifestPath): its \(field) \(sig(value, 4)) is out of "
+                                     + "range (\(sig(range.lowerBound, 3)) to \(sig(range.upperBound, 3))). Fix: correct or remove "
+                                     + "the run in the manifest, or its metrics.jsonl", exitCode: 1)
+            case .duplicateObservation(let name, let first):
+                throw CommandFailure("gpt-plan fit: runs \(first) and \(name) in \(manifestPath) have the same size and token "
+                                     + "count: the point would count twice. Fix: remove one of them from the manifest", exitCode: 1)
+            case .constantLoss(let loss):
+                throw CommandFailure("gpt-plan fit: every run of \(sweep) ends at the same validation loss, \(sig(loss, 6)): there is "
+                                     + "nothing to fit (the runs did not learn, or their metrics.jsonl are copies). Fix: check the "
+                                     + "runs with gpt-train plot, and train them again", exitCode: 1)
             }
         }
         file.notes = notes + file.notes

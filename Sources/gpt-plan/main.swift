@@ -28,76 +28,105 @@ struct Make: ParsableCommand {
         Numbers take suffixes: 1e20, 3.2e19, 124M, 1.5B, 2T, 80GiB.
         """)
 
-    // Numeric options parse their value unconditionally, so that `--flops -1e18` reaches the range check instead of
-    // being taken for an option.
-    @Option(parsing: .unconditional, help: "Training budget in FLOPs (C = 6ND).") var flops: String?
-    @Option(parsing: .unconditional, help: "Model size instead of a budget: plan the run for which it is compute-optimal.")
-    var params: String?
-    @Option(parsing: .unconditional, help: "Token count instead of a budget: plan the run for which it is compute-optimal.")
-    var tokens: String?
+    // Numbers parse through one parser (NumberArgument) with each flag's range; `.unconditional`, so that
+    // `--flops -1e18` reaches the range check instead of being taken for an option.
+    @Option(parsing: .unconditional, help: "Training budget in FLOPs (C = 6ND).", transform: NumberArgument.real(.positive))
+    var flops: Double?
+    @Option(parsing: .unconditional, help: "Model size instead of a budget: plan the run for which it is compute-optimal.",
+            transform: NumberArgument.real(.positive))
+    var params: Double?
+    @Option(parsing: .unconditional, help: "Token count instead of a budget: plan the run for which it is compute-optimal.",
+            transform: NumberArgument.real(.positive))
+    var tokens: Double?
 
     @Option(help: "Allocation rule: epoch (Besiroglu et al. 2024), hoffmann (Chinchilla approach 3), tokens-per-param, or a fit.json from gpt-plan fit.")
     var fit: String = "epoch"
-    @Option(name: .customLong("tokens-per-param"), parsing: .unconditional, help: "The ratio D/N for --fit tokens-per-param.")
-    var tokensPerParam: String = "20"
+    @Option(name: .customLong("tokens-per-param"), parsing: .unconditional, help: "The ratio D/N for --fit tokens-per-param (default: 20).",
+            transform: NumberArgument.real(.positive))
+    var tokensPerParam: Double = 20
     @Option(name: .customLong("unique-tokens"), parsing: .unconditional,
-            help: "Unique tokens available (default: the prepared --data's training tokens, when --data is given); plans for repeated data (Muennighoff et al. 2023).")
-    var uniqueTokens: String?
+            help: "Unique tokens available (default: the prepared --data's training tokens, when --data is given); plans for repeated data (Muennighoff et al. 2023).",
+            transform: NumberArgument.real(.positive))
+    var uniqueTokens: Double?
     @Option(name: .customLong("inference-tokens"), parsing: .unconditional,
-            help: "Tokens the model will serve: minimise training + inference compute at the same loss (Sardana et al. 2023).")
-    var inferenceTokens: String?
+            help: "Tokens the model will serve: minimise training + inference compute at the same loss (Sardana et al. 2023).",
+            transform: NumberArgument.real(.nonNegative))
+    var inferenceTokens: Double?
     @Option(name: .customLong("target-loss"), parsing: .unconditional,
-            help: "With --inference-tokens: the loss to reach (default: the compute-optimal plan's for --flops).")
-    var targetLoss: String?
+            help: "With --inference-tokens: the loss to reach (default: the compute-optimal plan's for --flops).",
+            transform: NumberArgument.real(.positive))
+    var targetLoss: Double?
     @Flag(name: .customLong("compare-fits"), help: "Show every fit side by side for the same budget.")
     var compareFits = false
 
-    @Option(name: .customLong("seq-len"), parsing: .unconditional, help: "Context length (default: 1024, smaller for tiny budgets).")
-    var seqLen: String?
-    @Option(parsing: .unconditional, help: "Tokenizer vocabulary, padded to a multiple of 64 (default 50257, or the prepared --data's).")
-    var vocab: String?
+    @Option(name: .customLong("seq-len"), parsing: .unconditional,
+            help: "Context length, 1 to 1048576 (default: 1024, smaller for tiny budgets).",
+            transform: NumberArgument.whole(PlanLimits.seqLen))
+    var seqLen: Int?
+    @Option(parsing: .unconditional,
+            help: "Tokenizer vocabulary, 2 to 16777216, padded to a multiple of 64 (default 50257, or the prepared --data's).",
+            transform: NumberArgument.whole(PlanLimits.vocab))
+    var vocab: Int?
     @Flag(help: "Biases in linear layers and LayerNorms (GPT-2 has them).") var bias = false
 
     @Option(name: .customLong("batch-rule"), help: "Batch size rule: deepseek, kaplan or step-law.") var batchRule: String = "deepseek"
-    @Option(parsing: .unconditional, help: "Batch size in tokens, overriding the rule (e.g. 0.5M).") var batch: String?
+    @Option(parsing: .unconditional, help: "Batch size in tokens, overriding the rule (e.g. 0.5M).",
+            transform: NumberArgument.real(.positive))
+    var batch: Double?
     @Option(name: .customLong("lr-rule"), help: "Learning-rate rule: deepseek, kaplan, step-law or reference.") var lrRule: String?
     @Flag(name: .customLong("compare-rules"), help: "Show every batch and learning-rate rule for the same budget.")
     var compareRules = false
-    @Option(parsing: .unconditional, help: "Peak learning rate, overriding the rule.") var lr: String?
+    @Option(parsing: .unconditional, help: "Peak learning rate, overriding the rule (in (0, 1], a recipe's range).",
+            transform: NumberArgument.real(FlagRange(0, included: false, 1)))
+    var lr: Double?
     @Option(name: .customLong("reference-batch"), parsing: .unconditional,
-            help: "Reference batch in tokens for --lr-rule reference (e.g. 0.5M).")
-    var referenceBatch: String?
-    @Option(name: .customLong("reference-lr"), parsing: .unconditional, help: "Learning rate at the reference batch (e.g. 6e-4).")
-    var referenceLR: String?
+            help: "Reference batch in tokens for --lr-rule reference (e.g. 0.5M).", transform: NumberArgument.real(.positive))
+    var referenceBatch: Double?
+    @Option(name: .customLong("reference-lr"), parsing: .unconditional,
+            help: "Learning rate at the reference batch (e.g. 6e-4), in (0, 1].",
+            transform: NumberArgument.real(FlagRange(0, included: false, 1)))
+    var referenceLR: Double?
     @Option(name: .customLong("lr-scaling"), help: "How lr scales with batch from the reference: sqrt or linear.")
     var lrScaling: String = "sqrt"
 
     @Option(help: "Hardware preset (a100-40gb, a100-80gb, h100-sxm-80gb, h200-141gb, mi300x, cpu), or `list`. Default: this machine if one process here holds the run, else h100-sxm-80gb.")
     var gpu: String?
-    @Option(parsing: .unconditional, help: "Devices: a count, or auto (the fewest on which a layout fits).")
-    var devices: String?
-    @Option(parsing: .unconditional, help: "With --devices auto: the fewest devices that also finish within this many days.")
-    var days: String?
+    @Option(parsing: .unconditional, help: "Devices: a count (1 to 16777216), or auto (the fewest on which a layout fits).",
+            transform: DeviceCount.parse)
+    var devices: DeviceCount?
+    @Option(parsing: .unconditional, help: "With --devices auto: the fewest devices that also finish within this many days.",
+            transform: NumberArgument.real(.positive))
+    var days: Double?
     @Option(name: .customLong("device-memory"), parsing: .unconditional,
-            help: "Memory per device (default: the preset's, or this machine's RAM), e.g. 80GiB.")
-    var deviceMemory: String?
+            help: "Memory per device, 1MiB to 1PiB (default: the preset's, or this machine's RAM), e.g. 80GiB.",
+            transform: NumberArgument.real(FlagRange(PlanLimits.deviceMemory)))
+    var deviceMemory: Double?
     @Option(name: .customLong("device-flops"), parsing: .unconditional,
-            help: "Peak FLOP/s per device (default: the preset's, or this machine's measured rate in the precision the plan picks: bf16 matmul or sgemm).")
-    var deviceFlops: String?
-    @Option(parsing: .unconditional, help: "Model FLOPs utilisation assumed for the time estimate (default 0.4).")
-    var mfu: String?
-    @Option(parsing: .unconditional, help: "Threads whose sgemm (or bf16 matmul) rate is this machine's device rate.") var threads: String?
-    @Option(name: .customLong("zero-stage"), parsing: .unconditional, help: "Fix the ZeRO stage (0-3; 3 = FSDP).")
-    var zeroStage: String?
-    @Option(name: .customLong("tensor-parallel"), parsing: .unconditional, help: "Fix the tensor-parallel width (1, 2, 4, 8).")
-    var tensorParallel: String?
-    @Option(name: .customLong("pipeline-parallel"), parsing: .unconditional, help: "Fix the pipeline stages.")
-    var pipelineParallel: String?
+            help: "Peak FLOP/s per device, 1e6 to 1e18 (default: the preset's, or this machine's measured rate in the precision the plan picks: bf16 matmul or sgemm).",
+            transform: NumberArgument.real(FlagRange(PlanLimits.deviceFlops)))
+    var deviceFlops: Double?
+    @Option(parsing: .unconditional, help: "Model FLOPs utilisation assumed for the time estimate, 0.001 to 1 (default 0.4).",
+            transform: NumberArgument.real(FlagRange(PlanLimits.mfu)))
+    var mfu: Double?
+    /// Threads whose sgemm (or bf16 matmul) rate is this machine's device rate.
+    @OptionGroup var threads: ThreadOption
+    @Option(name: .customLong("zero-stage"), parsing: .unconditional, help: "Fix the ZeRO stage (0-3; 3 = FSDP).",
+            transform: NumberArgument.whole(0...3))
+    var zeroStage: Int?
+    @Option(name: .customLong("tensor-parallel"), parsing: .unconditional, help: "Fix the tensor-parallel width (1, 2, 4, 8).",
+            transform: NumberArgument.whole(1...8))
+    var tensorParallel: Int?
+    @Option(name: .customLong("pipeline-parallel"), parsing: .unconditional,
+            help: "Fix the pipeline stages (1 to 1024, the most layers a recipe takes).",
+            transform: NumberArgument.whole(PlanLimits.pipelineParallel))
+    var pipelineParallel: Int?
     @Option(help: "Fix activation recomputation: none, selective or full.") var recompute: String?
     @Flag(name: .customLong("compare-layouts"), help: "Also print the fastest layouts with their memory and time.")
     var compareLayouts = false
-    @Option(name: .customLong("price-per-device-hour"), parsing: .unconditional, help: "Price of a device hour, for the cost.")
-    var pricePerDeviceHour: String?
+    @Option(name: .customLong("price-per-device-hour"), parsing: .unconditional,
+            help: "Price of a device hour, for the cost (0 to 1000000).",
+            transform: NumberArgument.real(FlagRange(PlanLimits.pricePerDeviceHour)))
+    var pricePerDeviceHour: Double?
 
     @Flag(help: "Print one JSON object instead of the table.") var json = false
     @Option(name: [.short, .customLong("output")], help: "Also write the recipe to this file.") var output: String?
@@ -106,9 +135,12 @@ struct Make: ParsableCommand {
     var dataOption: String?
     var data: String { dataOption ?? "data" }
     @Option(help: "For the recipe: char, byte or bpe (default: the prepared --data's, else bpe).") var tokenizer: String?
-    @Option(name: .customLong("val-fraction"), parsing: .unconditional, help: "For the recipe: share of the data held out.")
-    var valFraction: String = "0.1"
-    @Option(parsing: .unconditional, help: "For the recipe: the seed.") var seed: String = "1337"
+    @Option(name: .customLong("val-fraction"), parsing: .unconditional,
+            help: "For the recipe: share of the data held out, in (0, 0.5] (a recipe's range; default: 0.1).",
+            transform: NumberArgument.real(FlagRange(0, included: false, 0.5)))
+    var valFraction: Double = 0.1
+    @Option(parsing: .unconditional, help: "For the recipe: the seed, 0 or more (default: 1337).", transform: NumberArgument.whole(0...Int.max))
+    var seed: Int = 1337
 
     mutating func run() throws {
         if gpu == "list" {
@@ -116,13 +148,6 @@ struct Make: ParsableCommand {
             print("  cpu           this machine: its RAM and measured sgemm and bf16 matmul rates; bf16 products where it "
                   + "multiplies bf16 natively and faster, else fp32 (master weights and moments fp32 either way)")
             return
-        }
-        // Checked whether or not a recipe is written: a bad value is a mistake either way.
-        guard let fraction = Double(valFraction), fraction > 0, fraction < 1 else {
-            throw CommandFailure.usage("gpt-plan: --val-fraction \(valFraction): must be a number between 0 and 1 (exclusive)")
-        }
-        guard let seedValue = Int(seed), seedValue >= 0 else {
-            throw CommandFailure.usage("gpt-plan: --seed \(seed): must be an integer, 0 or more")
         }
         if let tokenizer, !Schema.tokenizerNames.contains(tokenizer) {
             throw CommandFailure.usage("gpt-plan: --tokenizer \(tokenizer): use one of \(Schema.tokenizerNames.joined(separator: ", "))")
@@ -140,34 +165,19 @@ struct Make: ParsableCommand {
         do { plan = try Plan.make(request) } catch let error as PlanError {
             throw CommandFailure.usage("gpt-plan: \(PlanText.error(error))")
         }
+        // The recipe is made and checked whether or not it is written: a plan -o would refuse is refused without it.
+        let recipe = try recipeText(plan, for: output ?? "recipe.toml", data: data, tokenizer: tokenizer,
+                                    valFraction: valFraction, seed: seed)
         if json {
             print(try PlanJSON.text(plan))
         } else {
             printTable(plan)
             if compareLayouts { print("\n" + PlanText.layouts(plan), terminator: "") }
         }
-        if let output { try writeRecipe(plan, to: output, valFraction: fraction, seed: seedValue) }
-    }
-
-    func quantity(_ text: String?, _ flag: String) throws -> Double? {
-        guard let text else { return nil }
-        guard let value = Quantity.parse(text) else {
-            throw CommandFailure.usage("gpt-plan: \(flag) \(text): not a number (write e.g. 1e20, 3.2e19, 124M, 1.5B, 80GiB)")
+        if let output {
+            try writeFile(recipe, to: output)
+            Terminal.note("gpt-plan: wrote \(output)")
         }
-        guard value > 0 else { throw CommandFailure.usage("gpt-plan: \(flag) \(text): out of range: must be positive") }
-        return value
-    }
-
-    /// A whole number option; negative or zero values are reported as out of range by the caller's check.
-    func integer(_ text: String?, _ flag: String, atLeast minimum: Int) throws -> Int? {
-        guard let text else { return nil }
-        guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
-            throw CommandFailure.usage("gpt-plan: \(flag) \(text): not a whole number")
-        }
-        guard value >= minimum else {
-            throw CommandFailure.usage("gpt-plan: \(flag) \(text): out of range: must be at least \(minimum)")
-        }
-        return value
     }
 
     /// The hardware the flags name, or nil when none does.
@@ -181,8 +191,8 @@ struct Make: ParsableCommand {
                                            + (Hardware.gpuPresets.map(\.name) + ["cpu", "list"]).joined(separator: ", "))
             }
         }
-        let memory = try quantity(deviceMemory, "--device-memory")
-        let rate = try quantity(deviceFlops, "--device-flops")
+        let memory = deviceMemory
+        let rate = deviceFlops
         if memory != nil || rate != nil {
             hardware = try hardware ?? thisMachine()
         }
@@ -193,17 +203,16 @@ struct Make: ParsableCommand {
 
     func makeRequest() throws -> PlanRequest {
         let targets = [(flops, "--flops"), (params, "--params"), (tokens, "--tokens")].filter { $0.0 != nil }
-        let lossTarget = try quantity(targetLoss, "--target-loss")
+        let lossTarget = targetLoss
         guard targets.count == 1 || (targets.isEmpty && lossTarget != nil) else {
             throw CommandFailure.usage("gpt-plan: give exactly one of --flops, --params, --tokens"
                                        + (targets.isEmpty ? " (e.g. gpt-plan --flops 1e20)" : ""))
         }
         let target: PlanRequest.Target
-        let ratio = try quantity(tokensPerParam, "--tokens-per-param")!
-        let rule = try allocationRule(ratio: ratio)
-        if let c = try quantity(flops, "--flops") { target = .flops(c) }
-        else if let n = try quantity(params, "--params") { target = .params(n) }
-        else if let d = try quantity(tokens, "--tokens") { target = .tokens(d) }
+        let rule = try allocationRule(ratio: tokensPerParam)
+        if let c = flops { target = .flops(c) }
+        else if let n = params { target = .params(n) }
+        else if let d = tokens { target = .tokens(d) }
         else {
             // Only a target loss: the inference-aware plan is compared with the compute-optimal budget reaching it.
             guard inferenceTokens != nil else {
@@ -215,7 +224,7 @@ struct Make: ParsableCommand {
             target = .flops(c)
         }
         let prepared = preparedMeta(data)
-        let threadCount = try integer(threads, "--threads", atLeast: 1) ?? CPU.count
+        let threadCount = threads.count
         // This machine, measured only when the plan may need it.
         func thisMachine() throws -> Hardware { thisMachineHardware(threads: threadCount) }
         let hardware: PlanRequest.HardwareChoice
@@ -225,52 +234,41 @@ struct Make: ParsableCommand {
         var request = PlanRequest(target: target, hardware: hardware)
         request.rule = rule
         request.targetLoss = lossTarget
-        request.inferenceTokens = try quantity(inferenceTokens, "--inference-tokens")
-        if let u = try quantity(uniqueTokens, "--unique-tokens") {
+        request.inferenceTokens = inferenceTokens
+        if let u = uniqueTokens {
             request.uniqueTokens = u
         } else if dataOption != nil, let prepared {
             request.uniqueTokens = Double(prepared.trainTokens)
         }
-        request.seqLen = try integer(seqLen, "--seq-len", atLeast: 1)
-        request.vocabSize = try integer(vocab, "--vocab", atLeast: 2) ?? prepared?.vocabSize ?? 50257
+        request.seqLen = seqLen
+        request.vocabSize = vocab ?? prepared?.vocabSize ?? 50257
         request.bias = bias
-        let dayLimit = try quantity(days, "--days")
         switch devices {
-        case nil: request.devices = dayLimit.map { .automatic(days: $0) }
-        case "auto"?: request.devices = .automatic(days: dayLimit)
-        case let text?:
-            request.devices = .fixed(try integer(text, "--devices", atLeast: 1)!)
-            if dayLimit != nil { throw CommandFailure.usage("gpt-plan: --days needs --devices auto") }
+        case nil: request.devices = days.map { .automatic(days: $0) }
+        case .auto?: request.devices = .automatic(days: days)
+        case .count(let k)?:
+            request.devices = .fixed(k)
+            if days != nil { throw CommandFailure.usage("gpt-plan: --days needs --devices auto") }
         }
-        if let m = mfu {
-            guard let value = Quantity.parse(m), value > 0, value <= 1 else {
-                throw CommandFailure.usage("gpt-plan: --mfu \(m): out of range: must be in (0, 1]")
-            }
-            request.mfu = value
-        }
+        request.mfu = mfu
         request.constraints = LayoutConstraints(
-            zeroStage: try integer(zeroStage, "--zero-stage", atLeast: 0),
-            tensorParallel: try integer(tensorParallel, "--tensor-parallel", atLeast: 1),
-            pipelineParallel: try integer(pipelineParallel, "--pipeline-parallel", atLeast: 1),
+            zeroStage: zeroStage,
+            tensorParallel: tensorParallel,
+            pipelineParallel: pipelineParallel,
             recompute: try recompute.map {
                 guard let mode = Recompute(rawValue: $0) else {
                     throw CommandFailure.usage("gpt-plan: --recompute \($0): use none, selective or full")
                 }
                 return mode
             })
-        if let price = pricePerDeviceHour {
-            guard let value = Quantity.parse(price), value >= 0 else {
-                throw CommandFailure.usage("gpt-plan: --price-per-device-hour \(price): out of range: must be 0 or more")
-            }
-            request.pricePerDeviceHour = value
-        }
+        request.pricePerDeviceHour = pricePerDeviceHour
         switch batchRule {
         case "deepseek": request.batchRule = .deepseek
         case "kaplan": request.batchRule = .kaplan
         case "step-law": request.batchRule = .stepLaw
         default: throw CommandFailure.usage("gpt-plan: --batch-rule \(batchRule): use deepseek, kaplan or step-law")
         }
-        if let b = try quantity(batch, "--batch") { request.batchRule = .fixed(tokens: b) }
+        if let b = batch { request.batchRule = .fixed(tokens: b) }
 
         let lrRuleName = lrRule ?? (referenceLR != nil ? "reference" : "deepseek")
         switch lrRuleName {
@@ -278,8 +276,7 @@ struct Make: ParsableCommand {
         case "kaplan": request.lrRule = .kaplan
         case "step-law": request.lrRule = .stepLaw
         case "reference":
-            guard let refLR = try quantity(referenceLR, "--reference-lr"),
-                  let refBatch = try quantity(referenceBatch, "--reference-batch") else {
+            guard let refLR = referenceLR, let refBatch = referenceBatch else {
                 throw CommandFailure.usage("gpt-plan: --lr-rule reference needs --reference-batch and --reference-lr "
                                            + "(e.g. --reference-batch 0.5M --reference-lr 6e-4, GPT-3 125M's)")
             }
@@ -289,7 +286,7 @@ struct Make: ParsableCommand {
             request.lrRule = .reference(batchTokens: refBatch, lr: refLR, scaling: scaling)
         default: throw CommandFailure.usage("gpt-plan: --lr-rule \(lrRuleName): use deepseek, kaplan, step-law or reference")
         }
-        if let value = try quantity(lr, "--lr") { request.lrRule = .fixed(value) }
+        if let value = lr { request.lrRule = .fixed(value) }
         return request
     }
 
@@ -324,7 +321,7 @@ struct Make: ParsableCommand {
         var plans: [Plan] = []
         for name in AllocationRule.names {
             var request = base
-            request.rule = AllocationRule.named(name, tokensPerParam: Quantity.parse(tokensPerParam) ?? 20)!
+            request.rule = AllocationRule.named(name, tokensPerParam: tokensPerParam)!
             do { plans.append(try Plan.make(request)) } catch let error as PlanError {
                 throw CommandFailure.usage("gpt-plan: fit \(name): \(PlanText.error(error))")
             }
@@ -358,7 +355,7 @@ struct Make: ParsableCommand {
         }
         out += "\nepoch: \(PlanText.allocationRule(.fit(.epoch)))\n"
         out += "hoffmann: \(PlanText.allocationRule(.fit(.hoffmann)))\n"
-        out += "tokens-per-param: \(PlanText.allocationRule(.tokensPerParam(Quantity.parse(tokensPerParam) ?? 20))); "
+        out += "tokens-per-param: \(PlanText.allocationRule(.tokensPerParam(tokensPerParam))); "
             + "its loss is predicted with the epoch fit\n"
         print(out, terminator: "")
     }
@@ -410,9 +407,15 @@ struct Make: ParsableCommand {
         }
     }
 
-    func writeRecipe(_ plan: Plan, to path: String, valFraction: Double, seed: Int) throws {
-        try writeRecipeFile(plan, to: path, data: data, tokenizer: tokenizer, valFraction: valFraction, seed: seed)
-        Terminal.note("gpt-plan: wrote \(path)")
+}
+
+/// `--devices`: a count, or auto.
+enum DeviceCount: Equatable {
+    case auto
+    case count(Int)
+
+    static let parse: @Sendable (String) throws -> DeviceCount = { text in
+        text == "auto" ? .auto : .count(try NumberArgument.whole(PlanLimits.devices)(text))
     }
 }
 
@@ -431,31 +434,42 @@ func thisMachineHardware(threads: Int) -> Hardware {
                             + "; memory: this machine's " + bytes(Double(CPU.memoryBytes)))
 }
 
-/// Writes the recipe for `plan` to `path` (atomically), after proving that it reads back as the same recipe and
-/// passes every check.
-func writeRecipeFile(_ plan: Plan, to path: String, data: String, tokenizer: String?, valFraction: Double,
-                     seed: Int) throws {
+/// The recipe for `plan`, to be written at `path`, after proving that it reads back as the same recipe and passes
+/// every check.
+func recipeText(_ plan: Plan, for path: String, data: String, tokenizer: String?, valFraction: Double,
+                seed: Int) throws -> String {
     var settings = RunSettings()
     // --data is relative to where the command runs; a recipe's data.path is relative to the recipe.
-    settings.dataPath = relativePath(of: data, from: (path as NSString).deletingLastPathComponent)
+    settings.dataPath = relativePath(of: data, from: AtomicFile.directory(of: path))
     settings.tokenizer = tokenizer ?? preparedMeta(data)?.tokenizer ?? "bpe"
     settings.valFraction = valFraction
     settings.seed = seed
     let (recipe, notes) = Recipe.from(plan: plan, settings: settings)
+    let name = (path as NSString).lastPathComponent
     let text = RecipeWriter.write(recipe, notes: notes, header: [
         "Training recipe written by gpt-plan \(CommandLine.arguments.dropFirst().joined(separator: " "))",
-        "Check it with `gpt-plan check \((path as NSString).lastPathComponent)`; run it with `gpt-train \((path as NSString).lastPathComponent)`.",
+        "Check it with `gpt-plan check \(name)`; run it with `gpt-train \(name)`.",
     ])
     let check = RecipeLoader.check(text: text, file: path)
     guard check.passed, check.recipe == recipe else {
-        throw CommandFailure("gpt-plan: internal error: the recipe written for this plan does not read back:\n"
+        throw CommandFailure("gpt-plan: this plan does not make a valid recipe (a gpt-plan bug: please report it):\n"
                              + check.problems.map(\.description).joined(separator: "\n"))
     }
+    return text
+}
+
+/// Writes the recipe for `plan` to `path` (atomically), after proving that it reads back as the same recipe and
+/// passes every check.
+func writeRecipeFile(_ plan: Plan, to path: String, data: String, tokenizer: String?, valFraction: Double,
+                     seed: Int) throws {
+    try writeFile(try recipeText(plan, for: path, data: data, tokenizer: tokenizer, valFraction: valFraction, seed: seed),
+                  to: path)
+}
+
+/// Writes `text` to `path` atomically, creating its directory; a failure is exit status 2 naming the path.
+func writeFile(_ text: String, to path: String) throws {
     do {
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        }
+        try AtomicFile.createDirectory(atPath: AtomicFile.directory(of: path))
         try AtomicFile.write(text, to: path)
     } catch {
         throw CommandFailure("gpt-plan: \(error)", exitCode: 2)
@@ -469,14 +483,13 @@ struct Check: ParsableCommand {
         discussion: "Exit status: 0 when every recipe passes, 1 when any has problems, 2 on usage or I/O errors.")
 
     @Argument(help: "Recipe files.") var files: [String]
-    @Option(help: "Allowed relative difference between 6·N·D and plan.flops_budget.") var tolerance: Double = 0.05
+    @Option(parsing: .unconditional, help: "Allowed relative difference between 6·N·D and plan.flops_budget, 0 to 1 (default: 0.05).",
+            transform: NumberArgument.real(FlagRange(0...1)))
+    var tolerance: Double = 0.05
     @Flag(help: "Print only problems.") var quiet = false
 
     mutating func run() throws {
         guard !files.isEmpty else { throw CommandFailure.usage("gpt-plan check: give at least one recipe file") }
-        guard tolerance >= 0, tolerance.isFinite else {
-            throw CommandFailure.usage("gpt-plan check: --tolerance must be a non-negative number")
-        }
         var failed = false, unreadable = false
         for file in files {
             let result: RecipeCheck

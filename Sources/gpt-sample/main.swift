@@ -14,25 +14,31 @@ struct GPTSample: ParsableCommand {
 
     @Argument(help: "A checkpoint (.h5) written by gpt-train.") var checkpoint: String
     @Option(help: "Text to continue (default: a newline, or <|endoftext|> for BPE models).") var prompt: String?
-    @Option(help: "Tokens to generate.") var tokens: Int = 200
-    @Option(help: "Softmax temperature; 0 takes the most likely token every time.") var temperature: Float = 0.8
-    @Option(name: .customLong("top-k"), help: "Sample among the k most likely tokens.") var topK: Int = 200
-    @Option(help: "Seed of the sampling generator.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Tokens to generate, 0 to 10M (default: 200).", transform: NumberArgument.whole(0...10_000_000))
+    var tokens: Int = 200
+    @Option(parsing: .unconditional, help: "Softmax temperature, 0 to 100 (default: 0.8); 0 takes the most likely token every time.",
+            transform: NumberArgument.float(FlagRange(0...100)))
+    var temperature: Float = 0.8
+    @Option(name: .customLong("top-k"), parsing: .unconditional,
+            help: "Sample among the k most likely tokens, 1 to 16777216 (default: 200).",
+            transform: NumberArgument.whole(1...(1 << 24)))
+    var topK: Int = 200
+    @Option(parsing: .unconditional, help: "Seed of the sampling generator, 0 to 2^64 - 1 (default: 1).",
+            transform: NumberArgument.whole(0...UInt64.max))
+    var seed: UInt64 = 1
     @Flag(name: .customLong("no-cache"), help: "Recompute the whole window for every token (slower; for checking the cache).")
     var noCache = false
-    @Option(help: "Threads.") var threads: Int = CPU.count
+    @OptionGroup var threads: ThreadOption
 
     func run() throws {
-        guard tokens >= 0, topK >= 1, temperature >= 0, temperature.isFinite, threads >= 1 else {
-            throw CommandFailure.usage("gpt-sample: --tokens ≥ 0, --top-k ≥ 1, --temperature ≥ 0, --threads ≥ 1")
-        }
         guard FileManager.default.fileExists(atPath: checkpoint) else {
             throw CommandFailure.usage("gpt-sample: \(checkpoint): no such file")
         }
         let loaded: LoadedCheckpoint
         do {
             // Room for a whole context window in one pass (the prefill).
-            loaded = try LoadedCheckpoint(path: checkpoint, threads: threads, maxBatch: 1, fullContext: true)
+            loaded = try LoadedCheckpoint(path: checkpoint, threads: threads.count, maxBatch: 1, fullContext: true)
+            if let unchecked = try loaded.tokenizerMatchesData() { Terminal.note("gpt-sample: note: \(checkpoint): \(unchecked)") }
         } catch { throw CommandFailure("gpt-sample: \(error)", exitCode: 1) }
         let tokenizer = loaded.tokenizer
         var promptTokens: [Int32]
@@ -51,14 +57,20 @@ struct GPTSample: ParsableCommand {
         var sampler = TokenSampler(temperature: temperature, topK: topK, seed: seed)
         var output = UTF8StreamDecoder()
         let stdout = FileHandle.standardOutput
+        // The rows past the tokenizer's vocabulary (padding to a multiple of 64) are never targets: skip them.
+        func checked(_ logits: UnsafePointer<Float>, position: Int) throws -> UnsafePointer<Float> {
+            do { try loaded.requireFinite(logits: logits, count: tokenizer.vocabSize, position: position) } catch {
+                throw CommandFailure("gpt-sample: \(error)", exitCode: 1)
+            }
+            return logits
+        }
+        var logits = try checked(try generator.append(promptTokens), position: promptTokens.count - 1)
         if let prompt { stdout.write(Data(prompt.utf8)) }
-        var logits = try generator.append(promptTokens)
         let start = DispatchTime.now().uptimeNanoseconds
         for i in 0..<tokens {
-            // The rows past the tokenizer's vocabulary (padding to a multiple of 64) are never targets: skip them.
             let next = sampler.sample(logits, vocab: tokenizer.vocabSize)
             stdout.write(Data(output.push(tokenizer.decode([next])).utf8))
-            if i + 1 < tokens { logits = try generator.append([next]) }
+            if i + 1 < tokens { logits = try checked(try generator.append([next]), position: promptTokens.count + i) }
         }
         stdout.write(Data((output.finish() + "\n").utf8))
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9

@@ -28,7 +28,8 @@ struct Ablate: ParsableCommand {
     @Option(help: "Directory for the variants' runs, ablation.md and curves.svg.") var out: String
     @Flag(help: "Pair the values (variant i takes the i-th value of each --vary) instead of the full grid.")
     var list = false
-    @Option(help: "Threads for each run (default: the cores this process may use).") var threads: Int?
+    /// Threads for each run.
+    @OptionGroup var threadOption: ThreadOption
 
     /// One variant: its name (its run directory) and the values it sets.
     struct Variant {
@@ -38,8 +39,7 @@ struct Ablate: ParsableCommand {
 
     mutating func run() throws {
         guard !vary.isEmpty else { throw CommandFailure.usage("gpt-train ablate: give at least one --vary KEY=V1,V2") }
-        let threads = self.threads ?? CPU.count
-        guard threads >= 1 else { throw CommandFailure.usage("gpt-train ablate: --threads must be at least 1") }
+        let threads = threadOption.count
         let base: Recipe
         do { (base, _) = try RecipeLoader.loadValid(path: recipe) } catch let rejected as RecipeRejected {
             throw CommandFailure("gpt-train ablate: \(recipe) cannot be trained:\n\(rejected)", exitCode: 1)

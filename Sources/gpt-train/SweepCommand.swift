@@ -16,11 +16,12 @@ struct TrainSweep: ParsableCommand {
         abstract: "Train the runs of a sweep (gpt-plan sweep) that have not finished, one after another; resumable.")
 
     @Argument(help: "The sweep directory (with manifest.json).") var sweep: String
-    @Option(help: "Threads for each run.") var threads: Int = CPU.count
+    /// Threads for each run.
+    @OptionGroup var threadOption: ThreadOption
+    var threads: Int { threadOption.count }
     @Flag(name: .customLong("no-mfu"), help: "Do not measure the sgemm or bf16 ceiling (MFU is then left out).") var noMFU = false
 
     mutating func run() throws {
-        guard threads >= 1 else { throw CommandFailure.usage("gpt-train sweep: --threads must be at least 1") }
         let manifest: SweepManifest
         do { manifest = try SweepManifest.load(sweep: sweep) } catch {
             throw CommandFailure.usage("gpt-train sweep: \(error)")
@@ -32,8 +33,12 @@ struct TrainSweep: ParsableCommand {
             let recipePath = (sweep as NSString).appendingPathComponent(run.recipe)
             let runDirectory = (sweep as NSString).appendingPathComponent(run.run)
             let metrics = (runDirectory as NSString).appendingPathComponent("metrics.jsonl")
-            if let text = try? String(contentsOfFile: metrics, encoding: .utf8),
-               (try? MetricsFile(path: metrics, text: text))?.validationLoss(atStep: run.steps) != nil {
+            let text: String?
+            do { text = try InputFile.metricsText(metrics) } catch {
+                throw CommandFailure("gpt-train sweep: \(error.message)", exitCode: 1)
+            }
+            // A run without a readable final validation loss is trained (resumed from its checkpoints, if any).
+            if let text, (try? MetricsFile(path: metrics, text: text))?.validationLoss(atStep: run.steps) != nil {
                 skipped += 1
                 continue
             }

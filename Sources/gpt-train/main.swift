@@ -30,10 +30,13 @@ struct Train: ParsableCommand {
     @Argument(help: "The recipe (see docs/recipe-reference.md).") var recipe: String
     @Option(help: "Run directory for metrics.jsonl, checkpoints and a copy of the recipe (default: runs/<recipe name>).")
     var out: String?
-    @Option(help: "Stop when the run reaches this step; the schedule still spans the recipe's steps, so --resume finishes the run exactly.")
+    @Option(parsing: .unconditional,
+            help: "Stop when the run reaches this step (1 to 2^40); the schedule still spans the recipe's steps, so --resume finishes the run exactly.",
+            transform: NumberArgument.whole(1...(1 << 40)))
     var steps: Int?
-    @Option(help: "Threads (results are bit-identical for the same recipe and thread count; default: the cores this process may use, under mpirun the cores it is bound to, or the machine's shared by its ranks).")
-    var threads: Int?
+    /// Results are bit-identical for the same recipe and thread count; the default is the cores this process may
+    /// use, under mpirun the cores it is bound to, or the machine's shared by its ranks.
+    @OptionGroup var threads: ThreadOption
     @Flag(help: "Continue from the newest valid checkpoint in the run directory.") var resume = false
     @Flag(help: "With --resume: continue even if the checkpoint's recipe differs from this one.") var force = false
     @Flag(name: .customLong("no-mfu"), help: "Do not measure the sgemm or bf16 ceiling (MFU is then left out; a bf16 recipe's products follow the cached ceilings, else run natively).") var noMFU = false
@@ -50,9 +53,7 @@ struct Train: ParsableCommand {
                 group.abort(code: status)
             }
         }
-        let threads = self.threads ?? Self.defaultThreads(group)
-        guard threads >= 1 else { throw CommandFailure.usage("gpt-train: --threads must be at least 1") }
-        if let steps, steps < 1 { throw CommandFailure.usage("gpt-train: --steps must be at least 1") }
+        let threads = self.threads.value ?? Self.defaultThreads(group)
         guard FileManager.default.fileExists(atPath: recipe) else {
             throw CommandFailure.usage("gpt-train: \(recipe): no such file")
         }
@@ -198,17 +199,20 @@ struct Evaluate: ParsableCommand {
 
     @Argument(help: "A checkpoint (.h5).") var checkpoint: String
     @Option(help: "Which split: val or train.") var split: String = "val"
-    @Option(help: "Micro-batches of windows (each the recipe's micro_batch windows); default: the whole split, up to a million tokens.")
+    @Option(parsing: .unconditional,
+            help: "Micro-batches of windows (each the recipe's micro_batch windows; 1 to 2^40); default: the whole split, up to a million tokens.",
+            transform: NumberArgument.whole(1...(1 << 40)))
     var batches: Int?
-    @Option(help: "Exact number of windows, instead of --batches.") var windows: Int?
+    @Option(parsing: .unconditional, help: "Exact number of windows, instead of --batches (1 to 2^40).",
+            transform: NumberArgument.whole(1...(1 << 40)))
+    var windows: Int?
     @Option(help: "The training data, if it moved since the checkpoint was written.") var data: String?
     @Flag(help: "Print one JSON object.") var json = false
-    @Option(help: "Threads.") var threads: Int = CPU.count
+    @OptionGroup var threads: ThreadOption
 
     mutating func run() throws {
         guard ["val", "train"].contains(split) else { throw CommandFailure.usage("gpt-train eval: --split must be val or train") }
-        guard threads >= 1 else { throw CommandFailure.usage("gpt-train eval: --threads must be at least 1") }
-        let loaded = try openCheckpoint(checkpoint, threads: threads)
+        let loaded = try openCheckpoint(checkpoint, threads: threads.count)
         let trainingData: TrainingData
         do { trainingData = try loaded.trainingData(at: data) } catch { throw CommandFailure("gpt-train eval: \(error)", exitCode: 1) }
         let source = split == "val" ? trainingData.val : trainingData.train
@@ -219,10 +223,8 @@ struct Evaluate: ParsableCommand {
         guard wanted >= 1 else { throw CommandFailure.usage("gpt-train eval: ask for at least one window") }
         let count = min(wanted, available)
         let loss = try WindowEvaluation.evaluate(loaded.model, on: source, windows: count, time: time)
-        // The weights are finite (the checkpoint was validated), but they can still overflow in the forward pass.
-        guard loss.isFinite else {
-            throw CommandFailure("gpt-train eval: \(checkpoint): the \(split) loss comes out \(loss): the model's "
-                                 + "activations overflow float32. Fix: evaluate an earlier checkpoint of the run", exitCode: 1)
+        do { try loaded.requireFinite(loss: loss, split: split) } catch {
+            throw CommandFailure("gpt-train eval: \(error)", exitCode: 1)
         }
         if json {
             let object: [String: Any] = ["checkpoint": checkpoint, "step": loaded.state.step, "split": split,
@@ -249,6 +251,8 @@ struct Inspect: ParsableCommand {
 
     mutating func run() throws {
         let loaded = try openCheckpoint(checkpoint, threads: 1, maxBatch: 1, maxTime: 1, verifyMoments: true)
+        let unchecked: String?
+        do { unchecked = try loaded.tokenizerMatchesData() } catch { throw CommandFailure("gpt-train inspect: \(error)", exitCode: 1) }
         let s = loaded.state, r = loaded.recipe
         func loss(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "none" }
         var out = "\(checkpoint)\n"
@@ -260,8 +264,8 @@ struct Inspect: ParsableCommand {
             + "(\(r.schedule.decay.rawValue), warmup \(r.schedule.warmupSteps)), seed \(r.training.seed)\n"
         out += "  data: \(s.dataPath) (\(loaded.tokenizer.kind.rawValue) tokenizer, \(loaded.tokenizer.vocabSize) tokens)\n"
         out += "  written with \(s.threads) threads, OpenBLAS \(s.blasCore), \(s.optimizerSteps) optimizer steps\n"
-        out += "  verified: every weight and AdamW moment read back (types, shapes, checksums, finite values) and the "
-            + "state in range\n\n"
+        out += "  verified: every weight and AdamW moment read back (types, shapes, checksums, finite values), the "
+            + "state in range, " + (unchecked.map { "but \($0)" } ?? "and the tokenizer the same as its data's") + "\n\n"
         let width = loaded.model.layout.tensors.map(\.name.count).max() ?? 10
         out += "  " + "parameter".padding(toLength: width, withPad: " ", startingAt: 0) + "  shape           count\n"
         var total = 0

@@ -68,5 +68,12 @@ final class FaultMessageTests: XCTestCase {
         XCTAssertTrue(out.stderr.contains("\(path): the val loss comes out"), out.stderr)
         XCTAssertTrue(out.stderr.contains("Fix:"), out.stderr)
         XCTAssertFalse(out.stderr.contains("JSON"), out.stderr)
+        // gpt-sample shares the check (it printed "zzzz…" from NaN logits).
+        let sample = try Tool.run("gpt-sample", [path, "--tokens", "5", "--threads", "1"])
+        XCTAssertEqual(sample.status, 1, sample.stderr + sample.stdout)
+        XCTAssertTrue(sample.stderr.contains("gpt-sample: \(path): the logits at position "), sample.stderr)
+        XCTAssertTrue(sample.stderr.contains("the model's activations overflow float32"), sample.stderr)
+        XCTAssertTrue(sample.stderr.contains("Fix: use an earlier checkpoint of the run"), sample.stderr)
+        XCTAssertEqual(sample.stdout, "", "nothing sampled")
     }
 }

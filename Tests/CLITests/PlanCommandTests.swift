@@ -62,15 +62,15 @@ final class PlanCommandTests: XCTestCase {
     func testOutOfRangeNumbersAreClearErrors() throws {
         for (args, words) in [(["--params", "1e24"], "largest shape"), (["--tokens", "1e25"], "largest shape"),
                               (["--flops", "1e50"], "largest shape"),
-                              (["--flops", "-1e18"], "--flops -1e18: out of range"),
-                              (["--flops", "1e20", "--seq-len", "-5"], "--seq-len -5: out of range"),
-                              (["--flops", "1e20", "--devices", "-1"], "--devices -1: out of range"),
-                              (["--flops", "1e20", "--devices", "0"], "--devices 0: out of range"),
-                              (["--flops", "1e20", "--val-fraction", "2"], "--val-fraction 2"),
-                              (["--flops", "1e20", "--zero-stage", "4", "--gpu", "a100-80gb"], "--zero-stage 4: out of range"),
+                              (["--flops", "-1e18"], "'-1e18' is invalid for '--flops <flops>': out of range"),
+                              (["--flops", "1e20", "--seq-len", "-5"], "'-5' is invalid for '--seq-len <seq-len>': out of range"),
+                              (["--flops", "1e20", "--devices", "-1"], "'-1' is invalid for '--devices <devices>': out of range"),
+                              (["--flops", "1e20", "--devices", "0"], "'0' is invalid for '--devices <devices>': out of range"),
+                              (["--flops", "1e20", "--val-fraction", "2"], "'2' is invalid for '--val-fraction <val-fraction>': out of range"),
+                              (["--flops", "1e20", "--zero-stage", "4", "--gpu", "a100-80gb"], "'4' is invalid for '--zero-stage <zero-stage>': out of range"),
                               (["--flops", "1e20", "--gpu", "tpu"], "--gpu tpu: unknown"),
                               (["--flops", "1e24", "--days", "0.001"], "no device count finishes within 0.001 days"),
-                              (["--flops", "1e24", "--days", "-3"], "--days -3: out of range")] {
+                              (["--flops", "1e24", "--days", "-3"], "'-3' is invalid for '--days <days>': out of range")] {
             let out = try Tool.run("gpt-plan", args)
             XCTAssertEqual(out.status, 2, "\(args): \(out.stdout) \(out.stderr)")
             XCTAssertTrue(out.stderr.contains(words), "\(args): \(out.stderr)")

@@ -225,7 +225,7 @@ final class PlanTests: XCTestCase {
             XCTAssertGreaterThan(needed, 1e10)
         }
         var tiny = request(.flops(1e24))
-        tiny.hardware = .given(.cpu(memoryBytes: 1e6, flops: 1e12, source: "test"))
+        tiny.hardware = .given(.cpu(memoryBytes: 2e6, flops: 1e12, source: "test"))  // over the 1 MiB floor (PlanLimits)
         XCTAssertThrowsError(try Plan.make(tiny)) { error in
             guard case PlanError.noLayout(1, "cpu", _, let least?) = error else { return XCTFail("\(error)") }
             XCTAssertGreaterThan(least.memory.total, 0.9e6)
