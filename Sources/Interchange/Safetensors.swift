@@ -265,7 +265,7 @@ public struct InterchangeError: Error, CustomStringConvertible, LocalizedError {
     }
 
     public var description: String {
-        "\(file)\(field.map { ": \($0)" } ?? ""): \(message). Fix: \(fix)"
+        "\(file)\(field.map { ": \($0)" } ?? "")\(message.isEmpty ? "" : ": \(message)"). Fix: \(fix)"
     }
     public var errorDescription: String? { description }
 }
