@@ -163,6 +163,13 @@ final class InterchangeCommandTests: XCTestCase {
         XCTAssertEqual(reference["ids"] as? [Int], try encode("rnd/tokenizer.json", file: "held.txt", in: dir))
         XCTAssertEqual(reference["decoded_equal"] as? Bool, true)
 
+        // gpt-sample and inspect take it as any checkpoint.
+        let sample = try Tool.run("gpt-sample", ["imported.h5", "--prompt", "the", "--tokens", "5", "--threads", "1"], in: dir)
+        XCTAssertEqual(sample.status, 0, sample.stderr)
+        let inspect = try Tool.run("gpt-train", ["inspect", "imported.h5"], in: dir)
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("bias true"), inspect.stdout)
+
         // Export gives back the same tensors, bit for bit (read with our reader; the original came from safetensors).
         let back = try Tool.run("gpt-train", ["export", "imported.h5", "--to", "hf", "-o", "back"], in: dir)
         XCTAssertEqual(back.status, 0, back.stderr)
@@ -182,7 +189,7 @@ final class InterchangeCommandTests: XCTestCase {
         options.steps = 6
         options.seqLen = 32
         options.tokenizer = "bpe"
-        // The vocabulary padded to a multiple of 64 as gpt-plan writes it (348 → 384): the extra rows start random.
+        // The vocabulary padded to a multiple of 64 as gpt-plan writes it (to 384): the extra rows start random.
         options.vocabSize = 384
         options.dataPath = "data"
         options.checkpointInterval = 3
