@@ -346,10 +346,7 @@ public enum HuggingFaceTokenizer {
         let specialIDs = Set(specials.map { Int($0.id) })
         let size = max(ids.values.max() ?? -1, specialIDs.max() ?? -1) + 1
         var tokens = [[UInt8]?](repeating: nil, count: size)
-        var byText: [String: Int] = [:]
-        for (text, id) in ids {
-            if let other = byText[text], other != id { continue }
-            byText[text] = id
+        for (text, id) in ids.sorted(by: { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }) {
             if tokens[id] != nil && !specialIDs.contains(id) {
                 throw TokenizerError.huggingFace(file: file, field: "\(vocabField)[\(json(text))]", reason: "id \(id) is given to two tokens")
             }
