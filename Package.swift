@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "Formatting"),
         .target(name: "Planner", dependencies: ["GPTShape"]),
         .target(name: "Recipe", dependencies: ["GPTShape", "Planner", "Formatting", "TOMLKit"]),
-        .target(name: "Tokenizers", swiftSettings: numericSettings),
+        .target(name: "Tokenizers", dependencies: ["Durable"], swiftSettings: numericSettings),
         .target(name: "Corpus", dependencies: ["Tokenizers", "Durable"], swiftSettings: numericSettings),
         .target(name: "Kernels", dependencies: ["Compute"], swiftSettings: numericSettings),
         .target(name: "GPT", dependencies: ["GPTShape", "Kernels", "Compute"], swiftSettings: numericSettings),
@@ -90,6 +90,10 @@ let package = Package(
             dependencies: ["Runtime", "GPT", "GPTShape", "Kernels", "Compute", "Recipe", "Corpus", "Tokenizers", "Checkpoint",
                            "Durable", "Collectives", "Metrics"],
             swiftSettings: numericSettings),
+        // Hugging Face (safetensors, config.json) and llm.c model files, both ways (docs/interchange.md).
+        .target(
+            name: "Interchange",
+            dependencies: ["GPT", "GPTShape", "Tokenizers", "Corpus", "Checkpoint", "Recipe", "Runtime", "Durable", "Compute"]),
         .target(name: "TensorBoard"),
         // metrics.jsonl's line (`MetricsLine`, written and read by this one type) and its TensorBoard mirror.
         .target(name: "Metrics", dependencies: ["TensorBoard"]),
@@ -110,11 +114,11 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-train",
-            dependencies: ["Trainer", "Runtime", "GPT", "Recipe", "Planner", "Compute", "CLISupport", "Metrics", "RunReports", "Durable", "Collectives",
+            dependencies: ["Trainer", "Runtime", "GPT", "Recipe", "Planner", "Compute", "CLISupport", "Metrics", "RunReports", "Durable", "Collectives", "Interchange",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-data",
-            dependencies: ["Corpus", "Tokenizers", "Planner", "CLISupport",
+            dependencies: ["Corpus", "Tokenizers", "Planner", "CLISupport", "Durable",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-sample",
@@ -137,6 +141,7 @@ let package = Package(
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Runtime", "GPT", "GPTShape", "Recipe", "Compute", "TestFixtures", "Kernels", "AllocationCounter"]),
         .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "Metrics", "RunReports"]),
         .testTarget(name: "LinePlotsTests", dependencies: ["LinePlots", "Metrics", "RunReports"]),
-        .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Runtime", "Trainer", "Recipe", "Compute", "TensorBoard"]),
+        .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Runtime", "Trainer", "Recipe", "Compute", "TensorBoard",
+                                                     "Interchange", "Corpus", "GPT", "Tokenizers"]),
     ]
 )

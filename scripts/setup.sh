@@ -5,15 +5,20 @@
 #   --with-tensorboard  also the tensorboard Python package (pip, about 180 MB with its dependencies), for
 #                       `tensorboard --logdir runs` and the test that reads event files back with it; where pip is
 #                       missing or refuses, says so and goes on (that test then skips)
+#   --with-interchange  also torch (CPU build), transformers, tokenizers, safetensors and numpy (pip), the
+#                       references the Hugging Face export/import tests compare with (docs/interchange.md); where pip
+#                       is missing or refuses, says so and goes on (those tests then skip)
 set -euo pipefail
 
 packages=(libopenblas-dev libhdf5-dev libopenmpi-dev openmpi-bin libdnnl-dev pkg-config)
 with_tensorboard=false
+with_interchange=false
 for option in "$@"; do
     case "$option" in
         --with-pip) packages+=(python3-pip) ;;
         --with-tensorboard) with_tensorboard=true ;;
-        *) echo "setup: unknown option $option (known: --with-pip, --with-tensorboard)" >&2; exit 2 ;;
+        --with-interchange) with_interchange=true ;;
+        *) echo "setup: unknown option $option (known: --with-pip, --with-tensorboard, --with-interchange)" >&2; exit 2 ;;
     esac
 done
 
@@ -31,14 +36,24 @@ if ((${#missing[@]})); then
 fi
 command -v swift >/dev/null || { echo "setup: swift is not on PATH; install a Swift 6 toolchain from swift.org" >&2; exit 1; }
 
-if $with_tensorboard && ! python3 -c "import tensorboard" >/dev/null 2>&1; then
+# pip_install WHAT-FOR PACKAGE...: installs with pip where python3 has it; never fails the setup.
+pip_install() {
+    local what="$1"; shift
     if ! command -v python3 >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
-        echo "setup: no python3 with pip; not installing tensorboard (its reader test will skip)" >&2
-    else
-        echo "setup: installing the tensorboard Python package" >&2
-        pip=(python3 -m pip install --quiet --disable-pip-version-check tensorboard)
-        # Debian's own python3 refuses system-wide pip installs (PEP 668); then install for this user.
-        "${pip[@]}" >/dev/null 2>&1 || "${pip[@]}" --user --break-system-packages >/dev/null 2>&1 \
-            || echo "setup: pip could not install tensorboard (its reader test will skip)" >&2
+        echo "setup: no python3 with pip; not installing $* ($what will skip)" >&2
+        return 0
     fi
+    echo "setup: installing the Python packages $*" >&2
+    local pip=(python3 -m pip install --quiet --disable-pip-version-check "$@")
+    # Debian's own python3 refuses system-wide pip installs (PEP 668); then install for this user.
+    "${pip[@]}" >/dev/null 2>&1 || "${pip[@]}" --user --break-system-packages >/dev/null 2>&1 \
+        || echo "setup: pip could not install $* ($what will skip)" >&2
+}
+
+if $with_tensorboard && ! python3 -c "import tensorboard" >/dev/null 2>&1; then
+    pip_install "the TensorBoard reader test" tensorboard
+fi
+if $with_interchange && ! python3 -c "import torch, transformers, tokenizers, safetensors, numpy" >/dev/null 2>&1; then
+    # torch's CPU build only: a plain `pip install torch` pulls about 3 GB of CUDA wheels.
+    pip_install "the Hugging Face interchange tests" "torch==2.13.0+cpu" transformers tokenizers safetensors numpy
 fi

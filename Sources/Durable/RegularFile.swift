@@ -7,13 +7,28 @@ import Foundation
 /// a device such as /dev/zero never ends, and a directory is no file: each is refused, by name, before a byte is
 /// read.
 public enum RegularFile {
-    public enum OpenFailure: Error, Equatable {
+    public enum OpenFailure: Error, Equatable, CustomStringConvertible {
         /// Nothing at the path.
         case missing
         /// Something other than a regular file: its kind in words ("a FIFO (named pipe)").
         case notRegular(kind: String)
         /// The system's reason ("Permission denied").
         case unreadable(reason: String)
+
+        /// "does not exist", "is a FIFO (named pipe), not a file", "cannot be read: Permission denied".
+        public var description: String {
+            switch self {
+            case .missing: return "does not exist"
+            case .notRegular(let kind): return "is \(kind), not a file"
+            case .unreadable(let reason): return "cannot be read: \(reason)"
+            }
+        }
+    }
+
+    /// The whole content of the regular file at `path` (following links), refused as `openForReading` refuses.
+    public static func read(_ path: String) throws(OpenFailure) -> Data {
+        let handle = try openForReading(path)
+        do { return try handle.readToEnd() ?? Data() } catch { throw .unreadable(reason: "\(error)") }
     }
 
     /// "a character device", "a FIFO (named pipe)", "a directory", … for the file type bits of `mode`.

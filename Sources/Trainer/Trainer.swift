@@ -27,6 +27,8 @@ public struct TrainingOptions: Sendable {
     /// How a bf16 recipe's products run; nil: natively where this CPU has bf16 matmuls (`BF16Products.best`).
     /// `gpt-train` passes `.emulated` where the native ones are measured slower than the fp32 sgemm.
     public var bf16Products: BF16Products?
+    /// A checkpoint whose weights replace the random initialisation (`gpt-train --init-from`, InitialWeights.swift).
+    public var initFrom: String?
 
     public init(runDirectory: String, threads: Int) {
         self.runDirectory = runDirectory
@@ -106,6 +108,7 @@ public final class Trainer {
         let model = try GPT(shape: recipe.shape, maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen,
                             pool: pool, precision: recipe.training.precision, bf16Products: options.bf16Products)
         model.initialize(seed: UInt64(recipe.training.seed))
+        if let initFrom = options.initFrom { try InitialWeights.load(initFrom, into: model, recipe: recipe, tokenizer: data.tokenizer) }
         let parallel = try DataParallel(group: group, parameterCount: model.layout.count,
                                         microBatchesPerStep: recipe.training.gradAccum * recipe.training.dataParallel,
                                         devices: recipe.training.dataParallel, zeroStage: recipe.training.zeroStage)

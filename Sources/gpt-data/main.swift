@@ -1,6 +1,7 @@
 import ArgumentParser
 import CLISupport
 import Corpus
+import Durable
 import Foundation
 import Tokenizers
 
@@ -22,7 +23,8 @@ struct Prepare: ParsableCommand {
         """)
 
     @Argument(help: "Text files or folders.") var inputs: [String]
-    @Option(help: "char, byte or bpe.") var tokenizer: String
+    @Option(help: "char, byte or bpe (fitted on the text); or a tokenizer to use as it is: a Hugging Face tokenizer.json, a folder with tokenizer.json or vocab.json + merges.txt, or a prepared directory.")
+    var tokenizer: String
     @Option(name: .customLong("vocab-size"), parsing: .unconditional,
             help: "BPE vocabulary size, <|endoftext|> included, 257 to 16777216 (default: 4096).",
             transform: NumberArgument.whole(257...(1 << 24)))
@@ -33,11 +35,16 @@ struct Prepare: ParsableCommand {
     @Option(name: [.short, .customLong("output")], help: "Output directory.") var output: String
 
     func run() throws {
-        guard let kind = TokenizerKind(rawValue: tokenizer) else {
-            throw CommandFailure.usage("gpt-data: --tokenizer \(tokenizer): use char, byte or bpe")
+        let options: DatasetPreparer.Options
+        if let kind = TokenizerKind(rawValue: tokenizer) {
+            options = .init(tokenizer: kind, vocabSize: vocabSize, valFraction: valFraction)
+        } else {
+            guard FileManager.default.fileExists(atPath: tokenizer) else {
+                throw CommandFailure.usage("gpt-data: --tokenizer \(tokenizer): use char, byte or bpe, or give the path of a tokenizer file or folder")
+            }
+            options = .init(given: try loadTokenizer(tokenizer), valFraction: valFraction)
         }
-        let preparer = DatasetPreparer(inputs: inputs, output: output,
-                                       options: .init(tokenizer: kind, vocabSize: vocabSize, valFraction: valFraction))
+        let preparer = DatasetPreparer(inputs: inputs, output: output, options: options)
         var lastShown = 0.0
         do {
             _ = try preparer.run { event in
@@ -68,19 +75,21 @@ struct Prepare: ParsableCommand {
     }
 }
 
-/// A tokenizer.json, or the one in a prepared directory.
+/// A tokenizer.json (ours or Hugging Face's), or the one in a folder (a prepared directory, or a Hugging Face
+/// folder with tokenizer.json or vocab.json + merges.txt).
+/// A tokenizer given by path: a tokenizer.json (ours or Hugging Face's), a folder with tokenizer.json or vocab.json +
+/// merges.txt, or a prepared directory. A path that is not there, or is a FIFO or device, is a usage error.
 func loadTokenizer(_ path: String) throws -> any Tokenizer {
-    var file = path
+    let fix = "Fix: give a tokenizer.json, a folder with tokenizer.json or vocab.json + merges.txt, or a directory from gpt-data prepare"
     var isDirectory: ObjCBool = false
-    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-        file = (path as NSString).appendingPathComponent("tokenizer.json")
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw CommandFailure.usage("gpt-data: \(path): no such file or folder. \(fix)")
     }
-    let contents: Data?
-    do { contents = try InputFile.read(file, fix: "give a tokenizer.json, or a directory from gpt-data prepare", status: 2) } catch {
-        throw CommandFailure.usage("gpt-data: \(error.message)")
+    if !isDirectory.boolValue {
+        // Refused by its kind before a byte is read: a FIFO would block, a device never end.
+        do { _ = try RegularFile.openForReading(path) } catch { throw CommandFailure.usage("gpt-data: \(path): \(error). \(fix)") }
     }
-    guard let data = contents else { throw CommandFailure.usage("gpt-data: \(file): no such file") }
-    do { return try TokenizerFile.load(data) } catch { throw CommandFailure("gpt-data: \(file): \(error)", exitCode: 1) }
+    do { return try TokenizerFile.load(path: path) } catch { throw CommandFailure("gpt-data: \(error)", exitCode: 1) }
 }
 
 struct Encode: ParsableCommand {

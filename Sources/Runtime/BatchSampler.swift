@@ -1,6 +1,6 @@
 import Compute
 import Corpus
-import Runtime
+
 
 /// Cuts training batches out of a token sequence: windows of `time + 1` tokens at uniformly random offsets
 /// (inputs are the first `time`, targets the last `time`), as nanoGPT's `get_batch` does. The generator's four
