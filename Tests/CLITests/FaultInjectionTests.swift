@@ -428,6 +428,18 @@ final class FaultInjectionTests: XCTestCase {
         XCTAssertTrue(moved.stderr.contains("is gone, so its tokenizer was not compared with the data's"), moved.stderr)
     }
 
+    /// A manifest.json that is a FIFO blocked `gpt-plan fit` and `gpt-train sweep` forever.
+    func testASweepManifestThatIsAFIFOIsNamed() throws {
+        let dir = try Fixtures.directory("manifest")
+        try FileManager.default.createDirectory(atPath: "\(dir)/sweep", withIntermediateDirectories: true)
+        XCTAssertEqual(mkfifo("\(dir)/sweep/manifest.json", 0o644), 0)
+        for (tool, args) in [("gpt-plan", ["fit", "\(dir)/sweep"]), ("gpt-train", ["sweep", "\(dir)/sweep", "--no-mfu"])] {
+            let out = try run(tool, args, seconds: 20)
+            XCTAssertEqual(out.status, 2, "\(tool): \(out.stderr)")
+            XCTAssertTrue(out.stderr.contains("\(dir)/sweep/manifest.json: is a FIFO (named pipe), not a file. Fix:"), out.stderr)
+        }
+    }
+
     /// The rank-count mismatch suggested `--devices-from-mpi`, which no command has.
     func testTheRankMismatchSuggestsOnlyFixesThatExist() {
         let text = DataParallelError.rankCountMismatch(ranks: 2, devices: 4).description
