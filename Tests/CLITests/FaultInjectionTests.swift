@@ -428,8 +428,8 @@ final class FaultInjectionTests: XCTestCase {
         XCTAssertTrue(moved.stderr.contains("is gone, so its tokenizer was not compared with the data's"), moved.stderr)
     }
 
-    /// A manifest.json that is a FIFO blocked `gpt-plan fit` and `gpt-train sweep` forever.
-    func testASweepManifestThatIsAFIFOIsNamed() throws {
+    /// A manifest.json or a checkpoint that is a FIFO blocked `gpt-plan fit`, `gpt-train sweep` or the checkpoint readers forever.
+    func testASweepManifestOrCheckpointThatIsAFIFOIsNamed() throws {
         let dir = try Fixtures.directory("manifest")
         try FileManager.default.createDirectory(atPath: "\(dir)/sweep", withIntermediateDirectories: true)
         XCTAssertEqual(mkfifo("\(dir)/sweep/manifest.json", 0o644), 0)
@@ -437,6 +437,14 @@ final class FaultInjectionTests: XCTestCase {
             let out = try run(tool, args, seconds: 20)
             XCTAssertEqual(out.status, 2, "\(tool): \(out.stderr)")
             XCTAssertTrue(out.stderr.contains("\(dir)/sweep/manifest.json: is a FIFO (named pipe), not a file. Fix:"), out.stderr)
+        }
+        // A checkpoint that is a FIFO blocked HDF5's open in every reader.
+        XCTAssertEqual(mkfifo("\(dir)/ckpt.h5", 0o644), 0)
+        for (tool, args) in [("gpt-sample", ["\(dir)/ckpt.h5"]), ("gpt-train", ["eval", "\(dir)/ckpt.h5"]),
+                             ("gpt-train", ["inspect", "\(dir)/ckpt.h5"])] {
+            let out = try run(tool, args, seconds: 20)
+            XCTAssertEqual(out.status, 1, "\(tool): \(out.stderr)")
+            XCTAssertTrue(out.stderr.contains("\(dir)/ckpt.h5: is a FIFO (named pipe), not a checkpoint file. Fix:"), out.stderr)
         }
     }
 
