@@ -314,6 +314,16 @@ final class FaultInjectionTests: XCTestCase {
             as! [String: Any]
         XCTAssertEqual((meta["sources"] as! [Any]).count, 1)
         XCTAssertEqual((meta["train_tokens"] as! Int) + (meta["val_tokens"] as! Int), text.utf8.count, "the text once")
+        // The prepared directory's own files are opened the same way (gpt-data info, and gpt-train through a recipe).
+        for name in ["meta.json", "val.bin"] {
+            let copy = "\(dir)/fifo-\(name)-prepared"
+            try FileManager.default.copyItem(atPath: "\(dir)/twice-prepared", toPath: copy)
+            try FileManager.default.removeItem(atPath: "\(copy)/\(name)")
+            XCTAssertEqual(mkfifo("\(copy)/\(name)", 0o644), 0)
+            let info = try run("gpt-data", ["info", copy], seconds: 20)
+            XCTAssertEqual(info.status, 1, info.stderr)
+            XCTAssertTrue(info.stderr.contains("\(copy)/\(name): is a FIFO (named pipe), not a regular file"), info.stderr)
+        }
         let encode = try run("gpt-data", ["encode", "--tokenizer", "\(dir)/twice-prepared", "--file", "\(fifo)/pipe.txt"],
                              seconds: 20)
         XCTAssertEqual(encode.status, 2, encode.stderr)
