@@ -330,17 +330,33 @@ final class FaultInjectionTests: XCTestCase {
         XCTAssertTrue(encode.stderr.contains("\(fifo)/pipe.txt: is a FIFO (named pipe), not a file. Fix:"), encode.stderr)
     }
 
-    /// A sub-folder that cannot be listed was dropped in silence. Root reads any folder, so this runs unprivileged only.
+    /// A sub-folder that cannot be listed was dropped in silence. Root lists any folder, so as root the command
+    /// runs as `nobody` (setpriv, util-linux).
     func testAnUnreadableSubfolderIsNamed() throws {
-        guard getuid() != 0 else { throw XCTSkip("root lists any folder; the refusal is checked when run unprivileged") }
         let dir = try Fixtures.directory("unreadable")
         try FileManager.default.createDirectory(atPath: "\(dir)/data/locked", withIntermediateDirectories: true)
         try Fixtures.text(bytes: 4000).write(toFile: "\(dir)/data/a.txt", atomically: true, encoding: .utf8)
+        chmod(dir, 0o777)
         chmod("\(dir)/data/locked", 0)
         defer { chmod("\(dir)/data/locked", 0o755) }
-        let out = try run("gpt-data", ["prepare", "\(dir)/data", "--tokenizer", "char", "-o", "\(dir)/p"])
-        XCTAssertEqual(out.status, 1)
-        XCTAssertTrue(out.stderr.contains("\(dir)/data/locked: this folder cannot be listed"), out.stderr)
+        var arguments = [Tool.path("gpt-data"), "prepare", "\(dir)/data", "--tokenizer", "char", "-o", "\(dir)/p"]
+        if getuid() == 0 {
+            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+                throw XCTSkip("root lists any folder, and setpriv (util-linux) is missing to run as nobody")
+            }
+            arguments = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + arguments
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: arguments[0])
+        process.arguments = Array(arguments.dropFirst())
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 1, stderr)
+        XCTAssertTrue(stderr.contains("\(dir)/data/locked: this folder cannot be listed: Permission denied. Fix:"), stderr)
     }
 
     // MARK: Fits and metrics
