@@ -1,5 +1,6 @@
 import Durable
 import Foundation
+import Planner
 
 /// Files a command reads whole outside the libraries' own readers: only regular files (a FIFO in a file's place
 /// blocked the read forever; a directory was "no such file").
@@ -24,5 +25,10 @@ public enum InputFile {
     public static func metricsText(_ path: String) throws(CommandFailure) -> String? {
         try read(path, fix: "remove it (the run's metrics are then gone: train the run again)")
             .map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// A sweep's manifest.json, read as `read` does.
+    public static func sweepManifest(_ sweep: String) throws -> SweepManifest {
+        try SweepManifest.load(sweep: sweep) { path in try read(path, fix: "rewrite it with gpt-plan sweep --force") }
     }
 }

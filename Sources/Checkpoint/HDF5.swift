@@ -1,4 +1,6 @@
 import CHDF5
+import Durable
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,6 +43,12 @@ final class HDF5File {
 
     static func open(_ path: String) throws -> HDF5File {
         _ = quiet
+        // HDF5 opens whatever is there: a FIFO blocked it forever. Only a regular file is a checkpoint.
+        do { _ = try RegularFile.openForReading(path) } catch {
+            if case .notRegular(let kind) = error {
+                throw HDF5Error(file: path, reason: "is \(kind), not a checkpoint file. Fix: give a ckpt-*.h5 written by gpt-train")
+            }
+        }
         guard H5Fis_hdf5(path) > 0 else {
             throw HDF5Error(file: path, reason: "not a readable HDF5 file (missing, truncated, or not HDF5)")
         }

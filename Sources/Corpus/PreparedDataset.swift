@@ -55,7 +55,7 @@ public struct PreparedDataset: Sendable {
     public init(directory: String) throws {
         self.directory = directory
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
-        guard let metaData = FileManager.default.contents(atPath: path("meta.json")) else {
+        guard let metaData = try TextSources.contents(path("meta.json")) else {
             throw CorpusError(path("meta.json"), "missing: \(directory) is not a directory written by gpt-data prepare")
         }
         do {
@@ -66,7 +66,7 @@ public struct PreparedDataset: Sendable {
         guard meta.formatVersion == DatasetMeta.currentVersion else {
             throw CorpusError(path("meta.json"), "format version \(meta.formatVersion); this build reads \(DatasetMeta.currentVersion): prepare the data again")
         }
-        guard let tokenizerData = FileManager.default.contents(atPath: path("tokenizer.json")) else {
+        guard let tokenizerData = try TextSources.contents(path("tokenizer.json")) else {
             throw CorpusError(path("tokenizer.json"), "missing")
         }
         do { tokenizer = try TokenizerFile.load(tokenizerData) } catch {

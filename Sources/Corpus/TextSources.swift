@@ -61,10 +61,23 @@ public enum TextSources {
 
     /// Opens a file `list` returned for reading, refusing anything that is not a regular file by now.
     public static func open(_ path: String) throws -> FileHandle {
+        guard let handle = try openIfPresent(path) else { throw CorpusError(path, "no such file or directory") }
+        return handle
+    }
+
+    /// The bytes of the regular file at `path`, or nil when nothing is there (anything else is refused by name).
+    public static func contents(_ path: String) throws -> Data? {
+        guard let handle = try openIfPresent(path) else { return nil }
+        do { return try handle.readToEnd() ?? Data() } catch { throw CorpusError(path, "cannot be read: \(error)") }
+    }
+
+    static func openIfPresent(_ path: String) throws -> FileHandle? {
         do { return try RegularFile.openForReading(path) } catch {
             switch error {
-            case .missing: throw CorpusError(path, "no such file or directory")
-            case .notRegular(let kind): throw notAFile(path, kind: kind, in: nil)
+            case .missing: return nil
+            case .notRegular(let kind):
+                throw CorpusError(path, "is \(kind), not a regular file (reading it could wait forever or never end). "
+                                  + "Fix: put the file back (a prepared directory: run gpt-data prepare again)")
             case .unreadable(let reason): throw CorpusError(path, "cannot be read: \(reason)")
             }
         }

@@ -63,6 +63,8 @@ public final class TokenShard: TokenSequence, Sendable {
     public init(path: String) throws {
         self.path = path
         let data: Data
+        // Mapped only when it is a regular file: a FIFO in its place blocked the read forever.
+        _ = try TextSources.open(path)
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {

@@ -105,9 +105,9 @@ public enum WarmupRule {
     }
 
     public static func steps(totalSteps: Int, batchTokens: Double) -> Choice {
-        let fromTokens = Int(min(1e15, (gpt3Tokens / batchTokens).rounded()))
-        let low = max(1, Int((range.lowerBound * Double(totalSteps)).rounded(.up)))
-        let high = max(low, Int((range.upperBound * Double(totalSteps)).rounded(.down)))
+        let fromTokens = PlanLimits.int(min(1e15, (gpt3Tokens / batchTokens).rounded())) ?? Int(1e15)
+        let low = max(1, PlanLimits.int((range.lowerBound * Double(totalSteps)).rounded(.up)) ?? 1)
+        let high = max(low, PlanLimits.int((range.upperBound * Double(totalSteps)).rounded(.down)) ?? low)
         let chosen = min(high, max(low, fromTokens))
         let bound: Bound = chosen == fromTokens ? .gpt3Tokens : (chosen == high ? .atMost5Percent : .atLeast1Percent)
         return Choice(steps: chosen, fromTokens: fromTokens, bound: bound)

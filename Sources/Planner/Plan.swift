@@ -450,8 +450,9 @@ extension Plan {
         let seqLen = Double(shape.seqLen)
         let stepCap = a.tokens / (Double(minimumSteps) * seqLen)
         guard stepCap >= 1 else { throw PlanError.tooFewTokens(tokens: a.tokens, seqLen: shape.seqLen) }
-        let cap = Int(min(stepCap, 1e12))
-        let target = Int(max(1, min((tokens / seqLen).rounded(), 1e12)))
+        // Converted with PlanLimits.int; a value it refuses (NaN) counts as too many, which `make` then refuses.
+        let cap = PlanLimits.int(min(stepCap, 1e12)) ?? Int(1e12)
+        let target = PlanLimits.int(max(1, min((tokens / seqLen).rounded(), 1e12))) ?? Int(1e12)
         let capped = min(target, cap)
         var sequences = capped
         if capped >= 8 {
@@ -488,7 +489,8 @@ extension Plan {
 
     static func chooseSchedule(_ a: Allocation, _ shape: ModelShape, _ batch: BatchDecision) -> ScheduleDecision {
         let batchTokens = Double(batch.sequences * shape.seqLen)
-        let steps = Int(max(1, min((a.tokens / batchTokens).rounded(), 1e15)))
+        // A value PlanLimits.int refuses counts as too many steps, which `make` then refuses.
+        let steps = PlanLimits.int(max(1, min((a.tokens / batchTokens).rounded(), 1e15))) ?? PlanLimits.steps + 1
         let trained = Double(steps) * batchTokens
         let warmup = WarmupRule.steps(totalSteps: steps, batchTokens: batchTokens)
         let fit = a.rule.lossFit
@@ -680,7 +682,7 @@ extension Plan {
         case "tokens_per_param": return "D / N"
         case "predicted_loss": return "\(schedule.lossFit.name) fit L(N, D)"
         case "n_layer", "d_model":
-            return "shape search: N ≈ N*, d_model/n_layer near \(Int(shapeDecision.search.preferredAspect.rounded()))"
+            return "shape search: N ≈ N*, d_model/n_layer near \(PlanLimits.int(shapeDecision.search.preferredAspect.rounded()).map(String.init) ?? "?")"
         case "n_head": return "d_model / head size \(shape.headSize)"
         case "d_ff": return "4 · d_model"
         case "seq_len":

@@ -76,9 +76,11 @@ public struct SweepManifestError: Error, CustomStringConvertible, Sendable {
 
 extension SweepManifest {
     /// Reads SWEEP/manifest.json, or says in words (the file, what is wrong, the fix) why it cannot.
-    public static func load(sweep directory: String) throws -> SweepManifest {
+    /// Reads `<directory>/manifest.json` through `read` (the bytes of a file, nil when it does not exist: the
+    /// commands pass one that opens only regular files, so a FIFO there cannot block them).
+    public static func load(sweep directory: String, read: (String) throws -> Data?) throws -> SweepManifest {
         let path = (directory as NSString).appendingPathComponent(fileName)
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = try read(path) else {
             throw SweepManifestError(description: "\(path): no such file. Fix: give a directory written by gpt-plan sweep")
         }
         let manifest: SweepManifest

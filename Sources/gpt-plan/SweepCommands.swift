@@ -140,7 +140,7 @@ struct FitSweep: ParsableCommand {
 
     mutating func run() throws {
         let manifest: SweepManifest
-        do { manifest = try SweepManifest.load(sweep: sweep) } catch {
+        do { manifest = try InputFile.sweepManifest(sweep) } catch {
             throw CommandFailure.usage("gpt-plan fit: \(error)")
         }
         let manifestPath = (sweep as NSString).appendingPathComponent(SweepManifest.fileName)

@@ -23,7 +23,7 @@ struct TrainSweep: ParsableCommand {
 
     mutating func run() throws {
         let manifest: SweepManifest
-        do { manifest = try SweepManifest.load(sweep: sweep) } catch {
+        do { manifest = try InputFile.sweepManifest(sweep) } catch {
             throw CommandFailure.usage("gpt-train sweep: \(error)")
         }
         let pool = noMFU ? nil : ThreadPool(threads: threads)

@@ -314,23 +314,49 @@ final class FaultInjectionTests: XCTestCase {
             as! [String: Any]
         XCTAssertEqual((meta["sources"] as! [Any]).count, 1)
         XCTAssertEqual((meta["train_tokens"] as! Int) + (meta["val_tokens"] as! Int), text.utf8.count, "the text once")
+        // The prepared directory's own files are opened the same way (gpt-data info, and gpt-train through a recipe).
+        for name in ["meta.json", "val.bin"] {
+            let copy = "\(dir)/fifo-\(name)-prepared"
+            try FileManager.default.copyItem(atPath: "\(dir)/twice-prepared", toPath: copy)
+            try FileManager.default.removeItem(atPath: "\(copy)/\(name)")
+            XCTAssertEqual(mkfifo("\(copy)/\(name)", 0o644), 0)
+            let info = try run("gpt-data", ["info", copy], seconds: 20)
+            XCTAssertEqual(info.status, 1, info.stderr)
+            XCTAssertTrue(info.stderr.contains("\(copy)/\(name): is a FIFO (named pipe), not a regular file"), info.stderr)
+        }
         let encode = try run("gpt-data", ["encode", "--tokenizer", "\(dir)/twice-prepared", "--file", "\(fifo)/pipe.txt"],
                              seconds: 20)
         XCTAssertEqual(encode.status, 2, encode.stderr)
         XCTAssertTrue(encode.stderr.contains("\(fifo)/pipe.txt: is a FIFO (named pipe), not a file. Fix:"), encode.stderr)
     }
 
-    /// A sub-folder that cannot be listed was dropped in silence. Root reads any folder, so this runs unprivileged only.
+    /// A sub-folder that cannot be listed was dropped in silence. Root lists any folder, so as root the command
+    /// runs as `nobody` (setpriv, util-linux).
     func testAnUnreadableSubfolderIsNamed() throws {
-        guard getuid() != 0 else { throw XCTSkip("root lists any folder; the refusal is checked when run unprivileged") }
         let dir = try Fixtures.directory("unreadable")
         try FileManager.default.createDirectory(atPath: "\(dir)/data/locked", withIntermediateDirectories: true)
         try Fixtures.text(bytes: 4000).write(toFile: "\(dir)/data/a.txt", atomically: true, encoding: .utf8)
+        chmod(dir, 0o777)
         chmod("\(dir)/data/locked", 0)
         defer { chmod("\(dir)/data/locked", 0o755) }
-        let out = try run("gpt-data", ["prepare", "\(dir)/data", "--tokenizer", "char", "-o", "\(dir)/p"])
-        XCTAssertEqual(out.status, 1)
-        XCTAssertTrue(out.stderr.contains("\(dir)/data/locked: this folder cannot be listed"), out.stderr)
+        var arguments = [Tool.path("gpt-data"), "prepare", "\(dir)/data", "--tokenizer", "char", "-o", "\(dir)/p"]
+        if getuid() == 0 {
+            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+                throw XCTSkip("root lists any folder, and setpriv (util-linux) is missing to run as nobody")
+            }
+            arguments = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + arguments
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: arguments[0])
+        process.arguments = Array(arguments.dropFirst())
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 1, stderr)
+        XCTAssertTrue(stderr.contains("\(dir)/data/locked: this folder cannot be listed: Permission denied. Fix:"), stderr)
     }
 
     // MARK: Fits and metrics
@@ -426,6 +452,26 @@ final class FaultInjectionTests: XCTestCase {
         let moved = try run("gpt-sample", [path, "--tokens", "3", "--threads", "1"])
         XCTAssertEqual(moved.status, 0, moved.stderr)
         XCTAssertTrue(moved.stderr.contains("is gone, so its tokenizer was not compared with the data's"), moved.stderr)
+    }
+
+    /// A manifest.json or a checkpoint that is a FIFO blocked `gpt-plan fit`, `gpt-train sweep` or the checkpoint readers forever.
+    func testASweepManifestOrCheckpointThatIsAFIFOIsNamed() throws {
+        let dir = try Fixtures.directory("manifest")
+        try FileManager.default.createDirectory(atPath: "\(dir)/sweep", withIntermediateDirectories: true)
+        XCTAssertEqual(mkfifo("\(dir)/sweep/manifest.json", 0o644), 0)
+        for (tool, args) in [("gpt-plan", ["fit", "\(dir)/sweep"]), ("gpt-train", ["sweep", "\(dir)/sweep", "--no-mfu"])] {
+            let out = try run(tool, args, seconds: 20)
+            XCTAssertEqual(out.status, 2, "\(tool): \(out.stderr)")
+            XCTAssertTrue(out.stderr.contains("\(dir)/sweep/manifest.json: is a FIFO (named pipe), not a file. Fix:"), out.stderr)
+        }
+        // A checkpoint that is a FIFO blocked HDF5's open in every reader.
+        XCTAssertEqual(mkfifo("\(dir)/ckpt.h5", 0o644), 0)
+        for (tool, args) in [("gpt-sample", ["\(dir)/ckpt.h5"]), ("gpt-train", ["eval", "\(dir)/ckpt.h5"]),
+                             ("gpt-train", ["inspect", "\(dir)/ckpt.h5"])] {
+            let out = try run(tool, args, seconds: 20)
+            XCTAssertEqual(out.status, 1, "\(tool): \(out.stderr)")
+            XCTAssertTrue(out.stderr.contains("\(dir)/ckpt.h5: is a FIFO (named pipe), not a checkpoint file. Fix:"), out.stderr)
+        }
     }
 
     /// The rank-count mismatch suggested `--devices-from-mpi`, which no command has.
