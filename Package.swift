@@ -78,6 +78,8 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["Compute"], swiftSettings: numericSettings),
         .target(name: "GPT", dependencies: ["GPTShape", "Kernels", "Compute"], swiftSettings: numericSettings),
         .target(name: "Checkpoint", dependencies: ["CHDF5", "Durable"]),
+        // The recipe compiler's engine back-ends: Megatron-LM, nanoGPT and llm.c configurations and data formats.
+        .target(name: "EngineExport", dependencies: ["Recipe", "Corpus", "Tokenizers", "Durable"]),
         .target(
             name: "Trainer",
             dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable",
@@ -97,7 +99,7 @@ let package = Package(
         // Executables: thin wrappers that parse arguments and decide how to show what the libraries report.
         .executableTarget(
             name: "gpt-plan",
-            dependencies: ["Planner", "Recipe", "Corpus", "Compute", "Durable", "CLISupport", "LinePlots",
+            dependencies: ["Planner", "Recipe", "Corpus", "Compute", "Durable", "CLISupport", "LinePlots", "EngineExport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-train",
@@ -128,6 +130,7 @@ let package = Package(
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "GPTShape", "Recipe", "Compute", "TestFixtures", "Kernels", "AllocationCounter"]),
         .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "RunReports"]),
         .testTarget(name: "LinePlotsTests", dependencies: ["LinePlots", "RunReports"]),
+        .testTarget(name: "EngineExportTests", dependencies: ["EngineExport", "Recipe", "GPTShape", "Corpus", "Tokenizers", "Trainer", "TestFixtures"]),
         .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Trainer", "Recipe", "Compute", "TensorBoard"]),
     ]
 )
