@@ -62,6 +62,8 @@ enum NanoGPTCompiler {
                 destinations[key] = destinations[key].map { $0 + ", " + text } ?? text
             }
         }
+        // train.py's float globals as Python floats (0.0 rather than 0), as its own defaults are written.
+        func float(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? "\(Int(x)).0" : "\(x)" }
         func py(_ s: String) -> String { "'" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'" }
         set("out_dir", py("\(settings.directory)/out"), ["checkpoint.dir"])
         set("dataset", py(settings.dataDirectory), ["data.path", "data.tokenizer", "data.val_fraction"],
@@ -72,7 +74,7 @@ enum NanoGPTCompiler {
         set("n_embd", "\(m.dModel)", ["model.d_model", "model.d_ff"], "the MLP is 4·n_embd = model.d_ff")
         set("block_size", "\(m.seqLen)", ["model.seq_len", "training.seq_len"])
         set("bias", m.bias ? "True" : "False", ["model.bias"])
-        set("dropout", number(t.dropout), ["training.dropout"])
+        set("dropout", float(t.dropout), ["training.dropout"])
         set("batch_size", "\(t.microBatch)", ["training.micro_batch"], "the micro-batch of each process")
         set("gradient_accumulation_steps", "\(accumulation)", ["training.grad_accum", "training.batch_size"],
             "grad_accum × processes: train.py divides it by the DDP world size (\(processes))")
@@ -81,13 +83,13 @@ enum NanoGPTCompiler {
         set("decay_lr", r.schedule.decay == .cosine ? "True" : "False", ["schedule.decay"])
         set("lr_decay_iters", "\(max(1, t.steps - 1))", ["training.steps"],
             "steps − 1: min_lr at the last update, iteration steps − 1, as gpt-train")
-        set("learning_rate", number(o.lr), ["optimizer.lr"])
-        set("min_lr", number(o.minLR), ["optimizer.min_lr"])
+        set("learning_rate", float(o.lr), ["optimizer.lr"])
+        set("min_lr", float(o.minLR), ["optimizer.min_lr"])
         set("warmup_iters", "\(r.schedule.warmupSteps)", ["schedule.warmup_steps"], "learning_rate·(it+1)/(warmup_iters+1), as gpt-train")
-        set("beta1", number(o.beta1), ["optimizer.beta1"])
-        set("beta2", number(o.beta2), ["optimizer.beta2"])
-        set("weight_decay", number(o.weightDecay), ["optimizer.weight_decay"])
-        set("grad_clip", number(o.gradClip), ["optimizer.grad_clip"])
+        set("beta1", float(o.beta1), ["optimizer.beta1"])
+        set("beta2", float(o.beta2), ["optimizer.beta2"])
+        set("weight_decay", float(o.weightDecay), ["optimizer.weight_decay"])
+        set("grad_clip", float(o.gradClip), ["optimizer.grad_clip"])
         set("dtype", py(t.precision == .bf16 ? "bfloat16" : "float32"), ["training.precision"])
         set("eval_interval", "\(r.eval.interval)", ["eval.interval"])
         set("eval_iters", "\(r.eval.iters)", ["eval.iters"], "micro-batches of batch_size windows, as gpt-train's eval.iters")
