@@ -85,6 +85,10 @@ let package = Package(
             dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Recipe", "Planner", "Corpus", "Tokenizers", "Checkpoint", "Durable",
                            "Collectives", "Formatting", "RunReports"],
             swiftSettings: numericSettings),
+        // Hugging Face (safetensors, config.json) and llm.c model files, both ways (docs/interchange.md).
+        .target(
+            name: "Interchange",
+            dependencies: ["GPT", "GPTShape", "Tokenizers", "Corpus", "Checkpoint", "Recipe", "Trainer", "Durable", "Compute"]),
         .target(name: "TensorBoard"),
         .target(name: "LinePlots"),
         .target(name: "RunReports", dependencies: ["TensorBoard", "LinePlots"]),
@@ -103,7 +107,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-train",
-            dependencies: ["Trainer", "GPT", "Recipe", "Planner", "Compute", "CLISupport", "RunReports", "Durable", "Collectives",
+            dependencies: ["Trainer", "GPT", "Recipe", "Planner", "Compute", "CLISupport", "RunReports", "Durable", "Collectives", "Interchange",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-data",
@@ -131,6 +135,7 @@ let package = Package(
         .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "RunReports"]),
         .testTarget(name: "LinePlotsTests", dependencies: ["LinePlots", "RunReports"]),
         .testTarget(name: "EngineExportTests", dependencies: ["EngineExport", "Recipe", "GPTShape", "Corpus", "Tokenizers", "Trainer", "TestFixtures"]),
-        .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Trainer", "Recipe", "Compute", "TensorBoard"]),
+        .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Trainer", "Recipe", "Compute", "TensorBoard",
+                                                     "Interchange", "Corpus", "GPT", "Tokenizers"]),
     ]
 )

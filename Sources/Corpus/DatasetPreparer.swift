@@ -17,12 +17,21 @@ public struct DatasetPreparer {
         public var valFraction: Double
         /// Bytes read at a time.
         public var blockBytes: Int
+        /// A ready tokenizer (e.g. one imported from Hugging Face's files) used instead of fitting one; its kind
+        /// replaces `tokenizer`.
+        public var given: (any Tokenizer)?
 
         public init(tokenizer: TokenizerKind, vocabSize: Int = 4096, valFraction: Double = 0.1, blockBytes: Int = 4 << 20) {
             self.tokenizer = tokenizer
             self.vocabSize = vocabSize
             self.valFraction = valFraction
             self.blockBytes = blockBytes
+        }
+
+        /// Options that encode with `tokenizer` as it is.
+        public init(given tokenizer: any Tokenizer, valFraction: Double = 0.1, blockBytes: Int = 4 << 20) {
+            self.init(tokenizer: tokenizer.kind, vocabSize: tokenizer.vocabSize, valFraction: valFraction, blockBytes: blockBytes)
+            given = tokenizer
         }
     }
 
@@ -63,10 +72,10 @@ public struct DatasetPreparer {
         try stream(files, requestedSplit: requestedSplit, splitAt: { split = $0 }) { fileIndex, globalOffset, block, isTraining in
             hashes[fileIndex].update(block)
             switch options.tokenizer {
-            case .bpe where isTraining: block.withUnsafeBufferPointer { trainer.add($0) }
+            case .bpe where isTraining && options.given == nil: block.withUnsafeBufferPointer { trainer.add($0) }
             // The alphabet comes from all the text (as nanoGPT's shakespeare_char does), so validation text
             // never holds a character the vocabulary lacks.
-            case .char: try collectScalars(block, into: &scalars, file: files[fileIndex], offset: globalOffset)
+            case .char where options.given == nil: try collectScalars(block, into: &scalars, file: files[fileIndex], offset: globalOffset)
             default: break
             }
         }
@@ -81,6 +90,7 @@ public struct DatasetPreparer {
 
         let tokenizer: any Tokenizer
         switch options.tokenizer {
+        case _ where options.given != nil: tokenizer = options.given!
         case .byte: tokenizer = ByteTokenizer()
         case .char: tokenizer = try CharTokenizer(vocabulary: scalars.sorted { $0.value < $1.value })
         case .bpe: tokenizer = try trainer.train(vocabSize: options.vocabSize)

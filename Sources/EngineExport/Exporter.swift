@@ -177,11 +177,21 @@ public enum NanoGPTMeta {
     }
 }
 
-/// A byte-level BPE as GPT-2 style vocab.json + merges.txt, for Megatron's GPT2BPETokenizer. The writer is the
-/// Tokenizers module's (the Hugging Face interchange, issue 22); until it is there, nil: Megatron then reads the
-/// token ids with NullTokenizer (see `MegatronVocabulary`).
+/// A byte-level BPE as GPT-2 style vocab.json + merges.txt for Megatron's GPT2BPETokenizer: the Tokenizers module's
+/// Hugging Face interchange writes them. Megatron's vocabulary is then vocab.json's entry count
+/// (`len(encoder)`), so a BPE with unused ids (whose largest id is not below that count) is refused.
 enum GPT2TokenizerFiles {
     static func make(_ tokenizer: BPETokenizer) throws -> (vocab: Data, merges: Data)? {
-        nil
+        let files: (vocabJSON: Data, mergesText: Data)
+        do { files = try HuggingFaceTokenizer.vocabularyAndMerges(tokenizer) } catch {
+            throw ExportRefusal(key: "data.tokenizer", "the BPE cannot be written as GPT-2's vocab.json for Megatron: \(error)",
+                                fix: "prepare the data with a BPE trained by gpt-data prepare --tokenizer bpe")
+        }
+        let entries = (try? JSONSerialization.jsonObject(with: files.vocabJSON) as? [String: Any])?.count ?? -1
+        guard entries == tokenizer.vocabSize else {
+            throw ExportRefusal(key: "data.tokenizer", "the BPE's vocab.json has \(entries) entries for ids up to \(tokenizer.vocabSize - 1); Megatron's GPT2BPETokenizer sizes its vocabulary by the entries",
+                                fix: "prepare the data with a BPE whose ids are all used (gpt-data prepare --tokenizer bpe)")
+        }
+        return (files.vocabJSON, files.mergesText)
     }
 }

@@ -37,16 +37,11 @@ public struct MegatronVocabulary: Equatable, Sendable {
                                 fix: "export with the data (the text file at data.path)")
         }
         switch tokenizer.kind {
-        case "bpe" where tokenizer.hasGPT2Files || tokenizer.vocabSize == nil:
+        case "bpe":
             type = "GPT2BPETokenizer"
             null = nil
             v = tokenizer.vocabSize
             explanation = "the byte-level BPE as GPT-2 style vocab.json + merges.txt (GPT2BPETokenizer; its vocabulary is vocab.json's entries, <|endoftext|> the end-of-document id)"
-        case "bpe":
-            type = "NullTokenizer"
-            null = tokenizer.vocabSize! - 1
-            v = tokenizer.vocabSize
-            explanation = "NullTokenizer with --vocab-size \(null!): the data are already token ids, and NullTokenizer's end-of-document id \(null!) is the BPE's <|endoftext|> (its last id), so Megatron's vocabulary is the BPE's \(tokenizer.vocabSize!)"
         default:
             type = "NullTokenizer"
             null = tokenizer.vocabSize

@@ -13,30 +13,52 @@ public struct BPEMerge: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "[\(left), \(right)]" }
 }
 
-/// Byte-level BPE like GPT-2's: ids 0...255 are the bytes, merge number `r` makes id `256 + r`, and the last id
-/// is the special token `<|endoftext|>`, which `encode` never produces from text.
+/// Byte-level BPE like GPT-2's. In this project's own layout (what `gpt-data prepare` trains) ids 0...255 are
+/// the bytes, merge number `r` makes id `256 + r`, and the last id is the special token `<|endoftext|>`, which
+/// `encode` never produces from text. A tokenizer imported from Hugging Face's files (`HuggingFaceTokenizer`) keeps
+/// that vocabulary's ids instead: each byte, each merge's result and each special token has the id the files give.
 ///
 /// Text is pre-split with `GPT2PreSplit`, and each chunk's bytes are merged by priority (the pair with the lowest
-/// merge rank first, as GPT-2 and tiktoken do). Any byte string round-trips: `decode(encode(b)) == b`.
+/// merge rank first, leftmost first among equals, as GPT-2, tiktoken and Hugging Face `tokenizers` do). Any byte
+/// string round-trips: `decode(encode(b)) == b`.
 public struct BPETokenizer: Tokenizer {
     /// The text of the special end-of-text token.
     public static let endOfTextString = "<|endoftext|>"
 
-    /// The merges in rank order: `merges[r]` makes token `256 + r`.
+    /// The merges in rank order, as pairs of ids.
     public let merges: [BPEMerge]
+    /// The id merge `r` makes (`256 + r` in this project's layout).
+    public let mergeResults: [Int32]
+    /// The id of each byte value (the byte itself in this project's layout).
+    public let byteTokens: [Int32]
+    /// Special tokens (never produced from text) and their ids, sorted by id.
+    public let specialTokens: [(text: String, id: Int32)]
+    /// Number of ids: every id `encode` produces and every special token is below it.
+    public let vocabSize: Int
+    /// The id of `<|endoftext|>`: callers put it between documents.
+    public let endOfText: Int32
+    /// Whether the ids follow this project's layout (bytes, then merges, then `<|endoftext|>`, nothing else), which
+    /// tokenizer.json's own `"type": "bpe"` form describes; other tokenizers are saved in Hugging Face's form.
+    public let isNativeLayout: Bool
+    /// Whether merging all occurrences of the best pair left to right gives the priority order (true when every
+    /// merge uses only bytes and the results of earlier merges, and results are distinct new ids); otherwise every
+    /// chunk is merged with the heap.
+    let leftToRight: Bool
     /// pair key → rank.
     let ranks: PairTable
-    /// Token `t`'s bytes are `tokenBytes[tokenStarts[t] ..< tokenStarts[t + 1]]`, for `t < endOfText`.
+    /// Token `t`'s bytes are `tokenBytes[tokenStarts[t] ..< tokenStarts[t + 1]]`, for every `t < vocabSize`
+    /// (U+FFFD for ids the vocabulary leaves unused).
     let tokenStarts: [Int]
     let tokenBytes: [UInt8]
+    /// Ids below `vocabSize` that stand for no token (a Hugging Face vocabulary may leave gaps).
+    let unusedIDs: Set<Int32>
 
     public var kind: TokenizerKind { .bpe }
-    /// 256 bytes + merges + `<|endoftext|>`.
-    public var vocabSize: Int { 256 + merges.count + 1 }
-    /// The id of `<|endoftext|>`, the last id: callers put it between documents.
-    public var endOfText: Int32 { Int32(256 + merges.count) }
 
-    /// A tokenizer with these merges, in rank order.
+    /// Whether `id` stands for a token (or a special token).
+    public func isUsed(_ id: Int) -> Bool { id >= 0 && id < vocabSize && !unusedIDs.contains(Int32(id)) }
+
+    /// A tokenizer in this project's layout with these merges, in rank order.
     /// - Throws: `TokenizerError.invalidMerge` when a merge uses an id not yet defined (the special token or one
     ///   made by a later merge) or repeats an earlier merge.
     public init(merges: [BPEMerge]) throws {
@@ -60,7 +82,86 @@ public struct BPETokenizer: Tokenizer {
             }
             starts.append(bytes.count)
         }
+        bytes.append(contentsOf: BPETokenizer.endOfTextString.utf8)
+        starts.append(bytes.count)
         self.merges = merges
+        self.mergeResults = (0 ..< merges.count).map { Int32(256 + $0) }
+        self.byteTokens = (0 ..< 256).map { Int32($0) }
+        self.endOfText = Int32(256 + merges.count)
+        self.specialTokens = [(BPETokenizer.endOfTextString, Int32(256 + merges.count))]
+        self.vocabSize = 256 + merges.count + 1
+        self.isNativeLayout = true
+        self.leftToRight = true
+        self.unusedIDs = []
+        self.ranks = ranks
+        self.tokenStarts = starts
+        self.tokenBytes = bytes
+    }
+
+    /// A tokenizer over any vocabulary: `tokens[id]` is the bytes of id `id` (nil for an unused id), `byteTokens`
+    /// the id of each byte value, `merges[r]` joins two ids into `mergeResults[r]`, and `specialTokens` are never
+    /// produced from text (one of them must be `<|endoftext|>`).
+    /// - Throws: `TokenizerError.invalidMerge` (an id out of range, a result whose bytes are not its operands'
+    ///   joined, a repeated pair), `.malformedFile` (a byte's token not that byte, no `<|endoftext|>`).
+    public init(tokens: [[UInt8]?], byteTokens: [Int32], merges: [BPEMerge], mergeResults: [Int32],
+                specialTokens: [(text: String, id: Int32)]) throws {
+        let n = tokens.count
+        func valid(_ id: Int32) -> Bool { id >= 0 && Int(id) < n && tokens[Int(id)] != nil }
+        guard byteTokens.count == 256 else { throw TokenizerError.malformedFile("a byte-level BPE needs one token for each of the 256 bytes") }
+        for (b, id) in byteTokens.enumerated() where !valid(id) || tokens[Int(id)]! != [UInt8(b)] {
+            throw TokenizerError.malformedFile("the token of byte \(b) (id \(id)) is not that byte")
+        }
+        precondition(merges.count == mergeResults.count)
+        var ranks = PairTable(capacity: merges.count)
+        // Whether left-to-right merging equals the priority order: merge r may use only bytes and results of
+        // merges before it, and each result is a new id.
+        var definedAt = [Int32](repeating: Int32.max, count: n)  // rank of the merge that makes an id; -1 for bytes
+        for id in byteTokens { definedAt[Int(id)] = -1 }
+        var ordered = true
+        for (rank, merge) in merges.enumerated() {
+            let made = mergeResults[rank]
+            for id in [merge.left, merge.right, made] where !valid(id) {
+                throw TokenizerError.invalidMerge(index: rank, left: merge.left, right: merge.right,
+                                                  reason: "id \(id) is not in the vocabulary (0..<\(n))")
+            }
+            guard tokens[Int(made)]! == tokens[Int(merge.left)]! + tokens[Int(merge.right)]! else {
+                throw TokenizerError.invalidMerge(index: rank, left: merge.left, right: merge.right,
+                                                  reason: "its result, id \(made), is not the two tokens joined")
+            }
+            let existing = ranks.findOrInsert(PairTable.key(merge.left, merge.right)) { Int32(rank) }
+            if existing != Int32(rank) {
+                throw TokenizerError.invalidMerge(index: rank, left: merge.left, right: merge.right,
+                                                  reason: "repeats merge #\(existing)")
+            }
+            if definedAt[Int(merge.left)] >= Int32(rank) || definedAt[Int(merge.right)] >= Int32(rank)
+                || definedAt[Int(made)] != Int32.max {
+                ordered = false
+            }
+            if definedAt[Int(made)] == Int32.max { definedAt[Int(made)] = Int32(rank) }
+        }
+        var starts = [0]
+        var bytes: [UInt8] = []
+        for token in tokens {
+            bytes.append(contentsOf: token ?? replacementCharacterBytes)
+            starts.append(bytes.count)
+        }
+        let specials = specialTokens.sorted { $0.id < $1.id }
+        for special in specials where special.id < 0 || Int(special.id) >= n {
+            throw TokenizerError.malformedFile("special token \(special.text) has id \(special.id), outside the vocabulary")
+        }
+        guard let eot = specials.first(where: { $0.text == BPETokenizer.endOfTextString })?.id else {
+            throw TokenizerError.malformedFile("no special token \(BPETokenizer.endOfTextString): gpt-data puts it between documents")
+        }
+        self.merges = merges
+        self.mergeResults = mergeResults
+        self.byteTokens = byteTokens
+        self.specialTokens = specials
+        self.vocabSize = n
+        self.endOfText = eot
+        self.isNativeLayout = n == 256 + merges.count + 1 && byteTokens.elementsEqual(Int32(0) ..< 256)
+            && mergeResults.elementsEqual(Int32(256) ..< Int32(256 + merges.count)) && specials.count == 1 && eot == n - 1 && ordered
+        self.leftToRight = ordered
+        self.unusedIDs = Set(tokens.indices.filter { tokens[$0] == nil }.map { Int32($0) })
         self.ranks = ranks
         self.tokenStarts = starts
         self.tokenBytes = bytes
@@ -80,12 +181,10 @@ public struct BPETokenizer: Tokenizer {
     public func decode(_ tokens: [Int32]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(tokens.count * 4)
-        let eot = endOfText
+        let n = vocabSize
         for token in tokens {
-            if token >= 0 && token < eot {
+            if token >= 0 && Int(token) < n {
                 out.append(contentsOf: tokenBytes[tokenStarts[Int(token)] ..< tokenStarts[Int(token) + 1]])
-            } else if token == eot {
-                out.append(contentsOf: BPETokenizer.endOfTextString.utf8)
             } else {
                 out.append(contentsOf: replacementCharacterBytes)
             }
@@ -94,7 +193,10 @@ public struct BPETokenizer: Tokenizer {
     }
 
     /// `{"type": "bpe", "version": 1, "vocab_size": ..., "pre_split": "gpt2", "special_tokens": {...}, "merges": [[l, r], ...]}`
-    public func jsonData() -> Data {
+    /// in this project's layout; otherwise Hugging Face's tokenizer.json (`HuggingFaceTokenizer.tokenizerJSON`),
+    /// which `TokenizerFile.load` reads too.
+    public func jsonData() throws -> Data {
+        guard isNativeLayout else { return try HuggingFaceTokenizer.tokenizerJSON(self) }
         var text = """
             {
               "type": "bpe",
@@ -114,8 +216,8 @@ public struct BPETokenizer: Tokenizer {
     /// The tokens of one pre-split chunk. `forceHeap` picks the algorithm used for long chunks even for short
     /// ones; both give the same tokens (exposed so tests can check that).
     public func _encodeChunk(_ bytes: [UInt8], forceHeap: Bool) -> [Int32] {
-        var ids = bytes.map { Int32($0) }
-        let n = forceHeap ? mergeLongChunk(&ids, count: ids.count) : mergeShortChunk(&ids, count: ids.count)
+        var ids = bytes.map { byteTokens[Int($0)] }
+        let n = forceHeap || !leftToRight ? mergeLongChunk(&ids, count: ids.count) : mergeShortChunk(&ids, count: ids.count)
         return Array(ids[..<n])
     }
 
@@ -139,7 +241,7 @@ public struct BPETokenizer: Tokenizer {
                 }
             }
             if bestAt < 0 { break }
-            let a = ids[bestAt], b = ids[bestAt + 1], made = Int32(256) + best
+            let a = ids[bestAt], b = ids[bestAt + 1], made = mergeResults[Int(best)]
             var read = bestAt, write = bestAt
             while read < n {
                 if read + 1 < n && ids[read] == a && ids[read + 1] == b {
@@ -173,7 +275,7 @@ public struct BPETokenizer: Tokenizer {
             let j = next[i]
             // Stale if position i was merged away (prev link broken) or its pair changed.
             guard j < n, ids[i] >= 0, rank(ids[i], ids[j]) == r else { continue }
-            ids[i] = Int32(256) + r
+            ids[i] = mergeResults[Int(r)]
             ids[j] = -1  // removed
             let k = next[j]
             next[i] = k
@@ -266,7 +368,7 @@ public struct BPEEncoder: Sendable {
     @inline(__always)
     private mutating func encodeChunk(_ p: UnsafePointer<UInt8>, _ length: Int, into tokens: inout [Int32]) {
         if length == 1 {
-            tokens.append(Int32(p[0]))
+            tokens.append(tokenizer.byteTokens[Int(p[0])])
             return
         }
         if length <= BPEEncoder.longChunk, let e = cache.find(p, length) {
@@ -275,8 +377,8 @@ public struct BPEEncoder: Sendable {
             return
         }
         scratch.removeAll(keepingCapacity: true)
-        for i in 0 ..< length { scratch.append(Int32(p[i])) }
-        if length > BPEEncoder.longChunk {
+        for i in 0 ..< length { scratch.append(tokenizer.byteTokens[Int(p[i])]) }
+        if length > BPEEncoder.longChunk || !tokenizer.leftToRight {
             let count = tokenizer.mergeLongChunk(&scratch, count: length)
             tokens.append(contentsOf: scratch[..<count])
             return

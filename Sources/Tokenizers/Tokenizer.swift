@@ -65,6 +65,10 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible,
     case unsupportedVersion(Int)
     /// tokenizer.json's `"vocab_size"` disagrees with its contents.
     case vocabSizeMismatch(declared: Int, actual: Int, detail: String)
+    /// The tokenizer has no exact form in the format asked for.
+    case notExpressible(String)
+    /// A Hugging Face tokenizer file that cannot be imported: the file, the field (or line), and why.
+    case huggingFace(file: String, field: String, reason: String)
 
     public var description: String {
         switch self {
@@ -89,6 +93,10 @@ public enum TokenizerError: Error, Equatable, Sendable, CustomStringConvertible,
             return "tokenizer.json has version \(version); this program reads version 1"
         case .vocabSizeMismatch(let declared, let actual, let detail):
             return "tokenizer.json declares vocab_size \(declared) but its contents give \(actual) (\(detail))"
+        case .notExpressible(let detail):
+            return "this tokenizer cannot be written in Hugging Face's format exactly: \(detail)"
+        case .huggingFace(let file, let field, let reason):
+            return "\(file): \(field) \(reason)"
         }
     }
 

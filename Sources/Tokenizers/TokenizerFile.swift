@@ -6,6 +6,7 @@ import Foundation
 /// - `{"type": "char", "version": 1, "vocab_size": 65, "code_points": [10, 32, 33, ...]}` (token i is code_points[i])
 /// - `{"type": "bpe", "version": 1, "vocab_size": 4096, "pre_split": "gpt2", "merges": [[101, 32], ...],
 ///   "special_tokens": {"<|endoftext|>": 4095}}` (merge r makes token 256 + r; the special token is the last id)
+/// - a Hugging Face tokenizer.json of a byte-level BPE (`HuggingFaceTokenizer`), the form of imported tokenizers
 public enum TokenizerFile {
     /// The version this module writes and reads.
     public static let version = 1
@@ -15,6 +16,10 @@ public enum TokenizerFile {
     ///   `.unsupportedVersion`, `.vocabSizeMismatch`, or the errors of the tokenizer's initializer
     ///   (`.invalidMerge`, `.duplicateCharacter`, `.emptyVocabulary`).
     public static func load(_ data: Data) throws -> any Tokenizer {
+        // Hugging Face's tokenizer.json (an imported byte-level BPE keeps that form) has a "model" object.
+        if let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any], root["model"] != nil, root["type"] == nil {
+            return try HuggingFaceTokenizer.tokenizer(fromTokenizerJSON: data, file: "tokenizer.json")
+        }
         let file: Contents
         do {
             file = try JSONDecoder().decode(Contents.self, from: data)
@@ -81,6 +86,26 @@ public enum TokenizerFile {
                 throw TokenizerError.malformedFile("\(eot) must be the last id, \(expected - 1), not \(id)")
             }
             return try BPETokenizer(merges: merges)
+        }
+    }
+
+    /// The tokenizer at `path`: a tokenizer.json (this project's or Hugging Face's), or a folder holding one (a
+    /// prepared directory, a Hugging Face model folder) or GPT-2's vocab.json and merges.txt. Errors name the file.
+    public static func load(path: String) throws -> any Tokenizer {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw TokenizerError.huggingFace(file: path, field: "(path)", reason: "does not exist")
+        }
+        let file = isDirectory.boolValue ? (path as NSString).appendingPathComponent("tokenizer.json") : path
+        guard FileManager.default.fileExists(atPath: file) else { return try HuggingFaceTokenizer.load(path: path) }
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw TokenizerError.huggingFace(file: file, field: "(file)", reason: "cannot be read")
+        }
+        if let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any], root["model"] != nil, root["type"] == nil {
+            return try HuggingFaceTokenizer.tokenizer(fromTokenizerJSON: data, file: file)
+        }
+        do { return try load(data) } catch let error as TokenizerError {
+            throw TokenizerError.huggingFace(file: file, field: "(tokenizer)", reason: error.description)
         }
     }
 

@@ -28,6 +28,8 @@ public struct TrainingOptions: Sendable {
     /// How a bf16 recipe's products run; nil: natively where this CPU has bf16 matmuls (`BF16Products.best`).
     /// `gpt-train` passes `.emulated` where the native ones are measured slower than the fp32 sgemm.
     public var bf16Products: BF16Products?
+    /// A checkpoint whose weights replace the random initialisation (`gpt-train --init-from`, InitialWeights.swift).
+    public var initFrom: String?
 
     public init(runDirectory: String, threads: Int) {
         self.runDirectory = runDirectory
@@ -153,6 +155,7 @@ public final class Trainer {
         case nil: break
         }
         model.initialize(seed: UInt64(recipe.training.seed))
+        if let initFrom = options.initFrom { try InitialWeights.load(initFrom, into: model, recipe: recipe, tokenizer: data.tokenizer) }
         parallel = try DataParallel(group: group, parameterCount: model.layout.count,
                                     microBatchesPerStep: recipe.training.gradAccum * recipe.training.dataParallel,
                                     devices: recipe.training.dataParallel, zeroStage: recipe.training.zeroStage)

@@ -22,21 +22,29 @@ struct Prepare: ParsableCommand {
         """)
 
     @Argument(help: "Text files or folders.") var inputs: [String]
-    @Option(help: "char, byte or bpe.") var tokenizer: String
+    @Option(help: "char, byte or bpe (fitted on the text); or a tokenizer to use as it is: a Hugging Face tokenizer.json, a folder with tokenizer.json or vocab.json + merges.txt, or a prepared directory.")
+    var tokenizer: String
     @Option(name: .customLong("vocab-size"), help: "BPE vocabulary size, <|endoftext|> included.") var vocabSize: Int = 4096
     @Option(name: .customLong("val-fraction"), help: "Share held out for validation.") var valFraction: Double = 0.1
     @Option(name: [.short, .customLong("output")], help: "Output directory.") var output: String
 
     func run() throws {
-        guard let kind = TokenizerKind(rawValue: tokenizer) else {
-            throw CommandFailure.usage("gpt-data: --tokenizer \(tokenizer): use char, byte or bpe")
-        }
         guard valFraction > 0, valFraction < 1 else { throw CommandFailure.usage("gpt-data: --val-fraction must be in (0, 1)") }
-        guard kind != .bpe || vocabSize >= 257 else {
-            throw CommandFailure.usage("gpt-data: --vocab-size must be at least 257 (256 bytes and <|endoftext|>)")
+        let options: DatasetPreparer.Options
+        if let kind = TokenizerKind(rawValue: tokenizer) {
+            guard kind != .bpe || vocabSize >= 257 else {
+                throw CommandFailure.usage("gpt-data: --vocab-size must be at least 257 (256 bytes and <|endoftext|>)")
+            }
+            options = .init(tokenizer: kind, vocabSize: vocabSize, valFraction: valFraction)
+        } else {
+            guard FileManager.default.fileExists(atPath: tokenizer) else {
+                throw CommandFailure.usage("gpt-data: --tokenizer \(tokenizer): use char, byte or bpe, or give the path of a tokenizer file or folder")
+            }
+            do { options = .init(given: try TokenizerFile.load(path: tokenizer), valFraction: valFraction) } catch {
+                throw CommandFailure("gpt-data: \(error)", exitCode: 1)
+            }
         }
-        let preparer = DatasetPreparer(inputs: inputs, output: output,
-                                       options: .init(tokenizer: kind, vocabSize: vocabSize, valFraction: valFraction))
+        let preparer = DatasetPreparer(inputs: inputs, output: output, options: options)
         var lastShown = 0.0
         do {
             _ = try preparer.run { event in
@@ -65,17 +73,11 @@ struct Prepare: ParsableCommand {
     }
 }
 
-/// A tokenizer.json, or the one in a prepared directory.
+/// A tokenizer.json (ours or Hugging Face's), or the one in a folder (a prepared directory, or a Hugging Face
+/// folder with tokenizer.json or vocab.json + merges.txt).
 func loadTokenizer(_ path: String) throws -> any Tokenizer {
-    var file = path
-    var isDirectory: ObjCBool = false
-    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-        file = (path as NSString).appendingPathComponent("tokenizer.json")
-    }
-    guard let data = FileManager.default.contents(atPath: file) else {
-        throw CommandFailure.usage("gpt-data: \(file): cannot read")
-    }
-    do { return try TokenizerFile.load(data) } catch { throw CommandFailure("gpt-data: \(file): \(error)", exitCode: 1) }
+    guard FileManager.default.fileExists(atPath: path) else { throw CommandFailure.usage("gpt-data: \(path): cannot read") }
+    do { return try TokenizerFile.load(path: path) } catch { throw CommandFailure("gpt-data: \(error)", exitCode: 1) }
 }
 
 struct Encode: ParsableCommand {

@@ -11,7 +11,8 @@ struct GPTTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gpt-train",
         abstract: "Train a GPT on the CPU as a recipe says; evaluate and inspect checkpoints.",
-        subcommands: [Train.self, Evaluate.self, Inspect.self, Plot.self, ExportTensorBoard.self, Ablate.self, TrainSweep.self],
+        subcommands: [Train.self, Evaluate.self, Inspect.self, Export.self, Import.self, Plot.self, ExportTensorBoard.self, Ablate.self,
+                      TrainSweep.self],
         defaultSubcommand: Train.self)
 }
 
@@ -35,6 +36,8 @@ struct Train: ParsableCommand {
     var threads: Int?
     @Flag(help: "Continue from the newest valid checkpoint in the run directory.") var resume = false
     @Flag(help: "With --resume: continue even if the checkpoint's recipe differs from this one.") var force = false
+    @Option(name: .customLong("init-from"), help: "Start from this checkpoint's weights (e.g. one gpt-train import wrote) instead of a random initialisation; its model must be the recipe's, its tokenizer the data's.")
+    var initFrom: String?
     @Flag(name: .customLong("no-mfu"), help: "Do not measure the sgemm or bf16 ceiling (MFU is then left out; a bf16 recipe's products follow the cached ceilings, else run natively).") var noMFU = false
 
     mutating func run() throws {
@@ -64,6 +67,7 @@ struct Train: ParsableCommand {
         options.stopAfter = steps
         options.resume = resume
         options.force = force
+        options.initFrom = initFrom
         var ceilingKind = MachineProfile.Ceiling.Kind.sgemm
         if loaded.training.precision == .bf16 || !noMFU {
             BLAS.pinToOneThread()

@@ -52,7 +52,7 @@ final class ConfigurationTests: XCTestCase {
             }
         }
         for flag in ["--use-distributed-optimizer", "--recompute-granularity", "--recompute-method", "--bf16", "--disable-bias-linear",
-                     "--vocab-size", "--vocab-file", "--merge-file", "--lr-warmup-init"] {
+                     "--vocab-size", "--vocab-file", "--merge-file", "--lr-warmup-init", "--recompute-num-layers"] {
             XCTAssertTrue(seen.contains(flag), "the layouts above exercise \(flag)")
         }
     }
@@ -157,11 +157,17 @@ final class ConfigurationTests: XCTestCase {
         r.model.vocabSize = 128
         (_, a) = try megatron(r)
         XCTAssertEqual(a["--make-vocab-size-divisible-by"], "128")
-        // A BPE read from its data: NullTokenizer whose end-of-document id is the BPE's <|endoftext|>.
+        // A BPE read from its data: GPT2BPETokenizer, whose vocabulary is vocab.json's entries.
         var bpe = try Support.recipe("shakespeare-bpe-demo.toml")
-        (_, a) = try megatron(bpe, TokenizerFacts(kind: "bpe", vocabSize: 1000, endOfText: 999))
-        XCTAssertEqual(a["--vocab-size"], "999")
+        (_, a) = try megatron(bpe, TokenizerFacts(kind: "bpe", vocabSize: 1000, endOfText: 999, hasGPT2Files: true))
+        XCTAssertEqual(a["--tokenizer-type"], "GPT2BPETokenizer")
+        XCTAssertNil(a["--vocab-size"])
+        XCTAssertEqual(a["--vocab-file"], "/exports/run/data/vocab.json")
+        XCTAssertEqual(a["--merge-file"], "/exports/run/data/merges.txt")
         XCTAssertEqual(Int(a["--make-vocab-size-divisible-by"]!)!, 128, "ceil(1000 / 128) × 128 = 1024")
+        XCTAssertThrowsError(try megatron(bpe, TokenizerFacts(kind: "bpe", vocabSize: 1025))) { error in
+            XCTAssertEqual((error as! ExportRefusal).key, "model.vocab_size")
+        }
         bpe.training.tensorParallel = 3
         bpe.training.devices = 3
         XCTAssertThrowsError(try megatron(bpe)) { XCTAssertEqual(($0 as! ExportRefusal).key, "model.vocab_size") }

@@ -37,7 +37,7 @@ final class TokenizerFileTests: XCTestCase {
         var trainer = BPETrainer()
         trainer.add(generatedText(bytes: 30_000, seed: 12))
         let original = try trainer.train(vocabSize: 400)
-        let data = original.jsonData()
+        let data = try original.jsonData()
         let loaded = try XCTUnwrap(try TokenizerFile.load(data) as? BPETokenizer)
         XCTAssertEqual(loaded.merges, original.merges)
         XCTAssertEqual(loaded.vocabSize, 400)
@@ -45,12 +45,12 @@ final class TokenizerFileTests: XCTestCase {
         let text = generatedText(bytes: 5_000, seed: 13) + utf8(unicodeSamples.joined())
         XCTAssertEqual(loaded.encode(text), original.encode(text))
         // Saving again gives the same bytes.
-        XCTAssertEqual(loaded.jsonData(), data)
+        XCTAssertEqual(try loaded.jsonData(), data)
     }
 
     func testBPEFileForm() throws {
         let tokenizer = try BPETokenizer(merges: [BPEMerge(101, 32), BPEMerge(256, 116)])
-        XCTAssertEqual(String(decoding: tokenizer.jsonData(), as: UTF8.self), """
+        XCTAssertEqual(String(decoding: try tokenizer.jsonData(), as: UTF8.self), """
             {
               "type": "bpe",
               "version": 1,
