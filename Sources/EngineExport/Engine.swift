@@ -79,11 +79,16 @@ public struct ExportSettings: Sendable {
     /// Whether the data is written under `directory/data`.
     public var includeData: Bool
 
-    public init(directory: String, recipePath: String, gpusPerNode: Int = 8, includeData: Bool = true) {
+    /// llm.c: a model file to start from (`-e FILE`, llm.c's gpt2_124M.bin format, e.g. from
+    /// `gpt-train export CKPT --to llmc`) instead of a fresh GPT-2 descriptor model (`-e dL`).
+    public var llmcModel: String?
+
+    public init(directory: String, recipePath: String, gpusPerNode: Int = 8, includeData: Bool = true, llmcModel: String? = nil) {
         self.directory = directory
         self.recipePath = recipePath
         self.gpusPerNode = gpusPerNode
         self.includeData = includeData
+        self.llmcModel = llmcModel
     }
 
     public var dataDirectory: String { (directory as NSString).appendingPathComponent("data") }

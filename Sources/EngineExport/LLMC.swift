@@ -33,15 +33,41 @@ enum LLMCCompiler {
         guard r.schedule.decay == .cosine else {
             throw ExportRefusal(key: "schedule.decay", "this export compiles llm.c's cosine scheduler only (-k cosine); its other schedulers decay over a different span", fix: "set schedule.decay = \"cosine\"")
         }
-        guard let shape = descriptors[m.nLayer], shape.channels == m.dModel, shape.heads == m.nHead, m.dFF == 4 * m.dModel,
-              m.seqLen == 1024, m.vocabSize == 50304 else {
-            let known = descriptors.keys.sorted().map { "d\($0): \(descriptors[$0]!.channels)/\(descriptors[$0]!.heads)" }.joined(separator: ", ")
-            throw ExportRefusal(key: "model.n_layer", "llm.c builds a fresh model only from a GPT-2 descriptor -e dL (n_layer/d_model/n_head one of \(known), d_ff = 4·d_model, seq_len 1024, vocabulary 50257 padded to 50304); the recipe's model is \(m.nLayer)/\(m.dModel)/\(m.nHead), d_ff \(m.dFF), seq_len \(m.seqLen), vocab_size \(m.vocabSize)",
-                                fix: "re-plan with one of those shapes, or start llm.c from a gpt-train checkpoint exported as llm.c's model file (gpt-train export CKPT --to llmc) with -e FILE")
-        }
-        if let v = tokenizer.vocabSize, v != 50257 {
-            throw ExportRefusal(key: "data.tokenizer", "llm.c's descriptor models have GPT-2's vocabulary of 50257 (softmax over those, padded rows 50257..<50304 masked); the recipe's tokenizer has \(v)",
-                                fix: "use a 50257-token BPE (gpt-data prepare --tokenizer bpe --vocab 50257)")
+        let model: String
+        var modelVocabulary = 50257
+        if let file = settings.llmcModel {
+            // A model file (llm.c's gpt2_124M.bin format, e.g. from gpt-train export CKPT --to llmc): its header
+            // must describe the recipe's model.
+            let header = try LLMCModelHeader(path: file)
+            let padded = (m.vocabSize + 127) / 128 * 128
+            for (key, have, want) in [("model.n_layer", header.layers, m.nLayer), ("model.n_head", header.heads, m.nHead),
+                                      ("model.d_model", header.channels, m.dModel), ("model.seq_len", header.maxSeqLen, m.seqLen),
+                                      ("model.vocab_size", header.paddedVocabSize, padded)]
+            where have != want {
+                throw ExportRefusal(key: key, "\(file) has \(have) where the recipe's model needs \(want) (its header: \(header))",
+                                    fix: "export the model file from a checkpoint of this recipe: gpt-train export CKPT --to llmc -o FILE")
+            }
+            guard header.vocabSize <= m.vocabSize else {
+                throw ExportRefusal(key: "model.vocab_size", "\(file) has a vocabulary of \(header.vocabSize), more than model.vocab_size = \(m.vocabSize)",
+                                    fix: "export the model file from a checkpoint of this recipe: gpt-train export CKPT --to llmc -o FILE")
+            }
+            modelVocabulary = header.vocabSize
+            guard m.dFF == 4 * m.dModel else {
+                throw ExportRefusal(key: "model.d_ff", "llm.c's MLP is 4·d_model = \(4 * m.dModel) wide, not \(m.dFF)", fix: "set model.d_ff = \(4 * m.dModel)")
+            }
+            model = file
+        } else {
+            guard let shape = descriptors[m.nLayer], shape.channels == m.dModel, shape.heads == m.nHead, m.dFF == 4 * m.dModel,
+                  m.seqLen == 1024, m.vocabSize == 50304 else {
+                let known = descriptors.keys.sorted().map { "d\($0): \(descriptors[$0]!.channels)/\(descriptors[$0]!.heads)" }.joined(separator: ", ")
+                throw ExportRefusal(key: "model.n_layer", "llm.c builds a fresh model only from a GPT-2 descriptor -e dL (n_layer/d_model/n_head one of \(known), d_ff = 4·d_model, seq_len 1024, vocabulary 50257 padded to 50304); the recipe's model is \(m.nLayer)/\(m.dModel)/\(m.nHead), d_ff \(m.dFF), seq_len \(m.seqLen), vocab_size \(m.vocabSize)",
+                                    fix: "re-plan with one of those shapes, or start llm.c from a model file of the recipe's shape: gpt-train export CKPT --to llmc -o FILE, then gpt-plan export --llmc-model FILE")
+            }
+            if let v = tokenizer.vocabSize, v != 50257 {
+                throw ExportRefusal(key: "data.tokenizer", "llm.c's descriptor models have GPT-2's vocabulary of 50257 (softmax over those, padded rows 50257..<50304 masked); the recipe's tokenizer has \(v)",
+                                    fix: "use a 50257-token BPE (gpt-data prepare --tokenizer bpe --vocab-size 50257), or start from a model file (--llmc-model)")
+            }
+            model = "d\(m.nLayer)"
         }
         guard t.seqLen <= m.seqLen else {
             throw ExportRefusal(key: "training.seq_len", "longer than the model's context", fix: "set training.seq_len ≤ model.seq_len")
@@ -72,7 +98,7 @@ enum LLMCCompiler {
         arg("-i", "\(data)/train.bin", ["data.path", "data.val_fraction", "data.tokenizer"])
         arg("-j", "\(data)/val.bin", ["data.path", "data.val_fraction"])
         arg("-o", "\(settings.directory)/log", ["checkpoint.dir"])
-        arg("-e", "d\(m.nLayer)", ["model.n_layer", "model.d_model", "model.n_head", "model.d_ff", "model.seq_len", "model.vocab_size", "model.bias"])
+        arg("-e", model, ["model.n_layer", "model.d_model", "model.n_head", "model.d_ff", "model.seq_len", "model.vocab_size", "model.bias"])
         arg("-b", "\(t.microBatch)", ["training.micro_batch"])
         arg("-t", "\(t.seqLen)", ["training.seq_len"])
         arg("-d", "\(totalTokens)", ["training.batch_size", "training.grad_accum"])
@@ -123,8 +149,11 @@ enum LLMCCompiler {
             "Warmup: llm.c's rate at step s < u is lr·(s+1)/u; with -u warmup_steps + 1 = \(warmup) that is gpt-train's lr·(s+1)/(W+1) for every warmup step, and both are at the peak at step W = \(r.schedule.warmupSteps). No effect.",
             "Decay: llm.c's cosine runs from step u = W+1 to -x = steps, so at step s ≥ W+1 it uses gpt-train's rate of step s − 1, and its last update (step steps − 1) uses a rate slightly above min_lr (\(number(o.minLR)) + (lr − min_lr)·(1 + cos(π·\(t.steps - warmup - 1)/\(t.steps - warmup)))/2). The schedule lags by one step after warmup: a negligible change.",
             "Weight decay: llm.c decays 2-D tensors (matrices and both embeddings) and not biases or LayerNorms, as gpt-train. No effect.",
-            "Vocabulary: llm.c's descriptor model has 50257 real tokens padded to 50304 rows; its softmax runs over the 50257 only, while gpt-train's runs over all model.vocab_size = 50304 rows (the padding rows are never targets and are pushed down within the first steps). Negligible.",
-            "Batches: llm.c reads train.bin in order (shuffling sample order within a shard each epoch), gpt-train draws windows at random offsets: a different batch order, the same data. Initialisation uses llm.c's own seed (42): different initial draws, the same distribution (normal(0, 0.02), output projections 0.02/√(2·n_layer)).",
+            modelVocabulary == m.vocabSize
+                ? "Vocabulary: llm.c's softmax runs over its vocab_size = model.vocab_size = \(m.vocabSize) rows, as gpt-train's (its padding to \((m.vocabSize + 127) / 128 * 128) rows is masked). No effect."
+                : "Vocabulary: llm.c's softmax runs over its vocab_size = \(modelVocabulary) real tokens only, gpt-train's over all model.vocab_size = \(m.vocabSize) rows (the padding rows are never targets and are pushed down within the first steps). Negligible.",
+            "Batches: llm.c reads train.bin in order (shuffling sample order within a shard each epoch), gpt-train draws windows at random offsets: a different batch order, the same data. "
+                + (settings.llmcModel == nil ? "Initialisation uses llm.c's own seed (42): different initial draws, the same distribution (normal(0, 0.02), output projections 0.02/√(2·n_layer))." : "The weights start from \(settings.llmcModel!), not from a fresh initialisation."),
             "Evaluation: -m \(valSteps) batches of \(t.microBatch) windows on each of \(processes) process\(processes == 1 ? "" : "es"), read in order from the start of val.bin (gpt-train's eval.iters = \(r.eval.iters) micro-batches, at random offsets from a fixed generator). Measurement only.",
             "Grad accumulation: llm.c derives it from -d: \(totalTokens) / (\(t.microBatch) × \(t.seqLen) × \(processes)) = \(totalTokens / max(1, t.microBatch * t.seqLen * processes)), the recipe's grad_accum. No effect.",
             t.precision == .bf16 ? "Precision: train_gpt2cu's default build keeps weights and activations in bf16 with fp32 master weights (-w 1) and fp32 optimizer moments. Losses agree within run-to-run noise." : "Precision: fp32 needs train_gpt2cu built with PRECISION=FP32.",
@@ -141,5 +170,31 @@ enum LLMCCompiler {
             notes: [])
         return EngineConfiguration(engine: .llmc, files: [("train.sh", script), ("README.md", readme)], launch: launch,
                                    destinations: destinations, differences: differences, dataFiles: ["train.bin", "val.bin"])
+    }
+}
+
+/// The header of an llm.c model file: 256 int32, magic 20240326, version 3, max_seq_len, vocab_size, num_layers,
+/// num_heads, channels, padded_vocab_size (train_gpt2.c, gpt2_build_from_checkpoint).
+struct LLMCModelHeader: CustomStringConvertible {
+    var maxSeqLen: Int, vocabSize: Int, layers: Int, heads: Int, channels: Int, paddedVocabSize: Int
+
+    init(path: String) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw ExportRefusal(key: "model.n_layer", "cannot read the llm.c model file \(path)", fix: "give --llmc-model an llm.c model file (gpt-train export CKPT --to llmc -o FILE)")
+        }
+        defer { try? handle.close() }
+        let bytes = Array((try? handle.read(upToCount: 1024)) ?? Data())
+        func int(_ i: Int) -> Int32 {
+            Int32(bitPattern: UInt32(bytes[4 * i]) | UInt32(bytes[4 * i + 1]) << 8 | UInt32(bytes[4 * i + 2]) << 16 | UInt32(bytes[4 * i + 3]) << 24)
+        }
+        guard bytes.count == 1024, int(0) == 20240326, int(1) == 3 else {
+            throw ExportRefusal(key: "model.n_layer", "\(path) is not an llm.c model file (magic 20240326, version 3)", fix: "write it with gpt-train export CKPT --to llmc -o FILE")
+        }
+        maxSeqLen = Int(int(2)); vocabSize = Int(int(3)); layers = Int(int(4)); heads = Int(int(5)); channels = Int(int(6))
+        paddedVocabSize = Int(int(7))
+    }
+
+    var description: String {
+        "max_seq_len \(maxSeqLen), vocab_size \(vocabSize), num_layers \(layers), num_heads \(heads), channels \(channels), padded_vocab_size \(paddedVocabSize)"
     }
 }

@@ -25,6 +25,9 @@ struct Export: ParsableCommand {
     @Flag(name: .customLong("no-data"), help: "Write the configuration only, not the data.") var noData = false
     @Option(name: .customLong("gpus-per-node"), help: "GPUs per node for the launch lines (default 8).")
     var gpusPerNode: Int = 8
+    @Option(name: .customLong("llmc-model"),
+            help: "llm.c: start from this model file (gpt-train export CKPT --to llmc) instead of a GPT-2 descriptor (-e dL).")
+    var llmcModel: String?
 
     mutating func run() throws {
         guard let engine = Engine(rawValue: to) else {
@@ -42,7 +45,12 @@ struct Export: ParsableCommand {
         let directory = URL(fileURLWithPath: output, relativeTo: URL(fileURLWithPath: cwd, isDirectory: true)).standardized.path
         let recipeDirectory = URL(fileURLWithPath: recipe, relativeTo: URL(fileURLWithPath: cwd, isDirectory: true))
             .standardized.deletingLastPathComponent().path
-        let settings = ExportSettings(directory: directory, recipePath: recipe, gpusPerNode: gpusPerNode, includeData: !noData)
+        if llmcModel != nil, engine != .llmc {
+            throw CommandFailure.usage("gpt-plan export: --llmc-model is for --to llmc")
+        }
+        let model = llmcModel.map { URL(fileURLWithPath: $0, relativeTo: URL(fileURLWithPath: cwd, isDirectory: true)).standardized.path }
+        let settings = ExportSettings(directory: directory, recipePath: recipe, gpusPerNode: gpusPerNode, includeData: !noData,
+                                      llmcModel: model)
         let result: ExportResult
         do {
             result = try EngineExporter.export(loaded, recipeDirectory: recipeDirectory, to: engine, settings: settings)

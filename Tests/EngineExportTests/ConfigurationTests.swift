@@ -278,6 +278,40 @@ final class ConfigurationTests: XCTestCase {
         }
     }
 
+    /// llm.c from a model file (`-e FILE`, e.g. gpt-train export CKPT --to llmc): its header must be the recipe's model.
+    func testLLMCFromAModelFile() throws {
+        var r = try Support.recipe("shakespeare-char.toml")
+        r.model.bias = true
+        r.optimizer.beta2 = 0.95
+        let dir = try Fixtures.directory("llmc-model")
+        func header(_ values: [Int32]) throws -> String {
+            let path = dir + "/model-\(values.map(String.init).joined(separator: "-")).bin"
+            var ints = [Int32](repeating: 0, count: 256)
+            for (i, v) in values.enumerated() { ints[i] = v }
+            try Data(ints.flatMap { v in withUnsafeBytes(of: v.littleEndian, Array.init) }).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        // magic, version, max_seq_len, vocab_size, num_layers, num_heads, channels, padded_vocab_size
+        let good = try header([20240326, 3, 64, 65, 4, 4, 128, 128])
+        var settings = Support.settings()
+        settings.llmcModel = good
+        let c = try EngineExporter.compile(r, for: .llmc, settings: settings, tokenizer: facts(r))
+        let a = Support.argumentDictionary(Support.file(c, "train.sh"))
+        XCTAssertEqual(a["-e"], good)
+        XCTAssertEqual(a["-d"], "\(12 * 64)")
+        XCTAssertEqual(a["-u"], "101")
+        XCTAssertTrue(c.differences.contains { $0.hasPrefix("Vocabulary: llm.c's softmax runs over its vocab_size = model.vocab_size = 65") })
+        for (values, key) in [([Int32](arrayLiteral: 20240326, 3, 64, 65, 5, 4, 128, 128), "model.n_layer"),
+                              ([20240326, 3, 128, 65, 4, 4, 128, 128], "model.seq_len"),
+                              ([20240326, 3, 64, 66, 4, 4, 128, 128], "model.vocab_size"),
+                              ([20240520, 1, 64, 65, 4, 4, 128, 128], "model.n_layer")] {
+            settings.llmcModel = try header(values)
+            XCTAssertThrowsError(try EngineExporter.compile(r, for: .llmc, settings: settings, tokenizer: facts(r))) { error in
+                XCTAssertEqual((error as! ExportRefusal).key, key, "\(values)")
+            }
+        }
+    }
+
     // MARK: Refusals and the shipped recipes
 
     func testRefusalsNameTheKeyAndTheFix() throws {
