@@ -140,6 +140,27 @@ final class ConfigurationTests: XCTestCase {
         }
     }
 
+    /// megatron-core's own OptimizerParamScheduler, set up from train.sh as Megatron-LM sets it up, gives gpt-train's
+    /// rate for every update of the 1e20 run.
+    func testMegatronCoresOwnSchedulerGivesGptTrainsRates() throws {
+        try Support.requirePython("megatron.core")
+        let r = try Support.recipe("chinchilla-1e20.toml")
+        let (c, _) = try megatron(r)
+        let dir = try Fixtures.directory("megatron-schedule")
+        try Support.file(c, "train.sh").write(toFile: dir + "/train.sh", atomically: true, encoding: .utf8)
+        let result = try Support.python(["\(Support.pythonDirectory)/megatron_schedule.py", dir + "/train.sh"])
+        if result.status == 3 { throw XCTSkip("megatron-core is not installed: \(result.stderr)") }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let rates = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [Double]
+        XCTAssertEqual(rates.count, r.training.steps)
+        let ours = LearningRateSchedule(r)
+        var worst = 0.0
+        for (k, rate) in rates.enumerated() { worst = max(worst, abs(rate - ours.rate(at: k))) }
+        XCTAssertLessThan(worst, 1e-12 * r.optimizer.lr, "the largest difference over \(rates.count) updates")
+        XCTAssertEqual(rates.first!, r.optimizer.lr / Double(r.schedule.warmupSteps + 1), accuracy: 1e-18)
+        XCTAssertEqual(rates.last!, r.optimizer.minLR, accuracy: 1e-15)
+    }
+
     /// Megatron's vocabulary: NullTokenizer adds an end-of-document id; the padding multiple lands on model.vocab_size
     /// or the export refuses with the key and the fix.
     func testMegatronVocabulary() throws {
