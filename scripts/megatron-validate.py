@@ -21,6 +21,10 @@ A = importlib.import_module('megatron.training.arguments')
 text = open(script).read()
 body = text[text.index('ARGS=(') + 6:text.index('\n)\n')]
 argv = shlex.split(body)
+for line in text.splitlines():
+    if line.startswith('export '):
+        name, value = line[len('export '):].split('=', 1)
+        os.environ[name] = value
 os.environ['WORLD_SIZE'] = world; os.environ['RANK'] = '0'
 sys.argv = ['pretrain_gpt.py'] + argv
 args = A.parse_args()

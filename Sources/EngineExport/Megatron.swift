@@ -156,6 +156,11 @@ enum MegatronCompiler {
         }
         arg("--tensor-model-parallel-size", "\(t.tensorParallel)", for: ["training.tensor_parallel"])
         arg("--pipeline-model-parallel-size", "\(t.pipelineParallel)", for: ["training.pipeline_parallel"])
+        if let (first, last) = try unevenStages(r) {
+            // Megatron splits layers evenly over the stages unless told the first and last stages' counts.
+            arg("--decoder-first-pipeline-num-layers", "\(first)", for: ["training.pipeline_parallel"])
+            arg("--decoder-last-pipeline-num-layers", "\(last)", for: ["training.pipeline_parallel"])
+        }
         if t.zeroStage == 1 { arg("--use-distributed-optimizer", for: ["training.zero_stage"]) } else {
             destinations["training.zero_stage"] = "no `--use-distributed-optimizer`: every data-parallel rank keeps the whole optimizer state (ZeRO-0)"
         }
@@ -198,6 +203,8 @@ enum MegatronCompiler {
             "NODE_RANK=\"${NODE_RANK:-0}\"",
             "MASTER_ADDR=\"${MASTER_ADDR:-localhost}\"",
             "MASTER_PORT=\"${MASTER_PORT:-6000}\"",
+            "# Megatron-LM requires it with tensor or context parallelism (validate_args), and its examples always set it.",
+            "export CUDA_DEVICE_MAX_CONNECTIONS=1",
             "",
             "ARGS=(",
         ]
@@ -245,6 +252,19 @@ enum MegatronCompiler {
                                    destinations: destinations, differences: differences,
                                    dataFiles: ["train.bin", "train.idx", "val.bin", "val.idx"]
                                        + (vocab.tokenizerType == "GPT2BPETokenizer" ? ["vocab.json", "merges.txt"] : []))
+    }
+
+    /// n_layer = q·p + r with 0 < r: the first stage takes q + 1 layers and, when r = 2, the last one too, so no
+    /// stage holds more than ceil(n_layer / p), the planner's largest stage. nil when the layers divide evenly.
+    static func unevenStages(_ r: Recipe) throws -> (first: Int, last: Int)? {
+        let l = r.model.nLayer, p = r.training.pipelineParallel
+        guard p > 1, l % p != 0 else { return nil }
+        let q = l / p, rest = l % p
+        guard rest <= 2 else {
+            throw ExportRefusal(key: "training.pipeline_parallel", "Megatron-LM splits the \(l) layers evenly over the middle pipeline stages and can give only the first and last stage a different count; \(l) = \(q) × \(p) + \(rest) leaves \(rest) extra layers for two end stages",
+                                fix: "re-plan with a pipeline_parallel that divides model.n_layer = \(l) (or leaves at most 2 over)")
+        }
+        return (q + 1, q + (rest == 2 ? 1 : 0))
     }
 
     static func dataFilesText(vocab: MegatronVocabulary, tokenizer: TokenizerFacts, data: String) -> [String] {

@@ -52,7 +52,8 @@ final class ConfigurationTests: XCTestCase {
             }
         }
         for flag in ["--use-distributed-optimizer", "--recompute-granularity", "--recompute-method", "--bf16", "--disable-bias-linear",
-                     "--vocab-size", "--vocab-file", "--merge-file", "--lr-warmup-init", "--recompute-num-layers"] {
+                     "--vocab-size", "--vocab-file", "--merge-file", "--lr-warmup-init", "--recompute-num-layers",
+                     "--decoder-first-pipeline-num-layers", "--decoder-last-pipeline-num-layers"] {
             XCTAssertTrue(seen.contains(flag), "the layouts above exercise \(flag)")
         }
     }
@@ -113,6 +114,26 @@ final class ConfigurationTests: XCTestCase {
         // 50304 = 196.5 × 256: 128 × tensor_parallel 2 does not divide it; 64 × 2 = 128 does.
         XCTAssertEqual(a["--make-vocab-size-divisible-by"], "64")
         XCTAssertTrue(Support.file(c, "train.sh").contains("torchrun --nnodes 2 --nproc_per_node 8 "))
+    }
+
+    /// Layers that do not divide over the pipeline stages: Megatron gets the first and last stage's counts (no stage
+    /// above ceil(n_layer / p), the planner's largest), or the export refuses.
+    func testMegatronUnevenPipelineStages() throws {
+        var r = try Support.recipe("chinchilla-1e20.toml")
+        for (layers, stages, first, last) in [(53, 2, 27, 26), (53, 4, 14, 13), (54, 4, 14, 14)] {
+            r.model.nLayer = layers
+            r.training.pipelineParallel = stages
+            r.training.devices = 8 * stages
+            let (c, a) = try megatron(r)
+            XCTAssertEqual(a["--decoder-first-pipeline-num-layers"], "\(first)", "\(layers) over \(stages)")
+            XCTAssertEqual(a["--decoder-last-pipeline-num-layers"], "\(last)", "\(layers) over \(stages)")
+            XCTAssertEqual((layers - first - last) % max(1, stages - 2), 0)
+            XCTAssertTrue(Support.file(c, "train.sh").contains("export CUDA_DEVICE_MAX_CONNECTIONS=1"))
+        }
+        r.model.nLayer = 52
+        XCTAssertNil(try megatron(r).1["--decoder-first-pipeline-num-layers"], "52 = 13 × 4")
+        r.model.nLayer = 55
+        XCTAssertThrowsError(try megatron(r)) { XCTAssertEqual(($0 as! ExportRefusal).key, "training.pipeline_parallel") }
     }
 
     /// Megatron's learning rate for every update, computed with Megatron's formula (OptimizerParamScheduler.get_lr)
