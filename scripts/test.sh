@@ -3,11 +3,13 @@
 # fast there), runs every test, checks the shipped recipes as CI does, then runs the kernel, model and tokenizer
 # tests again as a debug build under AddressSanitizer (every check on; small shapes), in its own scratch directory.
 # The tensorboard Python package is installed when missing and pip is there, for the test that reads event files
-# back with TensorBoard, and megatron-core (where torch is installed) for the test that reads the Megatron-LM export
-# back with megatron-core's own reader; Open MPI is installed for the tests that run real mpirun jobs.
+# back with TensorBoard; torch (CPU), transformers, tokenizers and safetensors likewise, for the tests that check
+# gpt-train export/import against them (docs/interchange.md); megatron-core (where torch is) for the tests that read
+# the Megatron-LM export back with megatron-core's own code; Open MPI is installed for the tests that run real
+# mpirun jobs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --with-tensorboard --with-megatron-core
+scripts/setup.sh --with-tensorboard --with-interchange --with-megatron-core
 swift build -c release --build-tests
 swift test -c release --skip-build
 .build/release/gpt-plan check recipes/*.toml

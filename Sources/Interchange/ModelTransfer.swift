@@ -29,7 +29,7 @@ public enum ModelExport {
         let tokenizer = checkpoint.tokenizer
         let shape = checkpoint.model.shape
         let files = try HuggingFaceTokenizer.files(for: tokenizer, maxLength: shape.seqLen)
-        let endOfText = (tokenizer as? BPETokenizer).map { Int($0.endOfText) }
+        let endOfText = (tokenizer as? BPETokenizer)?.endOfText.map { Int($0) }
         let config = GPT2Config(shape: shape, endOfText: endOfText, dropout: checkpoint.recipe.training.dropout)
         try prepareDirectory(directory, force: force)
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
@@ -162,7 +162,7 @@ public enum ModelImport {
         let tokenizerPath = options.tokenizer ?? directory
         let tokenizer: BPETokenizer
         do { tokenizer = try HuggingFaceTokenizer.load(path: tokenizerPath) } catch let error as TokenizerError {
-            throw InterchangeError(file: tokenizerPath, field: "tokenizer", "\(error)",
+            throw InterchangeError(file: "\(error)", field: nil, "",
                                    fix: "give --tokenizer a byte-level BPE tokenizer.json, or a folder with vocab.json and merges.txt")
         }
         guard tokenizer.vocabSize <= config.vocabSize else {

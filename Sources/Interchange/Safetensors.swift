@@ -35,6 +35,11 @@ public enum Safetensors {
         /// Byte range relative to the start of the data buffer.
         public var offsets: Range<Int>
         public var count: Int { shape.reduce(1, *) }
+        public init(dtype: DType, shape: [Int], offsets: Range<Int>) {
+            self.dtype = dtype
+            self.shape = shape
+            self.offsets = offsets
+        }
     }
 
     /// A tensor to write: float32 values and their shape.
@@ -265,7 +270,7 @@ public struct InterchangeError: Error, CustomStringConvertible, LocalizedError {
     }
 
     public var description: String {
-        "\(file)\(field.map { ": \($0)" } ?? ""): \(message). Fix: \(fix)"
+        "\(file)\(field.map { ": \($0)" } ?? "")\(message.isEmpty ? "" : ": \(message)"). Fix: \(fix)"
     }
     public var errorDescription: String? { description }
 }

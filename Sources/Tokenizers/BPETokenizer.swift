@@ -35,8 +35,9 @@ public struct BPETokenizer: Tokenizer {
     public let specialTokens: [(text: String, id: Int32)]
     /// Number of ids: every id `encode` produces and every special token is below it.
     public let vocabSize: Int
-    /// The id of `<|endoftext|>`: callers put it between documents.
-    public let endOfText: Int32
+    /// The id of `<|endoftext|>`: callers put it between documents. Always there in this project's layout; an
+    /// imported vocabulary may lack it (GPT-2's byte tokenizer as exported here has none).
+    public let endOfText: Int32?
     /// Whether the ids follow this project's layout (bytes, then merges, then `<|endoftext|>`, nothing else), which
     /// tokenizer.json's own `"type": "bpe"` form describes; other tokenizers are saved in Hugging Face's form.
     public let isNativeLayout: Bool
@@ -100,9 +101,9 @@ public struct BPETokenizer: Tokenizer {
 
     /// A tokenizer over any vocabulary: `tokens[id]` is the bytes of id `id` (nil for an unused id), `byteTokens`
     /// the id of each byte value, `merges[r]` joins two ids into `mergeResults[r]`, and `specialTokens` are never
-    /// produced from text (one of them must be `<|endoftext|>`).
+    /// produced from text (`<|endoftext|>`, when among them, is `endOfText`).
     /// - Throws: `TokenizerError.invalidMerge` (an id out of range, a result whose bytes are not its operands'
-    ///   joined, a repeated pair), `.malformedFile` (a byte's token not that byte, no `<|endoftext|>`).
+    ///   joined, a repeated pair), `.malformedFile` (a byte's token not that byte).
     public init(tokens: [[UInt8]?], byteTokens: [Int32], merges: [BPEMerge], mergeResults: [Int32],
                 specialTokens: [(text: String, id: Int32)]) throws {
         let n = tokens.count
@@ -149,9 +150,7 @@ public struct BPETokenizer: Tokenizer {
         for special in specials where special.id < 0 || Int(special.id) >= n {
             throw TokenizerError.malformedFile("special token \(special.text) has id \(special.id), outside the vocabulary")
         }
-        guard let eot = specials.first(where: { $0.text == BPETokenizer.endOfTextString })?.id else {
-            throw TokenizerError.malformedFile("no special token \(BPETokenizer.endOfTextString): gpt-data puts it between documents")
-        }
+        let eot = specials.first(where: { $0.text == BPETokenizer.endOfTextString })?.id
         self.merges = merges
         self.mergeResults = mergeResults
         self.byteTokens = byteTokens
@@ -159,7 +158,7 @@ public struct BPETokenizer: Tokenizer {
         self.vocabSize = n
         self.endOfText = eot
         self.isNativeLayout = n == 256 + merges.count + 1 && byteTokens.elementsEqual(Int32(0) ..< 256)
-            && mergeResults.elementsEqual(Int32(256) ..< Int32(256 + merges.count)) && specials.count == 1 && eot == n - 1 && ordered
+            && mergeResults.elementsEqual(Int32(256) ..< Int32(256 + merges.count)) && specials.count == 1 && eot == Int32(n - 1) && ordered
         self.leftToRight = ordered
         self.unusedIDs = Set(tokens.indices.filter { tokens[$0] == nil }.map { Int32($0) })
         self.ranks = ranks
@@ -203,7 +202,7 @@ public struct BPETokenizer: Tokenizer {
               "version": 1,
               "vocab_size": \(vocabSize),
               "pre_split": "gpt2",
-              "special_tokens": {"\(BPETokenizer.endOfTextString)": \(endOfText)},
+              "special_tokens": {"\(BPETokenizer.endOfTextString)": \(endOfText!)},
               "merges": [
             """
         for (i, merge) in merges.enumerated() {

@@ -70,12 +70,12 @@ public enum HuggingFaceTokenizer {
             let vocab = try vocabulary(bpe)
             return HuggingFaceTokenizerFiles(
                 tokenizerJSON: tokenizerJSON(bpe, vocabulary: vocab),
-                tokenizerConfig: config(className: "GPT2TokenizerFast", special: BPETokenizer.endOfTextString,
+                tokenizerConfig: config(className: "GPT2TokenizerFast", special: bpe.endOfText == nil ? nil : BPETokenizer.endOfTextString,
                                         addedTokens: bpe.specialTokens, maxLength: maxLength),
                 vocabJSON: vocabJSON(vocab), mergesText: mergesText(bpe))
         case is ByteTokenizer:
             let bpe = byteLevel
-            let vocab = try vocabulary(bpe, dropSpecials: true)
+            let vocab = try vocabulary(bpe)
             return HuggingFaceTokenizerFiles(
                 tokenizerJSON: tokenizerJSON(bpe, vocabulary: vocab),
                 tokenizerConfig: config(className: "PreTrainedTokenizerFast", special: nil, addedTokens: [], maxLength: maxLength),
@@ -104,21 +104,18 @@ public enum HuggingFaceTokenizer {
 
     /// The byte tokenizer as a byte-level BPE without merges (no special tokens).
     static let byteLevel: BPETokenizer = {
-        // The initializer needs a special token; `vocabulary(_:dropSpecials:)` leaves it out of the files.
-        try! BPETokenizer(tokens: (0..<256).map { [UInt8($0)] } + [Array(BPETokenizer.endOfTextString.utf8)],
-                          byteTokens: (0..<256).map { Int32($0) }, merges: [], mergeResults: [],
-                          specialTokens: [(BPETokenizer.endOfTextString, 256)])
+        try! BPETokenizer(tokens: (0..<256).map { [UInt8($0)] }, byteTokens: (0..<256).map { Int32($0) }, merges: [],
+                          mergeResults: [], specialTokens: [])
     }()
 
-    /// Token spellings by id (unused ids left out); `dropSpecials` leaves out the special tokens (for the byte
-    /// tokenizer's stand-in, whose `<|endoftext|>` only satisfies the initializer).
-    static func vocabulary(_ tokenizer: BPETokenizer, dropSpecials: Bool = false) throws -> [(id: Int, text: String, special: Bool)] {
+    /// Token spellings by id (unused ids left out).
+    static func vocabulary(_ tokenizer: BPETokenizer) throws -> [(id: Int, text: String, special: Bool)] {
         let specials = Dictionary(tokenizer.specialTokens.map { (Int($0.id), $0.text) }, uniquingKeysWith: { a, _ in a })
         var out: [(id: Int, text: String, special: Bool)] = []
         var seen: [String: Int] = [:]
         for id in 0..<tokenizer.vocabSize {
             if let special = specials[id] {
-                if !dropSpecials { out.append((id, special, true)) }
+                out.append((id, special, true))
                 continue
             }
             let bytes = Array(tokenizer.tokenBytes[tokenizer.tokenStarts[id] ..< tokenizer.tokenStarts[id + 1]])
@@ -247,12 +244,7 @@ public enum HuggingFaceTokenizer {
             throw fail("normalizer", "is \(typeName(normalizer)); text must reach the byte-level pre-tokenizer unchanged")
         }
         try checkByteLevel(root["pre_tokenizer"], field: "pre_tokenizer", fail: fail)
-        if let post = root["post_processor"], !(post is NSNull) {
-            let name = typeName(post)
-            guard name == "ByteLevel" else {
-                throw fail("post_processor", "is \(name), which adds tokens to every text; remove it (set it to null) to import")
-            }
-        }
+        if let post = root["post_processor"], !(post is NSNull) { try checkPostProcessor(post, field: "post_processor", fail: fail) }
         guard let vocabulary = model["vocab"] as? [String: Any] else { throw fail("model.vocab", "is missing or not an object") }
         var ids: [String: Int] = [:]
         for (text, value) in vocabulary {
@@ -289,8 +281,8 @@ public enum HuggingFaceTokenizer {
                          mergeField: { "model.merges[\($0)]" }, vocabField: "model.vocab")
     }
 
-    /// The tokenizer of GPT-2's vocab.json and merges.txt. `<|endoftext|>` must be in vocab.json (as in GPT-2's);
-    /// it becomes the special token.
+    /// The tokenizer of GPT-2's vocab.json and merges.txt. `<|endoftext|>`, when in vocab.json (as in GPT-2's),
+    /// becomes the special token.
     public static func tokenizer(vocabJSON: Data, mergesText: Data, vocabFile: String, mergesFile: String) throws -> BPETokenizer {
         guard let vocabulary = (try? JSONSerialization.jsonObject(with: vocabJSON)) as? [String: Any] else {
             throw TokenizerError.huggingFace(file: vocabFile, field: "(top level)", reason: "is not a JSON object of token → id")
@@ -354,10 +346,7 @@ public enum HuggingFaceTokenizer {
         let specialIDs = Set(specials.map { Int($0.id) })
         let size = max(ids.values.max() ?? -1, specialIDs.max() ?? -1) + 1
         var tokens = [[UInt8]?](repeating: nil, count: size)
-        var byText: [String: Int] = [:]
-        for (text, id) in ids {
-            if let other = byText[text], other != id { continue }
-            byText[text] = id
+        for (text, id) in ids.sorted(by: { $0.value < $1.value || ($0.value == $1.value && $0.key < $1.key) }) {
             if tokens[id] != nil && !specialIDs.contains(id) {
                 throw TokenizerError.huggingFace(file: file, field: "\(vocabField)[\(json(text))]", reason: "id \(id) is given to two tokens")
             }
@@ -422,6 +411,28 @@ public enum HuggingFaceTokenizer {
         }
         if (object["use_regex"] as? Bool) == false {
             throw fail(field + ".use_regex", "is false; the ByteLevel pre-tokenizer must split with GPT-2's pattern")
+        }
+    }
+
+    /// A post-processor that changes no ids: ByteLevel (offsets only), a TemplateProcessing whose single-text
+    /// template is the text alone (what transformers saves by default), or a Sequence of those.
+    static func checkPostProcessor(_ value: Any, field: String, fail: (String, String) -> TokenizerError) throws {
+        let object = value as? [String: Any] ?? [:]
+        switch object["type"] as? String {
+        case "ByteLevel"?: return
+        case "Sequence"?:
+            for (i, item) in ((object["processors"] as? [Any]) ?? []).enumerated() {
+                try checkPostProcessor(item, field: "\(field).processors[\(i)]", fail: fail)
+            }
+        case "TemplateProcessing"?:
+            for piece in (object["single"] as? [Any]) ?? [] {
+                if let special = (piece as? [String: Any])?["SpecialToken"] as? [String: Any] {
+                    let id = special["id"] as? String ?? "?"
+                    throw fail(field + ".single", "adds \(json(id)) to every text, which gpt-data does not; remove it from the template to import")
+                }
+            }
+        default:
+            throw fail(field, "is \(typeName(value)), which may add tokens to every text; remove it (set it to null) to import")
         }
     }
 

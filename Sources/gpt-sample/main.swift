@@ -39,8 +39,8 @@ struct GPTSample: ParsableCommand {
         do {
             if let prompt {
                 promptTokens = try tokenizer.encode(Array(prompt.utf8))
-            } else if let bpe = tokenizer as? BPETokenizer {
-                promptTokens = [bpe.endOfText]
+            } else if let bpe = tokenizer as? BPETokenizer, let endOfText = bpe.endOfText {
+                promptTokens = [endOfText]
             } else {
                 promptTokens = try tokenizer.encode(Array("\n".utf8))
             }

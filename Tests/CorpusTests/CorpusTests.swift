@@ -131,7 +131,7 @@ final class DatasetPreparerTests: XCTestCase {
             // Expected: each file's part on each side of the split encoded in one piece (BPE: files are documents).
             let split = meta.splitByte, aCount = a.utf8.count
             var train: [Int32] = [], val: [Int32] = []
-            let eot = (set.tokenizer as? BPETokenizer).map { [$0.endOfText] } ?? []
+            let eot = (set.tokenizer as? BPETokenizer).flatMap { $0.endOfText }.map { [$0] } ?? []
             if split <= aCount {
                 train = try set.tokenizer.encode(Array(all[..<split]))
                 val = try set.tokenizer.encode(Array(all[split..<aCount])) + eot + (try set.tokenizer.encode(Array(all[aCount...]))) + eot

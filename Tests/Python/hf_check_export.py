@@ -13,7 +13,7 @@ import torch
 from transformers import AutoTokenizer, GPT2LMHeadModel
 
 directory, tokens_path, logits_path, t, text_path = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
-model, info = GPT2LMHeadModel.from_pretrained(directory, output_loading_info=True, torch_dtype=torch.float32)
+model, info = GPT2LMHeadModel.from_pretrained(directory, output_loading_info=True, dtype=torch.float32)
 model.eval()
 tokens = np.fromfile(tokens_path, dtype=np.int32).reshape(-1, t)
 ours = np.fromfile(logits_path, dtype=np.float32).reshape(tokens.shape[0], t, -1)

@@ -141,7 +141,7 @@ final class BPEEncodingTests: XCTestCase {
         ]
         for text in unicodeSamples + unseen {
             let tokens = try tokenizer.encode(text)
-            XCTAssert(tokens.allSatisfy { $0 >= 0 && $0 < tokenizer.endOfText }, text)
+            XCTAssert(tokens.allSatisfy { $0 >= 0 && $0 < tokenizer.endOfText! }, text)
             XCTAssertEqual(tokenizer.decodeString(tokens), text)
         }
         // Learned merges make common text shorter than its bytes.
@@ -178,9 +178,9 @@ final class BPEEncodingTests: XCTestCase {
         XCTAssertEqual(tokenizer.endOfText, 599)
         // The text "<|endoftext|>" is ordinary text: it never encodes to the special token.
         let tokens = try tokenizer.encode("a<|endoftext|>b")
-        XCTAssertFalse(tokens.contains(tokenizer.endOfText))
+        XCTAssertFalse(tokens.contains(tokenizer.endOfText!))
         XCTAssertEqual(tokenizer.decodeString(tokens), "a<|endoftext|>b")
-        XCTAssertEqual(tokenizer.decodeString([tokenizer.endOfText]), "<|endoftext|>")
+        XCTAssertEqual(tokenizer.decodeString([tokenizer.endOfText!]), "<|endoftext|>")
         // Ids out of range decode to U+FFFD.
         XCTAssertEqual(tokenizer.decodeString([97, 600, -3]), "a\u{FFFD}\u{FFFD}")
     }
