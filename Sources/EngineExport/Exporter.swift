@@ -107,7 +107,11 @@ public enum EngineExporter {
             facts.vocabSize = tokenizer.vocabSize
             if let char = tokenizer as? CharTokenizer { facts.characters = char.vocabulary }
             if let bpe = tokenizer as? BPETokenizer {
-                facts.endOfText = Int(bpe.endOfText)
+                facts.endOfText = bpe.endOfText.map(Int.init)
+                if engine == .megatron, bpe.endOfText == nil {
+                    throw ExportRefusal(key: "data.tokenizer", "the BPE of \(dataPath) has no <|endoftext|>, and Megatron's GPT2BPETokenizer takes its end-of-document id from vocab.json's <|endoftext|>",
+                                        fix: "prepare the data with a BPE that has <|endoftext|> (gpt-data prepare --tokenizer bpe)")
+                }
                 if engine == .megatron, settings.includeData, let files = try GPT2TokenizerFiles.make(bpe) {
                     gpt2Files = files
                     facts.hasGPT2Files = true
