@@ -72,6 +72,9 @@ enum LLMCCompiler {
         guard t.seqLen <= m.seqLen else {
             throw ExportRefusal(key: "training.seq_len", "longer than the model's context", fix: "set training.seq_len ≤ model.seq_len")
         }
+        if let v = tokenizer.vocabSize, v > 65536 {
+            throw ExportRefusal(key: "data.tokenizer", "llm.c's GPT-2 token files hold uint16 tokens, and the tokenizer has \(v) ids", fix: "use a vocabulary of at most 65536")
+        }
         if t.steps - 1 <= r.schedule.warmupSteps {
             throw ExportRefusal(key: "schedule.warmup_steps", "warmup (\(r.schedule.warmupSteps) steps) lasts the whole run of \(t.steps) steps", fix: "set schedule.warmup_steps below training.steps − 1")
         }

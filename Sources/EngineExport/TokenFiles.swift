@@ -88,6 +88,11 @@ public enum TokenFiles {
         while failure == nil, start < tokens.count {
             let n = min(slice, tokens.count - start)
             ids.withUnsafeMutableBufferPointer { tokens.read(start, n, into: $0.baseAddress!) }
+            let limit = width >= 4 ? UInt64(UInt32.max) : (UInt64(1) << UInt64(8 * width)) - 1
+            if let bad = ids[0..<n].firstIndex(where: { $0 < 0 || UInt64($0) > limit }) {
+                failure = "token \(ids[bad]) at position \(start + bad) does not fit \(8 * width) bits"
+                break
+            }
             for i in 0..<n {
                 let v = UInt32(bitPattern: ids[i])
                 for b in 0..<width { out[i * width + b] = UInt8(truncatingIfNeeded: v >> UInt32(8 * b)) }

@@ -36,6 +36,15 @@ final class FormatTests: XCTestCase {
         XCTAssertEqual(Support.uint16s(b, from: 0), tokens)
     }
 
+    /// A token that does not fit uint16 is refused, never truncated, and nothing is left behind.
+    func testUint16FilesRefuseLargerTokens() throws {
+        let dir = try Fixtures.directory("too-big")
+        XCTAssertThrowsError(try TokenFiles.writeNanoGPT(InMemoryTokens([1, 2, 65536]), to: dir + "/train.bin")) { error in
+            XCTAssertTrue("\(error)".contains("token 65536 at position 2 does not fit 16 bits"), "\(error)")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [])
+    }
+
     /// Token files bigger than one slice of the streamed writer come out whole.
     func testStreamedWriterCrossesSlices() throws {
         let dir = try Fixtures.directory("slices")
