@@ -134,7 +134,8 @@ let package = Package(
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "GPT", "GPTShape", "Recipe", "Compute", "TestFixtures", "Kernels", "AllocationCounter"]),
         .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "RunReports"]),
         .testTarget(name: "LinePlotsTests", dependencies: ["LinePlots", "RunReports"]),
-        .testTarget(name: "EngineExportTests", dependencies: ["EngineExport", "Recipe", "GPTShape", "Corpus", "Tokenizers", "Trainer", "TestFixtures"]),
+        .testTarget(name: "EngineExportTests", dependencies: ["EngineExport", "Recipe", "GPTShape", "Corpus", "Tokenizers", "Trainer", "TestFixtures"],
+                    exclude: ["Python"]),
         .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Trainer", "Recipe", "Compute", "TensorBoard",
                                                      "Interchange", "Corpus", "GPT", "Tokenizers"]),
     ]
