@@ -78,6 +78,8 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["Compute"], swiftSettings: numericSettings),
         .target(name: "GPT", dependencies: ["GPTShape", "Kernels", "Compute"], swiftSettings: numericSettings),
         .target(name: "Checkpoint", dependencies: ["CHDF5", "Durable"]),
+        // The recipe compiler's engine back-ends: Megatron-LM, nanoGPT and llm.c configurations and data formats.
+        .target(name: "EngineExport", dependencies: ["Recipe", "Corpus", "Tokenizers", "Durable"]),
         // A model outside the training loop, and what the loop shares with gpt-sample and gpt-bench: a recipe's data,
         // AdamW, checkpoints read into a model (and their tensors' names), window evaluation, the step benchmark.
         .target(
@@ -110,7 +112,7 @@ let package = Package(
         // Executables: thin wrappers that parse arguments and decide how to show what the libraries report.
         .executableTarget(
             name: "gpt-plan",
-            dependencies: ["Planner", "Recipe", "Corpus", "Compute", "Durable", "CLISupport", "LinePlots", "Metrics",
+            dependencies: ["Planner", "Recipe", "Corpus", "Compute", "Durable", "CLISupport", "LinePlots", "Metrics", "EngineExport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-train",
@@ -141,6 +143,8 @@ let package = Package(
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Runtime", "GPT", "GPTShape", "Recipe", "Compute", "TestFixtures", "Kernels", "AllocationCounter"]),
         .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "Metrics", "RunReports"]),
         .testTarget(name: "LinePlotsTests", dependencies: ["LinePlots", "Metrics", "RunReports"]),
+        .testTarget(name: "EngineExportTests", dependencies: ["EngineExport", "Recipe", "GPTShape", "Corpus", "Tokenizers", "Runtime", "Trainer", "TestFixtures"],
+                    exclude: ["Python"]),
         .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Runtime", "Trainer", "Recipe", "Compute", "TensorBoard",
                                                      "Interchange", "Corpus", "GPT", "Tokenizers"]),
     ]

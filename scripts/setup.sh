@@ -8,17 +8,22 @@
 #   --with-interchange  also torch (CPU build), transformers, tokenizers, safetensors and numpy (pip), the
 #                       references the Hugging Face export/import tests compare with (docs/interchange.md); where pip
 #                       is missing or refuses, says so and goes on (those tests then skip)
+#   --with-megatron-core  also megatron-core 0.16.1 (pip, a 17 MB wheel, a few seconds; it needs torch, and is
+#                       installed only where torch is, e.g. after --with-interchange), for the tests that read the
+#                       Megatron-LM export back with megatron-core's own code (they skip without)
 set -euo pipefail
 
 packages=(libopenblas-dev libhdf5-dev libopenmpi-dev openmpi-bin libdnnl-dev pkg-config)
 with_tensorboard=false
 with_interchange=false
+with_megatron_core=false
 for option in "$@"; do
     case "$option" in
         --with-pip) packages+=(python3-pip) ;;
         --with-tensorboard) with_tensorboard=true ;;
         --with-interchange) with_interchange=true ;;
-        *) echo "setup: unknown option $option (known: --with-pip, --with-tensorboard, --with-interchange)" >&2; exit 2 ;;
+        --with-megatron-core) with_megatron_core=true ;;
+        *) echo "setup: unknown option $option (known: --with-pip, --with-tensorboard, --with-interchange, --with-megatron-core)" >&2; exit 2 ;;
     esac
 done
 
@@ -56,4 +61,13 @@ fi
 if $with_interchange && ! python3 -c "import torch, transformers, tokenizers, safetensors, numpy" >/dev/null 2>&1; then
     # torch's CPU build only: a plain `pip install torch` pulls about 3 GB of CUDA wheels.
     pip_install "the Hugging Face interchange tests" "torch==2.13.0+cpu" transformers tokenizers safetensors numpy
+fi
+
+if $with_megatron_core && ! python3 -c "import megatron.core" >/dev/null 2>&1; then
+    if python3 -c "import torch" >/dev/null 2>&1; then
+        pip_install "the Megatron-LM export's megatron-core tests" megatron-core==0.16.1
+    else
+        # megatron-core needs torch; PyPI's default torch is the CUDA build (gigabytes): --with-interchange installs the CPU one.
+        echo "setup: megatron-core needs torch, which is not installed (--with-interchange installs it); its tests will skip" >&2
+    fi
 fi

@@ -29,13 +29,14 @@ public struct TrainingData: Sendable {
     /// fits in `model.vocab_size`, and both splits hold at least one training window.
     public static func load(_ recipe: Recipe, relativeTo directory: String) throws -> TrainingData {
         let path = resolve(recipe.data.path, relativeTo: directory)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw DataError(key: "data.path", "\(path) does not exist", fix: "point data.path at a text file or a directory written by gpt-data prepare (relative paths are relative to the recipe)")
+        // The split itself is Corpus's, shared with the engine export (gpt-plan export).
+        let split: DataSplit
+        do {
+            split = try DataSplit.load(path, tokenizer: recipe.data.tokenizer, valFraction: recipe.data.valFraction)
+        } catch let error as DataSplitError {
+            throw DataError(key: error.key, error.message, fix: error.fix)
         }
-        let data = isDirectory.boolValue
-            ? try prepared(path, recipe)
-            : try textFile(path, recipe)
+        let data = TrainingData(train: split.train, val: split.val, tokenizer: split.tokenizer, path: path, summary: split.summary)
         if data.tokenizer.vocabSize > recipe.model.vocabSize {
             throw DataError(key: "model.vocab_size", "the \(data.tokenizer.kind.rawValue) tokenizer of \(path) has \(data.tokenizer.vocabSize) tokens, more than model.vocab_size = \(recipe.model.vocabSize)",
                             fix: "set model.vocab_size to at least \(data.tokenizer.vocabSize)")
@@ -46,51 +47,6 @@ public struct TrainingData: Sendable {
                             fix: "use more text, a shorter training.seq_len, or a different data.val_fraction")
         }
         return data
-    }
-
-    /// A UTF-8 text file, tokenized now and split in order: the first (1 − val_fraction) of the tokens train,
-    /// the rest validate (nanoGPT's `data[:int(n*0.9)]`).
-    static func textFile(_ path: String, _ recipe: Recipe) throws -> TrainingData {
-        guard let bytes = FileManager.default.contents(atPath: path).map(Array.init) else {
-            throw DataError(key: "data.path", "cannot read \(path)", fix: "check the file's permissions")
-        }
-        let tokenizer: any Tokenizer
-        switch recipe.data.tokenizer {
-        case "char":
-            do { tokenizer = try CharTokenizer(fitting: bytes) } catch {
-                throw DataError(key: "data.tokenizer", "\(path): \(error)", fix: "use tokenizer = \"byte\" for files that are not UTF-8")
-            }
-        case "byte":
-            tokenizer = ByteTokenizer()
-        default:
-            throw DataError(key: "data.tokenizer", "\"\(recipe.data.tokenizer)\" needs a prepared directory, and \(path) is a file",
-                            fix: "run `gpt-data prepare \(path) --tokenizer bpe -o DIR` and set data.path = DIR, or use \"char\" or \"byte\"")
-        }
-        let tokens = try tokenizer.encode(bytes)
-        let cut = Int(Double(tokens.count) * (1 - recipe.data.valFraction))
-        return TrainingData(
-            train: InMemoryTokens(Array(tokens[..<cut])), val: InMemoryTokens(Array(tokens[cut...])),
-            tokenizer: tokenizer, path: path,
-            summary: "\(path): \(bytes.count) bytes, \(recipe.data.tokenizer) vocabulary of \(tokenizer.vocabSize), "
-                + "\(cut) training and \(tokens.count - cut) validation tokens")
-    }
-
-    static func prepared(_ path: String, _ recipe: Recipe) throws -> TrainingData {
-        let set: PreparedDataset
-        do { set = try PreparedDataset(directory: path) } catch {
-            throw DataError(key: "data.path", "\(error)", fix: "prepare it again with gpt-data prepare")
-        }
-        guard set.meta.tokenizer == recipe.data.tokenizer else {
-            throw DataError(key: "data.tokenizer", "\(path) was prepared with the \(set.meta.tokenizer) tokenizer, not \(recipe.data.tokenizer)",
-                            fix: "set data.tokenizer = \"\(set.meta.tokenizer)\"")
-        }
-        guard abs(set.meta.valFraction - recipe.data.valFraction) < 1e-9 else {
-            throw DataError(key: "data.val_fraction", "\(path) was split with val_fraction \(set.meta.valFraction), not \(recipe.data.valFraction)",
-                            fix: "set data.val_fraction = \(set.meta.valFraction), or prepare the data again with --val-fraction \(recipe.data.valFraction)")
-        }
-        return TrainingData(train: set.train, val: set.val, tokenizer: set.tokenizer, path: path,
-                            summary: "\(path): prepared, \(set.meta.tokenizer) vocabulary of \(set.tokenizer.vocabSize), "
-                                + "\(set.train.count) training and \(set.val.count) validation tokens")
     }
 }
 

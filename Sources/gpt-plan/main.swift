@@ -11,7 +11,7 @@ struct GPTPlan: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gpt-plan",
         abstract: "Plan a compute-optimal GPT pre-training run and write it as a recipe.",
-        subcommands: [Make.self, Check.self, Reference.self, Sweep.self, FitSweep.self],
+        subcommands: [Make.self, Check.self, Reference.self, Sweep.self, FitSweep.self, Export.self],
         defaultSubcommand: Make.self)
 }
 
