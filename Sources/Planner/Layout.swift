@@ -98,14 +98,15 @@ public enum LayoutModel {
     /// Parameters on the heaviest device after tensor and pipeline parallelism: the first stage's share of the
     /// layers with the embeddings (the last holds the tied head's copy, never more), split t ways.
     static func stageParams(_ shape: ModelShape, t: Int, p: Int) -> (first: Double, last: Double) {
+        let count = shape.parameterCount
+        if p == 1 { return (Double(count.total) / Double(t), Double(count.total) / Double(t)) }
         let layers = Double((shape.nLayer + p - 1) / p)
         let perLayer = Double(shape.parametersPerLayer)
-        let tokenEmbedding = Double(shape.vocabSize * shape.dModel)
-        let positions = Double(shape.seqLen * shape.dModel)
-        let finalNorm = Double(shape.parameterCount.nonEmbedding - shape.nLayer * shape.parametersPerLayer)
-        if p == 1 { return (Double(shape.parameterCount.total) / Double(t), Double(shape.parameterCount.total) / Double(t)) }
-        return ((layers * perLayer + tokenEmbedding + positions) / Double(t),
-                (layers * perLayer + tokenEmbedding + finalNorm) / Double(t))
+        let finalNorm = Double(count.nonEmbedding - shape.nLayer * shape.parametersPerLayer)
+        // The last stage holds the output head: the tied head's copy of the token embedding, or the untied head.
+        let head = Double(count.outputHead > 0 ? count.outputHead : count.tokenEmbedding)
+        return ((layers * perLayer + Double(count.tokenEmbedding + count.positionEmbedding)) / Double(t),
+                (layers * perLayer + head + finalNorm) / Double(t))
     }
 
     /// Per-device memory of `layout` for `shape` on `hardware`, term by term.
@@ -122,19 +123,22 @@ public enum LayoutModel {
                                                optimizerBytes: MemoryModel.float32OptimizerBytes)
             return MemoryBreakdown(weights: state.weights + (bf16 ? MemoryModel.bf16CopyBytes * params : 0),
                                    gradients: state.gradients, optimizer: state.optimizer,
-                                   activations: Double(shape.activationBytes(batch: l.microBatch, bf16Copies: bf16)),
+                                   activations: cpuActivationBytes(shape, microBatch: l.microBatch, bf16Copies: bf16),
                                    other: hardware.reservedBytes)
         }
         let t = l.tensorParallel, p = l.pipelineParallel
         let (s, b, h, a) = (shape.seqLen, l.microBatch, shape.dModel, shape.nHead)
         let layers = Double((shape.nLayer + p - 1) / p)
-        let perLayer = MemoryModel.activationBytesPerLayer(s: s, b: b, h: h, a: a, t: t, recompute: l.recompute)
+        _ = a
+        let perLayer = MemoryModel.activationBytesPerLayer(shape, b: b, t: t, recompute: l.recompute)
         // Full recomputation rebuilds one layer's activations at a time in the backward pass.
         let working = l.recompute == .full
-            ? MemoryModel.activationBytesPerLayer(s: s, b: b, h: h, a: a, t: t, recompute: .none) : 0
+            ? MemoryModel.activationBytesPerLayer(shape, b: b, t: t, recompute: .none) : 0
         let inFlight = p == 1 ? 1 : min(p, l.gradAccum)   // 1F1B: the first stage holds p micro-batches
         let output = MemoryModel.outputActivationBytes(s: s, b: b, h: h, t: t, vocab: shape.vocabSize)
-        let embedding = MemoryModel.embeddingActivationBytes(s: s, b: b, h: h, t: t, inFlight: inFlight)
+        // GPT-2's embedding dropout mask; Llama has no dropout (the embedding output is the first norm's input).
+        let embedding = shape.family == .gpt2
+            ? MemoryModel.embeddingActivationBytes(s: s, b: b, h: h, t: t, inFlight: inFlight) : 0
         let params = stageParams(shape, t: t, p: p)
         func stage(_ psi: Double, _ activations: Double) -> MemoryBreakdown {
             let state = MemoryModel.modelState(params: psi, zeroStage: l.zeroStage, dataParallel: l.dataParallel)
@@ -148,6 +152,17 @@ public enum LayoutModel {
         return last.total > first.total ? last : first
     }
 
+    /// Activation bytes on a CPU (float32, one process): gpt-train's own buffers counted exactly for GPT-2
+    /// (`ActivationLayout`). gpt-train has no Llama-style model yet; for one, the Korthikanti-style count of
+    /// `MemoryModel.activationBytesPerLayer` with a fused attention kernel (no scores kept), in 4-byte floats, plus
+    /// the logits and losses.
+    static func cpuActivationBytes(_ shape: ModelShape, microBatch b: Int, bf16Copies: Bool) -> Double {
+        guard shape.family == .llama else { return Double(shape.activationBytes(batch: b, bf16Copies: bf16Copies)) }
+        let perLayer = 2 * MemoryModel.activationBytesPerLayer(shape, b: b, recompute: .selective)
+        let bt = Double(b * shape.seqLen)
+        return perLayer * Double(shape.nLayer) + 4 * bt * Double(shape.vocabSize + 2 * shape.dModel + 1)
+    }
+
     /// One optimizer step of `layout` on `hardware` at `mfu`, by cause (the time model in docs/planner.md).
     public static func stepTime(shape: ModelShape, layout l: Layout, hardware: Hardware, mfu: Double) -> StepTime {
         let d = l.dataParallel, t = l.tensorParallel, p = l.pipelineParallel, m = l.gradAccum
@@ -156,7 +171,7 @@ public enum LayoutModel {
         var flopsPerToken = shape.flopsPerTokenWithAttention()
         switch l.recompute {
         case .none: break
-        case .selective: flopsPerToken += 4 * Double(shape.nLayer * shape.dModel * shape.seqLen)   // attention's forward again
+        case .selective: flopsPerToken += shape.attentionFlopsPerToken() / 3   // attention's forward again
         case .full: flopsPerToken += flopsPerToken / 3                                                // the whole forward again
         }
         let compute = flopsPerToken * tokens / (devices * hardware.peakFlops * mfu)
@@ -325,8 +340,19 @@ public func checkLayoutFits(nLayer: Int, nHead: Int, dModel: Int, dFF: Int, seqL
                             pipelineParallel: Int, recompute: Recompute, deviceMemoryBytes: Double,
                             precision: TrainingPrecision = .mixed,
                             products: Precision = .fp32) -> Result<MemoryBreakdown, LayoutProblem> {
-    let shape = ModelShape(nLayer: nLayer, nHead: nHead, dModel: dModel, dFF: dFF, seqLen: seqLen,
-                           vocabSize: vocabSize, bias: bias)
+    checkLayoutFits(shape: ModelShape(nLayer: nLayer, nHead: nHead, dModel: dModel, dFF: dFF, seqLen: seqLen,
+                                      vocabSize: vocabSize, bias: bias),
+                    devices: devices, microBatch: microBatch, gradAccum: gradAccum, zeroStage: zeroStage,
+                    tensorParallel: tensorParallel, pipelineParallel: pipelineParallel, recompute: recompute,
+                    deviceMemoryBytes: deviceMemoryBytes, precision: precision, products: products)
+}
+
+/// `checkLayoutFits` for a shape of either family.
+public func checkLayoutFits(shape: ModelShape, devices: Int, microBatch: Int, gradAccum: Int, zeroStage: Int,
+                            tensorParallel: Int, pipelineParallel: Int, recompute: Recompute, deviceMemoryBytes: Double,
+                            precision: TrainingPrecision = .mixed,
+                            products: Precision = .fp32) -> Result<MemoryBreakdown, LayoutProblem> {
+    let (nHead, nLayer) = (shape.nHead, shape.nLayer)
     guard (0...3).contains(zeroStage) else { return .failure(.zeroStageInvalid(zeroStage)) }
     guard tensorParallel >= 1, nHead % tensorParallel == 0 else {
         return .failure(.tensorParallelInvalid(tensorParallel, heads: nHead, devicesPerNode: 8))

@@ -516,8 +516,7 @@ struct Check: ParsableCommand {
         let m = r.model, t = r.training
         let precision: TrainingPrecision = hardware.name == "cpu" ? .float32 : .mixed
         let outcome = checkLayoutFits(
-            nLayer: m.nLayer, nHead: m.nHead, dModel: m.dModel, dFF: m.dFF, seqLen: m.seqLen, vocabSize: m.vocabSize,
-            bias: m.bias, devices: t.devices, microBatch: t.microBatch, gradAccum: t.gradAccum, zeroStage: t.zeroStage,
+            shape: m, devices: t.devices, microBatch: t.microBatch, gradAccum: t.gradAccum, zeroStage: t.zeroStage,
             tensorParallel: t.tensorParallel, pipelineParallel: t.pipelineParallel, recompute: t.recompute,
             deviceMemoryBytes: Double(hardware.deviceMemory), precision: precision, products: t.precision)
         guard case .failure(let problem) = outcome else { return nil }
