@@ -82,12 +82,15 @@ public struct LayoutConstraints: Sendable, Equatable {
     public var tensorParallel: Int?
     public var pipelineParallel: Int?
     public var recompute: Recompute?
+    /// Sequences per forward/backward pass on each data-parallel rank.
+    public var microBatch: Int?
     public init(zeroStage: Int? = nil, tensorParallel: Int? = nil, pipelineParallel: Int? = nil,
-                recompute: Recompute? = nil) {
+                recompute: Recompute? = nil, microBatch: Int? = nil) {
         self.zeroStage = zeroStage
         self.tensorParallel = tensorParallel
         self.pipelineParallel = pipelineParallel
         self.recompute = recompute
+        self.microBatch = microBatch
     }
 }
 
@@ -110,7 +113,8 @@ public enum LayoutModel {
     }
 
     /// Per-device memory of `layout` for `shape` on `hardware`, term by term.
-    public static func memory(shape: ModelShape, layout l: Layout, hardware: Hardware) -> MemoryBreakdown {
+    public static func memory(shape: ModelShape, layout l: Layout, hardware: Hardware,
+                              conventions: MemoryConventions = .zeroPaper) -> MemoryBreakdown {
         if hardware.precision == .float32 {
             // gpt-train: float32 weights, gradients and moments, its own activation buffers counted exactly; with
             // native bf16 products, also a bf16 copy of the weights and the activations' bf16 copies.
@@ -141,7 +145,10 @@ public enum LayoutModel {
             ? MemoryModel.embeddingActivationBytes(s: s, b: b, h: h, t: t, inFlight: inFlight) : 0
         let params = stageParams(shape, t: t, p: p)
         func stage(_ psi: Double, _ activations: Double) -> MemoryBreakdown {
-            let state = MemoryModel.modelState(params: psi, zeroStage: l.zeroStage, dataParallel: l.dataParallel)
+            let state = MemoryModel.modelState(params: psi, zeroStage: l.zeroStage, dataParallel: l.dataParallel,
+                                               weightBytes: conventions.weightBytes,
+                                               gradientBytes: conventions.gradientBytes,
+                                               optimizerBytes: conventions.optimizerBytes)
             return MemoryBreakdown(weights: state.weights, gradients: state.gradients, optimizer: state.optimizer,
                                    activations: activations, other: hardware.reservedBytes)
         }
@@ -163,17 +170,24 @@ public enum LayoutModel {
         return perLayer * Double(shape.nLayer) + 4 * bt * Double(shape.vocabSize + 2 * shape.dModel + 1)
     }
 
+    /// FLOPs the hardware executes per token: the model's 6N' + attention, plus what recomputation repeats
+    /// (selective: attention's score and value products forward again, a third of the attention term; full: the
+    /// whole forward again, a third of the total).
+    public static func hardwareFlopsPerToken(_ shape: ModelShape, recompute: Recompute) -> Double {
+        let model = shape.flopsPerTokenWithAttention()
+        switch recompute {
+        case .none: return model
+        case .selective: return model + shape.attentionFlopsPerToken() / 3
+        case .full: return model + model / 3
+        }
+    }
+
     /// One optimizer step of `layout` on `hardware` at `mfu`, by cause (the time model in docs/planner.md).
     public static func stepTime(shape: ModelShape, layout l: Layout, hardware: Hardware, mfu: Double) -> StepTime {
         let d = l.dataParallel, t = l.tensorParallel, p = l.pipelineParallel, m = l.gradAccum
         let devices = Double(l.devices)
         let tokens = Double(l.batchSequences * shape.seqLen)
-        var flopsPerToken = shape.flopsPerTokenWithAttention()
-        switch l.recompute {
-        case .none: break
-        case .selective: flopsPerToken += shape.attentionFlopsPerToken() / 3   // attention's forward again
-        case .full: flopsPerToken += flopsPerToken / 3                                                // the whole forward again
-        }
+        let flopsPerToken = hardwareFlopsPerToken(shape, recompute: l.recompute)
         let compute = flopsPerToken * tokens / (devices * hardware.peakFlops * mfu)
         let bubble = compute * Double(p - 1) / Double(m)
         let perMicro = compute / Double(m)
@@ -220,8 +234,10 @@ public enum LayoutModel {
                         pipeline: pipeline)
     }
 
-    public static func estimate(shape: ModelShape, layout: Layout, hardware: Hardware, mfu: Double) -> LayoutEstimate {
-        LayoutEstimate(layout: layout, memory: memory(shape: shape, layout: layout, hardware: hardware),
+    public static func estimate(shape: ModelShape, layout: Layout, hardware: Hardware, mfu: Double,
+                                conventions: MemoryConventions = .zeroPaper) -> LayoutEstimate {
+        LayoutEstimate(layout: layout, memory: memory(shape: shape, layout: layout, hardware: hardware,
+                                                      conventions: conventions),
                        usableBytes: hardware.memoryBytes * hardware.usableFraction,
                        step: stepTime(shape: shape, layout: layout, hardware: hardware, mfu: mfu))
     }
@@ -262,7 +278,8 @@ public enum LayoutModel {
 
     /// Every layout of `devices` devices that trains `batchSequences` sequences a step exactly, evaluated.
     public static func search(shape: ModelShape, batchSequences: Int, devices k: Int, hardware: Hardware, mfu: Double,
-                              constraints: LayoutConstraints = LayoutConstraints(), keep: Int = 8) -> Search {
+                              constraints: LayoutConstraints = LayoutConstraints(), keep: Int = 8,
+                              conventions: MemoryConventions = .zeroPaper) -> Search {
         var ranked: [LayoutEstimate] = []
         var tried = 0
         var least: LayoutEstimate?
@@ -277,10 +294,10 @@ public enum LayoutModel {
             let d = k / (s.t * s.p)
             let perRank = batchSequences / d
             // Micro-batches that divide the rank's share, smallest first: memory grows with the micro-batch.
-            for micro in 1...perRank where perRank % micro == 0 {
+            for micro in 1...perRank where perRank % micro == 0 && (constraints.microBatch.map { $0 == micro } ?? true) {
                 let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
                                     recompute: s.recompute, microBatch: micro, gradAccum: perRank / micro)
-                let e = estimate(shape: shape, layout: layout, hardware: hardware, mfu: mfu)
+                let e = estimate(shape: shape, layout: layout, hardware: hardware, mfu: mfu, conventions: conventions)
                 tried += 1
                 if least == nil || e.memory.total < least!.memory.total { least = e }
                 guard e.fits else { break }
@@ -297,7 +314,8 @@ public enum LayoutModel {
     /// Whether some layout of `devices` devices fits, checked at the least memory each structure allows (micro-batch
     /// 1, full recomputation and ZeRO-3 unless constrained): cheap, for finding the fewest devices.
     static func anyFits(shape: ModelShape, batchSequences: Int, devices k: Int, hardware: Hardware,
-                        constraints: LayoutConstraints, tried: inout Int) -> Bool {
+                        constraints: LayoutConstraints, tried: inout Int,
+                        conventions: MemoryConventions = .zeroPaper) -> Bool {
         let cpu = hardware.precision == .float32
         var c = constraints
         if !cpu { c.recompute = c.recompute ?? .full }
@@ -306,10 +324,12 @@ public enum LayoutModel {
             let d = k / (s.t * s.p)
             // The least memory: the highest ZeRO stage allowed (nothing to shard with one rank).
             if constraints.zeroStage == nil, s.zero != (d > 1 ? (cpu ? 1 : 3) : 0) { continue }
+            let micro = constraints.microBatch ?? 1
+            guard (batchSequences / d) % micro == 0 else { continue }
             let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
-                                recompute: s.recompute, microBatch: 1, gradAccum: batchSequences / d)
+                                recompute: s.recompute, microBatch: micro, gradAccum: batchSequences / d / micro)
             tried += 1
-            if memory(shape: shape, layout: layout, hardware: hardware).total
+            if memory(shape: shape, layout: layout, hardware: hardware, conventions: conventions).total
                 <= hardware.memoryBytes * hardware.usableFraction { return true }
         }
         return false

@@ -9,6 +9,26 @@ public enum Recompute: String, Sendable, Equatable, CaseIterable, Codable {
     case full
 }
 
+/// Bytes a parameter costs on a GPU in mixed-precision training with AdamW: the convention a memory estimate
+/// states (papers and calculators differ on the gradients).
+public struct MemoryConventions: Sendable, Equatable {
+    public var weightBytes: Double
+    public var gradientBytes: Double
+    public var optimizerBytes: Double
+
+    public init(weightBytes: Double, gradientBytes: Double, optimizerBytes: Double) {
+        self.weightBytes = weightBytes
+        self.gradientBytes = gradientBytes
+        self.optimizerBytes = optimizerBytes
+    }
+
+    /// The ZeRO paper's 2 + 2 + 12 (bf16 weights and gradients; fp32 master weights, momentum and variance).
+    public static let zeroPaper = MemoryConventions(weightBytes: 2, gradientBytes: 2, optimizerBytes: 12)
+    /// 2 + 4 + 12: gradients accumulated in fp32, as Megatron-LM keeps them (its main_grad) and as EleutherAI's
+    /// cookbook (calc_transformer_mem.py) counts them by default.
+    public static let fp32Gradients = MemoryConventions(weightBytes: 2, gradientBytes: 4, optimizerBytes: 12)
+}
+
 /// Bytes of model state and activations, term by term, as the papers count them.
 public enum MemoryModel {
     /// Bytes a parameter costs in mixed-precision training with AdamW, split as the ZeRO paper splits them

@@ -11,7 +11,7 @@ struct GPTPlan: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gpt-plan",
         abstract: "Plan a compute-optimal GPT pre-training run and write it as a recipe.",
-        subcommands: [Make.self, Check.self, Reference.self, Sweep.self, FitSweep.self],
+        subcommands: [Make.self, EstimateCommand.self, Check.self, Reference.self, Sweep.self, FitSweep.self],
         defaultSubcommand: Make.self)
 }
 
@@ -500,6 +500,7 @@ struct Check: ParsableCommand {
                     print("\(file): ok (N = \(si(Double(n), 4)), D = \(si(r.trainingTokens, 4)), "
                           + "6ND = \(sig(spent, 4)) vs budget \(sig(r.plan.flopsBudget, 4))"
                           + "\(result.warnings.isEmpty ? "" : ", \(result.warnings.count) warning\(result.warnings.count == 1 ? "" : "s")"))")
+                    if let estimate = Self.estimateText(r) { print(estimate, terminator: "") }
                 }
             } else {
                 failed = true

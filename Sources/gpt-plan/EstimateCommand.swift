@@ -1,0 +1,409 @@
+import ArgumentParser
+import CLISupport
+import Compute
+import Foundation
+import GPTShape
+import Planner
+import Recipe
+
+/// `gpt-plan estimate`: memory, step time and throughput of a model the user gives, on given hardware and layout.
+struct EstimateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "estimate",
+        abstract: "Per-device memory, step time, throughput and MFU of a given model, layout and batch.",
+        discussion: """
+        The model is a Hugging Face config.json (GPT-2 or Llama) or given by flags. Layout dimensions not given are
+        searched (the fastest layout that fits). Examples:
+          gpt-plan estimate --hf-config llama3-8b/config.json --seq-len 8192 --gpu h100-sxm-80gb --devices 64 --batch 4M
+          gpt-plan estimate --family gpt2 --layers 32 --d-model 4096 --heads 32 --seq-len 2048 --vocab 50257 \\
+              --gpu a100-80gb --devices 64 --micro-batch 1 --zero-stage 1 --batch-sequences 512 --json
+        Numbers take suffixes: 4M, 1.5B, 2T, 80GiB.
+        """)
+
+    @Option(name: .customLong("hf-config"), help: "A Hugging Face config.json of a GPT-2 or Llama model.")
+    var hfConfig: String?
+    @Option(help: "Model family when no --hf-config: gpt2 or llama.") var family: String?
+    @Option(parsing: .unconditional, help: "Transformer blocks.") var layers: String?
+    @Option(name: .customLong("d-model"), parsing: .unconditional, help: "Width of the residual stream.") var dModel: String?
+    @Option(parsing: .unconditional, help: "Attention (query) heads.") var heads: String?
+    @Option(name: .customLong("kv-heads"), parsing: .unconditional, help: "Key/value heads (default: --heads; llama only when fewer).")
+    var kvHeads: String?
+    @Option(name: .customLong("d-ff"), parsing: .unconditional,
+            help: "MLP width (default: gpt2 4·d_model; llama 3.5·d_model rounded up to a multiple of 256).")
+    var dFF: String?
+    @Option(name: .customLong("seq-len"), parsing: .unconditional, help: "Sequence length trained at (replaces the config's positions).")
+    var seqLen: String?
+    @Option(parsing: .unconditional, help: "Vocabulary (embedding rows).") var vocab: String?
+    @Flag(help: "Biases in the linear layers (and GPT-2's LayerNorms); default: gpt2 yes, llama no.") var bias = false
+    @Flag(name: .customLong("no-bias"), help: "No biases.") var noBias = false
+    @Flag(inversion: .prefixedNo, help: "Tie the output head to the token embedding (default: gpt2 tied, llama untied).")
+    var tieEmbeddings: Bool?
+
+    @Option(help: "Hardware preset (a100-40gb, a100-80gb, h100-sxm-80gb, h200-141gb, mi300x) or cpu. Default: h100-sxm-80gb.")
+    var gpu: String?
+    @Option(parsing: .unconditional, help: "Devices: a count, or auto (the fewest on which a layout fits; the default).")
+    var devices: String?
+    @Option(name: .customLong("tensor-parallel"), parsing: .unconditional, help: "Fix the tensor-parallel width.")
+    var tensorParallel: String?
+    @Option(name: .customLong("pipeline-parallel"), parsing: .unconditional, help: "Fix the pipeline stages.")
+    var pipelineParallel: String?
+    @Option(name: .customLong("zero-stage"), parsing: .unconditional, help: "Fix the ZeRO stage (0-3).") var zeroStage: String?
+    @Option(help: "Fix activation recomputation: none, selective or full.") var recompute: String?
+    @Option(name: .customLong("micro-batch"), parsing: .unconditional, help: "Fix the sequences per forward/backward pass on a rank.")
+    var microBatch: String?
+    @Option(name: .customLong("batch-sequences"), parsing: .unconditional, help: "Sequences per optimizer step.")
+    var batchSequences: String?
+    @Option(parsing: .unconditional, help: "Tokens per optimizer step (rounded to whole sequences), e.g. 4M.") var batch: String?
+    @Option(parsing: .unconditional, help: "Training tokens, for the run's time and cost (e.g. 15T).") var tokens: String?
+    @Option(name: .customLong("price-per-device-hour"), parsing: .unconditional, help: "Price of a device hour, for the cost.")
+    var pricePerDeviceHour: String?
+    @Option(parsing: .unconditional, help: "Model FLOPs utilisation of the compute term (default: the hardware's).")
+    var mfu: String?
+    @Option(name: .customLong("gradient-bytes"), parsing: .unconditional,
+            help: "Bytes a gradient: 2 (bf16, the ZeRO paper's 2 + 2 + 12; default) or 4 (fp32, Megatron-LM's and EleutherAI's cookbook's 2 + 4 + 12).")
+    var gradientBytes: String?
+    @Flag(name: .customLong("compare-layouts"), help: "Also print the fastest layouts.") var compareLayouts = false
+    @Flag(help: "Print one JSON object.") var json = false
+    @Option(parsing: .unconditional, help: "Threads whose measured rate is this machine's (with --gpu cpu).") var threads: String?
+
+    mutating func run() throws {
+        let shape = try makeShape()
+        var hardware: Hardware
+        switch gpu {
+        case nil: hardware = .defaultGPU
+        case "cpu"?: hardware = thisMachineHardware(threads: try integer(threads, "--threads", atLeast: 1) ?? CPU.count)
+        case let name?:
+            guard let preset = Hardware.preset(named: name) else {
+                throw CommandFailure.usage("gpt-plan estimate: --gpu \(name): unknown; use one of "
+                                           + (Hardware.gpuPresets.map(\.name) + ["cpu"]).joined(separator: ", "))
+            }
+            hardware = preset
+        }
+        _ = hardware.name
+        let trainingTokens = try quantity(tokens, "--tokens")
+        let sequences: Int
+        switch (batchSequences, batch) {
+        case (let s?, nil): sequences = try integer(s, "--batch-sequences", atLeast: 1)!
+        case (nil, let b?): sequences = max(1, Int((try quantity(b, "--batch")! / Double(shape.seqLen)).rounded()))
+        case (nil, nil): sequences = EstimateRequest.defaultBatchSequences(shape: shape, trainingTokens: trainingTokens)
+        default: throw CommandFailure.usage("gpt-plan estimate: give --batch-sequences or --batch, not both")
+        }
+        var request = EstimateRequest(shape: shape, hardware: hardware, batchSequences: sequences)
+        request.trainingTokens = trainingTokens
+        request.pricePerDeviceHour = try nonNegative(pricePerDeviceHour, "--price-per-device-hour")
+        if let m = mfu {
+            guard let value = Quantity.parse(m), value > 0, value <= 1 else {
+                throw CommandFailure.usage("gpt-plan estimate: --mfu \(m): out of range: must be in (0, 1]")
+            }
+            request.mfu = value
+        }
+        switch gradientBytes {
+        case nil, "2"?: request.conventions = .zeroPaper
+        case "4"?: request.conventions = .fp32Gradients
+        case let g?: throw CommandFailure.usage("gpt-plan estimate: --gradient-bytes \(g): use 2 (bf16) or 4 (fp32)")
+        }
+        switch devices {
+        case nil, "auto"?: request.devices = nil
+        case let text?: request.devices = try integer(text, "--devices", atLeast: 1)
+        }
+        request.constraints = LayoutConstraints(
+            zeroStage: try integer(zeroStage, "--zero-stage", atLeast: 0),
+            tensorParallel: try integer(tensorParallel, "--tensor-parallel", atLeast: 1),
+            pipelineParallel: try integer(pipelineParallel, "--pipeline-parallel", atLeast: 1),
+            recompute: try recompute.map {
+                guard let mode = Recompute(rawValue: $0) else {
+                    throw CommandFailure.usage("gpt-plan estimate: --recompute \($0): use none, selective or full")
+                }
+                return mode
+            },
+            microBatch: try integer(microBatch, "--micro-batch", atLeast: 1))
+        let estimate: Estimate
+        do { estimate = try Estimate.make(request) } catch {
+            throw CommandFailure.usage("gpt-plan estimate: \(EstimateText.error(error, request))")
+        }
+        if json {
+            print(try EstimateText.json(estimate))
+        } else {
+            print(EstimateText.table(estimate, batchRule: batch == nil && batchSequences == nil), terminator: "")
+            if compareLayouts { print("\n" + EstimateText.layouts(estimate), terminator: "") }
+        }
+    }
+
+    func makeShape() throws -> ModelShape {
+        let context = try integer(seqLen, "--seq-len", atLeast: 1)
+        if bias && noBias { throw CommandFailure.usage("gpt-plan estimate: give --bias or --no-bias, not both") }
+        var shape: ModelShape
+        if let hfConfig {
+            let given = [(family, "--family"), (layers, "--layers"), (dModel, "--d-model"), (heads, "--heads"),
+                         (kvHeads, "--kv-heads"), (dFF, "--d-ff"), (vocab, "--vocab")].filter { $0.0 != nil }.map(\.1)
+            if !given.isEmpty {
+                throw CommandFailure.usage("gpt-plan estimate: \(given.joined(separator: ", ")) and --hf-config both "
+                                           + "describe the model; give one (--seq-len may change the config's context)")
+            }
+            guard let data = FileManager.default.contents(atPath: hfConfig) else {
+                throw CommandFailure.usage("gpt-plan estimate: --hf-config \(hfConfig): cannot read the file")
+            }
+            do { shape = try ModelShape.fromHuggingFaceConfig(data, seqLen: context) } catch {
+                throw CommandFailure.usage("gpt-plan estimate: --hf-config \(hfConfig): \(error)")
+            }
+        } else {
+            guard let name = family else {
+                throw CommandFailure.usage("gpt-plan estimate: describe the model with --hf-config FILE, or with --family "
+                                           + "gpt2|llama --layers L --d-model D --heads H [--kv-heads K] [--d-ff F] "
+                                           + "--seq-len S --vocab V")
+            }
+            guard let f = ModelFamily(rawValue: name) else {
+                throw CommandFailure.usage("gpt-plan estimate: --family \(name): use gpt2 or llama")
+            }
+            var missing: [String] = []
+            for (value, flag) in [(layers, "--layers"), (dModel, "--d-model"), (heads, "--heads"), (vocab, "--vocab")]
+            where value == nil { missing.append(flag) }
+            if context == nil { missing.append("--seq-len") }
+            if !missing.isEmpty {
+                throw CommandFailure.usage("gpt-plan estimate: --family \(name) needs \(missing.joined(separator: ", "))")
+            }
+            let d = try integer(dModel, "--d-model", atLeast: 1)!
+            let defaultFF = f == .llama ? (7 * d / 2 + 255) / 256 * 256 : 4 * d
+            shape = ModelShape(nLayer: try integer(layers, "--layers", atLeast: 1)!,
+                               nHead: try integer(heads, "--heads", atLeast: 1)!, dModel: d,
+                               dFF: try integer(dFF, "--d-ff", atLeast: 1) ?? defaultFF, seqLen: context!,
+                               vocabSize: try integer(vocab, "--vocab", atLeast: 2)!, bias: f == .gpt2,
+                               family: f, nKVHead: try integer(kvHeads, "--kv-heads", atLeast: 1))
+        }
+        if bias { shape.bias = true }
+        if noBias { shape.bias = false }
+        if let tieEmbeddings { shape.tieEmbeddings = tieEmbeddings }
+        do { try shape.validate() } catch {
+            throw CommandFailure.usage("gpt-plan estimate: the model cannot be built: \(error)")
+        }
+        return shape
+    }
+
+    func quantity(_ text: String?, _ flag: String) throws -> Double? {
+        guard let text else { return nil }
+        guard let value = Quantity.parse(text) else {
+            throw CommandFailure.usage("gpt-plan estimate: \(flag) \(text): not a number (write e.g. 4M, 1.5B, 15T)")
+        }
+        guard value > 0 else { throw CommandFailure.usage("gpt-plan estimate: \(flag) \(text): out of range: must be positive") }
+        return value
+    }
+
+    func nonNegative(_ text: String?, _ flag: String) throws -> Double? {
+        guard let text else { return nil }
+        guard let value = Quantity.parse(text), value >= 0 else {
+            throw CommandFailure.usage("gpt-plan estimate: \(flag) \(text): must be a number, 0 or more")
+        }
+        return value
+    }
+
+    func integer(_ text: String?, _ flag: String, atLeast minimum: Int) throws -> Int? {
+        guard let text else { return nil }
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
+            throw CommandFailure.usage("gpt-plan estimate: \(flag) \(text): not a whole number")
+        }
+        guard value >= minimum else {
+            throw CommandFailure.usage("gpt-plan estimate: \(flag) \(text): out of range: must be at least \(minimum)")
+        }
+        return value
+    }
+}
+
+/// The estimate as text and JSON (the command's and `gpt-plan check`'s).
+enum EstimateText {
+    static func shapeLine(_ s: ModelShape) -> String {
+        let attention = s.nKVHead == s.nHead ? "\(s.nHead) heads" : "\(s.nHead) heads, \(s.nKVHead) KV heads"
+        return "\(s.family.rawValue): \(s.nLayer) layers × \(s.dModel) (\(attention), head size \(s.headSize)), "
+            + "d_ff \(s.dFF), sequence \(s.seqLen), vocabulary \(s.vocabSize), "
+            + "\(s.tieEmbeddings ? "tied" : "untied") head, \(s.bias ? "biases" : "no biases")"
+    }
+
+    static func conventions(_ c: MemoryConventions) -> String {
+        "\(sig(c.weightBytes)) + \(sig(c.gradientBytes)) + \(sig(c.optimizerBytes)) bytes a parameter: bf16 weights, "
+            + (c.gradientBytes == 4 ? "fp32 gradients (Megatron-LM, EleutherAI's cookbook)" : "bf16 gradients (the ZeRO paper)")
+            + ", fp32 master weights and AdamW moments"
+    }
+
+    static func table(_ e: Estimate, batchRule: Bool) -> String {
+        let s = e.shape, c = s.parameterCount, l = e.layout, m = e.chosen.memory, step = e.chosen.step
+        let h = e.request.hardware
+        func pad(_ text: String, _ width: Int) -> String {
+            text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+        }
+        func row(_ name: String, _ value: String, _ why: String = "") -> String {
+            pad(name, 18) + (why.isEmpty ? value : pad(value, 14) + "  " + why) + "\n"
+        }
+        var out = "Model           " + shapeLine(s) + "\n"
+        out += row("parameters", si(Double(c.total), 4),
+                   "\(c.total): token embedding \(c.tokenEmbedding)"
+                   + (c.positionEmbedding > 0 ? ", positions \(c.positionEmbedding)" : "")
+                   + (c.outputHead > 0 ? ", output head \(c.outputHead)" : "") + ", blocks and final norm \(c.nonEmbedding)")
+        out += row("FLOPs/token", sig(e.modelFlopsPerToken, 4),
+                   "model: 6N' + 12·L·heads·head_size·T (N' = \(c.matmul); attention over the full T×T, as PaLM and Megatron-LM count)")
+        out += row("  hardware", sig(e.hardwareFlopsPerToken, 4), "recomputation: \(l.recompute.rawValue)")
+        out += row("hardware", "\(h.name) × \(l.devices)",
+                   "\(flopRate(h.peakFlops)) peak, \(sig(h.memoryBytes / 1e9, 4)) GB each"
+                   + (e.devicesGiven ? "" : "; the fewest devices on which a layout fits"))
+        out += row("layout", "d\(l.dataParallel) t\(l.tensorParallel) p\(l.pipelineParallel)",
+                   "ZeRO-\(l.zeroStage), recompute \(l.recompute.rawValue), micro-batch \(l.microBatch) × "
+                   + "\(l.gradAccum) accumulation; \(e.layoutsTried) layouts evaluated, the fastest that fits kept")
+        out += row("batch", "\(l.batchSequences) seq", "\(si(e.tokensPerStep, 4)) tokens a step"
+                   + (batchRule ? " (DeepSeek LLM's B = 0.2920·C^0.3271 at C = 6·N·D, D = --tokens or 20·N)" : ""))
+        let cpu = h.precision == .float32
+        out += "\nMemory per device (" + (cpu
+            ? "gpt-train on a CPU: float32 weights, gradients and AdamW moments, 4 + 4 + 8 bytes a parameter, and a "
+                + "2-byte bf16 copy of the weights with bf16 products"
+            : conventions(e.request.conventions)) + "):\n"
+        out += row("  weights", bytes(m.weights))
+        out += row("  gradients", bytes(m.gradients))
+        out += row("  optimizer", bytes(m.optimizer), "ZeRO-\(l.zeroStage) over \(l.dataParallel) data-parallel ranks")
+        out += row("  activations", bytes(m.activations),
+                   cpu ? (s.family == .gpt2 ? "gpt-train's buffers, counted exactly"
+                                              : "per block as Korthikanti et al. count, in float32, fused attention")
+                       : "Korthikanti et al. 2022 per block (16-bit, sequence parallel when t > 1), the stage's layers and micro-batches in flight")
+        out += row("  other", bytes(m.other), "runtime, workspaces, communication buffers")
+        out += row("  total", bytes(m.total), "of \(bytes(e.chosen.usableBytes)) usable (\(Int(h.usableFraction * 100))%)")
+        out += "\nStep \(sig(e.stepSeconds, 4)) s:\n"
+        out += row("  compute", sig(step.compute, 4) + " s", "hardware FLOPs at \(sig(e.mfuAssumed * 100, 3))% of peak")
+        out += row("  bubble", sig(step.bubble, 4) + " s", "(p − 1)/m of the compute, 1F1B")
+        out += row("  data parallel", sig(step.dataParallel, 4) + " s", "exposed gradient/ZeRO collectives")
+        out += row("  tensor par.", sig(step.tensorParallel, 4) + " s", "all-reduces of each layer, not overlapped")
+        out += row("  pipeline", sig(step.pipeline, 4) + " s", "activations between stages")
+        out += "\nThroughput: \(si(e.tokensPerSecondPerDevice, 4)) tokens/s per device; MFU \(sig(100 * e.modelFlopsUtilization, 3))% "
+            + "(model FLOPs), HFU \(sig(100 * e.hardwareFlopsUtilization, 3))% (hardware FLOPs, recomputation included)\n"
+        if let tokens = e.request.trainingTokens, let steps = e.steps, let seconds = e.trainingSeconds, let hours = e.deviceHours {
+            out += "Training \(si(tokens, 4)) tokens: \(steps) steps, \(duration(seconds)), \(si(hours, 4)) device-hours"
+                + (e.cost.map { ", cost \(si($0, 4))" } ?? "") + "\n"
+        }
+        return out
+    }
+
+    static func layouts(_ e: Estimate) -> String {
+        var out = "Fastest layouts on \(e.devices) devices:\n"
+        for a in e.alternatives {
+            let l = a.layout
+            out += "  d\(l.dataParallel) t\(l.tensorParallel) p\(l.pipelineParallel) ZeRO-\(l.zeroStage) "
+                + "\(l.recompute.rawValue) micro \(l.microBatch): \(bytes(a.memory.total)), \(sig(a.step.total, 4)) s a step\n"
+        }
+        return out
+    }
+
+    static func object(_ e: Estimate) -> [String: Any] {
+        let s = e.shape, c = s.parameterCount, l = e.layout, m = e.chosen.memory, step = e.chosen.step
+        let h = e.request.hardware, conventions = e.request.conventions
+        var training: Any = NSNull()
+        if let tokens = e.request.trainingTokens, let steps = e.steps, let seconds = e.trainingSeconds,
+           let hours = e.deviceHours {
+            training = ["tokens": tokens, "steps": steps, "seconds": seconds, "device_hours": hours,
+                        "cost": e.cost.map { $0 as Any } ?? NSNull()] as [String: Any]
+        }
+        return [
+            "params": c.total,
+            "parameters": ["token_embedding": c.tokenEmbedding, "position_embedding": c.positionEmbedding,
+                           "output_head": c.outputHead, "non_embedding": c.nonEmbedding, "matmul": c.matmul,
+                           "total": c.total],
+            "model": ["family": s.family.rawValue, "n_layer": s.nLayer, "n_head": s.nHead, "n_kv_head": s.nKVHead,
+                      "d_model": s.dModel, "d_ff": s.dFF, "seq_len": s.seqLen, "vocab_size": s.vocabSize,
+                      "bias": s.bias, "tie_embeddings": s.tieEmbeddings],
+            "flops_per_token": ["model": e.modelFlopsPerToken, "hardware": e.hardwareFlopsPerToken],
+            "hardware": ["name": h.name, "memory_bytes": h.memoryBytes, "peak_flops": h.peakFlops, "devices": l.devices],
+            "layout": ["data_parallel": l.dataParallel, "tensor_parallel": l.tensorParallel,
+                       "pipeline_parallel": l.pipelineParallel, "zero_stage": l.zeroStage,
+                       "recompute": l.recompute.rawValue, "micro_batch": l.microBatch, "grad_accum": l.gradAccum],
+            "batch_sequences": l.batchSequences,
+            "batch_tokens": e.tokensPerStep,
+            "memory_conventions": ["weight_bytes": conventions.weightBytes, "gradient_bytes": conventions.gradientBytes,
+                                   "optimizer_bytes": conventions.optimizerBytes],
+            "memory_per_device": ["weights": m.weights, "gradients": m.gradients, "optimizer": m.optimizer,
+                                  "activations": m.activations, "other": m.other, "total": m.total],
+            "step_seconds": e.stepSeconds,
+            "step_seconds_by_cause": ["compute": step.compute, "bubble": step.bubble, "data_parallel": step.dataParallel,
+                                      "tensor_parallel": step.tensorParallel, "pipeline": step.pipeline],
+            "throughput": ["tokens_per_second_per_device": e.tokensPerSecondPerDevice,
+                           "model_flops_utilization": e.modelFlopsUtilization,
+                           "hardware_flops_utilization": e.hardwareFlopsUtilization],
+            "mfu_assumed": e.mfuAssumed,
+            "layouts_evaluated": e.layoutsTried,
+            "training": training,
+        ]
+    }
+
+    static func json(_ e: Estimate) throws -> String {
+        let data = try JSONSerialization.data(withJSONObject: object(e), options: [.sortedKeys, .prettyPrinted])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func error(_ error: EstimateError, _ r: EstimateRequest) -> String {
+        switch error {
+        case .invalidShape(let e): return "the model cannot be built: \(e)"
+        case let .outOfRange(name, value): return "--\(name) \(sig(value, 6)): out of range"
+        case .layout(let problem):
+            switch problem {
+            case let .devicesNotFactored(k, t, p):
+                return "--devices \(k) is not a multiple of --tensor-parallel × --pipeline-parallel = \(t * p)"
+            case let .batchNotDivisible(b, d):
+                return "the batch of \(b) sequences does not divide among the data-parallel ranks of any allowed layout "
+                    + "of \(d) devices; give --batch-sequences as a multiple of devices / (tensor-parallel × pipeline-parallel)"
+            case let .tensorParallelInvalid(t, heads, perNode):
+                return "--tensor-parallel \(t) must divide the \(heads) heads and the \(r.shape.nKVHead) KV heads and "
+                    + "stay within a node of \(perNode)"
+            case let .pipelineParallelInvalid(p, layers): return "--pipeline-parallel \(p) must be 1...\(layers) (whole layers a stage)"
+            case .zeroStageInvalid(let z): return "--zero-stage \(z): use 0, 1, 2 or 3"
+            case .unsupportedOnCPU:
+                return "--gpu cpu trains as gpt-train does: data parallel only (ZeRO 0 or 1), no tensor or pipeline "
+                    + "parallelism, no recomputation"
+            case let .doesNotFit(needed, usable): return "needs \(bytes(needed)) a device, over the \(bytes(usable)) usable"
+            }
+        case let .noLayout(devices, least):
+            var text = devices.map { "no layout of \($0) \(r.hardware.name) devices fits" }
+                ?? "no device count of \(r.hardware.name) fits a layout"
+            if let least {
+                let m = least.memory, l = least.layout
+                text += "; the least memory (d\(l.dataParallel) t\(l.tensorParallel) p\(l.pipelineParallel) "
+                    + "ZeRO-\(l.zeroStage) \(l.recompute.rawValue) micro-batch \(l.microBatch)) needs \(bytes(m.total)) "
+                    + "(weights \(bytes(m.weights)), gradients \(bytes(m.gradients)), optimizer \(bytes(m.optimizer)), "
+                    + "activations \(bytes(m.activations)), other \(bytes(m.other))) of \(bytes(least.usableBytes)) usable"
+            }
+            return text + ". Fix: more devices, a higher --zero-stage, --recompute full, or a smaller --micro-batch"
+        }
+    }
+}
+
+extension Check {
+    /// The estimate for a recipe that names its `[hardware]`: its model, layout and batch exactly, as
+    /// `gpt-plan estimate` prints it; nil without `[hardware]` or when the layout cannot be evaluated (the layout
+    /// check reports that).
+    static func estimateRequest(_ r: Recipe) -> EstimateRequest? {
+        guard let given = r.hardware else { return nil }
+        var hardware: Hardware
+        if given.name == "cpu" {
+            let rate = given.deviceFlops, bf16 = r.training.precision == .bf16
+            hardware = .cpu(memoryBytes: Double(given.deviceMemory),
+                            products: CPUProducts(fp32Flops: bf16 ? rate / 2 : rate, bf16Flops: bf16 ? rate : nil),
+                            source: "the recipe's [hardware]")
+        } else {
+            hardware = Hardware.preset(named: given.name) ?? .defaultGPU
+            hardware.name = given.name
+            hardware.memoryBytes = Double(given.deviceMemory)
+            hardware.peakFlops = given.deviceFlops
+        }
+        let t = r.training
+        var request = EstimateRequest(shape: r.model, hardware: hardware, batchSequences: t.batchSize)
+        var shape = r.model
+        shape.seqLen = t.seqLen
+        request.shape = shape
+        request.devices = t.devices
+        request.constraints = LayoutConstraints(zeroStage: t.zeroStage, tensorParallel: t.tensorParallel,
+                                                pipelineParallel: t.pipelineParallel, recompute: t.recompute,
+                                                microBatch: t.microBatch)
+        request.trainingTokens = r.trainingTokens
+        request.mfu = given.mfu
+        request.keepLayouts = 1
+        return request
+    }
+
+    static func estimateText(_ r: Recipe) -> String? {
+        guard let request = estimateRequest(r), let e = try? Estimate.make(request) else { return nil }
+        return EstimateText.table(e, batchRule: false).split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.isEmpty ? "" : "  " + $0 }.joined(separator: "\n")
+    }
+}
