@@ -16,8 +16,9 @@ public struct PlanRequest: Sendable {
     public enum HardwareChoice: Sendable, Equatable {
         /// Named by the user (a preset, this machine, or either with overrides).
         case given(Hardware)
-        /// Nothing named: this machine when one process here holds the run, else `Hardware.defaultGPU` on as many
-        /// devices as it takes.
+        /// Nothing named: this machine when one process here holds the run and finishes it within
+        /// `PlanRequest.localDaysLimit` days (`--days`, else `defaultLocalDays`), else `Hardware.defaultGPU` on as
+        /// many devices as it takes (and, with `--days`, as finish within them).
         case automatic(thisMachine: Hardware)
     }
 
@@ -41,6 +42,15 @@ public struct PlanRequest: Sendable {
     public var hardware: HardwareChoice
     /// nil: one device of this machine, or as many GPUs as the run needs (`.automatic(days: nil)`).
     public var devices: DeviceCount?
+
+    /// With no hardware named, this machine is planned for only when the run finishes here within this many days.
+    public static let defaultLocalDays = 7.0
+    /// The days a run may take on this machine when no hardware is named: `--days` (`.automatic(days:)`), else
+    /// `defaultLocalDays`.
+    public var localDaysLimit: Double {
+        if case .automatic(let days?)? = devices { return days }
+        return Self.defaultLocalDays
+    }
     /// Model FLOPs utilisation for the time estimate; nil takes the hardware's default.
     public var mfu: Double?
     public var constraints = LayoutConstraints()
@@ -200,6 +210,8 @@ public struct Execution: Sendable {
         case thisMachine
         /// Nothing was named and the run does not fit one process here.
         case defaultedBecauseThisMachineIsTooSmall(needed: Double, usable: Double)
+        /// Nothing was named and one process here holds the run but would take `seconds`, over `limitDays`.
+        case defaultedBecauseThisMachineIsTooSlow(seconds: Double, limitDays: Double)
     }
     public enum DevicesReason: Sendable, Equatable {
         case given
@@ -219,6 +231,9 @@ public struct Execution: Sendable {
     public var seconds: Double
     public var deviceHours: Double
     public var cost: Double?
+    /// When no hardware was named and the plan left this machine: the run's compute time here at its rate and
+    /// MFU (a lower bound when it does not even fit here).
+    public var secondsOnThisMachine: Double?
 }
 
 public enum PlanError: Error, Equatable, Sendable {
@@ -450,15 +465,30 @@ extension Plan {
             let devices = request.devices ?? (hardware.precision == .float32 ? .fixed(1) : .automatic(days: nil))
             return try execute(request, shape, batch, schedule, hardware, reason: .given, devices: devices)
         case .automatic(let here):
+            // This machine: one process (or the ranks given with --devices N), when it holds the run and finishes
+            // it within the day limit; else the default GPU.
+            var localDevices = PlanRequest.DeviceCount.fixed(1)
+            if case .fixed? = request.devices { localDevices = request.devices! }
+            let reason: Execution.HardwareReason
             do {
-                return try execute(request, shape, batch, schedule, here, reason: .thisMachine,
-                                   devices: request.devices ?? .fixed(1))
+                let local = try execute(request, shape, batch, schedule, here, reason: .thisMachine,
+                                        devices: localDevices)
+                let limit = request.localDaysLimit
+                guard local.seconds > limit * 86400, case .fixed(1) = localDevices else { return local }
+                reason = .defaultedBecauseThisMachineIsTooSlow(seconds: local.seconds, limitDays: limit)
             } catch PlanError.noLayout(_, _, _, let least) {
-                let reason = Execution.HardwareReason.defaultedBecauseThisMachineIsTooSmall(
+                reason = .defaultedBecauseThisMachineIsTooSmall(
                     needed: least?.memory.total ?? .infinity, usable: here.memoryBytes * here.usableFraction)
-                return try execute(request, shape, batch, schedule, .defaultGPU, reason: reason,
-                                   devices: request.devices ?? .automatic(days: nil))
             }
+            var gpu = try execute(request, shape, batch, schedule, .defaultGPU, reason: reason,
+                                  devices: request.devices ?? .automatic(days: nil))
+            if case .defaultedBecauseThisMachineIsTooSlow(let seconds, _) = reason {
+                gpu.secondsOnThisMachine = seconds
+            } else {
+                gpu.secondsOnThisMachine = shape.flopsPerTokenWithAttention() * schedule.trainedTokens
+                    / (here.peakFlops * (request.mfu ?? here.defaultMFU))
+            }
+            return gpu
         }
     }
 
@@ -648,6 +678,8 @@ extension Plan {
             case .given: return "given"
             case .thisMachine: return "this machine (no hardware named)"
             case .defaultedBecauseThisMachineIsTooSmall: return "the default GPU: the run does not fit this machine"
+            case .defaultedBecauseThisMachineIsTooSlow(_, let days):
+                return "the default GPU: the run would take over \(days) days on this machine"
             }
         case "min_learning_rate": return "\(Int(minLRFraction * 100))% of peak"
         case "warmup_steps": return "375M tokens, within 1-5% of steps"

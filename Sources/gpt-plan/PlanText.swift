@@ -23,6 +23,9 @@ enum PlanText {
                 + "D = (C/6)^\(sig(fit.b, 4))/G with G = \(sig(fit.G, 4))"
         case .tokensPerParam(let r):
             return "fixed ratio D = \(sig(r, 4))·N (Chinchilla's rule of thumb): N = sqrt(C/(6·\(sig(r, 4))))"
+        case .llama3:
+            return "Llama 3 (Dubey et al. 2024, §3.2.1): D = \(AllocationRule.llama3A)·C^\(AllocationRule.llama3Alpha) tokens, "
+                + "N = C/(6D)"
         }
     }
 
@@ -131,6 +134,8 @@ enum PlanText {
         case .thisMachine: return "this machine (no hardware named): \(bytes(e.hardware.memoryBytes)), \(flopRate(e.hardware.peakFlops))"
         case .defaultedBecauseThisMachineIsTooSmall:
             return "no hardware named and the run does not fit this machine: \(hardware(e.hardware))"
+        case .defaultedBecauseThisMachineIsTooSlow(let seconds, let days):
+            return "no hardware named and the run would take \(duration(seconds)) here (over \(sig(days)) days): \(hardware(e.hardware))"
         }
     }
 
@@ -299,9 +304,15 @@ enum PlanText {
             why.append("Hardware: no hardware named, and the fixed layout needs what gpt-train on this machine does not "
                        + "do (tensor or pipeline parallelism, ZeRO, recomputation), so the plan is for "
                        + "\(hardware(h)) (\(h.source)).")
+        case .defaultedBecauseThisMachineIsTooSlow(let seconds, let days):
+            why.append("Hardware: no hardware named; one process here holds the run but would take \(duration(seconds)) "
+                       + "(this machine is planned for only when the run finishes within \(sig(days)) days; --days "
+                       + "changes that), so the plan is for \(hardware(h)) (\(h.source)); plan for this machine with --gpu cpu.")
         case .defaultedBecauseThisMachineIsTooSmall(let needed, let usable):
             why.append("Hardware: no hardware named, and one process here would need at least \(bytes(needed)) but has "
-                       + "\(bytes(usable)) usable, so the plan is for \(hardware(h)) (\(h.source)); name other hardware "
+                       + "\(bytes(usable)) usable"
+                       + (e.secondsOnThisMachine.map { " (and its compute alone would take \(duration($0)) here)" } ?? "")
+                       + ", so the plan is for \(hardware(h)) (\(h.source)); name other hardware "
                        + "with --gpu (see --gpu list) or --device-memory and --device-flops.")
         }
         switch e.devicesReason {

@@ -36,7 +36,7 @@ struct Make: ParsableCommand {
     @Option(parsing: .unconditional, help: "Token count instead of a budget: plan the run for which it is compute-optimal.")
     var tokens: String?
 
-    @Option(help: "Allocation rule: epoch (Besiroglu et al. 2024), hoffmann (Chinchilla approach 3), tokens-per-param, or a fit.json from gpt-plan fit.")
+    @Option(help: "Allocation rule: epoch (Besiroglu et al. 2024), hoffmann (Chinchilla approach 3), tokens-per-param, llama3 (Dubey et al. 2024: D = 0.29·C^0.53), or a fit.json from gpt-plan fit.")
     var fit: String = "epoch"
     @Option(name: .customLong("tokens-per-param"), parsing: .unconditional, help: "The ratio D/N for --fit tokens-per-param.")
     var tokensPerParam: String = "20"
@@ -322,11 +322,14 @@ struct Make: ParsableCommand {
 
     func printComparison(_ base: PlanRequest) throws {
         var plans: [Plan] = []
+        var unplanned: [String] = []
         for name in AllocationRule.names {
             var request = base
             request.rule = AllocationRule.named(name, tokensPerParam: Quantity.parse(tokensPerParam) ?? 20)!
             do { plans.append(try Plan.make(request)) } catch let error as PlanError {
-                throw CommandFailure.usage("gpt-plan: fit \(name): \(PlanText.error(error))")
+                // Llama 3's law wants larger models than the Chinchilla fits: it may not fit hardware they fit.
+                guard name == "llama3" else { throw CommandFailure.usage("gpt-plan: fit \(name): \(PlanText.error(error))") }
+                unplanned.append("\(name): no plan on this hardware: \(PlanText.error(error))")
             }
         }
         if json {
@@ -360,6 +363,8 @@ struct Make: ParsableCommand {
         out += "hoffmann: \(PlanText.allocationRule(.fit(.hoffmann)))\n"
         out += "tokens-per-param: \(PlanText.allocationRule(.tokensPerParam(Quantity.parse(tokensPerParam) ?? 20))); "
             + "its loss is predicted with the epoch fit\n"
+        out += "llama3: \(PlanText.allocationRule(.llama3)); its loss is predicted with the epoch fit\n"
+        for line in unplanned { out += line + "\n" }
         print(out, terminator: "")
     }
 
