@@ -14,7 +14,8 @@ public struct EstimateRequest: Sendable {
     /// Training tokens, for the run's time and cost; nil gives the step only.
     public var trainingTokens: Double?
     public var pricePerDeviceHour: Double?
-    /// Model FLOPs utilisation of the compute term; nil takes the hardware's default.
+    /// Model FLOPs utilisation of the compute term, replacing the calibrated step-time model; nil uses the
+    /// calibrated model (`StepTimeModel.calibrated(for:)`), or on CPUs the hardware's default MFU.
     public var mfu: Double?
     public var conventions: MemoryConventions = .zeroPaper
     /// How many of the fastest layouts to keep.
@@ -55,7 +56,10 @@ public struct Estimate: Sendable {
     public var layoutsTried: Int
     /// Whether the device count was given or is the fewest that fit.
     public var devicesGiven: Bool
+    /// The single MFU of the compute term when no calibrated model applies (or `--mfu` was given).
     public var mfuAssumed: Double
+    /// The calibrated compute model used, if any.
+    public var timeModel: StepTimeModel?
 
     public var shape: ModelShape { request.shape }
     public var layout: Layout { chosen.layout }
@@ -107,9 +111,10 @@ public struct Estimate: Sendable {
             || (c.recompute ?? .none) != .none {
             throw .layout(.unsupportedOnCPU)
         }
+        let timeModel = r.mfu == nil ? StepTimeModel.calibrated(for: h) : nil
         func search(_ k: Int) -> LayoutModel.Search {
             LayoutModel.search(shape: r.shape, batchSequences: r.batchSequences, devices: k, hardware: h, mfu: mfu,
-                               constraints: c, keep: r.keepLayouts, conventions: r.conventions)
+                               constraints: c, keep: r.keepLayouts, conventions: r.conventions, timeModel: timeModel)
         }
         var tried = 0
         if let k = r.devices {
@@ -124,7 +129,7 @@ public struct Estimate: Sendable {
                 throw .noLayout(devices: k, least: s.leastMemory)
             }
             return Estimate(request: r, chosen: best, alternatives: s.ranked, layoutsTried: s.tried, devicesGiven: true,
-                            mfuAssumed: mfu)
+                            mfuAssumed: mfu, timeModel: timeModel)
         }
         let counts = h.precision == .float32 ? [1] : LayoutModel.deviceCounts(hardware: h)
         var least: LayoutEstimate?
@@ -136,7 +141,7 @@ public struct Estimate: Sendable {
             if let l = s.leastMemory, least == nil || l.memory.total < least!.memory.total { least = l }
             guard let best = s.ranked.first else { continue }
             return Estimate(request: r, chosen: best, alternatives: s.ranked, layoutsTried: tried, devicesGiven: false,
-                            mfuAssumed: mfu)
+                            mfuAssumed: mfu, timeModel: timeModel)
         }
         throw .noLayout(devices: nil, least: least)
     }

@@ -183,12 +183,15 @@ public enum LayoutModel {
     }
 
     /// One optimizer step of `layout` on `hardware` at `mfu`, by cause (the time model in docs/planner.md).
-    public static func stepTime(shape: ModelShape, layout l: Layout, hardware: Hardware, mfu: Double) -> StepTime {
+    /// With `timeModel`, the compute term is the calibrated model's (`StepTimeModel`) and `mfu` is not used.
+    public static func stepTime(shape: ModelShape, layout l: Layout, hardware: Hardware, mfu: Double,
+                                timeModel: StepTimeModel? = nil) -> StepTime {
         let d = l.dataParallel, t = l.tensorParallel, p = l.pipelineParallel, m = l.gradAccum
         let devices = Double(l.devices)
         let tokens = Double(l.batchSequences * shape.seqLen)
         let flopsPerToken = hardwareFlopsPerToken(shape, recompute: l.recompute)
-        let compute = flopsPerToken * tokens / (devices * hardware.peakFlops * mfu)
+        let compute = timeModel?.computeSeconds(shape: shape, layout: l, hardware: hardware)
+            ?? flopsPerToken * tokens / (devices * hardware.peakFlops * mfu)
         let bubble = compute * Double(p - 1) / Double(m)
         let perMicro = compute / Double(m)
 
@@ -235,11 +238,12 @@ public enum LayoutModel {
     }
 
     public static func estimate(shape: ModelShape, layout: Layout, hardware: Hardware, mfu: Double,
-                                conventions: MemoryConventions = .zeroPaper) -> LayoutEstimate {
+                                conventions: MemoryConventions = .zeroPaper,
+                                timeModel: StepTimeModel? = nil) -> LayoutEstimate {
         LayoutEstimate(layout: layout, memory: memory(shape: shape, layout: layout, hardware: hardware,
                                                       conventions: conventions),
                        usableBytes: hardware.memoryBytes * hardware.usableFraction,
-                       step: stepTime(shape: shape, layout: layout, hardware: hardware, mfu: mfu))
+                       step: stepTime(shape: shape, layout: layout, hardware: hardware, mfu: mfu, timeModel: timeModel))
     }
 
     /// The (t, p, ZeRO, recompute) choices the hardware and the constraints allow, before micro-batches.
@@ -279,7 +283,8 @@ public enum LayoutModel {
     /// Every layout of `devices` devices that trains `batchSequences` sequences a step exactly, evaluated.
     public static func search(shape: ModelShape, batchSequences: Int, devices k: Int, hardware: Hardware, mfu: Double,
                               constraints: LayoutConstraints = LayoutConstraints(), keep: Int = 8,
-                              conventions: MemoryConventions = .zeroPaper) -> Search {
+                              conventions: MemoryConventions = .zeroPaper,
+                              timeModel: StepTimeModel? = nil) -> Search {
         var ranked: [LayoutEstimate] = []
         var tried = 0
         var least: LayoutEstimate?
@@ -297,7 +302,8 @@ public enum LayoutModel {
             for micro in 1...perRank where perRank % micro == 0 && (constraints.microBatch.map { $0 == micro } ?? true) {
                 let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
                                     recompute: s.recompute, microBatch: micro, gradAccum: perRank / micro)
-                let e = estimate(shape: shape, layout: layout, hardware: hardware, mfu: mfu, conventions: conventions)
+                let e = estimate(shape: shape, layout: layout, hardware: hardware, mfu: mfu, conventions: conventions,
+                                 timeModel: timeModel)
                 tried += 1
                 if least == nil || e.memory.total < least!.memory.total { least = e }
                 guard e.fits else { break }

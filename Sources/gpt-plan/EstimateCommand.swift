@@ -263,7 +263,15 @@ enum EstimateText {
         out += row("  other", bytes(m.other), "runtime, workspaces, communication buffers")
         out += row("  total", bytes(m.total), "of \(bytes(e.chosen.usableBytes)) usable (\(Int(h.usableFraction * 100))%)")
         out += "\nStep \(sig(e.stepSeconds, 4)) s:\n"
-        out += row("  compute", sig(step.compute, 4) + " s", "hardware FLOPs at \(sig(e.mfuAssumed * 100, 3))% of peak")
+        if let model = e.timeModel {
+            let eta = model.efficiency(width: Double(s.dModel) / Double(l.tensorParallel),
+                                       tokens: Double(l.microBatch * s.seqLen))
+            out += row("  compute", sig(step.compute, 4) + " s",
+                       "hardware FLOPs at η = \(sig(model.matmulEfficiency, 2))·w/(w + \(Int(model.widthHalf))) = "
+                       + "\(sig(100 * eta, 3))% of peak, w = d_model/t = \(s.dModel / l.tensorParallel) (\(model.source))")
+        } else {
+            out += row("  compute", sig(step.compute, 4) + " s", "hardware FLOPs at \(sig(e.mfuAssumed * 100, 3))% of peak")
+        }
         out += row("  bubble", sig(step.bubble, 4) + " s", "(p − 1)/m of the compute, 1F1B")
         out += row("  data parallel", sig(step.dataParallel, 4) + " s", "exposed gradient/ZeRO collectives")
         out += row("  tensor par.", sig(step.tensorParallel, 4) + " s", "all-reduces of each layer, not overlapped")
@@ -321,7 +329,10 @@ enum EstimateText {
             "throughput": ["tokens_per_second_per_device": e.tokensPerSecondPerDevice,
                            "model_flops_utilization": e.modelFlopsUtilization,
                            "hardware_flops_utilization": e.hardwareFlopsUtilization],
-            "mfu_assumed": e.mfuAssumed,
+            "mfu_assumed": e.timeModel == nil ? e.mfuAssumed as Any : NSNull(),
+            "step_time_model": e.timeModel.map { ["matmul_efficiency": $0.matmulEfficiency, "width_half": $0.widthHalf,
+                                                  "tokens_half": $0.tokensHalf,
+                                                  "attention_relative": $0.attentionRelative] as Any } ?? NSNull(),
             "layouts_evaluated": e.layoutsTried,
             "training": training,
         ]

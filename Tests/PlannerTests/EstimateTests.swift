@@ -98,7 +98,8 @@ final class EstimateTests: XCTestCase {
         XCTAssertEqual(e.steps, Int((300e9 / (1536 * 2048)).rounded(.up)))
         XCTAssertEqual(e.cost!, e.deviceHours! * 2, accuracy: 1e-6)
         // The same layout as the layout search evaluates it.
-        let direct = LayoutModel.estimate(shape: gpt3, layout: e.layout, hardware: .a100_80gb, mfu: 0.4)
+        let direct = LayoutModel.estimate(shape: gpt3, layout: e.layout, hardware: .a100_80gb, mfu: 0.4,
+                                          timeModel: StepTimeModel.calibrated(for: .a100_80gb))
         XCTAssertEqual(direct, e.chosen)
     }
 
