@@ -89,10 +89,13 @@ public struct Estimate: Sendable {
     /// Searches the layouts the constraints leave open and keeps the fastest that fits.
     public static func make(_ r: EstimateRequest) throws(EstimateError) -> Estimate {
         do { try r.shape.validate() } catch { throw .invalidShape(error) }
-        let h = r.hardware, c = r.constraints
+        let h = r.hardware
+        var c = r.constraints
+        c.searchesInterleaving = c.interleave == nil
         guard r.batchSequences >= 1 else { throw .outOfRange("batch", Double(r.batchSequences)) }
         if let k = r.devices, k < 1 || k > 1 << 24 { throw .outOfRange("devices", Double(k)) }
         if let m = c.microBatch, m < 1 || m > r.batchSequences { throw .outOfRange("micro-batch", Double(m)) }
+        if let v = c.interleave, v < 1 || v > r.shape.nLayer { throw .outOfRange("interleave", Double(v)) }
         if let z = c.zeroStage, !(0...3).contains(z) { throw .layout(.zeroStageInvalid(z)) }
         if let t = c.tensorParallel, t < 1 || r.shape.nHead % t != 0 || r.shape.nKVHead % t != 0 || t > h.devicesPerNode {
             throw .layout(.tensorParallelInvalid(t, heads: r.shape.nHead, devicesPerNode: h.devicesPerNode))

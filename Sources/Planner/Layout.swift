@@ -9,9 +9,13 @@ public struct Layout: Sendable, Equatable, Hashable {
     public var recompute: Recompute
     public var microBatch: Int
     public var gradAccum: Int
+    /// Virtual pipeline stages per device (Narayanan et al. 2021 §2.2.2, the interleaved 1F1B schedule): each device
+    /// holds `interleave` chunks of L/(p·v) layers; 1 is plain 1F1B.
+    public var interleave: Int
 
     public init(dataParallel: Int, tensorParallel: Int = 1, pipelineParallel: Int = 1, zeroStage: Int = 0,
-                recompute: Recompute = .none, microBatch: Int, gradAccum: Int) {
+                recompute: Recompute = .none, microBatch: Int, gradAccum: Int, interleave: Int = 1) {
+        self.interleave = interleave
         self.dataParallel = dataParallel
         self.tensorParallel = tensorParallel
         self.pipelineParallel = pipelineParallel
@@ -84,8 +88,15 @@ public struct LayoutConstraints: Sendable, Equatable {
     public var recompute: Recompute?
     /// Sequences per forward/backward pass on each data-parallel rank.
     public var microBatch: Int?
+    /// Virtual pipeline stages per device; nil is plain 1F1B (v = 1) unless `searchesInterleaving`.
+    public var interleave: Int?
+    /// With `interleave` nil: also try, with p > 1, every v dividing the layers of a stage when the micro-batches
+    /// are a multiple of p (Megatron-LM's condition for the interleaved schedule). `gpt-plan estimate` does; the
+    /// plan's search keeps 1F1B.
+    public var searchesInterleaving = false
     public init(zeroStage: Int? = nil, tensorParallel: Int? = nil, pipelineParallel: Int? = nil,
-                recompute: Recompute? = nil, microBatch: Int? = nil) {
+                recompute: Recompute? = nil, microBatch: Int? = nil, interleave: Int? = nil) {
+        self.interleave = interleave
         self.zeroStage = zeroStage
         self.tensorParallel = tensorParallel
         self.pipelineParallel = pipelineParallel
@@ -138,7 +149,12 @@ public enum LayoutModel {
         // Full recomputation rebuilds one layer's activations at a time in the backward pass.
         let working = l.recompute == .full
             ? MemoryModel.activationBytesPerLayer(shape, b: b, t: t, recompute: .none) : 0
-        let inFlight = p == 1 ? 1 : min(p, l.gradAccum)   // 1F1B: the first stage holds p micro-batches
+        // 1F1B: the first stage holds p micro-batches. Interleaved: Megatron-LM's schedule warms up with
+        // 2(p − 1) + (v − 1)p chunks of L/(pv) layers on the first device, i.e. (1 + (p − 1)/(pv)) × p micro-batches'
+        // worth of its layers.
+        let inFlightShare = p == 1 ? 1 : Double(min(p, l.gradAccum))
+            * (l.interleave > 1 ? 1 + Double(p - 1) / Double(p * l.interleave) : 1)
+        let inFlight = p == 1 ? 1 : min(p, l.gradAccum)
         let output = MemoryModel.outputActivationBytes(s: s, b: b, h: h, t: t, vocab: shape.vocabSize)
         // GPT-2's embedding dropout mask; Llama has no dropout (the embedding output is the first norm's input).
         let embedding = shape.family == .gpt2
@@ -152,7 +168,7 @@ public enum LayoutModel {
             return MemoryBreakdown(weights: state.weights, gradients: state.gradients, optimizer: state.optimizer,
                                    activations: activations, other: hardware.reservedBytes)
         }
-        let first = stage(params.first, perLayer * layers * Double(inFlight) + embedding + working
+        let first = stage(params.first, perLayer * layers * inFlightShare + embedding + working
                           + (p == 1 ? output : 0))
         guard p > 1 else { return first }
         let last = stage(params.last, perLayer * layers + output + working)
@@ -192,7 +208,7 @@ public enum LayoutModel {
         let flopsPerToken = hardwareFlopsPerToken(shape, recompute: l.recompute)
         let compute = timeModel?.computeSeconds(shape: shape, layout: l, hardware: hardware)
             ?? flopsPerToken * tokens / (devices * hardware.peakFlops * mfu)
-        let bubble = compute * Double(p - 1) / Double(m)
+        let bubble = compute * Double(p - 1) / Double(m * l.interleave)
         let perMicro = compute / Double(m)
 
         // Data parallelism: ring collectives move (d−1)/d of the buffer per device per pass.
@@ -231,7 +247,8 @@ public enum LayoutModel {
         if p > 1 {
             let bytes = 2 * Double(l.microBatch * shape.seqLen * shape.dModel) / Double(t)
             let bandwidth = t * d >= hardware.devicesPerNode ? hardware.interNodeBandwidth : hardware.intraNodeBandwidth
-            pipeline = 2 * Double(m + p - 1) * bytes / bandwidth
+            // Interleaving sends each micro-batch across v times as many chunk boundaries.
+            pipeline = 2 * Double(m * l.interleave + p - 1) * bytes / bandwidth
         }
         return StepTime(compute: compute, bubble: bubble, dataParallel: dataParallel, tensorParallel: tensorParallel,
                         pipeline: pipeline)
@@ -299,22 +316,37 @@ public enum LayoutModel {
             let d = k / (s.t * s.p)
             let perRank = batchSequences / d
             // Micro-batches that divide the rank's share, smallest first: memory grows with the micro-batch.
+            let stageLayers = (shape.nLayer + s.p - 1) / s.p
             for micro in 1...perRank where perRank % micro == 0 && (constraints.microBatch.map { $0 == micro } ?? true) {
-                let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
-                                    recompute: s.recompute, microBatch: micro, gradAccum: perRank / micro)
-                let e = estimate(shape: shape, layout: layout, hardware: hardware, mfu: mfu, conventions: conventions,
-                                 timeModel: timeModel)
-                tried += 1
-                if least == nil || e.memory.total < least!.memory.total { least = e }
-                guard e.fits else { break }
-                if ranked.count < keep || rank(e) < rank(ranked[ranked.count - 1]) {
-                    ranked.append(e)
-                    ranked.sort { rank($0) < rank($1) }
-                    if ranked.count > keep { ranked.removeLast() }
+                let m = perRank / micro
+                var fitted = false
+                for v in interleaves(constraints, p: s.p, stageLayers: stageLayers, microBatches: m) {
+                    let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
+                                        recompute: s.recompute, microBatch: micro, gradAccum: m, interleave: v)
+                    let e = estimate(shape: shape, layout: layout, hardware: hardware, mfu: mfu,
+                                     conventions: conventions, timeModel: timeModel)
+                    tried += 1
+                    if least == nil || e.memory.total < least!.memory.total { least = e }
+                    guard e.fits else { continue }
+                    fitted = true
+                    if ranked.count < keep || rank(e) < rank(ranked[ranked.count - 1]) {
+                        ranked.append(e)
+                        ranked.sort { rank($0) < rank($1) }
+                        if ranked.count > keep { ranked.removeLast() }
+                    }
                 }
+                guard fitted else { break }
             }
         }
         return Search(ranked: ranked, tried: tried, leastMemory: least)
+    }
+
+    /// Virtual stages to try: the constraint's, else 1 and (p > 1, micro-batches a multiple of p) every v > 1
+    /// dividing the layers of a stage.
+    static func interleaves(_ c: LayoutConstraints, p: Int, stageLayers: Int, microBatches m: Int) -> [Int] {
+        if let v = c.interleave { return [v] }
+        guard c.searchesInterleaving, p > 1, m % p == 0 else { return [1] }
+        return [1] + (2...max(2, stageLayers)).filter { stageLayers % $0 == 0 && $0 <= stageLayers }
     }
 
     /// Whether some layout of `devices` devices fits, checked at the least memory each structure allows (micro-batch

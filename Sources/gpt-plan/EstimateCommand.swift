@@ -51,6 +51,8 @@ struct EstimateCommand: ParsableCommand {
     @Option(help: "Fix activation recomputation: none, selective or full.") var recompute: String?
     @Option(name: .customLong("micro-batch"), parsing: .unconditional, help: "Fix the sequences per forward/backward pass on a rank.")
     var microBatch: String?
+    @Option(parsing: .unconditional, help: "Fix the virtual pipeline stages per device (interleaved 1F1B; 1 = plain 1F1B).")
+    var interleave: String?
     @Option(name: .customLong("batch-sequences"), parsing: .unconditional, help: "Sequences per optimizer step.")
     var batchSequences: String?
     @Option(parsing: .unconditional, help: "Tokens per optimizer step (rounded to whole sequences), e.g. 4M.") var batch: String?
@@ -116,7 +118,8 @@ struct EstimateCommand: ParsableCommand {
                 }
                 return mode
             },
-            microBatch: try integer(microBatch, "--micro-batch", atLeast: 1))
+            microBatch: try integer(microBatch, "--micro-batch", atLeast: 1),
+            interleave: try integer(interleave, "--interleave", atLeast: 1))
         let estimate: Estimate
         do { estimate = try Estimate.make(request) } catch {
             throw CommandFailure.usage("gpt-plan estimate: \(EstimateText.error(error, request))")
@@ -243,7 +246,8 @@ enum EstimateText {
         out += row("hardware", "\(h.name) × \(l.devices)",
                    "\(flopRate(h.peakFlops)) peak, \(sig(h.memoryBytes / 1e9, 4)) GB each"
                    + (e.devicesGiven ? "" : "; the fewest devices on which a layout fits"))
-        out += row("layout", "d\(l.dataParallel) t\(l.tensorParallel) p\(l.pipelineParallel)",
+        out += row("layout", "d\(l.dataParallel) t\(l.tensorParallel) p\(l.pipelineParallel)"
+                   + (l.interleave > 1 ? " v\(l.interleave)" : ""),
                    "ZeRO-\(l.zeroStage), recompute \(l.recompute.rawValue), micro-batch \(l.microBatch) × "
                    + "\(l.gradAccum) accumulation; \(e.layoutsTried) layouts evaluated, the fastest that fits kept")
         out += row("batch", "\(l.batchSequences) seq", "\(si(e.tokensPerStep, 4)) tokens a step"
@@ -272,7 +276,9 @@ enum EstimateText {
         } else {
             out += row("  compute", sig(step.compute, 4) + " s", "hardware FLOPs at \(sig(e.mfuAssumed * 100, 3))% of peak")
         }
-        out += row("  bubble", sig(step.bubble, 4) + " s", "(p − 1)/m of the compute, 1F1B")
+        out += row("  bubble", sig(step.bubble, 4) + " s", l.interleave > 1
+                   ? "(p − 1)/(v·m) of the compute, interleaved 1F1B with v = \(l.interleave) (Narayanan et al. 2021)"
+                   : "(p − 1)/m of the compute, 1F1B")
         out += row("  data parallel", sig(step.dataParallel, 4) + " s", "exposed gradient/ZeRO collectives")
         out += row("  tensor par.", sig(step.tensorParallel, 4) + " s", "all-reduces of each layer, not overlapped")
         out += row("  pipeline", sig(step.pipeline, 4) + " s", "activations between stages")
@@ -316,7 +322,8 @@ enum EstimateText {
             "hardware": ["name": h.name, "memory_bytes": h.memoryBytes, "peak_flops": h.peakFlops, "devices": l.devices],
             "layout": ["data_parallel": l.dataParallel, "tensor_parallel": l.tensorParallel,
                        "pipeline_parallel": l.pipelineParallel, "zero_stage": l.zeroStage,
-                       "recompute": l.recompute.rawValue, "micro_batch": l.microBatch, "grad_accum": l.gradAccum],
+                       "recompute": l.recompute.rawValue, "micro_batch": l.microBatch, "grad_accum": l.gradAccum,
+                       "interleave": l.interleave],
             "batch_sequences": l.batchSequences,
             "batch_tokens": e.tokensPerStep,
             "memory_conventions": ["weight_bytes": conventions.weightBytes, "gradient_bytes": conventions.gradientBytes,
@@ -405,7 +412,7 @@ extension Check {
         request.devices = t.devices
         request.constraints = LayoutConstraints(zeroStage: t.zeroStage, tensorParallel: t.tensorParallel,
                                                 pipelineParallel: t.pipelineParallel, recompute: t.recompute,
-                                                microBatch: t.microBatch)
+                                                microBatch: t.microBatch, interleave: 1)
         request.trainingTokens = r.trainingTokens
         request.mfu = given.mfu
         request.keepLayouts = 1

@@ -85,7 +85,7 @@ final class EstimateTests: XCTestCase {
         var r = EstimateRequest(shape: gpt3, hardware: .a100_80gb, batchSequences: 1536)
         r.devices = 1536
         r.constraints = LayoutConstraints(zeroStage: 1, tensorParallel: 8, pipelineParallel: 8, recompute: .full,
-                                          microBatch: 1)
+                                          microBatch: 1, interleave: 1)
         r.trainingTokens = 300e9
         r.pricePerDeviceHour = 2
         let e = try Estimate.make(r)
@@ -154,5 +154,35 @@ final class EstimateTests: XCTestCase {
         XCTAssertThrowsError(try ModelShape.fromHuggingFaceConfig(Data(llama.replacingOccurrences(of: "\"hidden_size\": 4096,", with: "").utf8))) {
             XCTAssertEqual($0 as? HuggingFaceConfigError, .missing("hidden_size"))
         }
+    }
+
+    /// The interleaved schedule (Narayanan et al. 2021 §2.2.2): the bubble is (p − 1)/(v·m) of the compute, and the
+    /// first device holds (1 + (p − 1)/(p·v)) × p micro-batches' worth of its layers (Megatron-LM's warm-up of
+    /// 2(p − 1) + (v − 1)p chunks of L/(pv) layers).
+    func testInterleavingDividesTheBubbleAndCostsActivations() {
+        let gpt3 = ModelShape(nLayer: 96, nHead: 96, dModel: 12288, dFF: 4 * 12288, seqLen: 2048, vocabSize: 51200,
+                              bias: true)
+        let plain = Layout(dataParallel: 24, tensorParallel: 8, pipelineParallel: 8, zeroStage: 1, recompute: .selective,
+                           microBatch: 1, gradAccum: 64)
+        var interleaved = plain
+        interleaved.interleave = 3
+        let model = StepTimeModel.calibrated(for: .a100_80gb)
+        let a = LayoutModel.stepTime(shape: gpt3, layout: plain, hardware: .a100_80gb, mfu: 0.4, timeModel: model)
+        let b = LayoutModel.stepTime(shape: gpt3, layout: interleaved, hardware: .a100_80gb, mfu: 0.4, timeModel: model)
+        XCTAssertEqual(a.compute, b.compute)
+        XCTAssertEqual(a.bubble, a.compute * 7 / 64, accuracy: 1e-9 * a.compute)
+        XCTAssertEqual(b.bubble, a.bubble / 3, accuracy: 1e-9 * a.compute)
+        let perLayer = MemoryModel.activationBytesPerLayer(gpt3, b: 1, t: 8, recompute: .selective)
+        let ma = LayoutModel.memory(shape: gpt3, layout: plain, hardware: .a100_80gb)
+        let mb = LayoutModel.memory(shape: gpt3, layout: interleaved, hardware: .a100_80gb)
+        XCTAssertEqual(mb.activations - ma.activations, perLayer * 12 * 8 * (7.0 / 24), accuracy: 1)
+        // The estimate searches v; the plan's search keeps 1F1B.
+        var r = EstimateRequest(shape: gpt3, hardware: .a100_80gb, batchSequences: 1536)
+        r.devices = 1536
+        r.constraints = LayoutConstraints(zeroStage: 1, tensorParallel: 8, pipelineParallel: 8, recompute: .selective,
+                                          microBatch: 1)
+        let e = try! Estimate.make(r)
+        XCTAssertGreaterThan(e.layout.interleave, 1)
+        XCTAssertEqual(12 % e.layout.interleave, 0, "v divides the 12 layers of a stage")
     }
 }
