@@ -37,6 +37,8 @@ public struct PlanRequest: Sendable {
     /// Tokenizer vocabulary; the model's embedding is padded up to a multiple of 64.
     public var vocabSize: Int = 50257
     public var bias: Bool = false
+    /// The block design of the model the plan chooses; `.llama` takes Llama 3's proportions (`ShapeSearch`).
+    public var family: ModelFamily = .gpt2
     public var batchRule: BatchRule = .deepseek
     public var lrRule: LearningRateRule = .deepseek
     public var hardware: HardwareChoice
@@ -294,7 +296,8 @@ extension Plan {
             throw PlanError.budgetTooLarge(targetParams: n.isFinite ? n : .infinity,
                                            largestParams: ShapeSearch.largestParams(seqLen: request.seqLen ?? 1024,
                                                                                     vocabSize: request.vocabSize,
-                                                                                    bias: request.bias))
+                                                                                    bias: request.bias,
+                                                                                    family: request.family))
         }
         var allocation = Allocation(rule: rule, budget: budget, idealParams: n, idealTokens: d, flops: budget,
                                     tokens: d, embeddingShare: 0, suggestedVocab: nil)
@@ -355,7 +358,7 @@ extension Plan {
             let width: Int
             do {
                 width = try ShapeSearch.shape(targetParams: a.idealParams, seqLen: 1024, vocabSize: vocab,
-                                              bias: request.bias, rule: a.rule).shape.dModel
+                                              bias: request.bias, rule: a.rule, family: request.family).shape.dModel
             } catch PlanError.budgetTooSmall {
                 width = 32
             }
@@ -365,7 +368,7 @@ extension Plan {
             (seqLen, rule) = (t, t == 1024 ? .gpt2 : .shortened(cap: cap))
         }
         let choice = try ShapeSearch.shape(targetParams: a.idealParams, seqLen: seqLen, vocabSize: vocab,
-                                           bias: request.bias, rule: a.rule)
+                                           bias: request.bias, rule: a.rule, family: request.family)
         return ShapeDecision(shape: choice.shape, search: choice, contextRule: rule, requestedVocab: request.vocabSize)
     }
 
@@ -640,7 +643,9 @@ extension Plan {
             case .params: return "compute-optimal budget for the given N"
             case .tokens: return "6·N·D for the given D"
             }
-        case "params": return "counted from the shape (all parameters, tied head once)"
+        case "params":
+            return shape.tieEmbeddings ? "counted from the shape (all parameters, tied head once)"
+                : "counted from the shape (all parameters, the untied head included)"
         case "non_embedding_params": return "blocks + final LayerNorm"
         case "tokens": if case .tokens = target { return "given" } else { return "C / (6N)" }
         case "predicted_loss" where allocation.dataConstraint != nil:
@@ -650,7 +655,13 @@ extension Plan {
         case "n_layer", "d_model":
             return "shape search: N ≈ N*, d_model/n_layer near \(Int(shapeDecision.search.preferredAspect.rounded()))"
         case "n_head": return "d_model / head size \(shape.headSize)"
-        case "d_ff": return "4 · d_model"
+        case "d_ff": return shape.family == .llama ? "3.5 · d_model rounded up to a multiple of 256 (Llama 3)" : "4 · d_model"
+        case "family": return shape.family == .llama ? "given (--family llama): Llama 3's proportions" : "GPT-2 blocks (the default)"
+        case "n_kv_head":
+            return shape.family == .llama ? "Llama 3: 8 key/value heads (all heads below 8)" : "= n_head (multi-head attention)"
+        case "rope_theta": return shape.family == .llama ? "Llama 3's 500000" : "unused by GPT-2 (learned positions)"
+        case "norm_eps": return "1e-5 (GPT-2, Llama 3)"
+        case "tie_embeddings": return shape.family == .llama ? "untied (Llama 3)" : "tied (GPT-2)"
         case "seq_len":
             switch shapeDecision.contextRule {
             case .given: return "given"

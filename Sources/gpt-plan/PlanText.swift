@@ -166,7 +166,10 @@ enum PlanText {
         let search = s.search.withinTolerance
             ? "of the shapes within \(Int(ShapeSearch.tolerance * 100))% of the target N, the one whose d_model/n_layer "
                 + "(\(sig(s.search.aspect, 3))) is nearest \(sig(s.search.preferredAspect, 3)) (64 at ≤1B parameters, "
-                + "as GPT-2; 128 at ≥10B, as GPT-3 and LLaMA); head size \(shape.headSize), d_ff = 4·d_model"
+                + "as GPT-2; 128 at ≥10B, as GPT-3 and LLaMA); head size \(shape.headSize), "
+                + (shape.family == .llama
+                   ? "\(shape.nKVHead) key/value heads, d_ff = 3.5·d_model rounded up to a multiple of 256 = \(shape.dFF) (Llama 3's proportions), rotary positions, untied head"
+                   : "d_ff = 4·d_model")
             : "no shape within \(Int(ShapeSearch.tolerance * 100))% of the target N; the nearest one with "
                 + "d_model/n_layer in 32...128"
         let context: String

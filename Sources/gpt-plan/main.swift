@@ -4,6 +4,7 @@ import Compute
 import Corpus
 import Durable
 import Foundation
+import GPTShape
 import Planner
 import Recipe
 
@@ -57,6 +58,8 @@ struct Make: ParsableCommand {
     @Option(parsing: .unconditional, help: "Tokenizer vocabulary, padded to a multiple of 64 (default 50257, or the prepared --data's).")
     var vocab: String?
     @Flag(help: "Biases in linear layers and LayerNorms (GPT-2 has them).") var bias = false
+    @Option(help: "Model family: gpt2 (default) or llama (Llama 3's proportions: head size 128, 8 KV heads, d_ff ≈ 3.5·d_model, untied head).")
+    var family: String = "gpt2"
 
     @Option(name: .customLong("batch-rule"), help: "Batch size rule: deepseek, kaplan or step-law.") var batchRule: String = "deepseek"
     @Option(parsing: .unconditional, help: "Batch size in tokens, overriding the rule (e.g. 0.5M).") var batch: String?
@@ -234,6 +237,10 @@ struct Make: ParsableCommand {
         request.seqLen = try integer(seqLen, "--seq-len", atLeast: 1)
         request.vocabSize = try integer(vocab, "--vocab", atLeast: 2) ?? prepared?.vocabSize ?? 50257
         request.bias = bias
+        guard let modelFamily = ModelFamily(rawValue: family) else {
+            throw CommandFailure.usage("gpt-plan: --family \(family): use gpt2 or llama")
+        }
+        request.family = modelFamily
         let dayLimit = try quantity(days, "--days")
         switch devices {
         case nil: request.devices = dayLimit.map { .automatic(days: $0) }

@@ -28,4 +28,25 @@ final class PlanFamilyCommandTests: XCTestCase {
                       && train.stderr.contains("until Llama-style training lands"), train.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/run"), "nothing is written for a refused recipe")
     }
+
+    /// `gpt-plan --family llama` plans a Llama-style model and writes its recipe, which check passes and gpt-train
+    /// refuses.
+    func testALlamaPlanIsWrittenAndChecked() throws {
+        let dir = try Fixtures.directory("llama-plan")
+        let plan = try Tool.run("gpt-plan", ["--flops", "1e20", "--family", "llama", "--gpu", "h100-sxm-80gb",
+                                             "-o", "\(dir)/r.toml", "--json"])
+        XCTAssertEqual(plan.status, 0, plan.stderr)
+        let text = try String(contentsOfFile: "\(dir)/r.toml", encoding: .utf8)
+        for line in ["family = \"llama\"", "n_kv_head = 8", "tie_embeddings = false", "rope_theta = 500000.0"] {
+            XCTAssertTrue(text.contains(line + "\n"), line)
+        }
+        let check = try Tool.run("gpt-plan", ["check", "\(dir)/r.toml"])
+        XCTAssertEqual(check.status, 0, check.stdout)
+        let train = try Tool.run("gpt-train", ["\(dir)/r.toml", "--out", "\(dir)/run"])
+        XCTAssertEqual(train.status, 1)
+        XCTAssertTrue(train.stderr.contains("until Llama-style training lands"), train.stderr)
+        let bad = try Tool.run("gpt-plan", ["--flops", "1e20", "--family", "mamba"])
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("--family mamba"), bad.stderr)
+    }
 }

@@ -97,4 +97,34 @@ final class ModelFamilyTests: XCTestCase {
         g.nKVHead = 4
         XCTAssertThrowsError(try g.validate()) { XCTAssertEqual($0 as? ModelShapeError, .groupedQueryInGPT2(nHead: 12, nKVHead: 4)) }
     }
+
+    /// The shape search with Llama 3's proportions: head size 128, 8 KV heads, d_ff = 3.5·d rounded up to 256,
+    /// untied head, rotary base 500000; the split of the budget does not depend on the family.
+    func testLlamaShapeSearchUsesLlama3Proportions() throws {
+        let l8 = ShapeSearch.template(family: .llama, width: 4096, seqLen: 8192, vocabSize: 128_256, bias: false)
+        XCTAssertEqual([l8.nHead, l8.nKVHead, l8.dFF], [32, 8, 14336])
+        XCTAssertEqual(ShapeSearch.llamaFF(8192), 28672)
+        XCTAssertFalse(l8.tieEmbeddings)
+        XCTAssertEqual(l8.ropeTheta, 500_000)
+        var r = PlanRequest(target: .flops(1e22), hardware: .given(.h100_sxm_80gb))
+        r.vocabSize = 128_256
+        let gpt2 = try Plan.make(r)
+        r.family = .llama
+        let llama = try Plan.make(r)
+        XCTAssertEqual(llama.allocation.idealParams, gpt2.allocation.idealParams)
+        let s = llama.shape
+        XCTAssertEqual(s.family, .llama)
+        XCTAssertEqual([s.dModel, s.nHead, s.nKVHead, s.dFF], [4096, 32, 8, 14336])
+        XCTAssertEqual(s.nLayer, 36)
+        XCTAssertEqual(Double(llama.params) / llama.allocation.idealParams, 1, accuracy: ShapeSearch.tolerance)
+        for budget in [1e18, 1e20, 1e24, 1e25] {
+            r.target = .flops(budget)
+            let shape = try Plan.make(r).shape
+            XCTAssertEqual(shape.headSize, 128, "\(budget)")
+            XCTAssertTrue(shape.nHead <= 8 || shape.nHead % 8 == 0, "\(budget): \(shape.nHead) heads")
+            XCTAssertEqual(shape.nHead % shape.nKVHead, 0)
+            XCTAssertEqual(shape.dFF, ShapeSearch.llamaFF(shape.dModel))
+            XCTAssertNoThrow(try shape.validate())
+        }
+    }
 }
