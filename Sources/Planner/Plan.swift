@@ -223,7 +223,12 @@ public struct Execution: Sendable {
     public var hardware: Hardware
     public var hardwareReason: HardwareReason
     public var devicesReason: DevicesReason
+    /// The model FLOPs utilisation of the chosen layout: the given (or the CPU's default) single MFU, or, with the
+    /// calibrated step-time model, the MFU it predicts for the chosen layout.
     public var mfu: Double
+    /// The calibrated step-time model the layouts were timed with (GPU presets unless `--mfu` was given); nil: the
+    /// single MFU.
+    public var timeModel: StepTimeModel?
     public var constraints: LayoutConstraints
     public var chosen: LayoutEstimate
     /// The fastest feasible layouts on these devices, fastest first (`chosen` is the first).
@@ -499,6 +504,7 @@ extension Plan {
                         _ schedule: ScheduleDecision, _ hardware: Hardware, reason: Execution.HardwareReason,
                         devices: PlanRequest.DeviceCount) throws -> Execution {
         let mfu = request.mfu ?? hardware.defaultMFU
+        let timeModel = request.mfu == nil ? StepTimeModel.calibrated(for: hardware) : nil
         let c = request.constraints
         if hardware.precision == .float32,
            (c.tensorParallel ?? 1) > 1 || (c.pipelineParallel ?? 1) > 1 || (c.zeroStage ?? 0) > 1
@@ -507,7 +513,7 @@ extension Plan {
         }
         func search(_ k: Int) -> LayoutModel.Search {
             LayoutModel.search(shape: shape, batchSequences: batch.sequences, devices: k, hardware: hardware, mfu: mfu,
-                               constraints: c, keep: request.keepLayouts)
+                               constraints: c, keep: request.keepLayouts, timeModel: timeModel)
         }
         var tried = 0
         var found: (k: Int, search: LayoutModel.Search)?
@@ -539,7 +545,7 @@ extension Plan {
                 if let days {
                     // Compute alone at this count is a lower bound on the time: skip counts that cannot make it.
                     let bound = shape.flopsPerTokenWithAttention() * schedule.trainedTokens
-                        / (Double(k) * hardware.peakFlops * mfu)
+                        / (Double(k) * hardware.peakFlops * (timeModel?.matmulEfficiency ?? mfu))
                     if fastest == nil || bound < fastest!.seconds { fastest = (bound, k) }
                     guard bound <= days * 86400 else { continue }
                 }
@@ -563,8 +569,11 @@ extension Plan {
         let chosen = s.ranked[0]
         let seconds = chosen.step.total * Double(schedule.steps)
         let deviceHours = seconds / 3600 * Double(k)
-        return Execution(hardware: hardware, hardwareReason: reason, devicesReason: devicesReason, mfu: mfu,
-                         constraints: c, chosen: chosen, alternatives: s.ranked, layoutsTried: tried,
+        let achieved = timeModel == nil ? mfu
+            : shape.flopsPerTokenWithAttention() * Double(chosen.layout.batchSequences * shape.seqLen)
+                / (Double(k) * hardware.peakFlops * chosen.step.total)
+        return Execution(hardware: hardware, hardwareReason: reason, devicesReason: devicesReason, mfu: achieved,
+                         timeModel: timeModel, constraints: c, chosen: chosen, alternatives: s.ranked, layoutsTried: tried,
                          seconds: seconds, deviceHours: deviceHours,
                          cost: request.pricePerDeviceHour.map { $0 * deviceHours })
     }

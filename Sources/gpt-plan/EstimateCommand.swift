@@ -414,7 +414,8 @@ extension Check {
                                                 pipelineParallel: t.pipelineParallel, recompute: t.recompute,
                                                 microBatch: t.microBatch, interleave: 1)
         request.trainingTokens = r.trainingTokens
-        request.mfu = given.mfu
+        // GPU recipes are timed with the calibrated model, as the plan that wrote them; CPU ones with their MFU.
+        if hardware.precision == .float32 { request.mfu = given.mfu }
         request.keepLayouts = 1
         return request
     }

@@ -115,8 +115,9 @@ enum PlanText {
         add("  activations", bytes(m.activations), e.hardware.precision == .mixed ? "Korthikanti et al. 2022 Table 2, 1F1B in flight"
             : "gpt-train's buffers for one micro-batch" + (e.hardware.products.precision == .bf16 ? ", with their bf16 copies" : ""))
         add("  other", bytes(m.other), e.hardware.precision == .mixed ? "runtime context, NCCL buffers, workspaces" : "none reserved")
-        add("time", duration(plan.estimatedSeconds),
-            "\(Int(e.mfu * 100))% MFU of \(l.devices) × \(flopRate(e.hardware.peakFlops)) (\(e.hardware.products.ceilingName)) + bubble + exposed communication")
+        add("time", duration(plan.estimatedSeconds), e.timeModel != nil
+            ? "calibrated step-time model (docs/planner.md): \(sig(100 * e.mfu, 3))% MFU predicted on \(l.devices) × \(flopRate(e.hardware.peakFlops)) (\(e.hardware.products.ceilingName))"
+            : "\(Int(e.mfu * 100))% MFU of \(l.devices) × \(flopRate(e.hardware.peakFlops)) (\(e.hardware.products.ceilingName)) + bubble + exposed communication")
         add("device_hours", sig(e.deviceHours, 4), "time × devices")
         if let cost = e.cost { add("cost", sig(cost, 4), "device hours × --price-per-device-hour") }
         return rows
@@ -345,7 +346,11 @@ enum PlanText {
         let st = e.chosen.step
         why.append("Time ≈ \(duration(plan.estimatedSeconds)) (\(sig(e.deviceHours, 4)) device hours"
                    + (e.cost.map { ", cost \(sig($0, 4))" } ?? "") + "): per step compute \(duration(st.compute)) at "
-                   + "\(Int(e.mfu * 100))% MFU of \(l.devices) × \(flopRate(h.peakFlops))"
+                   + (e.timeModel.map { m in
+                       "η = \(sig(m.matmulEfficiency, 2))·w/(w + \(Int(m.widthHalf))) of the peak, w = d_model/t = "
+                       + "\(plan.shape.dModel / l.tensorParallel) (the calibrated step-time model, \(m.source); "
+                       + "\(sig(100 * e.mfu, 3))% MFU predicted overall) on \(l.devices) × \(flopRate(h.peakFlops))" }
+                      ?? "\(Int(e.mfu * 100))% MFU of \(l.devices) × \(flopRate(h.peakFlops))")
                    + (l.recompute == .none ? "" : " (recomputation included)")
                    + " + bubble \(duration(st.bubble)) + data-parallel \(duration(st.dataParallel)) + tensor-parallel "
                    + "\(duration(st.tensorParallel)) + pipeline \(duration(st.pipeline)) of exposed communication, "
