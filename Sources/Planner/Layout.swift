@@ -9,9 +9,13 @@ public struct Layout: Sendable, Equatable, Hashable {
     public var recompute: Recompute
     public var microBatch: Int
     public var gradAccum: Int
+    /// Virtual pipeline stages per device (Narayanan et al. 2021 §2.2.2, the interleaved 1F1B schedule): each device
+    /// holds `interleave` chunks of L/(p·v) layers; 1 is plain 1F1B.
+    public var interleave: Int
 
     public init(dataParallel: Int, tensorParallel: Int = 1, pipelineParallel: Int = 1, zeroStage: Int = 0,
-                recompute: Recompute = .none, microBatch: Int, gradAccum: Int) {
+                recompute: Recompute = .none, microBatch: Int, gradAccum: Int, interleave: Int = 1) {
+        self.interleave = interleave
         self.dataParallel = dataParallel
         self.tensorParallel = tensorParallel
         self.pipelineParallel = pipelineParallel
@@ -82,12 +86,22 @@ public struct LayoutConstraints: Sendable, Equatable {
     public var tensorParallel: Int?
     public var pipelineParallel: Int?
     public var recompute: Recompute?
+    /// Sequences per forward/backward pass on each data-parallel rank.
+    public var microBatch: Int?
+    /// Virtual pipeline stages per device; nil is plain 1F1B (v = 1) unless `searchesInterleaving`.
+    public var interleave: Int?
+    /// With `interleave` nil: also try, with p > 1, every v dividing the layers of a stage when the micro-batches
+    /// are a multiple of p (Megatron-LM's condition for the interleaved schedule). `gpt-plan estimate` does; the
+    /// plan's search keeps 1F1B.
+    public var searchesInterleaving = false
     public init(zeroStage: Int? = nil, tensorParallel: Int? = nil, pipelineParallel: Int? = nil,
-                recompute: Recompute? = nil) {
+                recompute: Recompute? = nil, microBatch: Int? = nil, interleave: Int? = nil) {
+        self.interleave = interleave
         self.zeroStage = zeroStage
         self.tensorParallel = tensorParallel
         self.pipelineParallel = pipelineParallel
         self.recompute = recompute
+        self.microBatch = microBatch
     }
 }
 
@@ -98,18 +112,20 @@ public enum LayoutModel {
     /// Parameters on the heaviest device after tensor and pipeline parallelism: the first stage's share of the
     /// layers with the embeddings (the last holds the tied head's copy, never more), split t ways.
     static func stageParams(_ shape: ModelShape, t: Int, p: Int) -> (first: Double, last: Double) {
+        let count = shape.parameterCount
+        if p == 1 { return (Double(count.total) / Double(t), Double(count.total) / Double(t)) }
         let layers = Double((shape.nLayer + p - 1) / p)
         let perLayer = Double(shape.parametersPerLayer)
-        let tokenEmbedding = Double(shape.vocabSize * shape.dModel)
-        let positions = Double(shape.seqLen * shape.dModel)
-        let finalNorm = Double(shape.parameterCount.nonEmbedding - shape.nLayer * shape.parametersPerLayer)
-        if p == 1 { return (Double(shape.parameterCount.total) / Double(t), Double(shape.parameterCount.total) / Double(t)) }
-        return ((layers * perLayer + tokenEmbedding + positions) / Double(t),
-                (layers * perLayer + tokenEmbedding + finalNorm) / Double(t))
+        let finalNorm = Double(count.nonEmbedding - shape.nLayer * shape.parametersPerLayer)
+        // The last stage holds the output head: the tied head's copy of the token embedding, or the untied head.
+        let head = Double(count.outputHead > 0 ? count.outputHead : count.tokenEmbedding)
+        return ((layers * perLayer + Double(count.tokenEmbedding + count.positionEmbedding)) / Double(t),
+                (layers * perLayer + head + finalNorm) / Double(t))
     }
 
     /// Per-device memory of `layout` for `shape` on `hardware`, term by term.
-    public static func memory(shape: ModelShape, layout l: Layout, hardware: Hardware) -> MemoryBreakdown {
+    public static func memory(shape: ModelShape, layout l: Layout, hardware: Hardware,
+                              conventions: MemoryConventions = .zeroPaper) -> MemoryBreakdown {
         if hardware.precision == .float32 {
             // gpt-train: float32 weights, gradients and moments, its own activation buffers counted exactly; with
             // native bf16 products, also a bf16 copy of the weights and the activations' bf16 copies.
@@ -122,45 +138,77 @@ public enum LayoutModel {
                                                optimizerBytes: MemoryModel.float32OptimizerBytes)
             return MemoryBreakdown(weights: state.weights + (bf16 ? MemoryModel.bf16CopyBytes * params : 0),
                                    gradients: state.gradients, optimizer: state.optimizer,
-                                   activations: Double(shape.activationBytes(batch: l.microBatch, bf16Copies: bf16)),
+                                   activations: cpuActivationBytes(shape, microBatch: l.microBatch, bf16Copies: bf16),
                                    other: hardware.reservedBytes)
         }
         let t = l.tensorParallel, p = l.pipelineParallel
         let (s, b, h, a) = (shape.seqLen, l.microBatch, shape.dModel, shape.nHead)
         let layers = Double((shape.nLayer + p - 1) / p)
-        let perLayer = MemoryModel.activationBytesPerLayer(s: s, b: b, h: h, a: a, t: t, recompute: l.recompute)
+        _ = a
+        let perLayer = MemoryModel.activationBytesPerLayer(shape, b: b, t: t, recompute: l.recompute)
         // Full recomputation rebuilds one layer's activations at a time in the backward pass.
         let working = l.recompute == .full
-            ? MemoryModel.activationBytesPerLayer(s: s, b: b, h: h, a: a, t: t, recompute: .none) : 0
-        let inFlight = p == 1 ? 1 : min(p, l.gradAccum)   // 1F1B: the first stage holds p micro-batches
+            ? MemoryModel.activationBytesPerLayer(shape, b: b, t: t, recompute: .none) : 0
+        // 1F1B: the first stage holds p micro-batches. Interleaved: Megatron-LM's schedule warms up with
+        // 2(p − 1) + (v − 1)p chunks of L/(pv) layers on the first device, i.e. (1 + (p − 1)/(pv)) × p micro-batches'
+        // worth of its layers.
+        let inFlightShare = p == 1 ? 1 : Double(min(p, l.gradAccum))
+            * (l.interleave > 1 ? 1 + Double(p - 1) / Double(p * l.interleave) : 1)
+        let inFlight = p == 1 ? 1 : min(p, l.gradAccum)
         let output = MemoryModel.outputActivationBytes(s: s, b: b, h: h, t: t, vocab: shape.vocabSize)
-        let embedding = MemoryModel.embeddingActivationBytes(s: s, b: b, h: h, t: t, inFlight: inFlight)
+        // GPT-2's embedding dropout mask; Llama has no dropout (the embedding output is the first norm's input).
+        let embedding = shape.family == .gpt2
+            ? MemoryModel.embeddingActivationBytes(s: s, b: b, h: h, t: t, inFlight: inFlight) : 0
         let params = stageParams(shape, t: t, p: p)
         func stage(_ psi: Double, _ activations: Double) -> MemoryBreakdown {
-            let state = MemoryModel.modelState(params: psi, zeroStage: l.zeroStage, dataParallel: l.dataParallel)
+            let state = MemoryModel.modelState(params: psi, zeroStage: l.zeroStage, dataParallel: l.dataParallel,
+                                               weightBytes: conventions.weightBytes,
+                                               gradientBytes: conventions.gradientBytes,
+                                               optimizerBytes: conventions.optimizerBytes)
             return MemoryBreakdown(weights: state.weights, gradients: state.gradients, optimizer: state.optimizer,
                                    activations: activations, other: hardware.reservedBytes)
         }
-        let first = stage(params.first, perLayer * layers * Double(inFlight) + embedding + working
+        let first = stage(params.first, perLayer * layers * inFlightShare + embedding + working
                           + (p == 1 ? output : 0))
         guard p > 1 else { return first }
         let last = stage(params.last, perLayer * layers + output + working)
         return last.total > first.total ? last : first
     }
 
+    /// Activation bytes on a CPU (float32, one process): gpt-train's own buffers counted exactly for GPT-2
+    /// (`ActivationLayout`). gpt-train has no Llama-style model yet; for one, the Korthikanti-style count of
+    /// `MemoryModel.activationBytesPerLayer` with a fused attention kernel (no scores kept), in 4-byte floats, plus
+    /// the logits and losses.
+    static func cpuActivationBytes(_ shape: ModelShape, microBatch b: Int, bf16Copies: Bool) -> Double {
+        guard shape.family == .llama else { return Double(shape.activationBytes(batch: b, bf16Copies: bf16Copies)) }
+        let perLayer = 2 * MemoryModel.activationBytesPerLayer(shape, b: b, recompute: .selective)
+        let bt = Double(b * shape.seqLen)
+        return perLayer * Double(shape.nLayer) + 4 * bt * Double(shape.vocabSize + 2 * shape.dModel + 1)
+    }
+
+    /// FLOPs the hardware executes per token: the model's 6N' + attention, plus what recomputation repeats
+    /// (selective: attention's score and value products forward again, a third of the attention term; full: the
+    /// whole forward again, a third of the total).
+    public static func hardwareFlopsPerToken(_ shape: ModelShape, recompute: Recompute) -> Double {
+        let model = shape.flopsPerTokenWithAttention()
+        switch recompute {
+        case .none: return model
+        case .selective: return model + shape.attentionFlopsPerToken() / 3
+        case .full: return model + model / 3
+        }
+    }
+
     /// One optimizer step of `layout` on `hardware` at `mfu`, by cause (the time model in docs/planner.md).
-    public static func stepTime(shape: ModelShape, layout l: Layout, hardware: Hardware, mfu: Double) -> StepTime {
+    /// With `timeModel`, the compute term is the calibrated model's (`StepTimeModel`) and `mfu` is not used.
+    public static func stepTime(shape: ModelShape, layout l: Layout, hardware: Hardware, mfu: Double,
+                                timeModel: StepTimeModel? = nil) -> StepTime {
         let d = l.dataParallel, t = l.tensorParallel, p = l.pipelineParallel, m = l.gradAccum
         let devices = Double(l.devices)
         let tokens = Double(l.batchSequences * shape.seqLen)
-        var flopsPerToken = shape.flopsPerTokenWithAttention()
-        switch l.recompute {
-        case .none: break
-        case .selective: flopsPerToken += 4 * Double(shape.nLayer * shape.dModel * shape.seqLen)   // attention's forward again
-        case .full: flopsPerToken += flopsPerToken / 3                                                // the whole forward again
-        }
-        let compute = flopsPerToken * tokens / (devices * hardware.peakFlops * mfu)
-        let bubble = compute * Double(p - 1) / Double(m)
+        let flopsPerToken = hardwareFlopsPerToken(shape, recompute: l.recompute)
+        let compute = timeModel?.computeSeconds(shape: shape, layout: l, hardware: hardware)
+            ?? flopsPerToken * tokens / (devices * hardware.peakFlops * mfu)
+        let bubble = compute * Double(p - 1) / Double(m * l.interleave)
         let perMicro = compute / Double(m)
 
         // Data parallelism: ring collectives move (d−1)/d of the buffer per device per pass.
@@ -199,16 +247,20 @@ public enum LayoutModel {
         if p > 1 {
             let bytes = 2 * Double(l.microBatch * shape.seqLen * shape.dModel) / Double(t)
             let bandwidth = t * d >= hardware.devicesPerNode ? hardware.interNodeBandwidth : hardware.intraNodeBandwidth
-            pipeline = 2 * Double(m + p - 1) * bytes / bandwidth
+            // Interleaving sends each micro-batch across v times as many chunk boundaries.
+            pipeline = 2 * Double(m * l.interleave + p - 1) * bytes / bandwidth
         }
         return StepTime(compute: compute, bubble: bubble, dataParallel: dataParallel, tensorParallel: tensorParallel,
                         pipeline: pipeline)
     }
 
-    public static func estimate(shape: ModelShape, layout: Layout, hardware: Hardware, mfu: Double) -> LayoutEstimate {
-        LayoutEstimate(layout: layout, memory: memory(shape: shape, layout: layout, hardware: hardware),
+    public static func estimate(shape: ModelShape, layout: Layout, hardware: Hardware, mfu: Double,
+                                conventions: MemoryConventions = .zeroPaper,
+                                timeModel: StepTimeModel? = nil) -> LayoutEstimate {
+        LayoutEstimate(layout: layout, memory: memory(shape: shape, layout: layout, hardware: hardware,
+                                                      conventions: conventions),
                        usableBytes: hardware.memoryBytes * hardware.usableFraction,
-                       step: stepTime(shape: shape, layout: layout, hardware: hardware, mfu: mfu))
+                       step: stepTime(shape: shape, layout: layout, hardware: hardware, mfu: mfu, timeModel: timeModel))
     }
 
     /// The (t, p, ZeRO, recompute) choices the hardware and the constraints allow, before micro-batches.
@@ -247,7 +299,9 @@ public enum LayoutModel {
 
     /// Every layout of `devices` devices that trains `batchSequences` sequences a step exactly, evaluated.
     public static func search(shape: ModelShape, batchSequences: Int, devices k: Int, hardware: Hardware, mfu: Double,
-                              constraints: LayoutConstraints = LayoutConstraints(), keep: Int = 8) -> Search {
+                              constraints: LayoutConstraints = LayoutConstraints(), keep: Int = 8,
+                              conventions: MemoryConventions = .zeroPaper,
+                              timeModel: StepTimeModel? = nil) -> Search {
         var ranked: [LayoutEstimate] = []
         var tried = 0
         var least: LayoutEstimate?
@@ -262,27 +316,44 @@ public enum LayoutModel {
             let d = k / (s.t * s.p)
             let perRank = batchSequences / d
             // Micro-batches that divide the rank's share, smallest first: memory grows with the micro-batch.
-            for micro in 1...perRank where perRank % micro == 0 {
-                let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
-                                    recompute: s.recompute, microBatch: micro, gradAccum: perRank / micro)
-                let e = estimate(shape: shape, layout: layout, hardware: hardware, mfu: mfu)
-                tried += 1
-                if least == nil || e.memory.total < least!.memory.total { least = e }
-                guard e.fits else { break }
-                if ranked.count < keep || rank(e) < rank(ranked[ranked.count - 1]) {
-                    ranked.append(e)
-                    ranked.sort { rank($0) < rank($1) }
-                    if ranked.count > keep { ranked.removeLast() }
+            let stageLayers = (shape.nLayer + s.p - 1) / s.p
+            for micro in 1...perRank where perRank % micro == 0 && (constraints.microBatch.map { $0 == micro } ?? true) {
+                let m = perRank / micro
+                var fitted = false
+                for v in interleaves(constraints, p: s.p, stageLayers: stageLayers, microBatches: m) {
+                    let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
+                                        recompute: s.recompute, microBatch: micro, gradAccum: m, interleave: v)
+                    let e = estimate(shape: shape, layout: layout, hardware: hardware, mfu: mfu,
+                                     conventions: conventions, timeModel: timeModel)
+                    tried += 1
+                    if least == nil || e.memory.total < least!.memory.total { least = e }
+                    guard e.fits else { continue }
+                    fitted = true
+                    if ranked.count < keep || rank(e) < rank(ranked[ranked.count - 1]) {
+                        ranked.append(e)
+                        ranked.sort { rank($0) < rank($1) }
+                        if ranked.count > keep { ranked.removeLast() }
+                    }
                 }
+                guard fitted else { break }
             }
         }
         return Search(ranked: ranked, tried: tried, leastMemory: least)
     }
 
+    /// Virtual stages to try: the constraint's, else 1 and (p > 1, micro-batches a multiple of p) every v > 1
+    /// dividing the layers of a stage.
+    static func interleaves(_ c: LayoutConstraints, p: Int, stageLayers: Int, microBatches m: Int) -> [Int] {
+        if let v = c.interleave { return [v] }
+        guard c.searchesInterleaving, p > 1, m % p == 0 else { return [1] }
+        return [1] + (2...max(2, stageLayers)).filter { stageLayers % $0 == 0 && $0 <= stageLayers }
+    }
+
     /// Whether some layout of `devices` devices fits, checked at the least memory each structure allows (micro-batch
     /// 1, full recomputation and ZeRO-3 unless constrained): cheap, for finding the fewest devices.
     static func anyFits(shape: ModelShape, batchSequences: Int, devices k: Int, hardware: Hardware,
-                        constraints: LayoutConstraints, tried: inout Int) -> Bool {
+                        constraints: LayoutConstraints, tried: inout Int,
+                        conventions: MemoryConventions = .zeroPaper) -> Bool {
         let cpu = hardware.precision == .float32
         var c = constraints
         if !cpu { c.recompute = c.recompute ?? .full }
@@ -291,10 +362,12 @@ public enum LayoutModel {
             let d = k / (s.t * s.p)
             // The least memory: the highest ZeRO stage allowed (nothing to shard with one rank).
             if constraints.zeroStage == nil, s.zero != (d > 1 ? (cpu ? 1 : 3) : 0) { continue }
+            let micro = constraints.microBatch ?? 1
+            guard (batchSequences / d) % micro == 0 else { continue }
             let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
-                                recompute: s.recompute, microBatch: 1, gradAccum: batchSequences / d)
+                                recompute: s.recompute, microBatch: micro, gradAccum: batchSequences / d / micro)
             tried += 1
-            if memory(shape: shape, layout: layout, hardware: hardware).total
+            if memory(shape: shape, layout: layout, hardware: hardware, conventions: conventions).total
                 <= hardware.memoryBytes * hardware.usableFraction { return true }
         }
         return false
@@ -325,8 +398,19 @@ public func checkLayoutFits(nLayer: Int, nHead: Int, dModel: Int, dFF: Int, seqL
                             pipelineParallel: Int, recompute: Recompute, deviceMemoryBytes: Double,
                             precision: TrainingPrecision = .mixed,
                             products: Precision = .fp32) -> Result<MemoryBreakdown, LayoutProblem> {
-    let shape = ModelShape(nLayer: nLayer, nHead: nHead, dModel: dModel, dFF: dFF, seqLen: seqLen,
-                           vocabSize: vocabSize, bias: bias)
+    checkLayoutFits(shape: ModelShape(nLayer: nLayer, nHead: nHead, dModel: dModel, dFF: dFF, seqLen: seqLen,
+                                      vocabSize: vocabSize, bias: bias),
+                    devices: devices, microBatch: microBatch, gradAccum: gradAccum, zeroStage: zeroStage,
+                    tensorParallel: tensorParallel, pipelineParallel: pipelineParallel, recompute: recompute,
+                    deviceMemoryBytes: deviceMemoryBytes, precision: precision, products: products)
+}
+
+/// `checkLayoutFits` for a shape of either family.
+public func checkLayoutFits(shape: ModelShape, devices: Int, microBatch: Int, gradAccum: Int, zeroStage: Int,
+                            tensorParallel: Int, pipelineParallel: Int, recompute: Recompute, deviceMemoryBytes: Double,
+                            precision: TrainingPrecision = .mixed,
+                            products: Precision = .fp32) -> Result<MemoryBreakdown, LayoutProblem> {
+    let (nHead, nLayer) = (shape.nHead, shape.nLayer)
     guard (0...3).contains(zeroStage) else { return .failure(.zeroStageInvalid(zeroStage)) }
     guard tensorParallel >= 1, nHead % tensorParallel == 0 else {
         return .failure(.tensorParallelInvalid(tensorParallel, heads: nHead, devicesPerNode: 8))

@@ -1,3 +1,4 @@
+import GPTShape
 /// Activation recomputation (Korthikanti et al. 2022): what the forward pass keeps for the backward pass.
 public enum Recompute: String, Sendable, Equatable, CaseIterable, Codable {
     /// Keep every activation.
@@ -6,6 +7,26 @@ public enum Recompute: String, Sendable, Equatable, CaseIterable, Codable {
     case selective
     /// Keep only each layer's input; recompute the whole layer in the backward pass.
     case full
+}
+
+/// Bytes a parameter costs on a GPU in mixed-precision training with AdamW: the convention a memory estimate
+/// states (papers and calculators differ on the gradients).
+public struct MemoryConventions: Sendable, Equatable {
+    public var weightBytes: Double
+    public var gradientBytes: Double
+    public var optimizerBytes: Double
+
+    public init(weightBytes: Double, gradientBytes: Double, optimizerBytes: Double) {
+        self.weightBytes = weightBytes
+        self.gradientBytes = gradientBytes
+        self.optimizerBytes = optimizerBytes
+    }
+
+    /// The ZeRO paper's 2 + 2 + 12 (bf16 weights and gradients; fp32 master weights, momentum and variance).
+    public static let zeroPaper = MemoryConventions(weightBytes: 2, gradientBytes: 2, optimizerBytes: 12)
+    /// 2 + 4 + 12: gradients accumulated in fp32, as Megatron-LM keeps them (its main_grad) and as EleutherAI's
+    /// cookbook (calc_transformer_mem.py) counts them by default.
+    public static let fp32Gradients = MemoryConventions(weightBytes: 2, gradientBytes: 4, optimizerBytes: 12)
 }
 
 /// Bytes of model state and activations, term by term, as the papers count them.
@@ -58,6 +79,38 @@ public enum MemoryModel {
         case (.selective, true): return sbh * 34 / tp
         case (.selective, false): return sbh * (10 + 24 / tp)
         case (.full, _): return 2 * sbh
+        }
+    }
+
+    /// Activation bytes of one block of `shape` (either family) for `b` sequences of `s` tokens, tensor-parallel
+    /// width `t` with sequence parallelism when t > 1 (every term divided by t), by the method of Korthikanti et al.
+    /// 2022 §4.1: 2 bytes for every 16-bit tensor the backward pass reads, 1 byte for every dropout mask, attention
+    /// scores materialised (a flash-attention kernel keeps none: that is what selective recomputation counts).
+    /// With h = d_model, f = d_ff, g = n_kv_head·head_size, a = n_head:
+    /// - GPT-2 (LayerNorm, GELU, dropout): attention 11sbh + 5as²b (QKV input 2, Q and K 4, V 2, projection input
+    ///   2, dropout mask 1; softmax output 2, its dropout mask 1 and output 2 per score), MLP 2sbh + 4sbf + sbh
+    ///   (input, GELU input and output, mask), two LayerNorm inputs 4sbh: sbh(18 + 4f/h) + 5as²b, which is Table 2's
+    ///   sbh(34 + 5as/h) at f = 4h.
+    /// - Llama (RMSNorm, rotary, SwiGLU, grouped-query attention, no dropout): attention 2sbh (QKV input) + 2sbh (Q
+    ///   after rotary) + 2sbg (K after rotary) + 2sbg (V) + 2sbh (output projection input) + 2as²b (softmax output,
+    ///   no dropout); the rotary backward is a fixed rotation and needs nothing kept. MLP 2sbh (input of gate and up)
+    ///   + 4sbf (gate and up outputs, from which SiLU and the product's backward are computed, as Megatron's fused
+    ///   SwiGLU keeps them) + 2sbf (the product, the down projection's input). Two RMSNorm inputs 4sbh. In all
+    ///   sbh(12 + 4g/h + 6f/h) + 2as²b. Grouped-query attention saves 4sb(h − g) a layer.
+    /// Selective recomputation drops the as²b terms; full keeps the block's input, 2sbh (not divided by t:
+    /// Korthikanti et al. keep it whole).
+    public static func activationBytesPerLayer(_ shape: ModelShape, b: Int, t: Int = 1, recompute: Recompute) -> Double {
+        let s = Double(shape.seqLen), h = Double(shape.dModel), f = Double(shape.dFF), g = Double(shape.kvWidth)
+        let a = Double(shape.nHead), sbh = s * Double(b) * h, tp = Double(t)
+        let linear: Double, scores: Double
+        switch shape.family {
+        case .gpt2: linear = sbh * (18 + 4 * f / h); scores = 5 * a * s * s * Double(b)
+        case .llama: linear = sbh * (12 + 4 * g / h + 6 * f / h); scores = 2 * a * s * s * Double(b)
+        }
+        switch recompute {
+        case .none: return (linear + scores) / tp
+        case .selective: return linear / tp
+        case .full: return 2 * sbh
         }
     }
 

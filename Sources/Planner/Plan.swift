@@ -16,8 +16,9 @@ public struct PlanRequest: Sendable {
     public enum HardwareChoice: Sendable, Equatable {
         /// Named by the user (a preset, this machine, or either with overrides).
         case given(Hardware)
-        /// Nothing named: this machine when one process here holds the run, else `Hardware.defaultGPU` on as many
-        /// devices as it takes.
+        /// Nothing named: this machine when one process here holds the run and finishes it within
+        /// `PlanRequest.localDaysLimit` days (`--days`, else `defaultLocalDays`), else `Hardware.defaultGPU` on as
+        /// many devices as it takes (and, with `--days`, as finish within them).
         case automatic(thisMachine: Hardware)
     }
 
@@ -36,11 +37,22 @@ public struct PlanRequest: Sendable {
     /// Tokenizer vocabulary; the model's embedding is padded up to a multiple of 64.
     public var vocabSize: Int = 50257
     public var bias: Bool = false
+    /// The block design of the model the plan chooses; `.llama` takes Llama 3's proportions (`ShapeSearch`).
+    public var family: ModelFamily = .gpt2
     public var batchRule: BatchRule = .deepseek
     public var lrRule: LearningRateRule = .deepseek
     public var hardware: HardwareChoice
     /// nil: one device of this machine, or as many GPUs as the run needs (`.automatic(days: nil)`).
     public var devices: DeviceCount?
+
+    /// With no hardware named, this machine is planned for only when the run finishes here within this many days.
+    public static let defaultLocalDays = 7.0
+    /// The days a run may take on this machine when no hardware is named: `--days` (`.automatic(days:)`), else
+    /// `defaultLocalDays`.
+    public var localDaysLimit: Double {
+        if case .automatic(let days?)? = devices { return days }
+        return Self.defaultLocalDays
+    }
     /// Model FLOPs utilisation for the time estimate; nil takes the hardware's default.
     public var mfu: Double?
     public var constraints = LayoutConstraints()
@@ -200,6 +212,8 @@ public struct Execution: Sendable {
         case thisMachine
         /// Nothing was named and the run does not fit one process here.
         case defaultedBecauseThisMachineIsTooSmall(needed: Double, usable: Double)
+        /// Nothing was named and one process here holds the run but would take `seconds`, over `limitDays`.
+        case defaultedBecauseThisMachineIsTooSlow(seconds: Double, limitDays: Double)
     }
     public enum DevicesReason: Sendable, Equatable {
         case given
@@ -209,7 +223,12 @@ public struct Execution: Sendable {
     public var hardware: Hardware
     public var hardwareReason: HardwareReason
     public var devicesReason: DevicesReason
+    /// The model FLOPs utilisation of the chosen layout: the given (or the CPU's default) single MFU, or, with the
+    /// calibrated step-time model, the MFU it predicts for the chosen layout.
     public var mfu: Double
+    /// The calibrated step-time model the layouts were timed with (GPU presets unless `--mfu` was given); nil: the
+    /// single MFU.
+    public var timeModel: StepTimeModel?
     public var constraints: LayoutConstraints
     public var chosen: LayoutEstimate
     /// The fastest feasible layouts on these devices, fastest first (`chosen` is the first).
@@ -219,6 +238,9 @@ public struct Execution: Sendable {
     public var seconds: Double
     public var deviceHours: Double
     public var cost: Double?
+    /// When no hardware was named and the plan left this machine: the run's compute time here at its rate and
+    /// MFU (a lower bound when it does not even fit here).
+    public var secondsOnThisMachine: Double?
 }
 
 /// The ranges of the planner's inputs and of what it derives, where "positive" is not enough. Those a recipe
@@ -332,7 +354,8 @@ extension Plan {
             throw PlanError.budgetTooLarge(targetParams: n.isFinite ? n : .infinity,
                                            largestParams: ShapeSearch.largestParams(seqLen: request.seqLen ?? 1024,
                                                                                     vocabSize: request.vocabSize,
-                                                                                    bias: request.bias))
+                                                                                    bias: request.bias,
+                                                                                    family: request.family))
         }
         var allocation = Allocation(rule: rule, budget: budget, idealParams: n, idealTokens: d, flops: budget,
                                     tokens: d, embeddingShare: 0, suggestedVocab: nil)
@@ -393,7 +416,7 @@ extension Plan {
             let width: Int
             do {
                 width = try ShapeSearch.shape(targetParams: a.idealParams, seqLen: 1024, vocabSize: vocab,
-                                              bias: request.bias, rule: a.rule).shape.dModel
+                                              bias: request.bias, rule: a.rule, family: request.family).shape.dModel
             } catch PlanError.budgetTooSmall {
                 width = 32
             }
@@ -403,7 +426,7 @@ extension Plan {
             (seqLen, rule) = (t, t == 1024 ? .gpt2 : .shortened(cap: cap))
         }
         let choice = try ShapeSearch.shape(targetParams: a.idealParams, seqLen: seqLen, vocabSize: vocab,
-                                           bias: request.bias, rule: a.rule)
+                                           bias: request.bias, rule: a.rule, family: request.family)
         return ShapeDecision(shape: choice.shape, search: choice, contextRule: rule, requestedVocab: request.vocabSize)
     }
 
@@ -508,15 +531,30 @@ extension Plan {
             let devices = request.devices ?? (hardware.precision == .float32 ? .fixed(1) : .automatic(days: nil))
             return try execute(request, shape, batch, schedule, hardware, reason: .given, devices: devices)
         case .automatic(let here):
+            // This machine: one process (or the ranks given with --devices N), when it holds the run and finishes
+            // it within the day limit; else the default GPU.
+            var localDevices = PlanRequest.DeviceCount.fixed(1)
+            if case .fixed? = request.devices { localDevices = request.devices! }
+            let reason: Execution.HardwareReason
             do {
-                return try execute(request, shape, batch, schedule, here, reason: .thisMachine,
-                                   devices: request.devices ?? .fixed(1))
+                let local = try execute(request, shape, batch, schedule, here, reason: .thisMachine,
+                                        devices: localDevices)
+                let limit = request.localDaysLimit
+                guard local.seconds > limit * 86400, case .fixed(1) = localDevices else { return local }
+                reason = .defaultedBecauseThisMachineIsTooSlow(seconds: local.seconds, limitDays: limit)
             } catch PlanError.noLayout(_, _, _, let least) {
-                let reason = Execution.HardwareReason.defaultedBecauseThisMachineIsTooSmall(
+                reason = .defaultedBecauseThisMachineIsTooSmall(
                     needed: least?.memory.total ?? .infinity, usable: here.memoryBytes * here.usableFraction)
-                return try execute(request, shape, batch, schedule, .defaultGPU, reason: reason,
-                                   devices: request.devices ?? .automatic(days: nil))
             }
+            var gpu = try execute(request, shape, batch, schedule, .defaultGPU, reason: reason,
+                                  devices: request.devices ?? .automatic(days: nil))
+            if case .defaultedBecauseThisMachineIsTooSlow(let seconds, _) = reason {
+                gpu.secondsOnThisMachine = seconds
+            } else {
+                gpu.secondsOnThisMachine = shape.flopsPerTokenWithAttention() * schedule.trainedTokens
+                    / (here.peakFlops * (request.mfu ?? here.defaultMFU))
+            }
+            return gpu
         }
     }
 
@@ -524,6 +562,7 @@ extension Plan {
                         _ schedule: ScheduleDecision, _ hardware: Hardware, reason: Execution.HardwareReason,
                         devices: PlanRequest.DeviceCount) throws -> Execution {
         let mfu = request.mfu ?? hardware.defaultMFU
+        let timeModel = request.mfu == nil ? StepTimeModel.calibrated(for: hardware) : nil
         let c = request.constraints
         if hardware.precision == .float32,
            (c.tensorParallel ?? 1) > 1 || (c.pipelineParallel ?? 1) > 1 || (c.zeroStage ?? 0) > 1
@@ -532,7 +571,7 @@ extension Plan {
         }
         func search(_ k: Int) -> LayoutModel.Search {
             LayoutModel.search(shape: shape, batchSequences: batch.sequences, devices: k, hardware: hardware, mfu: mfu,
-                               constraints: c, keep: request.keepLayouts)
+                               constraints: c, keep: request.keepLayouts, timeModel: timeModel)
         }
         var tried = 0
         var found: (k: Int, search: LayoutModel.Search)?
@@ -564,7 +603,7 @@ extension Plan {
                 if let days {
                     // Compute alone at this count is a lower bound on the time: skip counts that cannot make it.
                     let bound = shape.flopsPerTokenWithAttention() * schedule.trainedTokens
-                        / (Double(k) * hardware.peakFlops * mfu)
+                        / (Double(k) * hardware.peakFlops * (timeModel?.matmulEfficiency ?? mfu))
                     if fastest == nil || bound < fastest!.seconds { fastest = (bound, k) }
                     guard bound <= days * 86400 else { continue }
                 }
@@ -588,8 +627,11 @@ extension Plan {
         let chosen = s.ranked[0]
         let seconds = chosen.step.total * Double(schedule.steps)
         let deviceHours = seconds / 3600 * Double(k)
-        return Execution(hardware: hardware, hardwareReason: reason, devicesReason: devicesReason, mfu: mfu,
-                         constraints: c, chosen: chosen, alternatives: s.ranked, layoutsTried: tried,
+        let achieved = timeModel == nil ? mfu
+            : shape.flopsPerTokenWithAttention() * Double(chosen.layout.batchSequences * shape.seqLen)
+                / (Double(k) * hardware.peakFlops * chosen.step.total)
+        return Execution(hardware: hardware, hardwareReason: reason, devicesReason: devicesReason, mfu: achieved,
+                         timeModel: timeModel, constraints: c, chosen: chosen, alternatives: s.ranked, layoutsTried: tried,
                          seconds: seconds, deviceHours: deviceHours,
                          cost: request.pricePerDeviceHour.map { $0 * deviceHours })
     }
@@ -674,7 +716,9 @@ extension Plan {
             case .params: return "compute-optimal budget for the given N"
             case .tokens: return "6·N·D for the given D"
             }
-        case "params": return "counted from the shape (all parameters, tied head once)"
+        case "params":
+            return shape.tieEmbeddings ? "counted from the shape (all parameters, tied head once)"
+                : "counted from the shape (all parameters, the untied head included)"
         case "non_embedding_params": return "blocks + final LayerNorm"
         case "tokens": if case .tokens = target { return "given" } else { return "C / (6N)" }
         case "predicted_loss" where allocation.dataConstraint != nil:
@@ -684,7 +728,13 @@ extension Plan {
         case "n_layer", "d_model":
             return "shape search: N ≈ N*, d_model/n_layer near \(PlanLimits.int(shapeDecision.search.preferredAspect.rounded()).map(String.init) ?? "?")"
         case "n_head": return "d_model / head size \(shape.headSize)"
-        case "d_ff": return "4 · d_model"
+        case "d_ff": return shape.family == .llama ? "3.5 · d_model rounded up to a multiple of 256 (Llama 3)" : "4 · d_model"
+        case "family": return shape.family == .llama ? "given (--family llama): Llama 3's proportions" : "GPT-2 blocks (the default)"
+        case "n_kv_head":
+            return shape.family == .llama ? "Llama 3: 8 key/value heads (all heads below 8)" : "= n_head (multi-head attention)"
+        case "rope_theta": return shape.family == .llama ? "Llama 3's 500000" : "unused by GPT-2 (learned positions)"
+        case "norm_eps": return "1e-5 (GPT-2, Llama 3)"
+        case "tie_embeddings": return shape.family == .llama ? "untied (Llama 3)" : "tied (GPT-2)"
         case "seq_len":
             switch shapeDecision.contextRule {
             case .given: return "given"
@@ -712,6 +762,8 @@ extension Plan {
             case .given: return "given"
             case .thisMachine: return "this machine (no hardware named)"
             case .defaultedBecauseThisMachineIsTooSmall: return "the default GPU: the run does not fit this machine"
+            case .defaultedBecauseThisMachineIsTooSlow(_, let days):
+                return "the default GPU: the run would take over \(days) days on this machine"
             }
         case "min_learning_rate": return "\(Int(minLRFraction * 100))% of peak"
         case "warmup_steps": return "375M tokens, within 1-5% of steps"

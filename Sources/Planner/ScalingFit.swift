@@ -66,8 +66,14 @@ public enum AllocationRule: Sendable, Equatable {
     case fit(ChinchillaFit)
     /// D = ratio · N (Chinchilla's rule of thumb; 20 by default).
     case tokensPerParam(Double)
+    /// Llama 3's own isoFLOP law (Dubey et al. 2024, §3.2.1, eq. 1): the compute-optimal training tokens
+    /// D*(C) = A·C^α with (α, A) = (0.53, 0.29), and N = C/(6D).
+    case llama3
 
-    public static let names = ["epoch", "hoffmann", "tokens-per-param"]
+    /// The Llama 3 law's constants, as published.
+    public static let llama3A = 0.29, llama3Alpha = 0.53
+
+    public static let names = ["epoch", "hoffmann", "tokens-per-param", "llama3"]
     /// The name a law fitted by `gpt-plan fit` (read from a fit.json) plans under.
     public static let measuredName = "measured"
     /// Every name a plan can record: the built-in rules and a measured fit.
@@ -78,6 +84,7 @@ public enum AllocationRule: Sendable, Equatable {
         case "epoch": return .fit(.epoch)
         case "hoffmann": return .fit(.hoffmann)
         case "tokens-per-param": return .tokensPerParam(ratio)
+        case "llama3": return .llama3
         default: return nil
         }
     }
@@ -86,11 +93,12 @@ public enum AllocationRule: Sendable, Equatable {
         switch self {
         case .fit(let fit): return fit.name
         case .tokensPerParam: return "tokens-per-param"
+        case .llama3: return "llama3"
         }
     }
 
-    /// The fit used to predict the loss: the rule's own, or the Epoch AI fit for the fixed-ratio rule, which has
-    /// no loss model of its own.
+    /// The fit used to predict the loss: the rule's own, or the Epoch AI fit for the fixed-ratio rule and Llama 3's
+    /// law, which have no loss model of their own (Llama 3's predicts a downstream negative log-likelihood instead).
     public var lossFit: ChinchillaFit {
         if case .fit(let fit) = self { return fit }
         return .epoch
@@ -103,6 +111,9 @@ public enum AllocationRule: Sendable, Equatable {
             // C = 6·N·(rN) → N = sqrt(C / 6r).
             let n = (c / (6 * r)).squareRoot()
             return (n, r * n)
+        case .llama3:
+            let d = Self.llama3A * pow(c, Self.llama3Alpha)
+            return (c / (6 * d), d)
         }
     }
 
@@ -110,6 +121,9 @@ public enum AllocationRule: Sendable, Equatable {
         switch self {
         case .fit(let fit): return fit.optimalFlops(params: n)
         case .tokensPerParam(let r): return 6 * n * r * n
+        case .llama3:
+            // N = C/(6·A·C^α) = C^(1−α)/(6A) → C = (6A·N)^(1/(1−α)).
+            return pow(6 * Self.llama3A * n, 1 / (1 - Self.llama3Alpha))
         }
     }
 
@@ -117,6 +131,7 @@ public enum AllocationRule: Sendable, Equatable {
         switch self {
         case .fit(let fit): return fit.optimalFlops(tokens: d)
         case .tokensPerParam(let r): return 6 * (d / r) * d
+        case .llama3: return pow(d / Self.llama3A, 1 / Self.llama3Alpha)
         }
     }
 }

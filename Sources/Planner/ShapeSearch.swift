@@ -40,22 +40,57 @@ public enum ShapeSearch {
     /// The largest model the search can give: the widest width at the shallowest depth the aspect range allows.
     public static let maxWidth = 32768
 
+    /// Llama 3's proportions (Dubey et al. 2024, Table 3; the 8B/70B/405B config.json files): head size 128, 8
+    /// key/value heads (all heads below 8), d_ff = 3.5·d_model rounded up to a multiple of 256 (8B's 14336 and 70B's
+    /// 28672 exactly; 405B's published 53248 is 3.25·d), rotary base 500000, RMSNorm ε 1e-5, untied head, no biases.
+    public static let llamaHeadSize = 128, llamaKVHeads = 8
+    public static func llamaFF(_ d: Int) -> Int { (7 * d / 2 + 255) / 256 * 256 }
+
+    /// A shape of `family` at width `d` (depth 0): the template the search deepens.
+    public static func template(family: ModelFamily, width d: Int, seqLen: Int, vocabSize: Int, bias: Bool) -> ModelShape {
+        switch family {
+        case .gpt2:
+            return ModelShape(nLayer: 0, nHead: d / headSize(forWidth: d), dModel: d, dFF: 4 * d, seqLen: seqLen,
+                              vocabSize: vocabSize, bias: bias)
+        case .llama:
+            let heads = d / llamaHeadSize
+            var kv = min(llamaKVHeads, heads)
+            while heads % kv != 0 { kv -= 1 }
+            return ModelShape(nLayer: 0, nHead: heads, dModel: d, dFF: llamaFF(d), seqLen: seqLen, vocabSize: vocabSize,
+                              bias: bias, family: .llama, nKVHead: kv, ropeTheta: 500_000, normEps: 1e-5,
+                              tieEmbeddings: false)
+        }
+    }
+
+    /// Widths the search tries: multiples of the head size (32, 64 or 128 for GPT-2; 128 for Llama), and from
+    /// 2048 (GPT-2) a head count that is a multiple of 8.
+    static func widths(_ family: ModelFamily) -> [Int] {
+        switch family {
+        case .gpt2:
+            return stride(from: 32, through: maxWidth, by: 32).filter {
+                $0 % headSize(forWidth: $0) == 0 && ($0 < 2048 || ($0 / headSize(forWidth: $0)) % tensorParallelHeads == 0)
+            }
+        case .llama:
+            // Up to 8 heads any count; beyond, a multiple of 8 (the key/value heads, and t = 8, divide them).
+            return stride(from: llamaHeadSize, through: maxWidth, by: llamaHeadSize).filter {
+                $0 / llamaHeadSize <= llamaKVHeads || ($0 / llamaHeadSize) % llamaKVHeads == 0
+            }
+        }
+    }
+
     /// Parameters of the largest shape the search builds: the widest width at the shallowest depth in range.
-    public static func largestParams(seqLen: Int, vocabSize: Int, bias: Bool) -> Double {
-        let shape = ModelShape(nLayer: Int(Double(maxWidth) / aspectRange.lowerBound),
-                               nHead: maxWidth / headSize(forWidth: maxWidth), dModel: maxWidth, dFF: 4 * maxWidth,
-                               seqLen: seqLen, vocabSize: vocabSize, bias: bias)
+    public static func largestParams(seqLen: Int, vocabSize: Int, bias: Bool, family: ModelFamily = .gpt2) -> Double {
+        var shape = template(family: family, width: maxWidth, seqLen: seqLen, vocabSize: vocabSize, bias: bias)
+        shape.nLayer = Int(Double(maxWidth) / aspectRange.lowerBound)
         return Double(shape.parameterCount.total)
     }
 
     public static func shape(targetParams target: Double, seqLen: Int, vocabSize: Int, bias: Bool,
-                             rule: AllocationRule) throws -> Choice {
+                             rule: AllocationRule, family: ModelFamily = .gpt2) throws -> Choice {
         var candidates: [ModelShape] = []
         guard target.isFinite, target > 0 else { throw PlanError.noShape(targetParams: target) }
-        for d in stride(from: 32, through: maxWidth, by: 32) where d % headSize(forWidth: d) == 0
-            && (d < 2048 || (d / headSize(forWidth: d)) % tensorParallelHeads == 0) {
-            let template = ModelShape(nLayer: 0, nHead: d / headSize(forWidth: d), dModel: d, dFF: 4 * d,
-                                      seqLen: seqLen, vocabSize: vocabSize, bias: bias)
+        for d in widths(family) {
+            let template = template(family: family, width: d, seqLen: seqLen, vocabSize: vocabSize, bias: bias)
             let base = Double(template.parameterCount.total)
             let ideal = (target - base) / Double(template.parametersPerLayer)
             // The depths nearest the ideal within the aspect range: when the ideal is outside it, the range's
@@ -80,7 +115,7 @@ public enum ShapeSearch {
             return Choice(shape: best, withinTolerance: true, preferredAspect: preferred)
         }
         guard let nearest = candidates.min(by: { error($0) < error($1) }) else {
-            let largest = largestParams(seqLen: seqLen, vocabSize: vocabSize, bias: bias)
+            let largest = largestParams(seqLen: seqLen, vocabSize: vocabSize, bias: bias, family: family)
             if target > largest { throw PlanError.budgetTooLarge(targetParams: target, largestParams: largest) }
             throw PlanError.noShape(targetParams: target)
         }

@@ -242,6 +242,10 @@ public enum RecipeLoader {
         }
         // Unknown keys do not stop the checks across keys; a missing or invalid known key does (they need its value).
         guard !fieldFailed else { return RecipeCheck(recipe: nil, problems: problems) }
+        // Defaults that depend on another key: n_kv_head 0 (or absent) is n_head, and an absent tie_embeddings
+        // follows the family (GPT-2 ties the head, Llama does not).
+        if recipe.model.nKVHead == 0 { recipe.model.nKVHead = recipe.model.nHead }
+        if raw("model.tie_embeddings") == nil { recipe.model.tieEmbeddings = recipe.model.family == .gpt2 }
 
         problems += RecipeValidator.consistencyProblems(recipe, file: file, lines: lines, tolerance: tolerance)
         let failed = problems.contains { $0.severity == .error }

@@ -25,6 +25,20 @@ enum RecipeValidator {
             report("model.n_head", "d_model \(m.dModel) is not divisible by n_head \(m.nHead), so heads cannot split it",
                    "set model.n_head to a divisor of d_model, such as \(near) (head size \(m.dModel / near))")
         }
+        if m.family == .gpt2, m.nKVHead != m.nHead {
+            report("model.n_kv_head", "n_kv_head = \(m.nKVHead) differs from n_head = \(m.nHead), but the gpt2 family has "
+                   + "multi-head attention only",
+                   "set model.n_kv_head = \(m.nHead) (or remove it), or set model.family = \"llama\" for grouped-query attention")
+        } else if m.nHead % m.nKVHead != 0 {
+            let divisor = largestCommonDivisor(of: m.nHead, m.nHead, atMost: m.nKVHead)
+            report("model.n_kv_head", "n_kv_head = \(m.nKVHead) does not divide n_head = \(m.nHead): each key/value head "
+                   + "serves an equal group of query heads",
+                   "set model.n_kv_head to a divisor of \(m.nHead), such as \(divisor)")
+        }
+        if m.family == .llama, m.bias {
+            report(.warning, .unusual, "model.bias", "biases in a Llama-style model: Llama has none (the count includes "
+                   + "them in the linear layers; RMSNorm never has one)", "set model.bias = false unless this is deliberate")
+        }
         if t.seqLen > m.seqLen {
             report("training.seq_len", "training sequences of \(t.seqLen) tokens are longer than the model's context "
                    + "(model.seq_len = \(m.seqLen))",
@@ -67,6 +81,13 @@ enum RecipeValidator {
                        "set training.batch_size = \(product), or change micro_batch, grad_accum or devices so that "
                        + "their product is \(t.batchSize)")
             }
+        }
+        if m.family == .llama, m.nHead % m.nKVHead == 0, m.nKVHead % t.tensorParallel != 0,
+           m.nHead % t.tensorParallel == 0, m.dFF % t.tensorParallel == 0 {
+            report("training.tensor_parallel", "tensor_parallel = \(t.tensorParallel) must divide model.n_kv_head "
+                   + "(\(m.nKVHead)): each device holds whole key/value heads (Megatron-LM's query groups)",
+                   "set training.tensor_parallel to a divisor of \(m.nKVHead), such as "
+                   + "\(largestCommonDivisor(of: m.nKVHead, m.nKVHead, atMost: t.tensorParallel))")
         }
         if m.nHead % t.tensorParallel != 0 || m.dFF % t.tensorParallel != 0 {
             report("training.tensor_parallel", "tensor_parallel = \(t.tensorParallel) must divide model.n_head "

@@ -138,7 +138,8 @@ extension Recipe {
         }
 
         r.model = plan.shape
-        for key in ["n_layer", "n_head", "d_model", "d_ff", "seq_len", "vocab_size"] {
+        for key in ["n_layer", "n_head", "d_model", "d_ff", "seq_len", "vocab_size", "family", "n_kv_head", "rope_theta",
+                    "norm_eps", "tie_embeddings"] {
             notes["model.\(key)"] = plan.rule(for: key)
         }
 

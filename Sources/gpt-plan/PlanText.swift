@@ -23,6 +23,9 @@ enum PlanText {
                 + "D = (C/6)^\(sig(fit.b, 4))/G with G = \(sig(fit.G, 4))"
         case .tokensPerParam(let r):
             return "fixed ratio D = \(sig(r, 4))·N (Chinchilla's rule of thumb): N = sqrt(C/(6·\(sig(r, 4))))"
+        case .llama3:
+            return "Llama 3 (Dubey et al. 2024, §3.2.1): D = \(AllocationRule.llama3A)·C^\(AllocationRule.llama3Alpha) tokens, "
+                + "N = C/(6D)"
         }
     }
 
@@ -112,8 +115,9 @@ enum PlanText {
         add("  activations", bytes(m.activations), e.hardware.precision == .mixed ? "Korthikanti et al. 2022 Table 2, 1F1B in flight"
             : "gpt-train's buffers for one micro-batch" + (e.hardware.products.precision == .bf16 ? ", with their bf16 copies" : ""))
         add("  other", bytes(m.other), e.hardware.precision == .mixed ? "runtime context, NCCL buffers, workspaces" : "none reserved")
-        add("time", duration(plan.estimatedSeconds),
-            "\(Int(e.mfu * 100))% MFU of \(l.devices) × \(flopRate(e.hardware.peakFlops)) (\(e.hardware.products.ceilingName)) + bubble + exposed communication")
+        add("time", duration(plan.estimatedSeconds), e.timeModel != nil
+            ? "calibrated step-time model (docs/planner.md): \(sig(100 * e.mfu, 3))% MFU predicted on \(l.devices) × \(flopRate(e.hardware.peakFlops)) (\(e.hardware.products.ceilingName))"
+            : "\(Int(e.mfu * 100))% MFU of \(l.devices) × \(flopRate(e.hardware.peakFlops)) (\(e.hardware.products.ceilingName)) + bubble + exposed communication")
         add("device_hours", sig(e.deviceHours, 4), "time × devices")
         if let cost = e.cost { add("cost", sig(cost, 4), "device hours × --price-per-device-hour") }
         return rows
@@ -131,6 +135,8 @@ enum PlanText {
         case .thisMachine: return "this machine (no hardware named): \(bytes(e.hardware.memoryBytes)), \(flopRate(e.hardware.peakFlops))"
         case .defaultedBecauseThisMachineIsTooSmall:
             return "no hardware named and the run does not fit this machine: \(hardware(e.hardware))"
+        case .defaultedBecauseThisMachineIsTooSlow(let seconds, let days):
+            return "no hardware named and the run would take \(duration(seconds)) here (over \(sig(days)) days): \(hardware(e.hardware))"
         }
     }
 
@@ -161,7 +167,10 @@ enum PlanText {
         let search = s.search.withinTolerance
             ? "of the shapes within \(Int(ShapeSearch.tolerance * 100))% of the target N, the one whose d_model/n_layer "
                 + "(\(sig(s.search.aspect, 3))) is nearest \(sig(s.search.preferredAspect, 3)) (64 at ≤1B parameters, "
-                + "as GPT-2; 128 at ≥10B, as GPT-3 and LLaMA); head size \(shape.headSize), d_ff = 4·d_model"
+                + "as GPT-2; 128 at ≥10B, as GPT-3 and LLaMA); head size \(shape.headSize), "
+                + (shape.family == .llama
+                   ? "\(shape.nKVHead) key/value heads, d_ff = 3.5·d_model rounded up to a multiple of 256 = \(shape.dFF) (Llama 3's proportions), rotary positions, untied head"
+                   : "d_ff = 4·d_model")
             : "no shape within \(Int(ShapeSearch.tolerance * 100))% of the target N; the nearest one with "
                 + "d_model/n_layer in 32...128"
         let context: String
@@ -299,9 +308,15 @@ enum PlanText {
             why.append("Hardware: no hardware named, and the fixed layout needs what gpt-train on this machine does not "
                        + "do (tensor or pipeline parallelism, ZeRO, recomputation), so the plan is for "
                        + "\(hardware(h)) (\(h.source)).")
+        case .defaultedBecauseThisMachineIsTooSlow(let seconds, let days):
+            why.append("Hardware: no hardware named; one process here holds the run but would take \(duration(seconds)) "
+                       + "(this machine is planned for only when the run finishes within \(sig(days)) days; --days "
+                       + "changes that), so the plan is for \(hardware(h)) (\(h.source)); plan for this machine with --gpu cpu.")
         case .defaultedBecauseThisMachineIsTooSmall(let needed, let usable):
             why.append("Hardware: no hardware named, and one process here would need at least \(bytes(needed)) but has "
-                       + "\(bytes(usable)) usable, so the plan is for \(hardware(h)) (\(h.source)); name other hardware "
+                       + "\(bytes(usable)) usable"
+                       + (e.secondsOnThisMachine.map { " (and its compute alone would take \(duration($0)) here)" } ?? "")
+                       + ", so the plan is for \(hardware(h)) (\(h.source)); name other hardware "
                        + "with --gpu (see --gpu list) or --device-memory and --device-flops.")
         }
         switch e.devicesReason {
@@ -331,7 +346,11 @@ enum PlanText {
         let st = e.chosen.step
         why.append("Time ≈ \(duration(plan.estimatedSeconds)) (\(sig(e.deviceHours, 4)) device hours"
                    + (e.cost.map { ", cost \(sig($0, 4))" } ?? "") + "): per step compute \(duration(st.compute)) at "
-                   + "\(Int(e.mfu * 100))% MFU of \(l.devices) × \(flopRate(h.peakFlops))"
+                   + (e.timeModel.map { m in
+                       "η = \(sig(m.matmulEfficiency, 2))·w/(w + \(Int(m.widthHalf))) of the peak, w = d_model/t = "
+                       + "\(plan.shape.dModel / l.tensorParallel) (the calibrated step-time model, \(m.source); "
+                       + "\(sig(100 * e.mfu, 3))% MFU predicted overall) on \(l.devices) × \(flopRate(h.peakFlops))" }
+                      ?? "\(Int(e.mfu * 100))% MFU of \(l.devices) × \(flopRate(h.peakFlops))")
                    + (l.recompute == .none ? "" : " (recomputation included)")
                    + " + bubble \(duration(st.bubble)) + data-parallel \(duration(st.dataParallel)) + tensor-parallel "
                    + "\(duration(st.tensorParallel)) + pipeline \(duration(st.pipeline)) of exposed communication, "

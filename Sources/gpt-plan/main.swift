@@ -4,6 +4,7 @@ import Compute
 import Corpus
 import Durable
 import Foundation
+import GPTShape
 import Planner
 import Recipe
 
@@ -11,7 +12,7 @@ struct GPTPlan: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gpt-plan",
         abstract: "Plan a compute-optimal GPT pre-training run and write it as a recipe.",
-        subcommands: [Make.self, Check.self, Reference.self, Sweep.self, FitSweep.self, Export.self],
+        subcommands: [Make.self, EstimateCommand.self, Check.self, Reference.self, Sweep.self, FitSweep.self, Export.self],
         defaultSubcommand: Make.self)
 }
 
@@ -39,7 +40,7 @@ struct Make: ParsableCommand {
             transform: NumberArgument.real(.positive))
     var tokens: Double?
 
-    @Option(help: "Allocation rule: epoch (Besiroglu et al. 2024), hoffmann (Chinchilla approach 3), tokens-per-param, or a fit.json from gpt-plan fit.")
+    @Option(help: "Allocation rule: epoch (Besiroglu et al. 2024), hoffmann (Chinchilla approach 3), tokens-per-param, llama3 (Dubey et al. 2024: D = 0.29·C^0.53), or a fit.json from gpt-plan fit.")
     var fit: String = "epoch"
     @Option(name: .customLong("tokens-per-param"), parsing: .unconditional, help: "The ratio D/N for --fit tokens-per-param (default: 20).",
             transform: NumberArgument.real(.positive))
@@ -68,6 +69,8 @@ struct Make: ParsableCommand {
             transform: NumberArgument.whole(PlanLimits.vocab))
     var vocab: Int?
     @Flag(help: "Biases in linear layers and LayerNorms (GPT-2 has them).") var bias = false
+    @Option(help: "Model family: gpt2 (default) or llama (Llama 3's proportions: head size 128, 8 KV heads, d_ff ≈ 3.5·d_model, untied head).")
+    var family: String = "gpt2"
 
     @Option(name: .customLong("batch-rule"), help: "Batch size rule: deepseek, kaplan or step-law.") var batchRule: String = "deepseek"
     @Option(parsing: .unconditional, help: "Batch size in tokens, overriding the rule (e.g. 0.5M).",
@@ -243,6 +246,10 @@ struct Make: ParsableCommand {
         request.seqLen = seqLen
         request.vocabSize = vocab ?? prepared?.vocabSize ?? 50257
         request.bias = bias
+        guard let modelFamily = ModelFamily(rawValue: family) else {
+            throw CommandFailure.usage("gpt-plan: --family \(family): use gpt2 or llama")
+        }
+        request.family = modelFamily
         switch devices {
         case nil: request.devices = days.map { .automatic(days: $0) }
         case .auto?: request.devices = .automatic(days: days)
@@ -319,11 +326,14 @@ struct Make: ParsableCommand {
 
     func printComparison(_ base: PlanRequest) throws {
         var plans: [Plan] = []
+        var unplanned: [String] = []
         for name in AllocationRule.names {
             var request = base
             request.rule = AllocationRule.named(name, tokensPerParam: tokensPerParam)!
             do { plans.append(try Plan.make(request)) } catch let error as PlanError {
-                throw CommandFailure.usage("gpt-plan: fit \(name): \(PlanText.error(error))")
+                // Llama 3's law wants larger models than the Chinchilla fits: it may not fit hardware they fit.
+                guard name == "llama3" else { throw CommandFailure.usage("gpt-plan: fit \(name): \(PlanText.error(error))") }
+                unplanned.append("\(name): no plan on this hardware: \(PlanText.error(error))")
             }
         }
         if json {
@@ -357,6 +367,8 @@ struct Make: ParsableCommand {
         out += "hoffmann: \(PlanText.allocationRule(.fit(.hoffmann)))\n"
         out += "tokens-per-param: \(PlanText.allocationRule(.tokensPerParam(tokensPerParam))); "
             + "its loss is predicted with the epoch fit\n"
+        out += "llama3: \(PlanText.allocationRule(.llama3)); its loss is predicted with the epoch fit\n"
+        for line in unplanned { out += line + "\n" }
         print(out, terminator: "")
     }
 
@@ -513,6 +525,7 @@ struct Check: ParsableCommand {
                     print("\(file): ok (N = \(si(Double(n), 4)), D = \(si(r.trainingTokens, 4)), "
                           + "6ND = \(sig(spent, 4)) vs budget \(sig(r.plan.flopsBudget, 4))"
                           + "\(result.warnings.isEmpty ? "" : ", \(result.warnings.count) warning\(result.warnings.count == 1 ? "" : "s")"))")
+                    if let estimate = Self.estimateText(r) { print(estimate, terminator: "") }
                 }
             } else {
                 failed = true
@@ -529,8 +542,7 @@ struct Check: ParsableCommand {
         let m = r.model, t = r.training
         let precision: TrainingPrecision = hardware.name == "cpu" ? .float32 : .mixed
         let outcome = checkLayoutFits(
-            nLayer: m.nLayer, nHead: m.nHead, dModel: m.dModel, dFF: m.dFF, seqLen: m.seqLen, vocabSize: m.vocabSize,
-            bias: m.bias, devices: t.devices, microBatch: t.microBatch, gradAccum: t.gradAccum, zeroStage: t.zeroStage,
+            shape: m, devices: t.devices, microBatch: t.microBatch, gradAccum: t.gradAccum, zeroStage: t.zeroStage,
             tensorParallel: t.tensorParallel, pipelineParallel: t.pipelineParallel, recompute: t.recompute,
             deviceMemoryBytes: Double(hardware.deviceMemory), precision: precision, products: t.precision)
         guard case .failure(let problem) = outcome else { return nil }

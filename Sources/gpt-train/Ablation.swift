@@ -44,6 +44,9 @@ struct Ablate: ParsableCommand {
         do { (base, _) = try RecipeLoader.loadValid(path: recipe) } catch let rejected as RecipeRejected {
             throw CommandFailure("gpt-train ablate: \(recipe) cannot be trained:\n\(rejected)", exitCode: 1)
         } catch { throw CommandFailure("gpt-train ablate: \(error)", exitCode: 2) }
+        if let refusal = base.cpuTrainerRefusal {
+            throw CommandFailure("gpt-train ablate: \(recipe) cannot be trained: \(refusal)", exitCode: 1)
+        }
         let variants = try Self.variants(try vary.map(Self.parse), paired: list)
         let recipeDirectory = URL(fileURLWithPath: recipe).deletingLastPathComponent().path
 

@@ -46,6 +46,9 @@ struct TrainSweep: ParsableCommand {
             do { recipe = try RecipeLoader.loadValid(path: recipePath).0 } catch {
                 throw CommandFailure("gpt-train sweep: \(recipePath) cannot be trained:\n\(error)", exitCode: 1)
             }
+            if let refusal = recipe.cpuTrainerRefusal {
+                throw CommandFailure("gpt-train sweep: \(recipePath) cannot be trained: \(refusal)", exitCode: 1)
+            }
             var options = TrainingOptions(runDirectory: runDirectory, threads: threads)
             if recipe.training.precision == .bf16 {
                 // Where bf16 products are fastest (gpt-train's rule): native unless measured slower than the sgemm.

@@ -64,6 +64,9 @@ struct Train: ParsableCommand {
         do { loaded = try RecipeLoader.loadValid(path: recipe).0 } catch let rejected as RecipeRejected {
             throw CommandFailure("gpt-train: \(recipe) cannot be trained:\n\(rejected)", exitCode: 1)
         } catch { throw CommandFailure("gpt-train: \(error)", exitCode: 2) }
+        if let refusal = loaded.cpuTrainerRefusal {
+            throw CommandFailure("gpt-train: \(recipe) cannot be trained: \(refusal)", exitCode: 1)
+        }
         let name = ((recipe as NSString).lastPathComponent as NSString).deletingPathExtension
         var options = TrainingOptions(runDirectory: out ?? "runs/\(name)", threads: threads)
         options.stopAfter = steps

@@ -138,7 +138,7 @@ final class PlanCommandTests: XCTestCase {
         XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(byTokens.stdout.utf8)) as! [String: Any])["tokens"] as? Double, 2e10)
         let compared = try Tool.run("gpt-plan", ["--flops", "1e21", "--compare-fits", "--device-flops", "4e11", "--device-memory", "80GiB"])
         XCTAssertEqual(compared.status, 0, compared.stderr)
-        for fit in ["epoch", "hoffmann", "tokens-per-param"] { XCTAssertTrue(compared.stdout.contains(fit)) }
+        for fit in ["epoch", "hoffmann", "tokens-per-param", "llama3"] { XCTAssertTrue(compared.stdout.contains(fit)) }
     }
 
     func testWrittenRecipePassesCheck() throws {

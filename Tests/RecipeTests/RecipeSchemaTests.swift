@@ -142,10 +142,12 @@ final class RecipeOptionalKeyTests: XCTestCase {
         let stability = Schema.fields(in: "stability")
         XCTAssertTrue(stability.allSatisfy(\.isOptional), "every [stability] key has a default")
         XCTAssertEqual(Schema.fields.filter { $0.isOptional && $0.section != "stability" }.map(\.path),
-                       ["training.tensor_parallel", "training.pipeline_parallel", "training.zero_stage",
+                       ["model.family", "model.n_kv_head", "model.rope_theta", "model.norm_eps", "model.tie_embeddings",
+                        "training.tensor_parallel", "training.pipeline_parallel", "training.zero_stage",
                         "training.recompute", "training.precision", "checkpoint.allow_outside", "logging.health_interval"])
         XCTAssertEqual(Schema.fields.filter { $0.isOptional && $0.section != "stability" }.map { $0.defaultValue! },
-                       [.integer(1), .integer(1), .integer(0), .string("none"), .string("fp32"), .bool(false), .integer(-1)])
+                       [.string("gpt2"), .integer(0), .float(10_000), .float(1e-5), .bool(true),
+                        .integer(1), .integer(1), .integer(0), .string("none"), .string("fp32"), .bool(false), .integer(-1)])
         var (recipe, _) = try plannedRecipe()
         recipe.hardware = nil
         let text = RecipeWriter.write(recipe)

@@ -285,3 +285,64 @@ final class RecipePrecisionTests: XCTestCase {
         XCTAssertEqual(notes["training.precision"]?.hasPrefix("bf16: the device's peak is its dense bf16 tensor-core rate"), true)
     }
 }
+
+/// `[model] family` and the Llama keys: defaults for recipes written before them, a Llama recipe's round trip,
+/// the checks across keys, and gpt-train's refusal.
+final class RecipeFamilyTests: XCTestCase {
+    func testRecipesWithoutTheNewKeysAreGPT2() throws {
+        let (recipe, _) = try plannedRecipe()
+        var text = RecipeWriter.write(recipe)
+        for key in ["family", "n_kv_head", "rope_theta", "norm_eps", "tie_embeddings"] {
+            text = text.split(separator: "\n", omittingEmptySubsequences: false)
+                .filter { !$0.hasPrefix("\(key) = ") }.joined(separator: "\n")
+        }
+        let check = RecipeLoader.check(text: text, file: "old.toml")
+        XCTAssertEqual(check.errors, [])
+        let m = try XCTUnwrap(check.recipe).model
+        XCTAssertEqual(m.family, .gpt2)
+        XCTAssertEqual(m.nKVHead, m.nHead)
+        XCTAssertTrue(m.tieEmbeddings)
+        XCTAssertEqual(check.recipe, recipe)
+        XCTAssertNil(recipe.cpuTrainerRefusal)
+    }
+
+    /// A Llama-style recipe (Llama 3 8B's shape) reads back, counts its parameters as Meta does in the budget
+    /// check, and is refused by gpt-train with the reason.
+    func testALlamaRecipeRoundTripsAndIsRefusedByTheCPUTrainer() throws {
+        var (recipe, _) = try plannedRecipe()
+        recipe.model = ModelShape(nLayer: 32, nHead: 32, dModel: 4096, dFF: 14336, seqLen: 8192, vocabSize: 128_256,
+                                  bias: false, family: .llama, nKVHead: 8, ropeTheta: 500_000, normEps: 1e-5)
+        recipe.training.seqLen = 8192
+        recipe.plan.params = 8_030_261_248
+        let tokens = Double(recipe.training.steps * recipe.training.batchSize * 8192)
+        recipe.plan.flopsBudget = 6 * 8_030_261_248 * tokens
+        let text = RecipeWriter.write(recipe)
+        XCTAssertTrue(text.contains("family = \"llama\"\n"))
+        XCTAssertTrue(text.contains("n_kv_head = 8\n"))
+        XCTAssertTrue(text.contains("tie_embeddings = false\n"))
+        let check = RecipeLoader.check(text: text, file: "llama.toml")
+        XCTAssertEqual(check.errors, [])
+        XCTAssertEqual(check.recipe, recipe)
+        // Absent, tie_embeddings follows the family.
+        let untold = RecipeLoader.check(text: text.replacingOccurrences(of: "tie_embeddings = false\n", with: ""),
+                                        file: "llama.toml")
+        XCTAssertEqual(untold.recipe?.model.tieEmbeddings, false)
+        let refusal = try XCTUnwrap(recipe.cpuTrainerRefusal)
+        XCTAssertTrue(refusal.contains("until Llama-style training lands"), refusal)
+    }
+
+    func testKeyValueHeadsAreCheckedAcrossKeys() throws {
+        let (recipe, _) = try plannedRecipe()
+        let heads = recipe.model.nHead
+        var gpt2 = recipe
+        gpt2.model.nKVHead = 1
+        let g = RecipeLoader.check(text: RecipeWriter.write(gpt2), file: "g.toml", tolerance: .infinity)
+        XCTAssertEqual(g.errors.map(\.key), ["model.n_kv_head"])
+        XCTAssertTrue(g.errors[0].fix.contains("family = \"llama\""), g.errors[0].fix)
+        var llama = recipe
+        llama.model.family = .llama
+        llama.model.nKVHead = heads + 1
+        let l = RecipeLoader.check(text: RecipeWriter.write(llama), file: "l.toml", tolerance: .infinity)
+        XCTAssertEqual(l.errors.map(\.key), ["model.n_kv_head"])
+    }
+}

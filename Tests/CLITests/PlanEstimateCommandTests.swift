@@ -1,0 +1,66 @@
+import Foundation
+import TestFixtures
+import XCTest
+
+/// `gpt-plan estimate` as a user runs it, and `gpt-plan check` printing the same estimate.
+final class PlanEstimateCommandTests: XCTestCase {
+    func testJSONHasTheDocumentedKeys() throws {
+        let run = try Tool.run("gpt-plan", ["estimate", "--family", "gpt2", "--layers", "32", "--d-model", "4096",
+                                            "--heads", "32", "--seq-len", "2048", "--vocab", "50257", "--gpu", "a100-80gb",
+                                            "--devices", "64", "--micro-batch", "1", "--zero-stage", "1",
+                                            "--batch-sequences", "512", "--tokens", "100B", "--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        for key in ["params", "memory_per_device", "step_seconds", "throughput"] { XCTAssertNotNil(object[key], key) }
+        let throughput = try XCTUnwrap(object["throughput"] as? [String: Double])
+        XCTAssertEqual(Set(throughput.keys), ["tokens_per_second_per_device", "model_flops_utilization",
+                                              "hardware_flops_utilization"])
+        let memory = try XCTUnwrap(object["memory_per_device"] as? [String: Double])
+        XCTAssertEqual(Set(memory.keys), ["weights", "gradients", "optimizer", "activations", "other", "total"])
+        XCTAssertEqual(object["params"] as? Int, 6_658_404_352, "GPT-2 blocks at 32 × 4096 with biases, 2048 positions, tied head")
+        let layout = try XCTUnwrap(object["layout"] as? [String: Any])
+        XCTAssertEqual(layout["micro_batch"] as? Int, 1)
+        XCTAssertEqual(layout["zero_stage"] as? Int, 1)
+        let step = try XCTUnwrap(object["step_seconds"] as? Double)
+        let causes = try XCTUnwrap(object["step_seconds_by_cause"] as? [String: Double])
+        XCTAssertEqual(step, causes.values.reduce(0, +), accuracy: 1e-9 * step)
+    }
+
+    func testHFConfigAndErrors() throws {
+        let dir = try Fixtures.directory("estimate")
+        let config = "\(dir)/config.json"
+        try """
+        {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+         "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 8192,
+         "rope_theta": 500000.0, "rms_norm_eps": 1e-05, "tie_word_embeddings": false}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let run = try Tool.run("gpt-plan", ["estimate", "--hf-config", config, "--devices", "8", "--batch", "4M"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.contains("8030261248"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("MFU") && run.stdout.contains("HFU"), run.stdout)
+        for (arguments, fragment) in [
+            (["estimate"], "--hf-config FILE"),
+            (["estimate", "--family", "llama", "--layers", "2"], "needs --d-model"),
+            (["estimate", "--hf-config", config, "--layers", "3"], "--layers and --hf-config"),
+            (["estimate", "--hf-config", config, "--tensor-parallel", "3"], "--tensor-parallel 3"),
+            (["estimate", "--hf-config", config, "--devices", "1"], "no layout of 1 h100-sxm-80gb devices fits"),
+            (["estimate", "--hf-config", "\(dir)/none.json"], "cannot read"),
+        ] {
+            let bad = try Tool.run("gpt-plan", arguments)
+            XCTAssertEqual(bad.status, 2, "\(arguments): \(bad.stdout)")
+            XCTAssertTrue(bad.stderr.contains(fragment), "\(arguments): \(bad.stderr)")
+        }
+    }
+
+    func testCheckPrintsTheEstimateOfARecipeWithHardware() throws {
+        let dir = try Fixtures.directory("check-estimate")
+        let plan = try Tool.run("gpt-plan", ["--flops", "1e19", "--gpu", "h100-sxm-80gb", "--devices", "8",
+                                             "--tensor-parallel", "1", "--pipeline-parallel", "1", "--zero-stage", "0",
+                                             "--recompute", "none", "-o", "\(dir)/r.toml"])
+        XCTAssertEqual(plan.status, 0, plan.stderr)
+        let check = try Tool.run("gpt-plan", ["check", "\(dir)/r.toml"])
+        XCTAssertEqual(check.status, 0, check.stdout)
+        XCTAssertTrue(check.stdout.contains("r.toml: ok"), check.stdout)
+        XCTAssertTrue(check.stdout.contains("h100-sxm-80gb × 8") && check.stdout.contains("tokens/s per device"), check.stdout + check.stderr)
+    }
+}

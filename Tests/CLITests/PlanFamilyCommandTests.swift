@@ -1,0 +1,52 @@
+import Foundation
+import TestFixtures
+import XCTest
+
+/// Llama-style recipes: gpt-plan checks them, gpt-train refuses them with the reason (until Llama-style training
+/// lands), at recipe validation and before anything is read or allocated.
+final class PlanFamilyCommandTests: XCTestCase {
+    func testALlamaRecipeIsCheckedByGPTPlanAndRefusedByGPTTrain() throws {
+        let dir = try Fixtures.directory("llama-recipe")
+        let path = try Fixtures.recipe(in: dir)
+        var text = try String(contentsOfFile: path, encoding: .utf8)
+        // The fixture's 2-layer, 32-wide model as a Llama (SwiGLU MLP, tied head kept, one KV head): recount N.
+        text = text.replacingOccurrences(of: "family = \"gpt2\"", with: "family = \"llama\"")
+        text = text.replacingOccurrences(of: "n_kv_head = 2", with: "n_kv_head = 1")
+        XCTAssertTrue(text.contains("family = \"llama\"") && text.contains("n_kv_head = 1"))
+        // N = 64·32 (tied embedding) + 2 × (2·32² + 2·32·16 + 3·32·128 + 2·32) + 32 = 33,696 (biases on: q 32, k and
+        // v 16 each, o 32, gate and up 128 each, down 32); D = 30 steps × 4 × 16 tokens.
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.hasPrefix("flops_budget = ") ? "flops_budget = \(6.0 * 33_696 * 1920)" : String(line)
+        }
+        text = lines.joined(separator: "\n")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let check = try Tool.run("gpt-plan", ["check", path])
+        XCTAssertEqual(check.status, 0, check.stdout + check.stderr)
+        let train = try Tool.run("gpt-train", [path, "--out", "\(dir)/run"])
+        XCTAssertEqual(train.status, 1, train.stdout + train.stderr)
+        XCTAssertTrue(train.stderr.contains("model.family = \"llama\"")
+                      && train.stderr.contains("until Llama-style training lands"), train.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/run"), "nothing is written for a refused recipe")
+    }
+
+    /// `gpt-plan --family llama` plans a Llama-style model and writes its recipe, which check passes and gpt-train
+    /// refuses.
+    func testALlamaPlanIsWrittenAndChecked() throws {
+        let dir = try Fixtures.directory("llama-plan")
+        let plan = try Tool.run("gpt-plan", ["--flops", "1e20", "--family", "llama", "--gpu", "h100-sxm-80gb",
+                                             "-o", "\(dir)/r.toml", "--json"])
+        XCTAssertEqual(plan.status, 0, plan.stderr)
+        let text = try String(contentsOfFile: "\(dir)/r.toml", encoding: .utf8)
+        for line in ["family = \"llama\"", "n_kv_head = 8", "tie_embeddings = false", "rope_theta = 500000.0"] {
+            XCTAssertTrue(text.contains(line + "\n"), line)
+        }
+        let check = try Tool.run("gpt-plan", ["check", "\(dir)/r.toml"])
+        XCTAssertEqual(check.status, 0, check.stdout)
+        let train = try Tool.run("gpt-train", ["\(dir)/r.toml", "--out", "\(dir)/run"])
+        XCTAssertEqual(train.status, 1)
+        XCTAssertTrue(train.stderr.contains("until Llama-style training lands"), train.stderr)
+        let bad = try Tool.run("gpt-plan", ["--flops", "1e20", "--family", "mamba"])
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("--family mamba"), bad.stderr)
+    }
+}
