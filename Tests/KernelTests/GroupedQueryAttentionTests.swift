@@ -197,9 +197,9 @@ final class GroupedQueryAttentionTests: XCTestCase {
             let today = Self.fused(qkv, g, s, tiles: tiles, dropout: dropout, threads: threads, bf16: bf16, native: native)
             let before = Self.fused(qkv, g, s, tiles: tiles, dropout: dropout, threads: threads, bf16: bf16, native: native,
                                     frozen: true)
-            XCTAssertEqual(today.out.map(\.bitPattern), before.out.map(\.bitPattern), "\(label) out")
-            XCTAssertEqual(today.lse.map(\.bitPattern), before.lse.map(\.bitPattern), "\(label) lse")
-            XCTAssertEqual(today.dqkv.map(\.bitPattern), before.dqkv.map(\.bitPattern), "\(label) dqkv")
+            Self.assertSameBits(today.out, before.out, "\(label) out")
+            Self.assertSameBits(today.lse, before.lse, "\(label) lse")
+            Self.assertSameBits(today.dqkv, before.dqkv, "\(label) dqkv")
             XCTAssertFalse(today.dqkv.contains { !$0.isFinite }, label)
         }
     }
@@ -213,8 +213,18 @@ final class GroupedQueryAttentionTests: XCTestCase {
         let tiles = FusedAttention.Tiles(queries: 16, keys: 16)
         let runs = [1, 2, 3, 2].map { Self.fused(qkv, g, s, tiles: tiles, threads: $0) }
         for run in runs.dropFirst() {
-            XCTAssertEqual(run.out.map(\.bitPattern), runs[0].out.map(\.bitPattern))
-            XCTAssertEqual(run.dqkv.map(\.bitPattern), runs[0].dqkv.map(\.bitPattern))
+            Self.assertSameBits(run.out, runs[0].out, "out")
+            Self.assertSameBits(run.dqkv, runs[0].dqkv, "dqkv")
+        }
+    }
+
+    /// Equal bit patterns element by element; on failure, names the first element that differs and how many do.
+    static func assertSameBits(_ a: [Float], _ b: [Float], _ label: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, label, file: file, line: line)
+        let differing = zip(a, b).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }
+        if let first = differing.first {
+            XCTFail("\(label): \(differing.count) of \(a.count) elements differ, first [\(first.offset)] \(first.element.0) vs \(first.element.1)",
+                    file: file, line: line)
         }
     }
 
