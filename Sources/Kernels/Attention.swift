@@ -7,20 +7,35 @@ import Compute
 /// (3C), one (batch, head) pair per task, pairs split over the threads. Causality is used to skip work: rows are
 /// taken in blocks, and a block of rows only multiplies the keys it can see.
 public enum Attention {
+    /// With grouped-query attention (`kvHeads` < `heads`, Ainslie et al. 2023), a row of the fused qkv
+    /// activation is [queries: heads·hs | keys: kvHeads·hs | values: kvHeads·hs], and query head h reads key/value
+    /// head h / (heads/kvHeads) (Hugging Face's `repeat_kv` order). Only `FusedAttention` takes kvHeads < heads.
     public struct Shape: Sendable {
         public var batch: Int
         public var time: Int
         public var channels: Int
         public var heads: Int
+        /// Key/value heads: `heads` (multi-head attention) or a divisor of it.
+        public var kvHeads: Int
 
-        public init(batch: Int, time: Int, channels: Int, heads: Int) {
+        public init(batch: Int, time: Int, channels: Int, heads: Int, kvHeads: Int? = nil) {
+            let kvHeads = kvHeads ?? heads
+            precondition(kvHeads >= 1 && heads % kvHeads == 0,
+                         "Attention.Shape: n_kv_head (\(kvHeads)) must divide n_head (\(heads))")
             self.batch = batch
             self.time = time
             self.channels = channels
             self.heads = heads
+            self.kvHeads = kvHeads
         }
 
         public var headSize: Int { channels / heads }
+        /// Features of the keys (and of the values) of one position: kvHeads·hs.
+        public var kvChannels: Int { kvHeads * headSize }
+        /// Floats of one row of the fused qkv activation: C + 2·kvHeads·hs (3C without grouping).
+        public var qkvStride: Int { channels + 2 * kvChannels }
+        /// Query heads that share one key/value head.
+        public var groupSize: Int { heads / kvHeads }
         public var scale: Float { 1 / Float(headSize).squareRoot() }
         /// Rows per causal block: the whole sequence when it is short, else 64.
         var block: Int { time <= 128 ? time : 64 }
@@ -35,6 +50,7 @@ public enum Attention {
     public static func forward(_ pool: ThreadPool, out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
                                qkv: UnsafePointer<Float>, shape s: Shape, scratch: UnsafeMutablePointer<Float>,
                                dropout: DropoutMask?) {
+        precondition(s.kvHeads == s.heads, "Attention: grouped-query attention (n_kv_head < n_head) runs in FusedAttention")
         let perThread = scratchPerThread(time: s.time, dropout: dropout != nil)
         pool.parallelChunks(s.batch * s.heads, (out, att, qkv, s, scratch, dropout, perThread)) { a, thread, pairs in
             let (out, att, qkv, s, scratch, dropout, perThread) = a
@@ -73,6 +89,7 @@ public enum Attention {
     public static func backward(_ pool: ThreadPool, dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 att: UnsafePointer<Float>, qkv: UnsafePointer<Float>, shape s: Shape,
                                 scratch: UnsafeMutablePointer<Float>, dropout: DropoutMask?) {
+        precondition(s.kvHeads == s.heads, "Attention: grouped-query attention (n_kv_head < n_head) runs in FusedAttention")
         let perThread = scratchPerThread(time: s.time, dropout: dropout != nil)
         pool.parallelChunks(s.batch * s.heads, (dqkv, dout, att, qkv, s, scratch, dropout, perThread)) { a, thread, pairs in
             let (dqkv, dout, att, qkv, s, scratch, dropout, perThread) = a

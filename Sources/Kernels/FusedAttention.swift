@@ -19,6 +19,14 @@ import Foundation
 /// (bf16 copies of q, k, v and dout, and per-thread bf16 tiles), the same rounded operands are multiplied by
 /// oneDNN's bf16 matmul (`BF16Matmul.serial`) instead of the fp32 sgemm: the same products up to the order of
 /// each fp32 sum.
+///
+/// Grouped-query attention (`shape.kvHeads` < `shape.heads`): the qkv row is [q: H·hs | k: Hkv·hs | v: Hkv·hs]
+/// and query head h reads key/value head h / (H/Hkv) where it lies, through the same strided sgemms (no copies).
+/// The forward pass still runs one (batch, query head) pair per task. The backward pass runs one (batch, key/value
+/// head) group per task: the group's query heads one after another on one thread, each adding into the group's dk
+/// and dv (zeroed once), so no two threads write the same dk/dv and the sums run in a fixed order (the same bits
+/// for the same thread count). With Hkv = H a group is a pair, and every product, operand and order is what the
+/// kernel computed before grouping existed (KernelTests' GroupedQueryAttentionTests check the bits).
 public enum FusedAttention {
     /// bf16 copies of attention's product operands, for native bf16 products: `qkv` [B, T, 3C] and, for the
     /// backward pass, `dout` [B, T, C], holding the bf16 patterns of the (rounded) fp32 inputs at the same offsets,
@@ -67,7 +75,7 @@ public enum FusedAttention {
         let perThread = scratchPerThread(tiles: tiles), halfPerThread = halfScratchPerThread(tiles: tiles)
         pool.parallelChunks(s.batch * s.heads, (out, lse, qkv, s, tiles, scratch, dropout, bf16Inputs, perThread, native, halfPerThread)) { a, thread, pairs in
             let (out, lse, qkv, s, tiles, scratch, dropout, bf16Inputs, perThread, native, halfPerThread) = a
-            let t = s.time, c = s.channels, hs = s.headSize, c3 = 3 * c
+            let t = s.time, c = s.channels, hs = s.headSize, c3 = s.qkvStride, ckv = s.kvChannels
             let br = tiles.queries, bc = tiles.keys
             let scores = scratch + thread * perThread
             let weightsTile = scores + 2 * br * bc
@@ -75,9 +83,10 @@ public enum FusedAttention {
             let weightBits = native.map { $0.tiles + thread * halfPerThread }
             for pair in pairs {
                 let b = pair / s.heads, h = pair % s.heads
-                let offset = b * t * c3 + h * hs
-                let q = qkv + offset, k = q + c, v = q + 2 * c
-                let qh = native.map { $0.qkv + offset }, kh = qh.map { $0 + c }, vh = qh.map { $0 + 2 * c }
+                // Query head h reads key/value head h / groupSize in place (h itself without grouping).
+                let offset = b * t * c3 + h * hs, kvOffset = b * t * c3 + c + (h / s.groupSize) * hs
+                let q = qkv + offset, k = qkv + kvOffset, v = k + ckv
+                let qh = native.map { $0.qkv + offset }, kh = native.map { $0.qkv + kvOffset }, vh = kh.map { $0 + ckv }
                 let o = out + b * t * c + h * hs
                 let rowLSE = lse + pair * t
                 var r0 = 0
@@ -137,9 +146,9 @@ public enum FusedAttention {
         precondition(native == nil || (bf16Inputs && native!.dout != nil),
                      "FusedAttention: native bf16 products need bf16Inputs and dout's bf16 copy")
         let perThread = scratchPerThread(tiles: tiles), halfPerThread = halfScratchPerThread(tiles: tiles)
-        pool.parallelChunks(s.batch * s.heads, (dqkv, dout, out, lse, qkv, s, tiles, scratch, dropout, bf16Inputs, perThread, native, halfPerThread)) { a, thread, pairs in
+        pool.parallelChunks(s.batch * s.kvHeads, (dqkv, dout, out, lse, qkv, s, tiles, scratch, dropout, bf16Inputs, perThread, native, halfPerThread)) { a, thread, groups in
             let (dqkv, dout, out, lse, qkv, s, tiles, scratch, dropout, bf16Inputs, perThread, native, halfPerThread) = a
-            let t = s.time, c = s.channels, hs = s.headSize, c3 = 3 * c
+            let t = s.time, c = s.channels, hs = s.headSize, c3 = s.qkvStride, ckv = s.kvChannels
             let br = tiles.queries, bc = tiles.keys
             let probabilities = scratch + thread * perThread
             let dScores = probabilities + br * bc
@@ -147,66 +156,75 @@ public enum FusedAttention {
             let rowDot = weightsTile + br * bc
             let weightBits = native.map { $0.tiles + thread * halfPerThread }
             let dScoreBits = weightBits.map { $0 + br * bc }
-            for pair in pairs {
-                let b = pair / s.heads, h = pair % s.heads
-                let offset = b * t * c3 + h * hs
-                let q = qkv + offset, k = q + c, v = q + 2 * c
-                let qh = native.map { $0.qkv + offset }, kh = qh.map { $0 + c }, vh = qh.map { $0 + 2 * c }
-                let dq = dqkv + offset, dk = dq + c, dv = dq + 2 * c
-                let dy = dout + b * t * c + h * hs, y = out + b * t * c + h * hs
-                let dyh = native.map { $0.dout! + b * t * c + h * hs }
-                let rowLSE = lse + pair * t
-                // dk and dv collect from every query tile.
+            for group in groups {
+                // One task per (batch, key/value head): its query heads run one after another on this thread, so
+                // dk and dv collect from all of them in a fixed order, without races (no other task writes them).
+                let b = group / s.kvHeads, kv = group % s.kvHeads
+                let kvOffset = b * t * c3 + c + kv * hs
+                let k = qkv + kvOffset, v = k + ckv
+                let kh = native.map { $0.qkv + kvOffset }, vh = kh.map { $0 + ckv }
+                let dk = dqkv + kvOffset, dv = dk + ckv
+                // dk and dv collect from every query tile of every query head of the group.
                 for j in 0..<t {
                     (dk + j * c3).update(repeating: 0, count: hs)
                     (dv + j * c3).update(repeating: 0, count: hs)
                 }
-                var r0 = 0
-                while r0 < t {
-                    let r1 = min(t, r0 + br), rows = r1 - r0
-                    for r in 0..<rows { rowDot[r] = dot(dy + (r0 + r) * c, y + (r0 + r) * c, count: hs) }
-                    var c0 = 0
-                    while c0 < r1 {
-                        let c1 = min(r1, c0 + bc), cols = c1 - c0
-                        // Probabilities again, from the saved log-sum-exp.
-                        product(transB: true, m: rows, n: cols, k: hs, alpha: s.scale, a: q + r0 * c3,
-                                bf16: qh.map { $0 + r0 * c3 }, lda: c3, b: k + c0 * c3, bf16: kh.map { $0 + c0 * c3 },
-                                ldb: c3, beta: 0, c: probabilities, ldc: bc)
-                        for r in 0..<rows {
-                            let visible = max(0, min(cols, r0 + r - c0 + 1))
-                            _ = exponentiate(probabilities + r * bc, count: visible, minus: rowLSE[r0 + r], width: cols)
-                        }
-                        let weights = valueWeights(probabilities, scratch: weightsTile, rows: rows, cols: cols, ld: bc,
-                                                   dropout: dropout, base: pair * t * t + r0 * t + c0, time: t, bf16: bf16Inputs)
-                        // dv += weightsᵀ · dout.
-                        product(transA: true, transB: false, m: cols, n: hs, k: rows, a: weights,
-                                bf16: weightBits.map { bits(of: weights, into: $0, rows: rows, cols: cols, ld: bc) },
-                                lda: bc, b: dy + r0 * c, bf16: dyh.map { $0 + r0 * c }, ldb: c, beta: 1,
-                                c: dv + c0 * c3, ldc: c3)
-                        // d(weights) = dout · vᵀ, back through dropout, then the softmax: p ⊙ (dp − D).
-                        product(transB: true, m: rows, n: cols, k: hs, a: dy + r0 * c, bf16: dyh.map { $0 + r0 * c },
-                                lda: c, b: v + c0 * c3, bf16: vh.map { $0 + c0 * c3 }, ldb: c3, beta: 0,
-                                c: dScores, ldc: bc)
-                        for r in 0..<rows {
-                            let visible = max(0, min(cols, r0 + r - c0 + 1))
-                            let p = probabilities + r * bc, g = dScores + r * bc
-                            if let dropout {
-                                let base = pair * t * t + (r0 + r) * t + c0
-                                for j in 0..<visible { g[j] = dropout.keeps(base + j) ? g[j] * dropout.scale : 0 }
+                for h in (kv * s.groupSize)..<((kv + 1) * s.groupSize) {
+                    let pair = b * s.heads + h
+                    let offset = b * t * c3 + h * hs
+                    let q = qkv + offset
+                    let qh = native.map { $0.qkv + offset }
+                    let dq = dqkv + offset
+                    let dy = dout + b * t * c + h * hs, y = out + b * t * c + h * hs
+                    let dyh = native.map { $0.dout! + b * t * c + h * hs }
+                    let rowLSE = lse + pair * t
+                    var r0 = 0
+                    while r0 < t {
+                        let r1 = min(t, r0 + br), rows = r1 - r0
+                        for r in 0..<rows { rowDot[r] = dot(dy + (r0 + r) * c, y + (r0 + r) * c, count: hs) }
+                        var c0 = 0
+                        while c0 < r1 {
+                            let c1 = min(r1, c0 + bc), cols = c1 - c0
+                            // Probabilities again, from the saved log-sum-exp.
+                            product(transB: true, m: rows, n: cols, k: hs, alpha: s.scale, a: q + r0 * c3,
+                                    bf16: qh.map { $0 + r0 * c3 }, lda: c3, b: k + c0 * c3, bf16: kh.map { $0 + c0 * c3 },
+                                    ldb: c3, beta: 0, c: probabilities, ldc: bc)
+                            for r in 0..<rows {
+                                let visible = max(0, min(cols, r0 + r - c0 + 1))
+                                _ = exponentiate(probabilities + r * bc, count: visible, minus: rowLSE[r0 + r], width: cols)
                             }
-                            softmaxGradient(g, p, count: visible, rowDot: rowDot[r], width: cols, bf16: bf16Inputs)
+                            let weights = valueWeights(probabilities, scratch: weightsTile, rows: rows, cols: cols, ld: bc,
+                                                       dropout: dropout, base: pair * t * t + r0 * t + c0, time: t, bf16: bf16Inputs)
+                            // dv += weightsᵀ · dout.
+                            product(transA: true, transB: false, m: cols, n: hs, k: rows, a: weights,
+                                    bf16: weightBits.map { bits(of: weights, into: $0, rows: rows, cols: cols, ld: bc) },
+                                    lda: bc, b: dy + r0 * c, bf16: dyh.map { $0 + r0 * c }, ldb: c, beta: 1,
+                                    c: dv + c0 * c3, ldc: c3)
+                            // d(weights) = dout · vᵀ, back through dropout, then the softmax: p ⊙ (dp − D).
+                            product(transB: true, m: rows, n: cols, k: hs, a: dy + r0 * c, bf16: dyh.map { $0 + r0 * c },
+                                    lda: c, b: v + c0 * c3, bf16: vh.map { $0 + c0 * c3 }, ldb: c3, beta: 0,
+                                    c: dScores, ldc: bc)
+                            for r in 0..<rows {
+                                let visible = max(0, min(cols, r0 + r - c0 + 1))
+                                let p = probabilities + r * bc, g = dScores + r * bc
+                                if let dropout {
+                                    let base = pair * t * t + (r0 + r) * t + c0
+                                    for j in 0..<visible { g[j] = dropout.keeps(base + j) ? g[j] * dropout.scale : 0 }
+                                }
+                                softmaxGradient(g, p, count: visible, rowDot: rowDot[r], width: cols, bf16: bf16Inputs)
+                            }
+                            // dq (+)= scale · dS · k; dk += scale · dSᵀ · q.
+                            let dSh = dScoreBits.map { bits(of: dScores, into: $0, rows: rows, cols: cols, ld: bc) }
+                            product(transB: false, m: rows, n: hs, k: cols, alpha: s.scale, a: dScores, bf16: dSh,
+                                    lda: bc, b: k + c0 * c3, bf16: kh.map { $0 + c0 * c3 }, ldb: c3,
+                                    beta: c0 == 0 ? 0 : 1, c: dq + r0 * c3, ldc: c3)
+                            product(transA: true, transB: false, m: cols, n: hs, k: rows, alpha: s.scale, a: dScores,
+                                    bf16: dSh, lda: bc, b: q + r0 * c3, bf16: qh.map { $0 + r0 * c3 }, ldb: c3, beta: 1,
+                                    c: dk + c0 * c3, ldc: c3)
+                            c0 = c1
                         }
-                        // dq (+)= scale · dS · k; dk += scale · dSᵀ · q.
-                        let dSh = dScoreBits.map { bits(of: dScores, into: $0, rows: rows, cols: cols, ld: bc) }
-                        product(transB: false, m: rows, n: hs, k: cols, alpha: s.scale, a: dScores, bf16: dSh,
-                                lda: bc, b: k + c0 * c3, bf16: kh.map { $0 + c0 * c3 }, ldb: c3,
-                                beta: c0 == 0 ? 0 : 1, c: dq + r0 * c3, ldc: c3)
-                        product(transA: true, transB: false, m: cols, n: hs, k: rows, alpha: s.scale, a: dScores,
-                                bf16: dSh, lda: bc, b: q + r0 * c3, bf16: qh.map { $0 + r0 * c3 }, ldb: c3, beta: 1,
-                                c: dk + c0 * c3, ldc: c3)
-                        c0 = c1
+                        r0 = r1
                     }
-                    r0 = r1
                 }
             }
         }

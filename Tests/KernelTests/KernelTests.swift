@@ -61,7 +61,9 @@ final class VectorMathInliningTests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 0)
         // The kernels that use them are in this binary (so finding no call means something).
         XCTAssertTrue(text.contains("GELU"), "no GELU kernel in \(binary)")
-        for symbol in ["$s7Kernels4vexpys6SIMD16VySfGAEF", "$s7Kernels5vtanhys6SIMD16VySfGAEF"] {
+        XCTAssertTrue(text.contains("SwiGLU"), "no SwiGLU kernel in \(binary)")
+        for symbol in ["$s7Kernels4vexpys6SIMD16VySfGAEF", "$s7Kernels5vtanhys6SIMD16VySfGAEF",
+                       "$s7Kernels8vsigmoidys6SIMD16VySfGAEF"] {
             let calls = text.split(separator: "\n").filter { $0.contains("call") && $0.contains("<\(symbol)>") }
             XCTAssertEqual(calls.count, 0, "\(symbol) is called out of line:\n\(calls.prefix(5).joined(separator: "\n"))")
         }
