@@ -51,6 +51,14 @@ enum ExportReadme {
         if key.hasPrefix("hardware.") { return "planning only: gpt-plan's memory and time estimates for this device" }
         if key.hasPrefix("stability.") { return "not expressed: \(engine.displayName) has no loss-spike detection and recovery like gpt-train's" }
         if key == "logging.health_interval" { return "not expressed: gpt-train's health lines" }
+        switch key {
+        case "model.family": return "GPT-2 blocks: \(engine.displayName)'s GPT model (the export refuses any other family)"
+        case "model.n_kv_head": return "multi-head attention: every head has its own keys and values, as in GPT-2"
+        case "model.rope_theta": return "not used: GPT-2 blocks have learned positions, no rotary embedding"
+        case "model.norm_eps": return "LayerNorm ε = 1e-5, \(engine.displayName)'s default (the recipe's)"
+        case "model.tie_embeddings": return "the output head is the token embedding, \(engine.displayName)'s default"
+        default: break
+        }
         return "not expressed"
     }
 }
@@ -69,10 +77,29 @@ public struct ExportResult: Sendable {
 public enum EngineExporter {
     /// The configuration alone (no files written): for tests, and for the refusals.
     public static func compile(_ recipe: Recipe, for engine: Engine, settings: ExportSettings, tokenizer: TokenizerFacts) throws -> EngineConfiguration {
+        try refuseOtherBlocks(recipe, engine)
         switch engine {
         case .megatron: return try MegatronCompiler.compile(recipe, settings, tokenizer)
         case .nanogpt: return try NanoGPTCompiler.compile(recipe, settings, tokenizer)
         case .llmc: return try LLMCCompiler.compile(recipe, settings, tokenizer)
+        }
+    }
+
+    /// The export writes GPT-2 blocks (learned positions, LayerNorm with ε = 1e-5, GELU, multi-head attention, tied
+    /// head) for every engine: a recipe of another block design is refused, never exported as GPT-2.
+    static func refuseOtherBlocks(_ r: Recipe, _ engine: Engine) throws {
+        let m = r.model
+        if m.family != .gpt2 {
+            throw ExportRefusal(key: "model.family", "the export to \(engine.displayName) writes GPT-2 blocks; the recipe's model is \"\(m.family.rawValue)\" (RMSNorm, rotary positions, SwiGLU, grouped-query attention)",
+                                fix: "set model.family = \"gpt2\", or configure the Llama-style run in the engine by hand from gpt-plan estimate's layout")
+        }
+        if !m.tieEmbeddings {
+            throw ExportRefusal(key: "model.tie_embeddings", "the export to \(engine.displayName) ties the output head to the token embedding, as GPT-2 does",
+                                fix: "set model.tie_embeddings = true")
+        }
+        if m.normEps != 1e-5 {
+            throw ExportRefusal(key: "model.norm_eps", "\(engine.displayName)'s GPT-2 LayerNorm uses ε = 1e-5, not \(m.normEps)",
+                                fix: "set model.norm_eps = 1e-5")
         }
     }
 

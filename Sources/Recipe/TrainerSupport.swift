@@ -13,6 +13,9 @@ extension Recipe {
                 + "not yet trained here). Fix: set model.family = \"gpt2\" (and n_kv_head = n_head, tie_embeddings = "
                 + "true), or train this recipe with a GPU framework (gpt-plan estimate shows its memory and step time)"
         }
+        if m.normEps != 1e-5 {
+            return "model.norm_eps = \(m.normEps): gpt-train's GPT-2 LayerNorm uses ε = 1e-5. Fix: set model.norm_eps = 1e-5"
+        }
         if !m.tieEmbeddings {
             return "model.tie_embeddings = false: gpt-train's GPT-2 model ties the output head to the token embedding. "
                 + "Fix: set model.tie_embeddings = true"

@@ -44,7 +44,7 @@ final class PlanEstimateCommandTests: XCTestCase {
             (["estimate", "--hf-config", config, "--layers", "3"], "--layers and --hf-config"),
             (["estimate", "--hf-config", config, "--tensor-parallel", "3"], "--tensor-parallel 3"),
             (["estimate", "--hf-config", config, "--devices", "1"], "no layout of 1 h100-sxm-80gb devices fits"),
-            (["estimate", "--hf-config", "\(dir)/none.json"], "cannot read"),
+            (["estimate", "--hf-config", "\(dir)/none.json"], "none.json: no such file. Fix: give a Hugging Face config.json"),
         ] {
             let bad = try Tool.run("gpt-plan", arguments)
             XCTAssertEqual(bad.status, 2, "\(arguments): \(bad.stdout)")

@@ -398,6 +398,29 @@ final class ConfigurationTests: XCTestCase {
         }
     }
 
+    /// Every engine gets GPT-2 blocks: a Llama-style model, an untied head or another LayerNorm ε is refused by its
+    /// key, never exported as GPT-2.
+    func testOtherBlockDesignsAreRefusedByKey() throws {
+        let base = try Support.recipe("gpt2-124m.toml")
+        var llama = base
+        llama.model = ModelShape(nLayer: base.model.nLayer, nHead: base.model.nHead, dModel: base.model.dModel,
+                                 dFF: base.model.dFF, seqLen: base.model.seqLen, vocabSize: base.model.vocabSize, bias: false,
+                                 family: .llama, tieEmbeddings: true)
+        var untied = base
+        untied.model.tieEmbeddings = false
+        var eps = base
+        eps.model.normEps = 1e-6
+        for (recipe, key) in [(llama, "model.family"), (untied, "model.tie_embeddings"), (eps, "model.norm_eps")] {
+            for engine in Engine.allCases {
+                XCTAssertThrowsError(try EngineExporter.compile(recipe, for: engine, settings: Support.settings(), tokenizer: facts(recipe))) { error in
+                    let refusal = error as? ExportRefusal
+                    XCTAssertEqual(refusal?.key, key, "\(engine): \(error)")
+                    XCTAssertFalse(refusal?.fix.isEmpty ?? true)
+                }
+            }
+        }
+    }
+
     /// Every shipped recipe to every engine: exported, or refused with a recipe key and a fix.
     func testEveryShippedRecipeExportsOrIsRefused() throws {
         let expected: [String: [Engine: String?]] = [

@@ -304,6 +304,10 @@ final class RecipeFamilyTests: XCTestCase {
         XCTAssertTrue(m.tieEmbeddings)
         XCTAssertEqual(check.recipe, recipe)
         XCTAssertNil(recipe.cpuTrainerRefusal)
+        // gpt-train's LayerNorm has ε = 1e-5: another norm_eps is refused, not trained as 1e-5.
+        var eps = recipe
+        eps.model.normEps = 1e-6
+        XCTAssertEqual(eps.cpuTrainerRefusal, "model.norm_eps = 1e-06: gpt-train's GPT-2 LayerNorm uses ε = 1e-5. Fix: set model.norm_eps = 1e-5")
     }
 
     /// A Llama-style recipe (Llama 3 8B's shape) reads back, counts its parameters as Meta does in the budget
