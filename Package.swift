@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "Formatting"),
         .target(name: "Planner", dependencies: ["GPTShape"]),
         .target(name: "Recipe", dependencies: ["GPTShape", "Planner", "Formatting", "TOMLKit"]),
-        .target(name: "Tokenizers", dependencies: ["Durable"], swiftSettings: numericSettings),
+        .target(name: "Tokenizers", dependencies: ["Durable", "Formatting"], swiftSettings: numericSettings),
         .target(name: "Corpus", dependencies: ["Tokenizers", "Durable"], swiftSettings: numericSettings),
         .target(name: "Kernels", dependencies: ["Compute"], swiftSettings: numericSettings),
         .target(name: "GPT", dependencies: ["GPTShape", "Kernels", "Compute"], swiftSettings: numericSettings),
@@ -95,10 +95,10 @@ let package = Package(
         // Hugging Face (safetensors, config.json) and llm.c model files, both ways (docs/interchange.md).
         .target(
             name: "Interchange",
-            dependencies: ["GPT", "GPTShape", "Tokenizers", "Corpus", "Checkpoint", "Recipe", "Runtime", "Durable", "Compute"]),
+            dependencies: ["GPT", "GPTShape", "Tokenizers", "Corpus", "Checkpoint", "Recipe", "Runtime", "Durable", "Compute", "Formatting"]),
         .target(name: "TensorBoard"),
         // metrics.jsonl's line (`MetricsLine`, written and read by this one type) and its TensorBoard mirror.
-        .target(name: "Metrics", dependencies: ["TensorBoard"]),
+        .target(name: "Metrics", dependencies: ["TensorBoard", "Formatting"]),
         .target(name: "LinePlots"),
         .target(name: "RunReports", dependencies: ["Metrics", "TensorBoard", "LinePlots"]),
         .target(name: "TestFixtures", dependencies: ["Compute", "Recipe", "Planner"], path: "Sources/TestFixtures"),

@@ -37,3 +37,25 @@ public func duration(_ seconds: Double) -> String {
 public func flopRate(_ flopsPerSecond: Double) -> String {
     flopsPerSecond >= 1e13 ? sig(flopsPerSecond / 1e12, 4) + " TFLOP/s" : sig(flopsPerSecond / 1e9, 4) + " GFLOP/s"
 }
+
+/// `s` as a double-quoted string literal that JSON and TOML both read back as `s`: quote and backslash escaped,
+/// newline, carriage return and tab as `\n`, `\r`, `\t`, every other control character (and DEL, which TOML does
+/// not allow bare) as `\u00xx`. The one quoting of the JSON and TOML the package writes by hand (safetensors
+/// headers, tokenizer files, metrics lines, recipes).
+public func quotedString(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case let c where c.value < 0x20 || c.value == 0x7F:
+            let hex = String(c.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}

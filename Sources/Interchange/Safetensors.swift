@@ -1,3 +1,4 @@
+import Formatting
 import Durable
 import Foundation
 
@@ -93,25 +94,7 @@ public enum Safetensors {
     }
 
     /// JSON string literal (quotes, backslashes and control characters escaped).
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    static func jsonString(_ s: String) -> String { quotedString(s) }
 }
 
 /// A safetensors file read into memory and checked against the specification.

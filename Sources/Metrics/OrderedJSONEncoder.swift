@@ -1,3 +1,4 @@
+import Formatting
 /// Encodes an `Encodable` value as one line of JSON with its keys in the order `encode(to:)` gives them (Foundation's
 /// `JSONEncoder` orders them at random, or sorted), numbers in the shortest form that reads back as the same value:
 /// a float32 as its own shortest form, a double with an integral value below 10^15 as an integer. A value that is
@@ -61,23 +62,7 @@ enum OrderedJSONEncoder {
         }
     }
 
-    static func quoted(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case let c where c.value < 0x20:
-                let hex = String(c.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    static func quoted(_ s: String) -> String { quotedString(s) }
 
     static func number(_ x: Double, codingPath: [any CodingKey]) throws -> String {
         guard x.isFinite else {

@@ -1,3 +1,4 @@
+import Formatting
 import Foundation
 import GPTShape
 import Planner
@@ -527,25 +528,7 @@ public enum TOMLText {
         return s
     }
 
-    public static func string(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    out += String(format: "\\u%04X", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    public static func string(_ s: String) -> String { quotedString(s) }
 }
 
 extension Recipe {

@@ -30,12 +30,7 @@ public struct TrainingData: Sendable {
     public static func load(_ recipe: Recipe, relativeTo directory: String) throws -> TrainingData {
         let path = resolve(recipe.data.path, relativeTo: directory)
         // The split itself is Corpus's, shared with the engine export (gpt-plan export).
-        let split: DataSplit
-        do {
-            split = try DataSplit.load(path, tokenizer: recipe.data.tokenizer, valFraction: recipe.data.valFraction)
-        } catch let error as DataSplitError {
-            throw DataError(key: error.key, error.message, fix: error.fix)
-        }
+        let split = try DataSplit.load(path, tokenizer: recipe.data.tokenizer, valFraction: recipe.data.valFraction)
         let data = TrainingData(train: split.train, val: split.val, tokenizer: split.tokenizer, path: path, summary: split.summary)
         if data.tokenizer.vocabSize > recipe.model.vocabSize {
             throw DataError(key: "model.vocab_size", "the \(data.tokenizer.kind.rawValue) tokenizer of \(path) has \(data.tokenizer.vocabSize) tokens, more than model.vocab_size = \(recipe.model.vocabSize)",
@@ -50,15 +45,6 @@ public struct TrainingData: Sendable {
     }
 }
 
-/// Data that does not fit the recipe: which key, what, and what to do.
-public struct DataError: Error, CustomStringConvertible {
-    public var key: String
-    public var message: String
-    public var fix: String
-    public init(key: String, _ message: String, fix: String) {
-        self.key = key
-        self.message = message
-        self.fix = fix
-    }
-    public var description: String { "\(key): \(message). Fix: \(fix)" }
-}
+/// Data that does not fit the recipe: which key, what, and what to do (the split's own error type, so that the
+/// trainer and the engine export report a recipe's data alike).
+public typealias DataError = DataSplitError
