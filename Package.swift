@@ -71,15 +71,16 @@ let package = Package(
         .target(name: "GPTShape"),
         // Numbers in words for messages (significant digits, SI prefixes, byte sizes); CLISupport re-exports it.
         .target(name: "Formatting"),
-        .target(name: "Planner", dependencies: ["GPTShape"]),
+        .target(name: "Planner", dependencies: ["GPTShape", "Formatting"]),
         .target(name: "Recipe", dependencies: ["GPTShape", "Planner", "Formatting", "TOMLKit"]),
         .target(name: "Tokenizers", dependencies: ["Durable", "Formatting"], swiftSettings: numericSettings),
         .target(name: "Corpus", dependencies: ["Tokenizers", "Durable"], swiftSettings: numericSettings),
         .target(name: "Kernels", dependencies: ["Compute"], swiftSettings: numericSettings),
         .target(name: "GPT", dependencies: ["GPTShape", "Kernels", "Compute"], swiftSettings: numericSettings),
         .target(name: "Checkpoint", dependencies: ["CHDF5", "Durable"]),
-        // The recipe compiler's engine back-ends: Megatron-LM, nanoGPT and llm.c configurations and data formats.
-        .target(name: "EngineExport", dependencies: ["Recipe", "Corpus", "Tokenizers", "Durable"]),
+        // The recipe compiler: a plan becomes a recipe (`Recipe.from(plan:)`), and a recipe becomes the configuration
+        // and data of Megatron-LM, nanoGPT or llm.c (docs/export.md). Planner → RecipeCompiler → Recipe.
+        .target(name: "RecipeCompiler", dependencies: ["Planner", "Recipe", "GPTShape", "Corpus", "Tokenizers", "Durable", "Formatting"]),
         // A model outside the training loop, and what the loop shares with gpt-sample and gpt-bench: a recipe's data,
         // AdamW, checkpoints read into a model (and their tensors' names), window evaluation, the step benchmark.
         .target(
@@ -112,7 +113,7 @@ let package = Package(
         // Executables: thin wrappers that parse arguments and decide how to show what the libraries report.
         .executableTarget(
             name: "gpt-plan",
-            dependencies: ["Planner", "Recipe", "Corpus", "Compute", "Durable", "CLISupport", "LinePlots", "Metrics", "EngineExport",
+            dependencies: ["Planner", "Recipe", "Corpus", "Compute", "Durable", "CLISupport", "LinePlots", "Metrics", "RecipeCompiler",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-train",
@@ -133,7 +134,7 @@ let package = Package(
 
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "GPTShape"]),
-        .testTarget(name: "RecipeTests", dependencies: ["Recipe", "Planner", "GPTShape", "Formatting"]),
+        .testTarget(name: "RecipeTests", dependencies: ["Recipe", "RecipeCompiler", "Planner", "GPTShape", "Formatting"]),
         .testTarget(name: "ComputeTests", dependencies: ["Compute", "COpenBLAS"]),
         .testTarget(name: "KernelTests", dependencies: ["Kernels", "Compute"]),
         .testTarget(name: "GPTTests", dependencies: ["GPT", "GPTShape", "Kernels", "Compute", "Planner"]),
@@ -143,7 +144,7 @@ let package = Package(
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Runtime", "GPT", "GPTShape", "Recipe", "Compute", "TestFixtures", "Kernels", "AllocationCounter"]),
         .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "Metrics", "RunReports"]),
         .testTarget(name: "LinePlotsTests", dependencies: ["LinePlots", "Metrics", "RunReports"]),
-        .testTarget(name: "EngineExportTests", dependencies: ["EngineExport", "Recipe", "GPTShape", "Corpus", "Tokenizers", "Runtime", "Trainer", "TestFixtures"],
+        .testTarget(name: "RecipeCompilerTests", dependencies: ["RecipeCompiler", "Recipe", "GPTShape", "Corpus", "Tokenizers", "Runtime", "Trainer", "TestFixtures"],
                     exclude: ["Python"]),
         .testTarget(name: "CLITests", dependencies: ["TestFixtures", "Checkpoint", "CHDF5", "Runtime", "Trainer", "Recipe", "Compute", "TensorBoard",
                                                      "Interchange", "Corpus", "GPT", "Tokenizers"]),

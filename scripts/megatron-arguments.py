@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# Lists the --flags of Megatron-LM's argument parser, for Tests/EngineExportTests/MegatronArguments.swift.
+# Lists the --flags of Megatron-LM's argument parser, for Tests/RecipeCompilerTests/MegatronArguments.swift.
 # Usage: git -C Megatron-LM checkout core_v0.16.1 && python3 scripts/megatron-arguments.py Megatron-LM flags.txt
 # (needs megatron-core of the same release installed: pip install megatron-core==0.16.1). It imports
 # megatron/training/arguments.py without megatron/training/__init__.py, which pulls in the whole trainer.

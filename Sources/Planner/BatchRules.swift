@@ -1,3 +1,4 @@
+import GPTShape
 import Foundation
 
 /// How the batch size (in tokens) is chosen (`--batch-rule`).
@@ -92,7 +93,7 @@ public enum StepLawRange {
 /// steps, the standard recipe's range.
 public enum WarmupRule {
     public static let gpt3Tokens = 375e6
-    public static let range = 0.01...0.05
+    public static let range = StandardRecipe.warmupFraction
 
     /// Which bound decided, when GPT-3's tokens fell outside the range.
     public enum Bound: Sendable, Equatable { case gpt3Tokens, atMost5Percent, atLeast1Percent }

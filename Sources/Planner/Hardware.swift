@@ -1,3 +1,4 @@
+import Formatting
 import GPTShape
 
 /// How a device trains: the precision of its arithmetic decides which bytes a parameter costs and which activation
@@ -170,4 +171,34 @@ public struct Hardware: Sendable, Equatable {
     }
 
     public static func preset(named name: String) -> Hardware? { gpuPresets.first { $0.name == name } }
+}
+
+extension PrecisionDecision {
+    /// The precision rule as it applied, with the numbers that went in (for the plan's table and rationale and the
+    /// recipe's note on `training.precision`).
+    public var explanation: String {
+        switch reason {
+        case .tensorCores:
+            return "bf16: the device's peak is its dense bf16 tensor-core rate (datasheet); bf16 weights and gradients, "
+                + "fp32 master weights and AdamW moments"
+        case .nativeBF16(let bf16, let fp32):
+            return "bf16: native bf16 products measured at \(flopRate(bf16)) vs \(flopRate(fp32)) for the fp32 sgemm "
+                + "(gpt-bench ceiling); fp32 master weights and AdamW moments"
+        case .nativeBF16NotFaster(let bf16, let fp32):
+            return "fp32: native bf16 products measured at \(flopRate(bf16)), no faster than the fp32 sgemm's "
+                + "\(flopRate(fp32)) (gpt-bench ceiling), so bf16 would only round"
+        case .noNativeBF16(let fp32):
+            return "fp32: no native bf16 products on this CPU (bf16 would be emulated on the fp32 sgemm, "
+                + "\(flopRate(fp32)) at best, no faster than fp32)"
+        }
+    }
+
+    /// Which rate the time estimate divides by, in words.
+    public var ceilingName: String {
+        switch reason {
+        case .tensorCores: return "dense bf16 peak"
+        case .nativeBF16: return "bf16 matmul ceiling"
+        case .nativeBF16NotFaster, .noNativeBF16: return "sgemm ceiling"
+        }
+    }
 }

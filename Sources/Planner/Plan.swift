@@ -83,8 +83,6 @@ public struct PlanRequest: Sendable {
     }
 }
 
-/// The minimum learning rate as a fraction of the peak: the standard recipe (GPT-3, LLaMA) decays to 10%.
-public let minLRFraction = 0.1
 /// Fewest optimizer steps a plan may have; the batch is capped to keep at least this many.
 public let minimumSteps = 100
 
@@ -507,7 +505,7 @@ extension Plan {
         if case .fixed = request.lrRule {} else if !PlanLimits.derivedLearningRate.contains(lr) {
             throw PlanError.learningRateOutOfRange(lr)
         }
-        return LearningRateDecision(rule: request.lrRule, flops: a.flops, peak: lr, minimum: lr * minLRFraction)
+        return LearningRateDecision(rule: request.lrRule, flops: a.flops, peak: lr, minimum: lr * StandardRecipe.minLRFraction)
     }
 
     static func chooseSchedule(_ a: Allocation, _ shape: ModelShape, _ batch: BatchDecision) -> ScheduleDecision {
@@ -765,7 +763,7 @@ extension Plan {
             case .defaultedBecauseThisMachineIsTooSlow(_, let days):
                 return "the default GPU: the run would take over \(days) days on this machine"
             }
-        case "min_learning_rate": return "\(Int(minLRFraction * 100))% of peak"
+        case "min_learning_rate": return "\(Int(StandardRecipe.minLRFraction * 100))% of peak"
         case "warmup_steps": return "375M tokens, within 1-5% of steps"
         case "steps": return "D / batch tokens"
         default: return nil

@@ -1,3 +1,4 @@
+import GPTShape
 import Foundation
 
 /// A Chinchilla-style parametric loss fit, L(N, D) = E + A/N^α + B/D^β, with N the parameter count (all
@@ -73,11 +74,10 @@ public enum AllocationRule: Sendable, Equatable {
     /// The Llama 3 law's constants, as published.
     public static let llama3A = 0.29, llama3Alpha = 0.53
 
-    public static let names = ["epoch", "hoffmann", "tokens-per-param", "llama3"]
+    /// The built-in rules' names (`StandardRecipe.builtInFits`, which the recipe's `plan.fit` accepts too).
+    public static let names = StandardRecipe.builtInFits
     /// The name a law fitted by `gpt-plan fit` (read from a fit.json) plans under.
-    public static let measuredName = "measured"
-    /// Every name a plan can record: the built-in rules and a measured fit.
-    public static let recordedNames = names + [measuredName]
+    public static let measuredName = StandardRecipe.measuredFit
 
     public static func named(_ name: String, tokensPerParam ratio: Double = 20) -> AllocationRule? {
         switch name {

@@ -1,6 +1,6 @@
+import GPTShape
 import Formatting
 import Foundation
-import Planner
 
 /// Checks that need several keys at once: shapes that cannot be built, a batch or layout that does not add up, a
 /// schedule that cannot run, a checkpoint directory that leaves the run, and a model and token count that do not
@@ -51,7 +51,7 @@ enum RecipeValidator {
                    + "\(max(1, t.steps / 100))...\(max(1, t.steps / 20)))")
         } else {
             let share = Double(r.schedule.warmupSteps) / Double(t.steps)
-            if share < WarmupRule.range.lowerBound || share > WarmupRule.range.upperBound {
+            if !StandardRecipe.warmupFraction.contains(share) {
                 report(.warning, .unusual, "schedule.warmup_steps", "warmup is \(sig(100 * share, 2))% of the steps, outside "
                        + "the standard recipe's 1-5%",
                        "set it between \(max(1, t.steps / 100)) and \(max(1, t.steps / 20)) unless this is deliberate")
@@ -60,7 +60,7 @@ enum RecipeValidator {
         if r.optimizer.minLR > r.optimizer.lr {
             report("optimizer.min_lr", "the minimum learning rate \(TOMLText.float(r.optimizer.minLR)) is above the "
                    + "peak \(TOMLText.float(r.optimizer.lr))",
-                   "set optimizer.min_lr to at most optimizer.lr (\(sig(minLRFraction * 100))% of it, \(sig(r.optimizer.lr * minLRFraction, 3)), is standard)")
+                   "set optimizer.min_lr to at most optimizer.lr (\(sig(StandardRecipe.minLRFraction * 100))% of it, \(sig(r.optimizer.lr * StandardRecipe.minLRFraction, 3)), is standard)")
         }
 
         // The layout: devices = d·t·p, and the batch is micro_batch × grad_accum × d.

@@ -1,7 +1,6 @@
 import Formatting
 import Foundation
 import GPTShape
-import Planner
 
 /// A scalar as it appears in a recipe.
 public enum RecipeValue: Equatable, Sendable, CustomStringConvertible {
@@ -264,7 +263,7 @@ public enum Schema {
                "training.recompute", "checkpoint.allow_outside"],
         sections: ["hardware"])
 
-    public static let fitNames = AllocationRule.recordedNames + ["manual"]
+    public static let fitNames = StandardRecipe.recordedFits + ["manual"]
     public static let tokenizerNames = ["char", "byte", "bpe"]
 
     /// The largest count a run could need anywhere: 2^40 ≈ 1.1e12 (a trillion steps at a millisecond each is 35

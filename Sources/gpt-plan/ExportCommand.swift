@@ -1,6 +1,6 @@
 import ArgumentParser
 import CLISupport
-import EngineExport
+import RecipeCompiler
 import Foundation
 import Recipe
 

@@ -1,3 +1,4 @@
+import GPTShape
 import CLISupport
 import Foundation
 import Planner
@@ -225,7 +226,7 @@ enum PlanText {
         why.append("Steps = D / batch = \(plan.steps); they train \(si(trained, 4)) tokens, "
                    + "\(sig(100 * (trained / plan.tokens - 1), 2))% from D.")
         why.append("Peak learning rate \(sig(plan.learningRate, 3)): \(learningRateRule(plan.learningRateDecision, batchTokens: plan.batchTokens, nonEmbedding: plan.nonEmbeddingParams, tokens: plan.tokens)). "
-                   + "Minimum \(sig(plan.minLearningRate, 3)) = \(Int(minLRFraction * 100))% of peak, reached by cosine "
+                   + "Minimum \(sig(plan.minLearningRate, 3)) = \(Int(StandardRecipe.minLRFraction * 100))% of peak, reached by cosine "
                    + "decay at the last step (the standard recipe).")
         let w = plan.schedule.warmup
         let warmup: String

@@ -7,6 +7,7 @@ import Foundation
 import GPTShape
 import Planner
 import Recipe
+import RecipeCompiler
 
 struct GPTPlan: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import Foundation
 import GPTShape
 import Planner
 import Recipe
+import RecipeCompiler
 import XCTest
 
 /// A small valid recipe, written by the writer from a real plan.

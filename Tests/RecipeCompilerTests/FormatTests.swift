@@ -1,5 +1,5 @@
 import Corpus
-import EngineExport
+import RecipeCompiler
 import Foundation
 import TestFixtures
 import XCTest

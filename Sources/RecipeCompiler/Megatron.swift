@@ -2,7 +2,7 @@ import Foundation
 import Recipe
 
 /// Megatron-LM (`pretrain_gpt.py`), its argument names checked against `megatron/training/arguments.py` at
-/// `MegatronTarget.commit` (the megatron-core 0.16.1 release; Tests/EngineExportTests keeps the full list).
+/// `MegatronTarget.commit` (the megatron-core 0.16.1 release; Tests/RecipeCompilerTests keeps the full list).
 public enum MegatronTarget {
     public static let release = "core_v0.16.1"
     public static let commit = "55ac7082517c3878ae653c07c09c534b8aed49f6"
