@@ -18,15 +18,17 @@ struct Sweep: ParsableCommand {
           gpt-train sweep sweeps/shakespeare      # trains what has not finished
           gpt-plan fit sweeps/shakespeare         # fits the law, writes fit.json and isoflops.svg
         Sizes no shape can reach at a budget are dropped with a note.
+        After training, bracket every minimum (repeat until it says nothing was added):
+          gpt-plan sweep --extend sweeps/shakespeare && gpt-train sweep sweeps/shakespeare
         """)
 
-    @Option(parsing: .unconditional, help: "Budgets in FLOPs, comma-separated (e.g. 3e12,1e13,3e13).") var flops: String
+    @Option(parsing: .unconditional, help: "Budgets in FLOPs, comma-separated (e.g. 3e12,1e13,3e13).") var flops: String?
     @Option(parsing: .unconditional, help: "Model sizes per budget, spread evenly in log N.") var sizes: Int = 5
     @Option(parsing: .unconditional, help: "The largest size is the optimum × span, the smallest ÷ span.") var span: Double = 4
     @Option(help: "The allocation rule whose optimum the sizes surround: epoch, hoffmann, or a fit.json.")
     var fit: String = "epoch"
     @Option(help: "The data (a directory from gpt-data prepare, or a text file).") var data: String = "data"
-    @Option(name: [.short, .customLong("output")], help: "The sweep directory to write.") var output: String
+    @Option(name: [.short, .customLong("output")], help: "The sweep directory to write.") var output: String?
     @Option(parsing: .unconditional, help: "Tokenizer vocabulary (default: the prepared --data's).") var vocab: Int?
     @Option(name: .customLong("seq-len"), parsing: .unconditional, help: "Context length (default: the planner's).")
     var seqLen: Int?
@@ -36,8 +38,36 @@ struct Sweep: ParsableCommand {
     var deviceFlops: String?
     @Option(parsing: .unconditional, help: "Seed of every run.") var seed: Int = 1337
     @Flag(help: "Rewrite a sweep directory that already has a manifest.") var force = false
+    @Option(name: .customLong("unique-tokens"), parsing: .unconditional,
+            help: "Unique training tokens of the data (default: the prepared --data's training split); runs past one epoch are noted.")
+    var uniqueTokens: String?
+    @Option(help: "Extend the sweep in this directory: add sizes beyond each budget whose lowest loss is at an edge of its grid.")
+    var extend: String?
+    @Option(parsing: .unconditional, help: "With --extend: sizes added beyond an edge per round.") var add: Int = 2
+    @Option(parsing: .unconditional, help: "With --extend: sizes wanted on each side of a budget's lowest loss.")
+    var margin: Int = 2
+    @Option(name: .customLong("max-sizes"), parsing: .unconditional, help: "With --extend: the most sizes a budget gets.")
+    var maxSizes: Int = 12
+    @Option(name: .customLong("max-epochs"), parsing: .unconditional,
+            help: "With --extend: a size that would read the unique data more often is not added.")
+    var maxEpochs: Double = 1
 
     mutating func run() throws {
+        if let extend {
+            guard self.flops == nil, self.output == nil else {
+                throw CommandFailure.usage("gpt-plan sweep --extend \(extend): the budgets and directory are the sweep's; "
+                                           + "give no --flops or -o")
+            }
+            guard (1...20).contains(add), (1...10).contains(margin), (1...50).contains(maxSizes), maxEpochs > 0,
+                  maxEpochs.isFinite else {
+                throw CommandFailure.usage("gpt-plan sweep --extend: --add must be 1 to 20, --margin 1 to 10, --max-sizes 1 to 50, "
+                                           + "--max-epochs positive")
+            }
+            return try SweepExtender(sweep: extend, add: add, margin: margin, maxSizes: maxSizes, maxEpochs: maxEpochs).run()
+        }
+        guard let flops, let output else {
+            throw CommandFailure.usage("gpt-plan sweep: give --flops and -o (a new sweep), or --extend SWEEP")
+        }
         let budgets = try flops.split(separator: ",").map { text -> Double in
             guard let c = Quantity.parse(String(text)), c > 0 else {
                 throw CommandFailure.usage("gpt-plan sweep: --flops \(flops): \(text) is not a positive number (write e.g. 3e12,1e13)")
@@ -68,42 +98,37 @@ struct Sweep: ParsableCommand {
             cpu.source += "; rate given"
         }
 
+        let unique = try uniqueTokens.map { text in
+            guard let value = Quantity.parse(text), value > 0 else {
+                throw CommandFailure.usage("gpt-plan sweep: --unique-tokens \(text): not a positive number")
+            }
+            return value
+        } ?? prepared.map { Double($0.trainTokens) }
+        let planner = SweepRunPlanner(directory: output, data: data, cpu: cpu, rule: rule,
+                                      vocab: vocab ?? prepared?.vocabSize ?? 50257, seqLen: seqLen, tokenizer: tokenizer,
+                                      valFraction: prepared?.valFraction ?? 0.1, seed: seed, uniqueTokens: unique)
         var runs: [SweepManifest.Run] = [], notes: [String] = []
         for c in budgets {
             let optimum = rule.allocation(flops: c).params
-            var shapes = Set<String>()
+            var taken = Set<Int>()
             for n in IsoFLOPDesign.sizes(optimum: optimum, count: sizes, span: span) {
-                var request = PlanRequest(target: .flops(c), hardware: .given(cpu))
-                request.rule = rule
-                request.devices = .fixed(1)
-                request.vocabSize = vocab ?? prepared?.vocabSize ?? 50257
-                request.seqLen = seqLen
-                request.isoFLOPParams = n
-                let plan: Plan
-                do { plan = try Plan.make(request) } catch let error as PlanError {
-                    notes.append("C = \(sig(c, 3)), N ≈ \(si(n, 3)): dropped: \(PlanText.error(error))")
-                    continue
+                switch try planner.plan(flops: c, params: n, taken: &taken) {
+                case .planned(let run): runs.append(run)
+                case .dropped(let note), .belowSmallest(let note): notes.append(note)
                 }
-                let s = plan.shape
-                guard shapes.insert("\(s.nLayer)x\(s.dModel)x\(s.seqLen)").inserted else {
-                    notes.append("C = \(sig(c, 3)), N ≈ \(si(n, 3)): dropped: the nearest shape (\(s.nLayer) layers, d_model "
-                                 + "\(s.dModel)) is already in the sweep")
-                    continue
-                }
-                let name = "c\(sig(c, 3).replacingOccurrences(of: "+", with: ""))-n\(plan.params)"
-                let recipe = "recipes/\(name).toml"
-                try writeRecipeFile(plan, to: (output as NSString).appendingPathComponent(recipe), data: data,
-                                    tokenizer: tokenizer, valFraction: prepared?.valFraction ?? 0.1, seed: seed)
-                runs.append(.init(name: name, flops: c, targetParams: n, params: Double(plan.params),
-                                  tokens: plan.schedule.trainedTokens, steps: plan.steps, recipe: recipe,
-                                  run: "runs/\(name)"))
             }
         }
+        notes += repetitionNotes(runs, uniqueTokens: unique)
         guard !runs.isEmpty else {
             throw CommandFailure.usage("gpt-plan sweep: no size at any budget has a shape:\n  " + notes.joined(separator: "\n  "))
         }
-        let manifest = SweepManifest(fit: rule.name, budgets: budgets, sizesPerBudget: sizes, span: span, runs: runs,
+        var manifest = SweepManifest(fit: rule.name, budgets: budgets, sizesPerBudget: sizes, span: span, runs: runs,
                                      notes: notes)
+        manifest.uniqueTokens = unique
+        manifest.settings = .init(data: relativePath(of: data, from: output), vocab: vocab, seqLen: seqLen,
+                                  tokenizer: tokenizer, valFraction: prepared?.valFraction ?? 0.1, seed: seed,
+                                  deviceFlops: rate,
+                                  fit: AllocationRule.named(fit) != nil ? fit : relativePath(of: fit, from: output))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do { try AtomicFile.write(String(decoding: try encoder.encode(manifest), as: UTF8.self) + "\n", to: manifestPath) }
@@ -136,6 +161,9 @@ struct FitSweep: ParsableCommand {
     @Argument(help: "The sweep directory (from gpt-plan sweep).") var sweep: String
     @Option(parsing: .unconditional, help: "Bootstrap resamples for the intervals.") var samples: Int = 200
     @Option(parsing: .unconditional, help: "Seed of the bootstrap.") var seed: UInt64 = 1
+    @Flag(name: .customLong("effective-tokens"),
+          help: "Count a run past one epoch at its effective tokens D' (Muennighoff et al. 2023) in Approach 3.")
+    var effectiveTokens = false
 
     mutating func run() throws {
         let manifest: SweepManifest
@@ -154,6 +182,8 @@ struct FitSweep: ParsableCommand {
             observations.append(SweepObservation(name: run.name, flops: run.flops, params: run.params, tokens: run.tokens,
                                                  loss: loss))
         }
+        let prepared = prepareForFit(observations, manifest: manifest, effective: effectiveTokens)
+        (observations, notes) = (prepared.runs, notes + prepared.notes)
         var file: ScalingLawFitFile
         do { file = try LawFitting.fit(observations, sweep: sweep, samples: samples, seed: seed) } catch let e as LawFitError {
             switch e {
