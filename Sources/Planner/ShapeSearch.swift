@@ -81,9 +81,12 @@ public enum ShapeSearch {
         }
         // No conventional shape is close (at small scale, where widths every 32 and one or two layers leave gaps
         // of ×3 in N): the fine widths below 2048, so that an isoFLOP sweep gets the sizes it asks for.
+        // Among them, widths with more factors of 2 (up to 8, for vector units and head counts) first, then the
+        // preferred aspect ratio.
         let fine = fineCandidates(targetParams: target, seqLen: seqLen, vocabSize: vocabSize, bias: bias)
+        func roundness(_ s: ModelShape) -> Int { -min(3, s.dModel.trailingZeroBitCount) }
         if let best = fine.filter({ error($0) <= log(1 + tolerance) })
-            .min(by: { (aspectError($0), error($0)) < (aspectError($1), error($1)) }) {
+            .min(by: { (roundness($0), aspectError($0), error($0)) < (roundness($1), aspectError($1), error($1)) }) {
             return Choice(shape: best, withinTolerance: true, preferredAspect: preferred)
         }
         candidates += fine

@@ -113,7 +113,9 @@ struct Sweep: ParsableCommand {
             var taken = Set<Int>()
             for n in IsoFLOPDesign.sizes(optimum: optimum, count: sizes, span: span) {
                 switch try planner.plan(flops: c, params: n, taken: &taken) {
-                case .planned(let run): runs.append(run)
+                case .planned(let run, let note):
+                    runs.append(run)
+                    if let note { notes.append(note) }
                 case .dropped(let note), .belowSmallest(let note): notes.append(note)
                 }
             }
@@ -161,6 +163,8 @@ struct FitSweep: ParsableCommand {
     @Argument(help: "The sweep directory (from gpt-plan sweep).") var sweep: String
     @Option(parsing: .unconditional, help: "Bootstrap resamples for the intervals.") var samples: Int = 200
     @Option(parsing: .unconditional, help: "Seed of the bootstrap.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "The budget the figure extrapolates to (default: 4× the largest budget).")
+    var target: Double?
     @Flag(name: .customLong("effective-tokens"),
           help: "Count a run past one epoch at its effective tokens D' (Muennighoff et al. 2023) in Approach 3.")
     var effectiveTokens = false
@@ -202,7 +206,7 @@ struct FitSweep: ParsableCommand {
         let svgPath = (sweep as NSString).appendingPathComponent("isoflops.svg")
         do {
             try AtomicFile.write(String(decoding: try encoder.encode(file), as: UTF8.self) + "\n", to: fitPath)
-            try AtomicFile.write(FitFigure.figure(file).svg(), to: svgPath)
+            try AtomicFile.write(FitFigure.figure(file, target: target).svg(), to: svgPath)
         } catch { throw CommandFailure("gpt-plan fit: \(error)", exitCode: 2) }
         print(FitFigure.summary(file) + "\nWrote \(fitPath) and \(svgPath); plan with gpt-plan --fit \(fitPath) --flops C\n",
               terminator: "")
@@ -226,9 +230,10 @@ enum FitFigure {
                     + "loss \(sig(b.minimumLoss, 4)) (\(b.runs) runs)\n"
             }
         }
+        out += approach2Interval(f)
         out += "  For comparison: Chinchilla (Hoffmann et al. 2022) a = \(sig(ChinchillaFit.hoffmann.a, 3)), b = "
             + "\(sig(ChinchillaFit.hoffmann.b, 3)); Epoch (Besiroglu et al. 2024) a = \(sig(ChinchillaFit.epoch.a, 3)), b = "
-            + "\(sig(ChinchillaFit.epoch.b, 3))\n"
+            + "\(sig(ChinchillaFit.epoch.b, 3)); Kaplan et al. (2020) a = 0.73\n"
         let i = f.intervals
         if p.alpha >= 2.999 || p.beta >= 2.999 || (i.a.count == 2 && i.a[1] - i.a[0] > 0.3) {
             out += "  warning: this sweep does not pin Approach 3 down (an exponent at its bound of 3, or an interval of a "
@@ -237,48 +242,5 @@ enum FitFigure {
         }
         for note in f.notes { out += "  note: \(note)\n" }
         return out
-    }
-
-    /// Left: each budget's losses against log10 N with its parabola, and the frontier through the minima.
-    /// Right: N_opt against log10 C, from Approach 2 and Approach 3.
-    static func figure(_ f: ScalingLawFitFile) -> Figure {
-        var left: [Series] = [], right: [Series] = []
-        let budgets = Set(f.runs.map(\.flops)).sorted()
-        for (i, c) in budgets.enumerated() {
-            let group = f.runs.filter { $0.flops == c }.sorted { $0.params < $1.params }
-            left.append(Series(label: "C = \(sig(c, 3)) (runs)", color: Palette.color(i),
-                               points: group.map { (log10($0.params), $0.loss) }))
-            if let b = f.approach2?.budgets.first(where: { $0.flops == c }), let lo = group.first, let hi = group.last {
-                let x0 = log(lo.params), x1 = log(hi.params), q = b.parabola
-                let points = (0...40).map { k -> (x: Double, y: Double) in
-                    let x = x0 + (x1 - x0) * Double(k) / 40
-                    return (x / log(10), q[0] + q[1] * x + q[2] * x * x)
-                }
-                left.append(Series(label: "C = \(sig(c, 3)) (parabola)", color: Palette.color(i), points: points))
-            }
-        }
-        if let a2 = f.approach2 {
-            left.append(Series(label: "frontier (Approach 2 minima)", color: "#000000",
-                               points: a2.budgets.map { (log10($0.optimalParams), $0.minimumLoss) }))
-            right.append(Series(label: "Approach 2 parabola minima", color: Palette.color(0),
-                                points: a2.budgets.map { (log10($0.flops), $0.optimalParams) }))
-            let cs = a2.budgets.map(\.flops)
-            right.append(Series(label: "Approach 2 power law", color: Palette.color(2),
-                                points: [cs.min()!, cs.max()!].map { (log10($0), a2.kN * pow($0, a2.a)) }))
-        }
-        let law = f.approach3.law
-        if let lo = budgets.first, let hi = budgets.last {
-            let points = (0...20).map { k -> (x: Double, y: Double) in
-                let lc = log10(lo) + (log10(hi) - log10(lo)) * Double(k) / 20
-                return (lc, law.optimalAllocation(flops: pow(10, lc)).params)
-            }
-            right.append(Series(label: "Approach 3 N_opt", color: Palette.color(3), points: points))
-        }
-        return Figure(panels: [
-            Panel(title: "IsoFLOP curves", xLabel: "log10 N (parameters)", yLabel: "final validation loss (nats/token)",
-                  series: left, markers: []),
-            Panel(title: "Compute-optimal N", xLabel: "log10 C (FLOPs)", yLabel: "N_opt", yScale: .log, series: right,
-                  markers: []),
-        ], columns: 2, sharedX: false)
     }
 }

@@ -21,7 +21,8 @@ struct SweepRunPlanner {
     var uniqueTokens: Double?
 
     enum Outcome {
-        case planned(SweepManifest.Run)
+        /// Planned; with a note when the run's N is not the size asked for.
+        case planned(SweepManifest.Run, note: String?)
         /// Left out, and why.
         case dropped(String)
         /// Below the smallest shape the vocabulary and context allow.
@@ -56,8 +57,18 @@ struct SweepRunPlanner {
                                     tokens: plan.schedule.trainedTokens, steps: plan.steps, recipe: recipe,
                                     run: "runs/\(name)")
         run.epochs = uniqueTokens.map { run.tokens / $0 }
-        return .planned(run)
+        // The shape search reaches any size within 3% between its smallest and largest shapes; a nearest shape
+        // further off is the smallest (or largest) one standing in for a size beyond it: kept, with its real N.
+        if abs(Double(plan.params) / n - 1) > Self.sizeTolerance {
+            return .planned(run, note: "C = \(sig(c, 3)), N ≈ \(si(n, 3)): the nearest shape has \(si(Double(plan.params), 3)) "
+                            + "parameters (\(s.nLayer) layer\(s.nLayer == 1 ? "" : "s"), d_model \(s.dModel)), more than "
+                            + "\(Int(Self.sizeTolerance * 100))% off: it stands in for this size")
+        }
+        return .planned(run, note: nil)
     }
+
+    /// How far a run's N may be from the size the design asks for.
+    static let sizeTolerance = 0.05
 
     /// The planned tokens of size `n` at budget `c` (D = C/6N), for limits checked before planning.
     static func tokens(flops c: Double, params n: Double) -> Double { c / (6 * n) }
@@ -158,8 +169,9 @@ struct SweepExtender {
             }
             var set = taken[p.flops] ?? []
             switch try planner.plan(flops: p.flops, params: p.params, taken: &set) {
-            case .planned(let run):
+            case .planned(let run, let note):
                 added.append(run)
+                if let note { notes.append(note) }
                 lines.append("C = \(sig(p.flops, 3)): lowest loss at the \(p.edge.rawValue) size; added N = \(si(run.params, 3)) "
                              + "(asked \(si(p.params, 3)))")
             case .belowSmallest(let text):

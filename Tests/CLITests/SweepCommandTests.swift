@@ -104,6 +104,25 @@ final class SweepCommandTests: XCTestCase {
                                              "--device-flops", "5e10", "--device-memory", "8GiB"], in: dir)
         XCTAssertEqual(plan.status, 0, plan.stderr)
         XCTAssertTrue(plan.stdout.contains("fit: measured"), plan.stdout)
+        // The measured fit predicts the planned run's final loss with the bootstrap's interval around it.
+        let prediction = try XCTUnwrap(plan.stdout.components(separatedBy: "\n").first { $0.hasPrefix("Predicted final validation loss") },
+                                       plan.stdout)
+        let numbers = prediction.components(separatedBy: "): ").last!.components(separatedBy: CharacterSet(charactersIn: " ,[]"))
+            .compactMap(Double.init)
+        XCTAssertGreaterThanOrEqual(numbers.count, 3, prediction)
+        XCTAssertTrue(prediction.contains("80% bootstrap interval"), prediction)
+        XCTAssertLessThanOrEqual(numbers[1], numbers[0] + 1e-3, prediction)
+        XCTAssertGreaterThanOrEqual(numbers[2], numbers[0] - 1e-3, prediction)
+
+        // Chinchilla's figure 3: runs as markers, parabolas and power laws as lines, bootstrap bands; Approach 3 is
+        // identified from exact losses, so its curves are drawn too.
+        let svg = try String(contentsOfFile: "\(dir)/sw/isoflops.svg", encoding: .utf8)
+        func count(_ s: String) -> Int { svg.components(separatedBy: s).count - 1 }
+        XCTAssertGreaterThanOrEqual(count("class=\"point-marker\""), runs.count + 2 * 3, "runs, and each budget's minimum twice")
+        XCTAssertGreaterThanOrEqual(count("class=\"series\""), 3 + 2 * 2)
+        XCTAssertGreaterThanOrEqual(count("class=\"band\""), 2)
+        XCTAssertEqual(count("class=\"panel\""), 3)
+        XCTAssertTrue(svg.contains(">Approach 3<"), "Approach 3 drawn when identified")
         let check = try Tool.run("gpt-plan", ["check", "next.toml"], in: dir)
         XCTAssertEqual(check.status, 0, check.stdout)
         // The same budget under the built-in epoch fit gives (nearly) the same model.
@@ -178,6 +197,10 @@ final class SweepCommandTests: XCTestCase {
         let refit = try Tool.run("gpt-plan", ["fit", "sw", "--samples", "0"], in: dir)
         XCTAssertEqual(refit.status, 0, refit.stderr)
         XCTAssertFalse(refit.stdout.contains("is not bracketed"), refit.stdout)
+        // Without bootstrap refits Approach 3 is not identified: the figure leaves its curves out.
+        let svg = try String(contentsOfFile: "\(dir)/sw/isoflops.svg", encoding: .utf8)
+        XCTAssertFalse(svg.contains(">Approach 3<"))
+        XCTAssertTrue(svg.contains("class=\"point-marker\""))
         // --extend takes the sweep's own budgets and directory.
         let mixed = try Tool.run("gpt-plan", ["sweep", "--extend", "sw", "--flops", "1e13"], in: dir)
         XCTAssertEqual(mixed.status, 2)
