@@ -49,8 +49,8 @@ struct Sweep: ParsableCommand {
     @Option(name: .customLong("max-sizes"), parsing: .unconditional, help: "With --extend: the most sizes a budget gets.")
     var maxSizes: Int = 12
     @Option(name: .customLong("max-epochs"), parsing: .unconditional,
-            help: "With --extend: a size that would read the unique data more often is not added.")
-    var maxEpochs: Double = 1
+            help: "Leave out sizes that would read the unique data more often (with --extend: default 1).")
+    var maxEpochs: Double?
 
     mutating func run() throws {
         if let extend {
@@ -58,6 +58,7 @@ struct Sweep: ParsableCommand {
                 throw CommandFailure.usage("gpt-plan sweep --extend \(extend): the budgets and directory are the sweep's; "
                                            + "give no --flops or -o")
             }
+            let maxEpochs = self.maxEpochs ?? 1
             guard (1...20).contains(add), (1...10).contains(margin), (1...50).contains(maxSizes), maxEpochs > 0,
                   maxEpochs.isFinite else {
                 throw CommandFailure.usage("gpt-plan sweep --extend: --add must be 1 to 20, --margin 1 to 10, --max-sizes 1 to 50, "
@@ -112,6 +113,10 @@ struct Sweep: ParsableCommand {
             let optimum = rule.allocation(flops: c).params
             var taken = Set<Int>()
             for n in IsoFLOPDesign.sizes(optimum: optimum, count: sizes, span: span) {
+                if let note = try epochLimitNote(flops: c, params: n, unique: unique, maxEpochs: maxEpochs) {
+                    notes.append(note)
+                    continue
+                }
                 switch try planner.plan(flops: c, params: n, taken: &taken) {
                 case .planned(let run, let note):
                     runs.append(run)

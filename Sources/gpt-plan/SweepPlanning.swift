@@ -224,3 +224,17 @@ func prepareForFit(_ runs: [SweepObservation], manifest: SweepManifest, effectiv
     notes += SweepExtension.edgeNotes(runs).map { "warning: " + $0 }
     return (out, notes)
 }
+
+/// With `--max-epochs`, the note for a size whose run would read the unique data more often (nil when it may run).
+func epochLimitNote(flops c: Double, params n: Double, unique: Double?, maxEpochs: Double?) throws -> String? {
+    guard let limit = maxEpochs else { return nil }
+    guard limit > 0, limit.isFinite else { throw CommandFailure.usage("gpt-plan sweep: --max-epochs \(limit): must be positive") }
+    guard let u = unique else {
+        throw CommandFailure.usage("gpt-plan sweep: --max-epochs needs the unique tokens: give --unique-tokens, or a --data "
+                                   + "directory from gpt-data prepare")
+    }
+    let epochs = SweepRunPlanner.tokens(flops: c, params: n) / u
+    guard epochs > limit else { return nil }
+    return "C = \(sig(c, 3)), N ≈ \(si(n, 3)): dropped: it would read the \(si(u, 3)) unique training tokens \(sig(epochs, 3)) "
+        + "times (--max-epochs \(sig(limit, 3)))"
+}
