@@ -82,8 +82,8 @@ public enum SweepExtension {
         brackets(runs).compactMap { b in
             guard let edge = b.edge else { return nil }
             let where_ = edge == .smallest ? "smallest" : "largest"
-            return "budget \(b.flops): the lowest loss (\(b.bestLoss)) is at the \(where_) size run, N = "
-                + "\(Int(b.bestParams.rounded())) of \(b.sizes.count): the minimum is not bracketed and Approach 2's vertex there "
+            return "budget \(String(format: "%.3g", b.flops)) FLOPs: the lowest loss (\(String(format: "%.4g", b.bestLoss))) is at "
+                + "the \(where_) of its \(b.sizes.count) sizes, N = \(Int(b.bestParams.rounded())): the minimum is not bracketed and Approach 2's vertex there "
                 + "is an extrapolation. Fix: gpt-plan sweep --extend SWEEP, then gpt-train sweep SWEEP"
         }
     }

@@ -167,7 +167,7 @@ final class SweepCommandTests: XCTestCase {
         let smallest = first.map { $0["params"] as! Double }.min()!
         let fit = try Tool.run("gpt-plan", ["fit", "sw", "--samples", "0"], in: dir)
         XCTAssertEqual(fit.status, 0, fit.stderr)
-        XCTAssertTrue(fit.stdout.contains("at the smallest size run"), fit.stdout)
+        XCTAssertTrue(fit.stdout.contains("is at the smallest of its 3 sizes"), fit.stdout)
         XCTAssertTrue(fit.stdout.contains("6 of 6 runs read the") && fit.stdout.contains("--effective-tokens"), fit.stdout)
 
         // The data limit: smaller models read the tiny corpus even more often than --max-epochs (1) allows.
