@@ -1,19 +1,69 @@
 import Foundation
 
-/// One line: points joined in order. A non-finite point (or a value ≤ 0 on a log axis) breaks the line there.
+/// How a series joins its points.
+public enum LineStyle: String, Sendable, Equatable {
+    case solid
+    /// Dashed (an extrapolation, a fit outside its data).
+    case dashed
+}
+
+/// The symbol a series draws at each of its points.
+public enum MarkerShape: String, Sendable, Equatable {
+    case circle, square, diamond, triangle
+}
+
+/// One series: points joined in order by a line (`line`, nil for none) and drawn as symbols (`marker`, nil for
+/// none). A non-finite point (or a value ≤ 0 on a log axis) breaks the line there.
 public struct Series: Sendable, Equatable {
     public var label: String
     public var color: String
     public var points: [(x: Double, y: Double)]
+    public var line: LineStyle?
+    public var marker: MarkerShape?
+    /// The symbol's half-width, in SVG units.
+    public var markerSize: Double
 
-    public init(label: String, color: String, points: [(x: Double, y: Double)]) {
+    public init(label: String, color: String, points: [(x: Double, y: Double)], line: LineStyle? = .solid,
+                marker: MarkerShape? = nil, markerSize: Double = 4) {
         self.label = label
         self.color = color
         self.points = points
+        self.line = line
+        self.marker = marker
+        self.markerSize = markerSize
     }
 
     public static func == (a: Series, b: Series) -> Bool {
         a.label == b.label && a.color == b.color && a.points.elementsEqual(b.points) { $0.x == $1.x && $0.y == $1.y }
+            && a.line == b.line && a.marker == b.marker && a.markerSize == b.markerSize
+    }
+}
+
+/// A shaded region between two curves (an interval, such as a bootstrap band): `lower` and `upper` at the same
+/// x values, drawn as one closed path filled at `opacity`.
+public struct Band: Sendable, Equatable {
+    public var label: String
+    public var color: String
+    public var lower: [(x: Double, y: Double)]
+    public var upper: [(x: Double, y: Double)]
+    public var opacity: Double
+
+    public init(label: String, color: String, lower: [(x: Double, y: Double)], upper: [(x: Double, y: Double)],
+                opacity: Double = 0.2) {
+        precondition(lower.count == upper.count, "a band needs its lower and upper curves at the same x values")
+        self.label = label
+        self.color = color
+        self.lower = lower
+        self.upper = upper
+        self.opacity = opacity
+    }
+
+    public static func == (a: Band, b: Band) -> Bool {
+        func same(_ p: [(x: Double, y: Double)], _ q: [(x: Double, y: Double)]) -> Bool {
+            p.elementsEqual(q) { $0.x == $1.x && $0.y == $1.y }
+        }
+        return a.label == b.label && a.color == b.color && same(a.lower, b.lower) && same(a.upper, b.upper)
+            && a.opacity == b.opacity
     }
 }
 
@@ -41,15 +91,20 @@ public struct Panel: Sendable, Equatable {
     public var yScale: Scale
     public var series: [Series]
     public var markers: [Marker]
+    public var xScale: Scale
+    /// Shaded intervals, drawn under the series.
+    public var bands: [Band]
 
     public init(title: String, xLabel: String, yLabel: String, yScale: Scale = .linear, series: [Series],
-                markers: [Marker] = []) {
+                markers: [Marker] = [], xScale: Scale = .linear, bands: [Band] = []) {
         self.title = title
         self.xLabel = xLabel
         self.yLabel = yLabel
         self.yScale = yScale
         self.series = series
         self.markers = markers
+        self.xScale = xScale
+        self.bands = bands
     }
 }
 
@@ -79,28 +134,58 @@ public struct Figure: Sendable {
         self.sharedX = sharedX
     }
 
-    /// Legend entries: each series label once (first color seen), then each marker kind once.
+    /// Legend entries: each series label once (first color seen; a line if any series of that label has one, its
+    /// symbol if any has one), then each band label once, then each marker kind once.
     public var legend: [(label: String, color: String, dashed: Bool)] {
-        var seen = Set<String>(), entries: [(String, String, Bool)] = []
-        for series in panels.flatMap(\.series) where seen.insert(series.label).inserted {
-            entries.append((series.label, series.color, false))
+        legendEntries.map { ($0.label, $0.color, $0.dashed) }
+    }
+
+    /// A legend entry with everything its swatch shows.
+    struct LegendEntry {
+        var label: String
+        var color: String
+        var dashed: Bool
+        var line = true
+        var marker: MarkerShape?
+        var band = false
+    }
+
+    var legendEntries: [LegendEntry] {
+        var entries: [LegendEntry] = [], index: [String: Int] = [:]
+        for series in panels.flatMap(\.series) {
+            if let i = index[series.label] {
+                if series.line != nil, !entries[i].line { entries[i].line = true }
+                if entries[i].marker == nil { entries[i].marker = series.marker }
+                continue
+            }
+            index[series.label] = entries.count
+            entries.append(LegendEntry(label: series.label, color: series.color, dashed: series.line == .dashed,
+                                       line: series.line != nil, marker: series.marker))
+        }
+        var bands = Set<String>()
+        for band in panels.flatMap(\.bands) where bands.insert(band.label).inserted && index[band.label] == nil {
+            entries.append(LegendEntry(label: band.label, color: band.color, dashed: false, line: false, band: true))
         }
         var kinds = Set<String>()
         for marker in panels.flatMap(\.markers) where kinds.insert(marker.kind).inserted {
-            entries.append((marker.kind, "#555555", true))
+            entries.append(LegendEntry(label: marker.kind, color: "#555555", dashed: true))
         }
         return entries
     }
 
-    /// The x axis of panel `index`.
+    /// The x axis of panel `index` (with `sharedX`, panel 0's scale).
     public func xAxis(ofPanel index: Int) -> Axis {
         let sources = sharedX ? panels : [panels[index]]
-        let xs = sources.flatMap { $0.series.flatMap { $0.points.map(\.x) } + $0.markers.map(\.x) }
-        return Axis.covering(xs, scale: .linear)
+        let xs = sources.flatMap {
+            $0.series.flatMap { $0.points.map(\.x) } + $0.markers.map(\.x) + $0.bands.flatMap { $0.lower.map(\.x) }
+        }
+        return Axis.covering(xs, scale: sharedX ? panels[0].xScale : panels[index].xScale)
     }
 
     public func yAxis(ofPanel index: Int) -> Axis {
-        Axis.covering(panels[index].series.flatMap { $0.points.map(\.y) }, scale: panels[index].yScale)
+        let panel = panels[index]
+        return Axis.covering(panel.series.flatMap { $0.points.map(\.y) }
+                             + panel.bands.flatMap { $0.lower.map(\.y) + $0.upper.map(\.y) }, scale: panel.yScale)
     }
 
     var legendHeight: Double {
@@ -130,7 +215,7 @@ public struct Figure: Sendable {
     /// Legend entries laid out left to right, wrapping at the figure's width (text width estimated at 0.6 em).
     var legendLayout: [(row: Int, x: Double)] {
         var layout: [(Int, Double)] = [], row = 0, x = 16.0
-        for entry in legend {
+        for entry in legendEntries {
             let entryWidth = 34 + Double(entry.label.count) * 7.2 + 18
             if x + entryWidth > width - 8, x > 16 {
                 row += 1

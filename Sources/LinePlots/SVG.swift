@@ -5,7 +5,9 @@ extension Figure {
     /// `<g class="panel" id="panel-N">` per panel holding its title (`class="title"`), axis labels
     /// (`class="x-label"`, `class="y-label"`), tick labels (`class="tick"`), one `<path class="series">` per
     /// series with points and one `<line class="marker">` per marker; then `<g class="legend">` with one
-    /// `<g class="legend-entry">` per legend entry. Coordinates have two decimals.
+    /// `<g class="legend-entry">` per legend entry. Bands are `<path class="band">` (closed, filled, under the
+    /// series); a series' symbols are elements of class `point-marker` (circle, rect or path) whose `data-series`
+    /// names the series. Coordinates have two decimals.
     public func svg() -> String {
         var out = """
         <?xml version="1.0" encoding="UTF-8" standalone="no"?>
@@ -56,7 +58,7 @@ extension Figure {
         let yLabelX = a.x - Self.margin.left + 16, yLabelY = a.y + a.height / 2
         out += "<text class=\"y-label\" x=\"\(n(yLabelX))\" y=\"\(n(yLabelY))\" text-anchor=\"middle\" "
             + "transform=\"rotate(-90 \(n(yLabelX)) \(n(yLabelY)))\">\(escape(panel.yLabel + (panel.yScale == .log ? " (log scale)" : "")))</text>\n"
-        if panel.series.allSatisfy({ $0.points.isEmpty }) {
+        if panel.series.allSatisfy({ $0.points.isEmpty }), panel.bands.isEmpty {
             out += "<text class=\"empty\" x=\"\(n(a.x + a.width / 2))\" y=\"\(n(a.y + a.height / 2))\" "
                 + "text-anchor=\"middle\" fill=\"#888888\">no data</text>\n"
         }
@@ -67,15 +69,32 @@ extension Figure {
                 + "stroke=\"\(marker.color)\" stroke-width=\"1.2\" stroke-dasharray=\"4 3\" opacity=\"0.8\">"
                 + "<title>\(escape(marker.note))</title></line>\n"
         }
+        for (b, band) in panel.bands.enumerated() {
+            guard let d = bandPathData(band, index) else { continue }
+            out += "<path class=\"band\" id=\"panel-\(index)-band-\(b)\" d=\"\(d)\" fill=\"\(band.color)\" "
+                + "fill-opacity=\"\(n(band.opacity))\" stroke=\"none\"><title>\(escape(band.label))</title></path>\n"
+        }
         for (s, series) in panel.series.enumerated() {
             guard let d = pathData(series, index) else { continue }
-            out += "<path class=\"series\" id=\"panel-\(index)-series-\(s)\" d=\"\(d)\" fill=\"none\" "
-                + "stroke=\"\(series.color)\" stroke-width=\"1.6\" stroke-linejoin=\"round\" stroke-linecap=\"round\">"
-                + "<title>\(escape(series.label))</title></path>\n"
-            // A point with no drawable neighbour (a run validated once, say) is a dot: a lone "M" draws nothing.
-            for point in isolatedPoints(series, index) {
-                out += "<circle class=\"point\" cx=\"\(n(point.x))\" cy=\"\(n(point.y))\" r=\"3\" "
-                    + "fill=\"\(series.color)\"><title>\(escape(series.label))</title></circle>\n"
+            if let line = series.line {
+                out += "<path class=\"series\" id=\"panel-\(index)-series-\(s)\" d=\"\(d)\" fill=\"none\" "
+                    + "stroke=\"\(series.color)\" stroke-width=\"1.6\" stroke-linejoin=\"round\" stroke-linecap=\"round\""
+                    + (line == .dashed ? " stroke-dasharray=\"6 4\"" : "") + ">"
+                    + "<title>\(escape(series.label))</title></path>\n"
+                // A point with no drawable neighbour (a run validated once, say) is a dot: a lone "M" draws nothing.
+                if series.marker == nil {
+                    for point in isolatedPoints(series, index) {
+                        out += "<circle class=\"point\" cx=\"\(n(point.x))\" cy=\"\(n(point.y))\" r=\"3\" "
+                            + "fill=\"\(series.color)\"><title>\(escape(series.label))</title></circle>\n"
+                    }
+                }
+            }
+            if let shape = series.marker {
+                for point in drawablePoints(series, index) {
+                    out += symbol(shape, at: point, size: series.markerSize, color: series.color,
+                                  attributes: "class=\"point-marker\" data-series=\"panel-\(index)-series-\(s)\"",
+                                  title: series.label)
+                }
             }
         }
         out += "</g>\n</g>\n"
@@ -96,29 +115,77 @@ extension Figure {
 
     /// "M x,y L x,y …", starting a new subpath after every point that cannot be drawn; nil when none can.
     func pathData(_ series: Series, _ index: Int) -> String? {
-        let log = panels[index].yScale == .log
-        let a = plotArea(ofPanel: index), xAxis = xAxis(ofPanel: index), yAxis = yAxis(ofPanel: index)
         var parts: [String] = [], pen = false
         for point in series.points {
-            guard point.x.isFinite, point.y.isFinite, !log || point.y > 0 else {
+            guard let p = place(point, index) else {
                 pen = false
                 continue
             }
-            let x = a.x + xAxis.fraction(of: point.x) * a.width, y = a.y + (1 - yAxis.fraction(of: point.y)) * a.height
-            parts.append("\(pen ? "L" : "M")\(n(x)),\(n(y))")
+            parts.append("\(pen ? "L" : "M")\(n(p.x)),\(n(p.y))")
             pen = true
         }
         return parts.isEmpty ? nil : parts.joined(separator: " ")
     }
 
+    /// The document position of a data point, or nil when it cannot be drawn (not finite, or ≤ 0 on a log axis).
+    func place(_ point: (x: Double, y: Double), _ index: Int) -> (x: Double, y: Double)? {
+        let logX = xAxis(ofPanel: index).scale == .log, logY = panels[index].yScale == .log
+        guard point.x.isFinite, point.y.isFinite, !logX || point.x > 0, !logY || point.y > 0 else { return nil }
+        let a = plotArea(ofPanel: index), xAxis = xAxis(ofPanel: index), yAxis = yAxis(ofPanel: index)
+        return (a.x + xAxis.fraction(of: point.x) * a.width, a.y + (1 - yAxis.fraction(of: point.y)) * a.height)
+    }
+
+    /// Document positions of the series' points that can be drawn.
+    func drawablePoints(_ series: Series, _ index: Int) -> [(x: Double, y: Double)] {
+        series.points.compactMap { place($0, index) }
+    }
+
+    /// The band as one closed path: along the lower curve, back along the upper; nil when a point cannot be drawn.
+    func bandPathData(_ band: Band, _ index: Int) -> String? {
+        let lower = band.lower.compactMap { place($0, index) }, upper = band.upper.compactMap { place($0, index) }
+        guard lower.count == band.lower.count, upper.count == band.upper.count, lower.count >= 2 else { return nil }
+        let points = lower + upper.reversed()
+        return points.enumerated().map { "\($0 == 0 ? "M" : "L")\(n($1.x)),\(n($1.y))" }.joined(separator: " ") + " Z"
+    }
+
+    /// A symbol centred at `p`, `size` its half-width.
+    func symbol(_ shape: MarkerShape, at p: (x: Double, y: Double), size r: Double, color: String, attributes: String,
+                title: String) -> String {
+        let style = "fill=\"\(color)\" stroke=\"#ffffff\" stroke-width=\"0.8\""
+        let tail = "<title>\(escape(title))</title>"
+        switch shape {
+        case .circle:
+            return "<circle \(attributes) cx=\"\(n(p.x))\" cy=\"\(n(p.y))\" r=\"\(n(r))\" \(style)>\(tail)</circle>\n"
+        case .square:
+            return "<rect \(attributes) x=\"\(n(p.x - r))\" y=\"\(n(p.y - r))\" width=\"\(n(2 * r))\" height=\"\(n(2 * r))\" "
+                + "\(style)>\(tail)</rect>\n"
+        case .diamond:
+            let d = "M\(n(p.x)),\(n(p.y - 1.3 * r)) L\(n(p.x + 1.3 * r)),\(n(p.y)) L\(n(p.x)),\(n(p.y + 1.3 * r)) "
+                + "L\(n(p.x - 1.3 * r)),\(n(p.y)) Z"
+            return "<path \(attributes) d=\"\(d)\" \(style)>\(tail)</path>\n"
+        case .triangle:
+            let d = "M\(n(p.x)),\(n(p.y - 1.2 * r)) L\(n(p.x + 1.1 * r)),\(n(p.y + 0.8 * r)) L\(n(p.x - 1.1 * r)),\(n(p.y + 0.8 * r)) Z"
+            return "<path \(attributes) d=\"\(d)\" \(style)>\(tail)</path>\n"
+        }
+    }
+
     private func legendSVG() -> String {
         var out = "<g class=\"legend\">\n"
-        for (entry, place) in zip(legend, legendLayout) {
+        for (entry, place) in zip(legendEntries, legendLayout) {
             let y = 14 + Double(place.row) * Self.legendRowHeight
             out += "<g class=\"legend-entry\">"
-            out += "<line x1=\"\(n(place.x))\" y1=\"\(n(y))\" x2=\"\(n(place.x + 26))\" y2=\"\(n(y))\" "
-                + "stroke=\"\(entry.color)\" stroke-width=\"\(entry.dashed ? "1.2" : "2.5")\""
-                + (entry.dashed ? " stroke-dasharray=\"4 3\"" : "") + "/>"
+            if entry.band {
+                out += "<rect x=\"\(n(place.x))\" y=\"\(n(y - 6))\" width=\"26\" height=\"12\" fill=\"\(entry.color)\" "
+                    + "fill-opacity=\"0.25\"/>"
+            } else if entry.line {
+                out += "<line x1=\"\(n(place.x))\" y1=\"\(n(y))\" x2=\"\(n(place.x + 26))\" y2=\"\(n(y))\" "
+                    + "stroke=\"\(entry.color)\" stroke-width=\"\(entry.dashed ? "1.2" : "2.5")\""
+                    + (entry.dashed ? " stroke-dasharray=\"4 3\"" : "") + "/>"
+            }
+            if let shape = entry.marker {
+                out += symbol(shape, at: (place.x + 13, y), size: 4, color: entry.color, attributes: "class=\"legend-marker\"",
+                              title: entry.label).dropLast()
+            }
             out += "<text x=\"\(n(place.x + 32))\" y=\"\(n(y + 4))\">\(escape(entry.label))</text></g>\n"
         }
         out += "</g>\n"

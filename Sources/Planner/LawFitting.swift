@@ -67,6 +67,8 @@ public struct ScalingLawFitFile: Codable, Sendable, Equatable {
     public var runs: [SweepObservation]
     /// Why a budget or a run was left out.
     public var notes: [String]
+    /// The bootstrap's refits, for bands and predicted-loss intervals (absent in files written before them).
+    public var bootstrap: Bootstrap?
 
     public struct Intervals: Codable, Sendable, Equatable {
         public var level: Double
@@ -81,7 +83,7 @@ public struct ScalingLawFitFile: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case formatVersion = "format_version", sweep, approach2 = "approach_2", approach3 = "approach_3", intervals
-        case runs, notes
+        case runs, notes, bootstrap
     }
 
     /// The fit as an allocation rule, named after the file.
@@ -322,7 +324,9 @@ public enum LawFitting {
             level: level, samples: draws.count,
             a: interval { $0.beta / ($0.alpha + $0.beta) }, b: interval { $0.alpha / ($0.alpha + $0.beta) },
             alpha: interval(\.alpha), beta: interval(\.beta), E: interval(\.E))
-        return ScalingLawFitFile(formatVersion: ScalingLawFitFile.currentVersion, sweep: sweep, approach2: approach2,
-                                 approach3: full, intervals: intervals, runs: runs, notes: notes)
+        var file = ScalingLawFitFile(formatVersion: ScalingLawFitFile.currentVersion, sweep: sweep, approach2: approach2,
+                                     approach3: full, intervals: intervals, runs: runs, notes: notes)
+        file.bootstrap = .init(approach3: draws, approach2: isoFLOPBootstrap(runs, samples: samples, seed: seed))
+        return file
     }
 }

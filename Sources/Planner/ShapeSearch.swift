@@ -114,6 +114,17 @@ public enum ShapeSearch {
         if let best = close.min(by: { (aspectError($0), error($0)) < (aspectError($1), error($1)) }) {
             return Choice(shape: best, withinTolerance: true, preferredAspect: preferred)
         }
+        // No conventional shape is close (at small scale, where widths every 32 and one or two layers leave gaps
+        // of ×3 in N): the fine widths below 2048, so that an isoFLOP sweep gets the sizes it asks for.
+        // Among them, widths with more factors of 2 (up to 8, for vector units and head counts) first, then the
+        // preferred aspect ratio.
+        let fine = fineCandidates(targetParams: target, seqLen: seqLen, vocabSize: vocabSize, bias: bias)
+        func roundness(_ s: ModelShape) -> Int { -min(3, s.dModel.trailingZeroBitCount) }
+        if let best = fine.filter({ error($0) <= log(1 + tolerance) })
+            .min(by: { (roundness($0), aspectError($0), error($0)) < (roundness($1), aspectError($1), error($1)) }) {
+            return Choice(shape: best, withinTolerance: true, preferredAspect: preferred)
+        }
+        candidates += fine
         guard let nearest = candidates.min(by: { error($0) < error($1) }) else {
             let largest = largestParams(seqLen: seqLen, vocabSize: vocabSize, bias: bias, family: family)
             if target > largest { throw PlanError.budgetTooLarge(targetParams: target, largestParams: largest) }
@@ -128,5 +139,55 @@ public enum ShapeSearch {
             throw PlanError.budgetTooLarge(targetParams: target, largestParams: Double(nearest.parameterCount.total))
         }
         return Choice(shape: nearest, withinTolerance: false, preferredAspect: preferred)
+    }
+
+    /// Widths below this are searched on the fine grid too (`fineWidths`).
+    public static let fineWidthLimit = 2048
+
+    /// The fine grid of widths, 32 to 2047: steps of 1 up to 127, then 2, 4, 8 and 16 (at most 1/32 of the
+    /// width, so N moves by at most about 6% from one width to the next at a fixed depth; with the neighbouring
+    /// depths the nearest shape is within 3% of any target).
+    public static let fineWidths: [Int] = {
+        var widths: [Int] = [], d = 32
+        while d < fineWidthLimit {
+            widths.append(d)
+            d += max(1, 1 << max(0, Int(log2(Double(d) / 64))))
+        }
+        return widths
+    }()
+
+    /// The fine grid's depths run from 1 to d_model/16: twice as deep as the aspect range allows, so that a target
+    /// between two widths at one layer has a two-layer shape near it.
+    public static let fineAspectFloor = 16.0
+
+    /// The head count for width `d` whose head size is nearest `headSize(forWidth:)` (in ratio), among the counts
+    /// that divide `d`; on a tie, more heads.
+    public static func headCount(forWidth d: Int) -> Int {
+        let preferred = Double(headSize(forWidth: d))
+        var best = 1
+        for k in 1...d where d % k == 0 {
+            if abs(log(Double(d / k) / preferred)) <= abs(log(Double(d / best) / preferred)) { best = k }
+        }
+        return best
+    }
+
+    /// Shapes on the fine width grid, each at the depths (from 1 or d_model/128 to d_model/16) nearest the target.
+    static func fineCandidates(targetParams target: Double, seqLen: Int, vocabSize: Int, bias: Bool) -> [ModelShape] {
+        var candidates: [ModelShape] = []
+        for d in fineWidths {
+            let template = ModelShape(nLayer: 0, nHead: headCount(forWidth: d), dModel: d, dFF: 4 * d,
+                                      seqLen: seqLen, vocabSize: vocabSize, bias: bias)
+            let base = Double(template.parameterCount.total)
+            let ideal = (target - base) / Double(template.parametersPerLayer)
+            let fewest = max(1, Int((Double(d) / aspectRange.upperBound).rounded(.up)))
+            let most = max(fewest, Int((Double(d) / fineAspectFloor).rounded(.down)))
+            let clamped = min(Double(most), max(Double(fewest), ideal))
+            for n in Set([Int(clamped.rounded(.down)), Int(clamped.rounded(.up))]) where (fewest...most).contains(n) {
+                var shape = template
+                shape.nLayer = n
+                candidates.append(shape)
+            }
+        }
+        return candidates
     }
 }

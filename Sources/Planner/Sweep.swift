@@ -27,6 +27,9 @@ public struct SweepManifest: Codable, Sendable, Equatable {
         /// Paths relative to the sweep directory.
         public var recipe: String
         public var run: String
+        /// Epochs over the sweep's unique training tokens (nil when the sweep does not know them); above 1 the run
+        /// repeats data (Muennighoff et al. 2023).
+        public var epochs: Double?
 
         public init(name: String, flops: Double, targetParams: Double, params: Double, tokens: Double, steps: Int,
                     recipe: String, run: String) {
@@ -41,7 +44,7 @@ public struct SweepManifest: Codable, Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case name, flops, targetParams = "target_params", params, tokens, steps, recipe, run
+            case name, flops, targetParams = "target_params", params, tokens, steps, recipe, run, epochs
         }
     }
 
@@ -52,8 +55,46 @@ public struct SweepManifest: Codable, Sendable, Equatable {
     public var sizesPerBudget: Int
     public var span: Double
     public var runs: [Run]
-    /// Sizes left out (no shape reaches them, or two sizes gave the same shape).
+    /// Sizes left out (no shape reaches them, or two sizes gave the same shape), runs that repeat data, and what
+    /// `--extend` added.
     public var notes: [String]
+    /// The training tokens of the data (`--unique-tokens`, or the prepared data's training split), when known.
+    public var uniqueTokens: Double?
+    /// How the recipes were planned, so that `gpt-plan sweep --extend` plans new sizes the same way (absent in
+    /// manifests written before it).
+    public var settings: Settings?
+
+    /// The planning inputs of `gpt-plan sweep`.
+    public struct Settings: Codable, Sendable, Equatable {
+        /// The data, relative to the sweep directory (absolute if it was given so).
+        public var data: String
+        public var vocab: Int?
+        public var seqLen: Int?
+        public var tokenizer: String?
+        public var valFraction: Double
+        public var seed: Int
+        /// The FLOP/s given with --device-flops (nil: measured).
+        public var deviceFlops: Double?
+        /// The allocation rule as given (--fit: epoch, hoffmann or a fit.json's path relative to the sweep).
+        public var fit: String
+
+        public init(data: String, vocab: Int?, seqLen: Int?, tokenizer: String?, valFraction: Double, seed: Int,
+                    deviceFlops: Double?, fit: String) {
+            self.data = data
+            self.vocab = vocab
+            self.seqLen = seqLen
+            self.tokenizer = tokenizer
+            self.valFraction = valFraction
+            self.seed = seed
+            self.deviceFlops = deviceFlops
+            self.fit = fit
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case data, vocab, seqLen = "seq_len", tokenizer, valFraction = "val_fraction", seed
+            case deviceFlops = "device_flops", fit
+        }
+    }
 
     public init(fit: String, budgets: [Double], sizesPerBudget: Int, span: Double, runs: [Run], notes: [String]) {
         self.formatVersion = Self.currentVersion
@@ -67,6 +108,7 @@ public struct SweepManifest: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case formatVersion = "format_version", fit, budgets, sizesPerBudget = "sizes_per_budget", span, runs, notes
+        case uniqueTokens = "unique_tokens", settings
     }
 }
 

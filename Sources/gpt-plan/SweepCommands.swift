@@ -18,11 +18,13 @@ struct Sweep: ParsableCommand {
           gpt-train sweep sweeps/shakespeare      # trains what has not finished
           gpt-plan fit sweeps/shakespeare         # fits the law, writes fit.json and isoflops.svg
         Sizes no shape can reach at a budget are dropped with a note.
+        After training, bracket every minimum (repeat until it says nothing was added):
+          gpt-plan sweep --extend sweeps/shakespeare && gpt-train sweep sweeps/shakespeare
         """)
 
     @Option(parsing: .unconditional, help: "Budgets in FLOPs, comma-separated (e.g. 3e12,1e13,3e13).",
             transform: NumberArgument.list(NumberArgument.real(.positive)))
-    var flops: [Double]
+    var flops: [Double]?
     @Option(parsing: .unconditional, help: "Model sizes per budget, spread evenly in log N, 1 to 50 (default: 5).",
             transform: NumberArgument.whole(1...50))
     var sizes: Int = 5
@@ -32,7 +34,7 @@ struct Sweep: ParsableCommand {
     @Option(help: "The allocation rule whose optimum the sizes surround: epoch, hoffmann, or a fit.json.")
     var fit: String = "epoch"
     @Option(help: "The data (a directory from gpt-data prepare, or a text file).") var data: String = "data"
-    @Option(name: [.short, .customLong("output")], help: "The sweep directory to write.") var output: String
+    @Option(name: [.short, .customLong("output")], help: "The sweep directory to write.") var output: String?
     @Option(parsing: .unconditional, help: "Tokenizer vocabulary, 2 to 16777216 (default: the prepared --data's).",
             transform: NumberArgument.whole(PlanLimits.vocab))
     var vocab: Int?
@@ -47,8 +49,37 @@ struct Sweep: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed of every run, 0 or more (default: 1337).", transform: NumberArgument.whole(0...Int.max))
     var seed: Int = 1337
     @Flag(help: "Rewrite a sweep directory that already has a manifest.") var force = false
+    @Option(name: .customLong("unique-tokens"), parsing: .unconditional,
+            help: "Unique training tokens of the data (default: the prepared --data's training split); runs past one epoch are noted.",
+            transform: NumberArgument.real(.positive))
+    var uniqueTokens: Double?
+    @Option(help: "Extend the sweep in this directory: add sizes beyond each budget whose lowest loss is at an edge of its grid.")
+    var extend: String?
+    @Option(parsing: .unconditional, help: "With --extend: sizes added beyond an edge per round, 1 to 20 (default: 2).",
+            transform: NumberArgument.whole(1...20))
+    var add: Int = 2
+    @Option(parsing: .unconditional, help: "With --extend: sizes wanted on each side of a budget's lowest loss, 1 to 10 (default: 2).",
+            transform: NumberArgument.whole(1...10))
+    var margin: Int = 2
+    @Option(name: .customLong("max-sizes"), parsing: .unconditional, help: "With --extend: the most sizes a budget gets, 1 to 50 (default: 12).",
+            transform: NumberArgument.whole(1...50))
+    var maxSizes: Int = 12
+    @Option(name: .customLong("max-epochs"), parsing: .unconditional,
+            help: "Leave out sizes that would read the unique data more often, positive (with --extend: default 1).",
+            transform: NumberArgument.real(.positive))
+    var maxEpochs: Double?
 
     mutating func run() throws {
+        if let extend {
+            guard self.flops == nil, self.output == nil else {
+                throw CommandFailure.usage("gpt-plan sweep --extend \(extend): the budgets and directory are the sweep's; "
+                                           + "give no --flops or -o")
+            }
+            return try SweepExtender(sweep: extend, add: add, margin: margin, maxSizes: maxSizes, maxEpochs: maxEpochs ?? 1).run()
+        }
+        guard let flops, let output else {
+            throw CommandFailure.usage("gpt-plan sweep: give --flops and -o (a new sweep), or --extend SWEEP")
+        }
         let budgets = flops
         let manifestPath = (output as NSString).appendingPathComponent(SweepManifest.fileName)
         if FileManager.default.fileExists(atPath: manifestPath), !force {
@@ -66,42 +97,38 @@ struct Sweep: ParsableCommand {
             cpu.source += "; rate given"
         }
 
+        let unique = uniqueTokens ?? prepared.map { Double($0.trainTokens) }
+        let planner = SweepRunPlanner(directory: output, data: data, cpu: cpu, rule: rule,
+                                      vocab: vocab ?? prepared?.vocabSize ?? 50257, seqLen: seqLen, tokenizer: tokenizer,
+                                      valFraction: prepared?.valFraction ?? 0.1, seed: seed, uniqueTokens: unique)
         var runs: [SweepManifest.Run] = [], notes: [String] = []
         for c in budgets {
             let optimum = rule.allocation(flops: c).params
-            var shapes = Set<String>()
+            var taken = Set<Int>()
             for n in IsoFLOPDesign.sizes(optimum: optimum, count: sizes, span: span) {
-                var request = PlanRequest(target: .flops(c), hardware: .given(cpu))
-                request.rule = rule
-                request.devices = .fixed(1)
-                request.vocabSize = vocab ?? prepared?.vocabSize ?? 50257
-                request.seqLen = seqLen
-                request.isoFLOPParams = n
-                let plan: Plan
-                do { plan = try Plan.make(request) } catch let error as PlanError {
-                    notes.append("C = \(sig(c, 3)), N ≈ \(si(n, 3)): dropped: \(PlanText.error(error))")
+                if let note = try epochLimitNote(flops: c, params: n, unique: unique, maxEpochs: maxEpochs) {
+                    notes.append(note)
                     continue
                 }
-                let s = plan.shape
-                guard shapes.insert("\(s.nLayer)x\(s.dModel)x\(s.seqLen)").inserted else {
-                    notes.append("C = \(sig(c, 3)), N ≈ \(si(n, 3)): dropped: the nearest shape (\(s.nLayer) layers, d_model "
-                                 + "\(s.dModel)) is already in the sweep")
-                    continue
+                switch try planner.plan(flops: c, params: n, taken: &taken) {
+                case .planned(let run, let note):
+                    runs.append(run)
+                    if let note { notes.append(note) }
+                case .dropped(let note), .belowSmallest(let note): notes.append(note)
                 }
-                let name = "c\(sig(c, 3).replacingOccurrences(of: "+", with: ""))-n\(plan.params)"
-                let recipe = "recipes/\(name).toml"
-                try writeRecipeFile(plan, to: (output as NSString).appendingPathComponent(recipe), data: data,
-                                    tokenizer: tokenizer, valFraction: prepared?.valFraction ?? 0.1, seed: seed)
-                runs.append(.init(name: name, flops: c, targetParams: n, params: Double(plan.params),
-                                  tokens: plan.schedule.trainedTokens, steps: plan.steps, recipe: recipe,
-                                  run: "runs/\(name)"))
             }
         }
+        notes += repetitionNotes(runs, uniqueTokens: unique)
         guard !runs.isEmpty else {
             throw CommandFailure.usage("gpt-plan sweep: no size at any budget has a shape:\n  " + notes.joined(separator: "\n  "))
         }
-        let manifest = SweepManifest(fit: rule.name, budgets: budgets, sizesPerBudget: sizes, span: span, runs: runs,
+        var manifest = SweepManifest(fit: rule.name, budgets: budgets, sizesPerBudget: sizes, span: span, runs: runs,
                                      notes: notes)
+        manifest.uniqueTokens = unique
+        manifest.settings = .init(data: relativePath(of: data, from: output), vocab: vocab, seqLen: seqLen,
+                                  tokenizer: tokenizer, valFraction: prepared?.valFraction ?? 0.1, seed: seed,
+                                  deviceFlops: rate,
+                                  fit: AllocationRule.named(fit) != nil ? fit : relativePath(of: fit, from: output))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do { try AtomicFile.write(String(decoding: try encoder.encode(manifest), as: UTF8.self) + "\n", to: manifestPath) }
@@ -137,6 +164,12 @@ struct FitSweep: ParsableCommand {
     var samples: Int = 200
     @Option(parsing: .unconditional, help: "Seed of the bootstrap, 0 to 2^64 - 1 (default: 1).", transform: NumberArgument.whole(0...UInt64.max))
     var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "The budget the figure extrapolates to, in FLOPs (default: 4× the largest budget).",
+            transform: NumberArgument.real(.positive))
+    var target: Double?
+    @Flag(name: .customLong("effective-tokens"),
+          help: "Count a run past one epoch at its effective tokens D' (Muennighoff et al. 2023) in Approach 3.")
+    var effectiveTokens = false
 
     mutating func run() throws {
         let manifest: SweepManifest
@@ -162,6 +195,8 @@ struct FitSweep: ParsableCommand {
             observations.append(SweepObservation(name: run.name, flops: run.flops, params: run.params, tokens: run.tokens,
                                                  loss: loss))
         }
+        let prepared = prepareForFit(observations, manifest: manifest, effective: effectiveTokens)
+        (observations, notes) = (prepared.runs, notes + prepared.notes)
         var file: ScalingLawFitFile
         do { file = try LawFitting.fit(observations, sweep: sweep, samples: samples, seed: seed) } catch let e as LawFitError {
             switch e {
@@ -191,7 +226,7 @@ struct FitSweep: ParsableCommand {
         let svgPath = (sweep as NSString).appendingPathComponent("isoflops.svg")
         do {
             try AtomicFile.write(String(decoding: try encoder.encode(file), as: UTF8.self) + "\n", to: fitPath)
-            try AtomicFile.write(FitFigure.figure(file).svg(), to: svgPath)
+            try AtomicFile.write(FitFigure.figure(file, target: target).svg(), to: svgPath)
         } catch { throw CommandFailure("gpt-plan fit: \(error)", exitCode: 2) }
         print(FitFigure.summary(file) + "\nWrote \(fitPath) and \(svgPath); plan with gpt-plan --fit \(fitPath) --flops C\n",
               terminator: "")
@@ -215,9 +250,10 @@ enum FitFigure {
                     + "loss \(sig(b.minimumLoss, 4)) (\(b.runs) runs)\n"
             }
         }
+        out += approach2Interval(f)
         out += "  For comparison: Chinchilla (Hoffmann et al. 2022) a = \(sig(ChinchillaFit.hoffmann.a, 3)), b = "
             + "\(sig(ChinchillaFit.hoffmann.b, 3)); Epoch (Besiroglu et al. 2024) a = \(sig(ChinchillaFit.epoch.a, 3)), b = "
-            + "\(sig(ChinchillaFit.epoch.b, 3))\n"
+            + "\(sig(ChinchillaFit.epoch.b, 3)); Kaplan et al. (2020) a = 0.73\n"
         let i = f.intervals
         if p.alpha >= 2.999 || p.beta >= 2.999 || (i.a.count == 2 && i.a[1] - i.a[0] > 0.3) {
             out += "  warning: this sweep does not pin Approach 3 down (an exponent at its bound of 3, or an interval of a "
@@ -226,48 +262,5 @@ enum FitFigure {
         }
         for note in f.notes { out += "  note: \(note)\n" }
         return out
-    }
-
-    /// Left: each budget's losses against log10 N with its parabola, and the frontier through the minima.
-    /// Right: N_opt against log10 C, from Approach 2 and Approach 3.
-    static func figure(_ f: ScalingLawFitFile) -> Figure {
-        var left: [Series] = [], right: [Series] = []
-        let budgets = Set(f.runs.map(\.flops)).sorted()
-        for (i, c) in budgets.enumerated() {
-            let group = f.runs.filter { $0.flops == c }.sorted { $0.params < $1.params }
-            left.append(Series(label: "C = \(sig(c, 3)) (runs)", color: Palette.color(i),
-                               points: group.map { (log10($0.params), $0.loss) }))
-            if let b = f.approach2?.budgets.first(where: { $0.flops == c }), let lo = group.first, let hi = group.last {
-                let x0 = log(lo.params), x1 = log(hi.params), q = b.parabola
-                let points = (0...40).map { k -> (x: Double, y: Double) in
-                    let x = x0 + (x1 - x0) * Double(k) / 40
-                    return (x / log(10), q[0] + q[1] * x + q[2] * x * x)
-                }
-                left.append(Series(label: "C = \(sig(c, 3)) (parabola)", color: Palette.color(i), points: points))
-            }
-        }
-        if let a2 = f.approach2 {
-            left.append(Series(label: "frontier (Approach 2 minima)", color: "#000000",
-                               points: a2.budgets.map { (log10($0.optimalParams), $0.minimumLoss) }))
-            right.append(Series(label: "Approach 2 parabola minima", color: Palette.color(0),
-                                points: a2.budgets.map { (log10($0.flops), $0.optimalParams) }))
-            let cs = a2.budgets.map(\.flops)
-            right.append(Series(label: "Approach 2 power law", color: Palette.color(2),
-                                points: [cs.min()!, cs.max()!].map { (log10($0), a2.kN * pow($0, a2.a)) }))
-        }
-        let law = f.approach3.law
-        if let lo = budgets.first, let hi = budgets.last {
-            let points = (0...20).map { k -> (x: Double, y: Double) in
-                let lc = log10(lo) + (log10(hi) - log10(lo)) * Double(k) / 20
-                return (lc, law.optimalAllocation(flops: pow(10, lc)).params)
-            }
-            right.append(Series(label: "Approach 3 N_opt", color: Palette.color(3), points: points))
-        }
-        return Figure(panels: [
-            Panel(title: "IsoFLOP curves", xLabel: "log10 N (parameters)", yLabel: "final validation loss (nats/token)",
-                  series: left, markers: []),
-            Panel(title: "Compute-optimal N", xLabel: "log10 C (FLOPs)", yLabel: "N_opt", yScale: .log, series: right,
-                  markers: []),
-        ], columns: 2, sharedX: false)
     }
 }

@@ -176,6 +176,9 @@ struct Make: ParsableCommand {
             print(try PlanJSON.text(plan))
         } else {
             printTable(plan)
+            if AllocationRule.named(fit) == nil, let line = measuredPrediction(fitPath: fit, plan: plan) {
+                print("\n" + line, terminator: "")
+            }
             if compareLayouts { print("\n" + PlanText.layouts(plan), terminator: "") }
         }
         if let output {

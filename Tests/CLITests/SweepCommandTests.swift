@@ -104,6 +104,25 @@ final class SweepCommandTests: XCTestCase {
                                              "--device-flops", "5e10", "--device-memory", "8GiB"], in: dir)
         XCTAssertEqual(plan.status, 0, plan.stderr)
         XCTAssertTrue(plan.stdout.contains("fit: measured"), plan.stdout)
+        // The measured fit predicts the planned run's final loss with the bootstrap's interval around it.
+        let prediction = try XCTUnwrap(plan.stdout.components(separatedBy: "\n").first { $0.hasPrefix("Predicted final validation loss") },
+                                       plan.stdout)
+        let numbers = prediction.components(separatedBy: "): ").last!.components(separatedBy: CharacterSet(charactersIn: " ,[]"))
+            .compactMap(Double.init)
+        XCTAssertGreaterThanOrEqual(numbers.count, 3, prediction)
+        XCTAssertTrue(prediction.contains("80% bootstrap interval"), prediction)
+        XCTAssertLessThanOrEqual(numbers[1], numbers[0] + 1e-3, prediction)
+        XCTAssertGreaterThanOrEqual(numbers[2], numbers[0] - 1e-3, prediction)
+
+        // Chinchilla's figure 3: runs as markers, parabolas and power laws as lines, bootstrap bands; Approach 3 is
+        // identified from exact losses, so its curves are drawn too.
+        let svg = try String(contentsOfFile: "\(dir)/sw/isoflops.svg", encoding: .utf8)
+        func count(_ s: String) -> Int { svg.components(separatedBy: s).count - 1 }
+        XCTAssertGreaterThanOrEqual(count("class=\"point-marker\""), runs.count + 2 * 3, "runs, and each budget's minimum twice")
+        XCTAssertGreaterThanOrEqual(count("class=\"series\""), 3 + 2 * 2)
+        XCTAssertGreaterThanOrEqual(count("class=\"band\""), 2)
+        XCTAssertEqual(count("class=\"panel\""), 3)
+        XCTAssertTrue(svg.contains(">Approach 3<"), "Approach 3 drawn when identified")
         let check = try Tool.run("gpt-plan", ["check", "next.toml"], in: dir)
         XCTAssertEqual(check.status, 0, check.stdout)
         // The same budget under the built-in epoch fit gives (nearly) the same model.
@@ -114,6 +133,77 @@ final class SweepCommandTests: XCTestCase {
         let p1 = try JSONSerialization.jsonObject(with: Data(builtIn.stdout.utf8)) as! [String: Any]
         let p2 = try JSONSerialization.jsonObject(with: Data(measured.stdout.utf8)) as! [String: Any]
         XCTAssertEqual((p2["params"] as! Double) / (p1["params"] as! Double), 1, accuracy: 0.25)
+    }
+
+    /// Writes metrics.jsonl for every run of the sweep that has none, with the final loss of `law` (E, A, B, α, β).
+    func finishRuns(_ dir: String, law: (Double, Double, Double, Double, Double)) throws -> [[String: Any]] {
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/sw/manifest.json")))
+            as! [String: Any]
+        let runs = manifest["runs"] as! [[String: Any]]
+        for run in runs {
+            let path = "\(dir)/sw/\(run["run"] as! String)"
+            guard !FileManager.default.fileExists(atPath: "\(path)/metrics.jsonl") else { continue }
+            let n = run["params"] as! Double, d = run["tokens"] as! Double, steps = run["steps"] as! Int
+            let loss = law.0 + law.1 / pow(n, law.3) + law.2 / pow(d, law.4)
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try "{\"step\":\(steps),\"val_loss\":\(loss)}\n".write(toFile: "\(path)/metrics.jsonl", atomically: true, encoding: .utf8)
+        }
+        return runs
+    }
+
+    /// Issue 26: a sweep whose true optimum lies below its grid (a law with a small A) is extended downwards by
+    /// gpt-plan sweep --extend until every budget has two sizes on each side of its lowest loss; gpt-plan fit flags
+    /// the edge before and not after, and warns about runs that repeat their data.
+    func testExtendBracketsEveryMinimum() throws {
+        let dir = try prepared()
+        let sweep = try Tool.run("gpt-plan", ["sweep", "--flops", "1e13,3e13", "--sizes", "3", "--span", "2", "--data", "chars",
+                                              "-o", "sw", "--device-flops", "5e10"], in: dir)
+        XCTAssertEqual(sweep.status, 0, sweep.stderr)
+        // 120 KB of characters: every run at these budgets reads its ~108K training tokens many times.
+        XCTAssertTrue(sweep.stdout.contains("repeated data"), sweep.stdout)
+        // Epoch AI's exponents with A ÷ 3.2: the optimum about 5× smaller than Epoch's, below the grid at both budgets.
+        let law = (1.8172, 150.0, 2085.43, 0.3478, 0.3658)
+        let first = try finishRuns(dir, law: law)
+        let smallest = first.map { $0["params"] as! Double }.min()!
+        let fit = try Tool.run("gpt-plan", ["fit", "sw", "--samples", "0"], in: dir)
+        XCTAssertEqual(fit.status, 0, fit.stderr)
+        XCTAssertTrue(fit.stdout.contains("is at the smallest of its 3 sizes"), fit.stdout)
+        XCTAssertTrue(fit.stdout.contains("6 of 6 runs read the") && fit.stdout.contains("--effective-tokens"), fit.stdout)
+
+        // The data limit: smaller models read the tiny corpus even more often than --max-epochs (1) allows.
+        let limited = try Tool.run("gpt-plan", ["sweep", "--extend", "sw"], in: dir)
+        XCTAssertEqual(limited.status, 0, limited.stderr)
+        XCTAssertTrue(limited.stdout.contains("limit: --max-epochs 1") && limited.stdout.contains("Nothing added"), limited.stdout)
+
+        var rounds = 0, last = ""
+        while rounds < 8 {
+            let extend = try Tool.run("gpt-plan", ["sweep", "--extend", "sw", "--max-epochs", "1e6"], in: dir)
+            XCTAssertEqual(extend.status, 0, extend.stderr)
+            last = extend.stdout
+            if extend.stdout.contains("Nothing added") { break }
+            XCTAssertTrue(extend.stdout.contains("lowest loss at the smallest size"), extend.stdout)
+            _ = try finishRuns(dir, law: law)
+            rounds += 1
+        }
+        XCTAssertGreaterThanOrEqual(rounds, 1, last)
+        XCTAssertTrue(last.contains("minimum interior"), last)
+        let runs = try finishRuns(dir, law: law)
+        XCTAssertGreaterThan(runs.count, first.count)
+        XCTAssertLessThan(runs.map { $0["params"] as! Double }.min()!, smallest)
+        for run in runs where !first.contains(where: { $0["name"] as! String == run["name"] as! String }) {
+            let check = try Tool.run("gpt-plan", ["check", "\(dir)/sw/\(run["recipe"] as! String)"])
+            XCTAssertEqual(check.status, 0, check.stdout)
+        }
+        let refit = try Tool.run("gpt-plan", ["fit", "sw", "--samples", "0"], in: dir)
+        XCTAssertEqual(refit.status, 0, refit.stderr)
+        XCTAssertFalse(refit.stdout.contains("is not bracketed"), refit.stdout)
+        // Without bootstrap refits Approach 3 is not identified: the figure leaves its curves out.
+        let svg = try String(contentsOfFile: "\(dir)/sw/isoflops.svg", encoding: .utf8)
+        XCTAssertFalse(svg.contains(">Approach 3<"))
+        XCTAssertTrue(svg.contains("class=\"point-marker\""))
+        // --extend takes the sweep's own budgets and directory.
+        let mixed = try Tool.run("gpt-plan", ["sweep", "--extend", "sw", "--flops", "1e13"], in: dir)
+        XCTAssertEqual(mixed.status, 2)
     }
 
     func testBadFitFileIsAClearError() throws {

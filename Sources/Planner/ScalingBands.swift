@@ -1,0 +1,99 @@
+import Foundation
+
+extension ScalingLawFitFile {
+    /// The bootstrap's refits (Besiroglu et al. 2024, section 3): Approach 3 from resampled runs, and Approach 2
+    /// from runs resampled within each budget.
+    public struct Bootstrap: Codable, Sendable, Equatable {
+        public var approach3: [ParametricFit]
+        /// Refits of the power laws N_opt = kN·C^a, D_opt = kD·C^b (their budgets left out to keep the file small).
+        public var approach2: [PowerLaws]
+
+        public struct PowerLaws: Codable, Sendable, Equatable {
+            public var a: Double
+            public var kN: Double
+            public var b: Double
+            public var kD: Double
+
+            public init(a: Double, kN: Double, b: Double, kD: Double) {
+                self.a = a
+                self.kN = kN
+                self.b = b
+                self.kD = kD
+            }
+        }
+
+        public init(approach3: [ParametricFit], approach2: [IsoFLOPFit]) {
+            self.approach3 = approach3
+            self.approach2 = approach2.map { PowerLaws(a: $0.a, kN: $0.kN, b: $0.b, kD: $0.kD) }
+        }
+    }
+
+    /// The width of the bootstrap interval of a above which Approach 3 counts as not identified (gpt-plan fit's
+    /// warning).
+    public static let identifiedWidthOfA = 0.3
+
+    /// Whether Approach 3 is pinned down: no exponent at its bound of 3 and an interval of a no wider than
+    /// `identifiedWidthOfA`. Its curves are drawn, and its predictions trusted, only then.
+    public var approach3Identified: Bool {
+        let p = approach3, i = intervals
+        return p.alpha < 2.999 && p.beta < 2.999 && i.a.count == 2 && i.a[1] - i.a[0] <= Self.identifiedWidthOfA
+    }
+
+    /// The final loss Approach 3 predicts for N parameters trained on D tokens, with the bootstrap's interval at the
+    /// file's level (the `level` central share of the refits' predictions; nil without refits).
+    public func predictedLoss(params n: Double, tokens d: Double) -> (loss: Double, interval: [Double]?) {
+        let value = approach3.law.loss(params: n, tokens: d)
+        guard let draws = bootstrap?.approach3, !draws.isEmpty else { return (value, nil) }
+        let interval = LawFitting.percentiles(draws.map { $0.law.loss(params: n, tokens: d) }, level: intervals.level)
+        return (value, interval)
+    }
+
+    /// The bootstrap band of Approach 2's N_opt(C) (`tokens` false) or D_opt(C) at each budget of `flops`.
+    public func approach2Band(flops: [Double], tokens: Bool) -> [(flops: Double, lower: Double, upper: Double)]? {
+        guard let draws = bootstrap?.approach2, draws.count >= 2 else { return nil }
+        return flops.compactMap { c in
+            let values = draws.map { tokens ? $0.kD * pow(c, $0.b) : $0.kN * pow(c, $0.a) }
+            guard let i = LawFitting.percentiles(values, level: intervals.level) else { return nil }
+            return (c, i[0], i[1])
+        }
+    }
+
+    /// The bootstrap band of Approach 3's compute-optimal N (`tokens` false) or D at each budget of `flops`.
+    public func approach3Band(flops: [Double], tokens: Bool) -> [(flops: Double, lower: Double, upper: Double)]? {
+        guard let draws = bootstrap?.approach3, draws.count >= 2 else { return nil }
+        return flops.compactMap { c in
+            let values = draws.map { tokens ? $0.law.optimalAllocation(flops: c).tokens : $0.law.optimalAllocation(flops: c).params }
+            guard let i = LawFitting.percentiles(values, level: intervals.level) else { return nil }
+            return (c, i[0], i[1])
+        }
+    }
+}
+
+extension LawFitting {
+    /// The central `level` share of `values` (its (1−level)/2 and (1+level)/2 percentiles, nearest rank), non-finite
+    /// values left out; nil when none is finite.
+    public static func percentiles(_ values: [Double], level: Double) -> [Double]? {
+        let sorted = values.filter(\.isFinite).sorted()
+        guard !sorted.isEmpty else { return nil }
+        func at(_ p: Double) -> Double {
+            sorted[min(sorted.count - 1, max(0, Int((p * Double(sorted.count - 1)).rounded())))]
+        }
+        return [at((1 - level) / 2), at((1 + level) / 2)]
+    }
+
+    /// Approach 2 refitted `samples` times on runs resampled with replacement within each budget (so every budget
+    /// keeps its number of runs); a resample whose parabolas leave fewer than two budgets with a minimum is skipped.
+    public static func isoFLOPBootstrap(_ runs: [SweepObservation], samples: Int, seed: UInt64 = 1) -> [IsoFLOPFit] {
+        var generator = SplitMix(seed: seed ^ 0x5EED_1505)
+        let groups = Set(runs.map(\.flops)).sorted().map { c in runs.filter { $0.flops == c } }
+        var fits: [IsoFLOPFit] = []
+        for _ in 0..<samples {
+            var sample: [SweepObservation] = []
+            for group in groups {
+                for _ in group.indices { sample.append(group[Int(generator.next() % UInt64(group.count))]) }
+            }
+            if let fit = try? isoFLOP(sample).fit { fits.append(fit) }
+        }
+        return fits
+    }
+}

@@ -1,0 +1,240 @@
+import CLISupport
+import Compute
+import Durable
+import Foundation
+import Metrics
+import Planner
+
+/// Plans one isoFLOP point of a sweep as a recipe (shared by `gpt-plan sweep` and `gpt-plan sweep --extend`).
+struct SweepRunPlanner {
+    /// The sweep directory.
+    var directory: String
+    /// The data as the current directory sees it.
+    var data: String
+    var cpu: Hardware
+    var rule: AllocationRule
+    var vocab: Int
+    var seqLen: Int?
+    var tokenizer: String?
+    var valFraction: Double
+    var seed: Int
+    var uniqueTokens: Double?
+
+    enum Outcome {
+        /// Planned; with a note when the run's N is not the size asked for.
+        case planned(SweepManifest.Run, note: String?)
+        /// Left out, and why.
+        case dropped(String)
+        /// Below the smallest shape the vocabulary and context allow.
+        case belowSmallest(String)
+    }
+
+    /// The run for budget `c` at size `n`, its recipe written; `taken` holds the parameter counts the budget already
+    /// has (two sizes whose nearest shape is the same are one run).
+    func plan(flops c: Double, params n: Double, taken: inout Set<Int>) throws -> Outcome {
+        var request = PlanRequest(target: .flops(c), hardware: .given(cpu))
+        request.rule = rule
+        request.devices = .fixed(1)
+        request.vocabSize = vocab
+        request.seqLen = seqLen
+        request.isoFLOPParams = n
+        let plan: Plan
+        do { plan = try Plan.make(request) } catch let error as PlanError {
+            let text = "C = \(sig(c, 3)), N ≈ \(si(n, 3)): dropped: \(PlanText.error(error))"
+            if case .budgetTooSmall = error { return .belowSmallest(text) }
+            return .dropped(text)
+        }
+        let s = plan.shape
+        guard taken.insert(plan.params).inserted else {
+            return .dropped("C = \(sig(c, 3)), N ≈ \(si(n, 3)): dropped: the nearest shape (\(s.nLayer) layers, d_model "
+                            + "\(s.dModel)) is already in the sweep")
+        }
+        let name = "c\(sig(c, 3).replacingOccurrences(of: "+", with: ""))-n\(plan.params)"
+        let recipe = "recipes/\(name).toml"
+        try writeRecipeFile(plan, to: (directory as NSString).appendingPathComponent(recipe), data: data,
+                            tokenizer: tokenizer, valFraction: valFraction, seed: seed)
+        var run = SweepManifest.Run(name: name, flops: c, targetParams: n, params: Double(plan.params),
+                                    tokens: plan.schedule.trainedTokens, steps: plan.steps, recipe: recipe,
+                                    run: "runs/\(name)")
+        run.epochs = uniqueTokens.map { run.tokens / $0 }
+        // The shape search reaches any size within 3% between its smallest and largest shapes; a nearest shape
+        // further off is the smallest (or largest) one standing in for a size beyond it: kept, with its real N.
+        if abs(Double(plan.params) / n - 1) > Self.sizeTolerance {
+            return .planned(run, note: "C = \(sig(c, 3)), N ≈ \(si(n, 3)): the nearest shape has \(si(Double(plan.params), 3)) "
+                            + "parameters (\(s.nLayer) layer\(s.nLayer == 1 ? "" : "s"), d_model \(s.dModel)), more than "
+                            + "\(Int(Self.sizeTolerance * 100))% off: it stands in for this size")
+        }
+        return .planned(run, note: nil)
+    }
+
+    /// How far a run's N may be from the size the design asks for.
+    static let sizeTolerance = 0.05
+
+    /// The planned tokens of size `n` at budget `c` (D = C/6N), for limits checked before planning.
+    static func tokens(flops c: Double, params n: Double) -> Double { c / (6 * n) }
+}
+
+/// A note when runs read their data more than once (the epochs of each are in the manifest).
+func repetitionNotes(_ runs: [SweepManifest.Run], uniqueTokens: Double?) -> [String] {
+    guard let u = uniqueTokens else { return [] }
+    let repeated = runs.filter { $0.tokens > u }
+    guard let most = repeated.max(by: { $0.tokens < $1.tokens }) else { return [] }
+    return ["\(repeated.count) of \(runs.count) runs read the \(si(u, 3)) unique training tokens more than once (repeated data, "
+            + "Muennighoff et al. 2023), up to \(sig(most.tokens / u, 3)) epochs (\(most.name)); see each run's \"epochs\". "
+            + "Fix: a larger corpus or smaller budgets; gpt-plan fit --effective-tokens counts their effective tokens D'"]
+}
+
+/// The finished runs of a sweep (a `val_loss` at the last step), and a note for each unfinished one.
+func finishedObservations(sweep: String, manifest: SweepManifest) -> (runs: [SweepObservation], notes: [String]) {
+    var observations: [SweepObservation] = [], notes: [String] = []
+    for run in manifest.runs {
+        let metrics = ((sweep as NSString).appendingPathComponent(run.run) as NSString).appendingPathComponent("metrics.jsonl")
+        guard let text = try? String(contentsOfFile: metrics, encoding: .utf8),
+              let loss = (try? MetricsFile(path: metrics, text: text))?.validationLoss(atStep: run.steps) else {
+            notes.append("\(run.name): no val_loss at its last step \(run.steps) in \(metrics) (not finished); left out")
+            continue
+        }
+        observations.append(SweepObservation(name: run.name, flops: run.flops, params: run.params, tokens: run.tokens,
+                                             loss: loss))
+    }
+    return (observations, notes)
+}
+
+/// `gpt-plan sweep --extend SWEEP`: adds sizes beyond the edge of every budget whose lowest loss sits at an edge of
+/// its grid (fewer than `margin` sizes beyond its lowest loss on one side), until every budget's minimum is interior
+/// or a limit is hit (`--max-sizes` sizes per budget, the
+/// smallest shape, `--max-epochs` over the unique data).
+struct SweepExtender {
+    var sweep: String
+    var add: Int
+    var margin: Int
+    var maxSizes: Int
+    var maxEpochs: Double
+
+    func run() throws {
+        var manifest: SweepManifest
+        do { manifest = try InputFile.sweepManifest(sweep) } catch {
+            throw CommandFailure.usage("gpt-plan sweep --extend: \(error)")
+        }
+        let manifestPath = (sweep as NSString).appendingPathComponent(SweepManifest.fileName)
+        guard let settings = manifest.settings else {
+            throw CommandFailure.usage("gpt-plan sweep --extend: \(manifestPath) has no \"settings\" (written before "
+                                       + "--extend existed). Fix: rewrite it with the same gpt-plan sweep command and --force; "
+                                       + "runs of the same sizes keep their results")
+        }
+        let data = settings.data.hasPrefix("/") ? settings.data : (sweep as NSString).appendingPathComponent(settings.data)
+        let rule: AllocationRule
+        if let named = AllocationRule.named(settings.fit) { rule = named } else {
+            let path = settings.fit.hasPrefix("/") ? settings.fit : (sweep as NSString).appendingPathComponent(settings.fit)
+            rule = .fit(try loadFitFile(path))
+        }
+        var cpu = thisMachineHardware(threads: CPU.count)
+        if let rate = settings.deviceFlops {
+            cpu.peakFlops = rate
+            cpu.source += "; rate given"
+        }
+        let planner = SweepRunPlanner(directory: sweep, data: data, cpu: cpu, rule: rule,
+                                      vocab: settings.vocab ?? preparedMeta(data)?.vocabSize ?? 50257,
+                                      seqLen: settings.seqLen, tokenizer: settings.tokenizer,
+                                      valFraction: settings.valFraction, seed: settings.seed,
+                                      uniqueTokens: manifest.uniqueTokens)
+        let (finished, _) = finishedObservations(sweep: sweep, manifest: manifest)
+        // A budget with a run still to train is not extended: its minimum may yet move.
+        let finishedNames = Set(finished.map(\.name))
+        let unfinished = Set(manifest.runs.filter { !finishedNames.contains($0.name) }.map(\.flops))
+        var lines: [String] = [], added: [SweepManifest.Run] = [], notes: [String] = []
+        var proposals = SweepExtension.proposals(finished, count: add, margin: margin, maxSizes: maxSizes)
+        proposals.removeAll { unfinished.contains($0.flops) }
+        for b in SweepExtension.brackets(finished, margin: margin) {
+            if unfinished.contains(b.flops) {
+                lines.append("C = \(sig(b.flops, 3)): runs not finished; train them first (gpt-train sweep \(sweep))")
+            } else if let edge = b.edge {
+                if b.sizes.count >= maxSizes {
+                    lines.append("C = \(sig(b.flops, 3)): lowest loss at the \(edge.rawValue) size, N = \(si(b.bestParams, 3)); "
+                                 + "limit: \(b.sizes.count) sizes (--max-sizes \(maxSizes)); not extended")
+                }
+            } else {
+                lines.append("C = \(sig(b.flops, 3)): minimum interior (lowest loss at N = \(si(b.bestParams, 3)), "
+                             + "\(b.sizes.count) sizes, at least \(margin) on each side)")
+            }
+        }
+        var taken: [Double: Set<Int>] = [:]
+        for r in manifest.runs { taken[r.flops, default: []].insert(Int(r.params)) }
+        for p in proposals {
+            let tokens = SweepRunPlanner.tokens(flops: p.flops, params: p.params)
+            if let u = manifest.uniqueTokens, tokens / u > maxEpochs {
+                lines.append("C = \(sig(p.flops, 3)): N ≈ \(si(p.params, 3)) would read the data \(sig(tokens / u, 3)) times; "
+                             + "limit: --max-epochs \(sig(maxEpochs, 3)); not added")
+                continue
+            }
+            var set = taken[p.flops] ?? []
+            switch try planner.plan(flops: p.flops, params: p.params, taken: &set) {
+            case .planned(let run, let note):
+                added.append(run)
+                if let note { notes.append(note) }
+                lines.append("C = \(sig(p.flops, 3)): lowest loss at the \(p.edge.rawValue) size; added N = \(si(run.params, 3)) "
+                             + "(asked \(si(p.params, 3)))")
+            case .belowSmallest(let text):
+                lines.append(text + "; limit: the smallest shape")
+            case .dropped(let text):
+                lines.append(text)
+            }
+            taken[p.flops] = set
+        }
+        notes += repetitionNotes(added, uniqueTokens: manifest.uniqueTokens)
+        if !added.isEmpty {
+            manifest.runs += added
+            manifest.notes += added.map { "added by --extend: \($0.name)" } + notes
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            do { try AtomicFile.write(String(decoding: try encoder.encode(manifest), as: UTF8.self) + "\n", to: manifestPath) }
+            catch { throw CommandFailure("gpt-plan sweep --extend: \(error)", exitCode: 2) }
+        }
+        var out = "IsoFLOP sweep \(sweep): \(finished.count) finished runs over \(Set(finished.map(\.flops)).count) budgets\n"
+        for line in lines { out += "  \(line)\n" }
+        for note in notes { out += "  note: \(note)\n" }
+        out += added.isEmpty
+            ? "Nothing added: every budget's minimum is interior or at a limit.\n"
+            : "Added \(added.count) run\(added.count == 1 ? "" : "s") to \(manifestPath); next: gpt-train sweep \(sweep), then "
+                + "gpt-plan sweep --extend \(sweep) again\n"
+        print(out, terminator: "")
+    }
+}
+
+/// What `gpt-plan fit` adds to a sweep's finished runs before fitting: a warning when runs read their data more
+/// than once (with `effective`, Approach 3 counts their effective tokens D' instead of D, Muennighoff et al. 2023,
+/// eq. 5), and a warning for every budget whose lowest loss sits at an edge of its grid.
+func prepareForFit(_ runs: [SweepObservation], manifest: SweepManifest, effective: Bool)
+    -> (runs: [SweepObservation], notes: [String]) {
+    var notes: [String] = [], out = runs
+    if let u = manifest.uniqueTokens {
+        let repeated = out.indices.filter { out[$0].tokens > u }
+        if let most = repeated.max(by: { out[$0].tokens < out[$1].tokens }) {
+            notes.append("warning: \(repeated.count) of \(out.count) runs read the \(si(u, 3)) unique training tokens more than "
+                         + "once, up to \(sig(out[most].tokens / u, 3)) epochs (\(out[most].name)): their losses are those of less "
+                         + "data than D. " + (effective
+                            ? "Approach 3 counts their effective tokens D' (Muennighoff et al. 2023, eq. 5)"
+                            : "gpt-plan fit --effective-tokens counts their effective tokens D' (Muennighoff et al. 2023, eq. 5)")
+                         + ". Fix: a larger corpus or smaller budgets, so that no run passes one epoch")
+        }
+        if effective {
+            for i in repeated { out[i].tokens = SweepRepetition.effectiveTokens(tokens: out[i].tokens, unique: u) }
+        }
+    }
+    notes += SweepExtension.edgeNotes(runs).map { "warning: " + $0 }
+    return (out, notes)
+}
+
+/// With `--max-epochs`, the note for a size whose run would read the unique data more often (nil when it may run).
+func epochLimitNote(flops c: Double, params n: Double, unique: Double?, maxEpochs: Double?) throws -> String? {
+    guard let limit = maxEpochs else { return nil }
+    guard limit > 0, limit.isFinite else { throw CommandFailure.usage("gpt-plan sweep: --max-epochs \(limit): must be positive") }
+    guard let u = unique else {
+        throw CommandFailure.usage("gpt-plan sweep: --max-epochs needs the unique tokens: give --unique-tokens, or a --data "
+                                   + "directory from gpt-data prepare")
+    }
+    let epochs = SweepRunPlanner.tokens(flops: c, params: n) / u
+    guard epochs > limit else { return nil }
+    return "C = \(sig(c, 3)), N ≈ \(si(n, 3)): dropped: it would read the \(si(u, 3)) unique training tokens \(sig(epochs, 3)) "
+        + "times (--max-epochs \(sig(limit, 3)))"
+}
