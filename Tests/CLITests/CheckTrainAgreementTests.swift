@@ -78,7 +78,7 @@ final class CheckTrainAgreementTests: XCTestCase {
                 trains.append(Tool.output(of: process))
             }
         }
-        var started = 0, refused = 0, gpuLines = 0
+        var started = 0, refused = 0, gpuLines = 0, memoryRefusals = 0
         for (recipe, train) in zip(recipes, trains) {
             let gpuLine = lines.first { $0.hasPrefix("\(recipe.path): gpt-train: ") }
             let accepted: Bool
@@ -97,6 +97,14 @@ final class CheckTrainAgreementTests: XCTestCase {
                 check: \(lines.filter { $0.hasPrefix(recipe.path) }.joined(separator: "\n"))
                 train: \(train.stdout)\(train.stderr)
                 """)
+            // A refusal by the CPU trainer's rule is the same refusal, word for word, in both.
+            let reason = gpuLine.flatMap { $0.components(separatedBy: "could not start this recipe here: ").dropFirst().first }
+                ?? (gpuLine == nil ? lines.first { $0.hasPrefix("\(recipe.path): error: ") }?
+                    .dropFirst("\(recipe.path): error: ".count).description : nil)
+            if let reason {
+                XCTAssertTrue(train.stderr.contains(reason), "\(recipe.what): check says \(reason)\ngpt-train: \(train.stderr)")
+                if reason.hasPrefix("training.micro_batch: the run needs ") { memoryRefusals += 1 }
+            }
             if starts {
                 started += 1
                 XCTAssertEqual(train.stdout, "gpt-train: \(recipe.path): can start here\n")
@@ -110,6 +118,7 @@ final class CheckTrainAgreementTests: XCTestCase {
         XCTAssertGreaterThan(started, 10)
         XCTAssertGreaterThan(refused, 10)
         XCTAssertGreaterThan(gpuLines, 2 * Self.mutations.count)
+        XCTAssertGreaterThan(memoryRefusals, 2, "some recipes are refused for this machine's memory")
     }
 
     /// `text` with each `section.key` set to `value` (the line replaced, or added under the section's header).
