@@ -67,10 +67,11 @@ let package = Package(
         .target(name: "Durable"),
         .target(name: "Collectives", dependencies: ["CMPI"], swiftSettings: numericSettings),
         .target(name: "Compute", dependencies: ["COpenBLAS", "CDNNL"], swiftSettings: numericSettings),
-        // The model's shape, which the planner, the recipe and the model share.
-        .target(name: "GPTShape"),
         // Numbers in words for messages (significant digits, SI prefixes, byte sizes); CLISupport re-exports it.
         .target(name: "Formatting"),
+        // The model's shape, which the planner, the recipe and the model share, and what the CPU trainer can run
+        // (`CPUTrainer`: its layouts, memory and usable share), which the planner, gpt-plan check and gpt-train share.
+        .target(name: "GPTShape", dependencies: ["Formatting"]),
         .target(name: "Planner", dependencies: ["GPTShape", "Formatting"]),
         .target(name: "Recipe", dependencies: ["GPTShape", "Planner", "Formatting", "TOMLKit"]),
         .target(name: "Tokenizers", dependencies: ["Durable", "Formatting"], swiftSettings: numericSettings),
@@ -113,11 +114,11 @@ let package = Package(
         // Executables: thin wrappers that parse arguments and decide how to show what the libraries report.
         .executableTarget(
             name: "gpt-plan",
-            dependencies: ["Planner", "Recipe", "Corpus", "Compute", "Durable", "CLISupport", "LinePlots", "Metrics", "RecipeCompiler",
+            dependencies: ["Planner", "GPTShape", "Recipe", "Corpus", "Compute", "Durable", "CLISupport", "LinePlots", "Metrics", "RecipeCompiler",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-train",
-            dependencies: ["Trainer", "Runtime", "GPT", "Recipe", "Planner", "Compute", "CLISupport", "Metrics", "RunReports", "Durable", "Collectives", "Interchange",
+            dependencies: ["Trainer", "Runtime", "GPT", "GPTShape", "Recipe", "Planner", "Compute", "CLISupport", "Metrics", "RunReports", "Durable", "Collectives", "Interchange",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "gpt-data",

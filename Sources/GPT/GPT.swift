@@ -54,13 +54,10 @@ public enum GPTInputError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// How bf16 products run.
-public enum BF16Products: String, Sendable, CaseIterable {
-    /// oneDNN's bf16 matmul (`BF16Matmul`) on bf16 copies of the operands: where the CPU has bf16 instructions.
-    case native
-    /// Operands rounded to bf16 in fp32 buffers, multiplied by the fp32 sgemm (`BFloat16`): exact, and no faster.
-    case emulated
+/// How bf16 products run (`GPTShape.BF16Products`, where the CPU trainer's memory rule can name it).
+public typealias BF16Products = GPTShape.BF16Products
 
+extension BF16Products {
     /// Native where this CPU has it, else emulated.
     public static var best: BF16Products { BF16Matmul.isAvailable ? .native : .emulated }
 }

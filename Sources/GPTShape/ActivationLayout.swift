@@ -14,6 +14,18 @@ public enum Precision: String, Sendable, Codable, CaseIterable {
     case bf16
 }
 
+/// Activation recomputation (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer
+/// Models", §4-5): what the forward pass keeps for the backward pass, and what the backward pass computes again.
+/// The planner's memory model and the trainer share this one type.
+public enum Recompute: String, Sendable, Equatable, CaseIterable, Codable {
+    /// Keep every activation.
+    case none
+    /// Recompute attention's scores, softmax and dropout (the 5as/h term) in the backward pass.
+    case selective
+    /// Keep only each layer's input; recompute the whole layer in the backward pass.
+    case full
+}
+
 /// Offsets of one block's activations.
 public struct LayerActivations: Sendable {
     /// `att` holds the attention probabilities [B, H, T, T] (materialized kernel) or the rows' log-sum-exp

@@ -205,15 +205,15 @@ public struct ModelShape: Sendable, Equatable, Codable {
         ActivationLayout(self, batch: batch, time: t ?? seqLen, attention: attention, bf16Copies: bf16Copies).bytes
     }
 
-    /// Bytes of training state: float32 weights, gradients and the two AdamW moments (16 bytes a parameter), and
-    /// the activations of one micro-batch.
+    /// Bytes of training state in one gpt-train process (`CPUTrainer.memory`, the one count): float32 weights,
+    /// gradients and the two AdamW moments (16 bytes a parameter), and the activations of one micro-batch.
     /// With `bf16Copies` (native bf16 products), also the weights' bf16 copy (2 bytes a parameter) and the
     /// activations' bf16 copies; with `roundedWeights` (emulated bf16 products), the weights rounded to bf16 in a
     /// second fp32 copy (4 bytes a parameter).
     public func trainingMemoryBytes(microBatch: Int, context t: Int? = nil, bf16Copies: Bool = false,
                                     roundedWeights: Bool = false) -> Double {
-        (16 + (bf16Copies ? 2 : 0) + (roundedWeights ? 4 : 0)) * Double(parameterCount.total)
-            + Double(activationBytes(batch: microBatch, context: t, bf16Copies: bf16Copies))
+        CPUTrainer.memory(self, microBatch: microBatch, context: t,
+                          products: bf16Copies ? .native : roundedWeights ? .emulated : nil).total
     }
 }
 

@@ -1,8 +1,9 @@
 import Formatting
 import GPTShape
 
-/// How a device trains: the precision of its arithmetic decides which bytes a parameter costs and which activation
-/// model applies.
+/// Which memory model a device follows (the precision vocabulary is listed in GPTShape/CPUTrainer.swift): the
+/// papers' mixed precision on GPUs, or the CPU trainer's own count (`CPUTrainer.memory`). Not the products' input
+/// format, which is `Precision` (`Hardware.products`).
 public enum TrainingPrecision: String, Sendable, Equatable, Codable {
     /// bf16 weights and gradients in the matrix products, fp32 master weights and AdamW moments (Micikevicius et
     /// al. 2018; the ZeRO paper's K = 12), activations as Korthikanti et al. 2022 count them.
@@ -13,6 +14,7 @@ public enum TrainingPrecision: String, Sendable, Equatable, Codable {
 }
 
 /// This CPU's two matrix-product rates as measured (`gpt-bench ceiling`): what the precision rule decides from.
+/// (How bf16 products then run, natively or emulated, is `BF16Products`.)
 /// The command measures them and passes them in; the planner measures nothing.
 public struct CPUProducts: Sendable, Equatable {
     /// The sgemm ceiling, in FLOP/s.
@@ -27,8 +29,8 @@ public struct CPUProducts: Sendable, Equatable {
     }
 }
 
-/// The number format of the matrix products' inputs a plan trains with (`training.precision`), and why. Master
-/// weights and AdamW moments are fp32 either way.
+/// The number format of the matrix products' inputs a plan trains with (`Precision`, `training.precision`), and
+/// why. Master weights and AdamW moments are fp32 either way.
 public struct PrecisionDecision: Sendable, Equatable {
     public enum Reason: Sendable, Equatable {
         /// A GPU preset: its peak is the datasheet's dense bf16 tensor-core rate and its memory model mixed
@@ -152,8 +154,8 @@ public struct Hardware: Sendable, Equatable {
 
     /// This machine as gpt-train uses it: one process, fp32 master weights, gradients and moments, `memoryBytes`
     /// of RAM, and the measured rate of the products the precision rule picks (`PrecisionDecision.rule`): the
-    /// bf16 ceiling where the CPU multiplies bf16 natively and faster, else the sgemm's. The 90% memory share is
-    /// what gpt-train's own check allows; nothing else is reserved, as gpt-train's buffers are counted exactly.
+    /// bf16 ceiling where the CPU multiplies bf16 natively and faster, else the sgemm's. The memory share is
+    /// what gpt-train's own check allows (`CPUTrainer.usableFraction`); nothing else is reserved, as gpt-train's buffers are counted exactly.
     /// gpt-train has no communication (its `devices` are accumulated in one process), so none is modelled: the
     /// bandwidths are infinite.
     public static func cpu(memoryBytes: Double, products: CPUProducts, source: String) -> Hardware {
@@ -162,7 +164,7 @@ public struct Hardware: Sendable, Equatable {
                         peakFlops: decision.precision == .bf16 ? products.bf16Flops! : products.fp32Flops,
                         fp32Flops: products.fp32Flops, devicesPerNode: 1, intraNodeBandwidth: .infinity,
                         interNodeBandwidth: .infinity, precision: .float32, products: decision, defaultMFU: 0.4,
-                        usableFraction: 0.9, reservedBytes: 0, source: source)
+                        usableFraction: CPUTrainer.usableFraction, reservedBytes: 0, source: source)
     }
 
     /// A CPU known only by its sgemm rate: fp32 products.

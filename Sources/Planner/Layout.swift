@@ -127,19 +127,16 @@ public enum LayoutModel {
     public static func memory(shape: ModelShape, layout l: Layout, hardware: Hardware,
                               conventions: MemoryConventions = .zeroPaper) -> MemoryBreakdown {
         if hardware.precision == .float32 {
-            // gpt-train: float32 weights, gradients and moments, its own activation buffers counted exactly; with
-            // native bf16 products, also a bf16 copy of the weights and the activations' bf16 copies.
-            let params = Double(shape.parameterCount.total)
-            let bf16 = hardware.products.precision == .bf16
-            let state = MemoryModel.modelState(params: params, zeroStage: l.zeroStage,
-                                               dataParallel: l.dataParallel,
-                                               weightBytes: MemoryModel.float32WeightBytes,
-                                               gradientBytes: MemoryModel.float32GradientBytes,
-                                               optimizerBytes: MemoryModel.float32OptimizerBytes)
-            return MemoryBreakdown(weights: state.weights + (bf16 ? MemoryModel.bf16CopyBytes * params : 0),
-                                   gradients: state.gradients, optimizer: state.optimizer,
-                                   activations: cpuActivationBytes(shape, microBatch: l.microBatch, bf16Copies: bf16),
-                                   other: hardware.reservedBytes)
+            // gpt-train: the CPU trainer's own count (`CPUTrainer.memory`), its moments split over the
+            // data-parallel ranks by ZeRO-1; the CPU's precision decision is bf16 only where its products run
+            // natively.
+            let m = CPUTrainer.memory(shape, microBatch: l.microBatch,
+                                      products: hardware.products.precision == .bf16 ? .native : nil,
+                                      optimizerShards: l.zeroStage >= 1 ? l.dataParallel : 1) {
+                cpuActivationBytes(shape, microBatch: l.microBatch, bf16Copies: hardware.products.precision == .bf16)
+            }
+            return MemoryBreakdown(weights: m.weights, gradients: m.gradients, optimizer: m.optimizer,
+                                   activations: m.activations, other: hardware.reservedBytes)
         }
         let t = l.tensorParallel, p = l.pipelineParallel
         let (s, b, h, a) = (shape.seqLen, l.microBatch, shape.dModel, shape.nHead)
@@ -267,10 +264,12 @@ public enum LayoutModel {
     static func structures(shape: ModelShape, devices k: Int, batchSequences: Int, hardware: Hardware,
                            constraints c: LayoutConstraints) -> [(t: Int, p: Int, zero: Int, recompute: Recompute)] {
         let cpu = hardware.precision == .float32
-        let widths = cpu ? [1] : tensorWidths.filter { $0 <= hardware.devicesPerNode && shape.nHead % $0 == 0 }
-        let stages = cpu ? [1] : Array(1...max(1, min(shape.nLayer, k)))
-        let zeros = cpu ? [0, 1] : [0, 1, 2, 3]   // gpt-train implements ZeRO-1
-        let modes: [Recompute] = cpu ? [.none] : Recompute.allCases
+        // On a CPU, the layouts gpt-train implements (`CPUTrainer`).
+        let widths = cpu ? CPUTrainer.tensorParallelWidths
+            : tensorWidths.filter { $0 <= hardware.devicesPerNode && shape.nHead % $0 == 0 }
+        let stages = cpu ? CPUTrainer.pipelineDepths : Array(1...max(1, min(shape.nLayer, k)))
+        let zeros = cpu ? CPUTrainer.zeroStages : [0, 1, 2, 3]
+        let modes: [Recompute] = cpu ? CPUTrainer.recomputeModes : Recompute.allCases
         var out: [(Int, Int, Int, Recompute)] = []
         for t in widths where c.tensorParallel.map({ $0 == t }) ?? true {
             for p in stages where c.pipelineParallel.map({ $0 == p }) ?? true {
@@ -361,7 +360,7 @@ public enum LayoutModel {
                             constraints: c) {
             let d = k / (s.t * s.p)
             // The least memory: the highest ZeRO stage allowed (nothing to shard with one rank).
-            if constraints.zeroStage == nil, s.zero != (d > 1 ? (cpu ? 1 : 3) : 0) { continue }
+            if constraints.zeroStage == nil, s.zero != (d > 1 ? (cpu ? CPUTrainer.zeroStages.max()! : 3) : 0) { continue }
             let micro = constraints.microBatch ?? 1
             guard (batchSequences / d) % micro == 0 else { continue }
             let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
@@ -422,7 +421,8 @@ public func checkLayoutFits(shape: ModelShape, devices: Int, microBatch: Int, gr
         return .failure(.devicesNotFactored(devices: devices, tensorParallel: tensorParallel,
                                             pipelineParallel: pipelineParallel))
     }
-    if precision == .float32, tensorParallel > 1 || pipelineParallel > 1 || zeroStage > 1 || recompute != .none {
+    if precision == .float32, !CPUTrainer.layoutProblems(tensorParallel: tensorParallel, pipelineParallel: pipelineParallel,
+                                                         zeroStage: zeroStage, recompute: recompute).isEmpty {
         return .failure(.unsupportedOnCPU)
     }
     let layout = Layout(dataParallel: devices / (tensorParallel * pipelineParallel), tensorParallel: tensorParallel,

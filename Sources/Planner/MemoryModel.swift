@@ -1,13 +1,8 @@
 import GPTShape
-/// Activation recomputation (Korthikanti et al. 2022): what the forward pass keeps for the backward pass.
-public enum Recompute: String, Sendable, Equatable, CaseIterable, Codable {
-    /// Keep every activation.
-    case none
-    /// Recompute attention's scores, softmax and dropout (the 5as/h term) in the backward pass.
-    case selective
-    /// Keep only each layer's input; recompute the whole layer in the backward pass.
-    case full
-}
+
+/// Activation recomputation (Korthikanti et al. 2022): what the forward pass keeps for the backward pass. One type
+/// with the trainer's activation layout (`GPTShape.Recompute`).
+public typealias Recompute = GPTShape.Recompute
 
 /// Bytes a parameter costs on a GPU in mixed-precision training with AdamW: the convention a memory estimate
 /// states (papers and calculators differ on the gradients).
@@ -37,10 +32,11 @@ public enum MemoryModel {
     /// bytes, 18 in all); this planner counts 2 + 2 + 12, as the ZeRO paper does.
     public static let mixedWeightBytes = 2.0, mixedGradientBytes = 2.0, mixedOptimizerBytes = 12.0
     /// gpt-train on CPUs: float32 weights and gradients, and AdamW's two float32 moments.
-    public static let float32WeightBytes = 4.0, float32GradientBytes = 4.0, float32OptimizerBytes = 8.0
+    public static let float32WeightBytes = CPUTrainer.weightBytes, float32GradientBytes = CPUTrainer.gradientBytes,
+                      float32OptimizerBytes = CPUTrainer.optimizerBytes
     /// gpt-train with native bf16 products: the bf16 copy of the weights the products read, besides the float32
     /// master weights (`GPT`'s parameter halves).
-    public static let bf16CopyBytes = 2.0
+    public static let bf16CopyBytes = CPUTrainer.bf16CopyBytes
 
     public struct ModelState: Sendable, Equatable {
         public var weights: Double

@@ -563,8 +563,8 @@ extension Plan {
         let timeModel = request.mfu == nil ? StepTimeModel.calibrated(for: hardware) : nil
         let c = request.constraints
         if hardware.precision == .float32,
-           (c.tensorParallel ?? 1) > 1 || (c.pipelineParallel ?? 1) > 1 || (c.zeroStage ?? 0) > 1
-            || (c.recompute ?? .none) != .none {
+           !CPUTrainer.layoutProblems(tensorParallel: c.tensorParallel ?? 1, pipelineParallel: c.pipelineParallel ?? 1,
+                                      zeroStage: c.zeroStage ?? 0, recompute: c.recompute ?? .none).isEmpty {
             throw PlanError.noLayout(devices: nil, hardware: hardware.name, reason: .unsupportedOnCPU, least: nil)
         }
         func search(_ k: Int) -> LayoutModel.Search {

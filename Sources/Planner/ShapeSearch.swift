@@ -118,7 +118,9 @@ public enum ShapeSearch {
         // of ×3 in N): the fine widths below 2048, so that an isoFLOP sweep gets the sizes it asks for.
         // Among them, widths with more factors of 2 (up to 8, for vector units and head counts) first, then the
         // preferred aspect ratio.
-        let fine = fineCandidates(targetParams: target, seqLen: seqLen, vocabSize: vocabSize, bias: bias)
+        // The fine grid is of GPT-2 shapes (any head count that divides the width); a Llama-style search keeps
+        // Llama 3's head size of 128 and its widths.
+        let fine = family == .gpt2 ? fineCandidates(targetParams: target, seqLen: seqLen, vocabSize: vocabSize, bias: bias) : []
         func roundness(_ s: ModelShape) -> Int { -min(3, s.dModel.trailingZeroBitCount) }
         if let best = fine.filter({ error($0) <= log(1 + tolerance) })
             .min(by: { (roundness($0), aspectError($0), error($0)) < (roundness($1), aspectError($1), error($1)) }) {

@@ -515,11 +515,28 @@ struct Check: ParsableCommand {
                 continue
             }
             for problem in result.problems { print(problem.description) }
-            if result.passed, let r = result.recipe, let hardware = r.hardware,
-               let problem = Self.layoutProblem(r, hardware) {
-                print("\(file): error: training: \(problem)")
-                failed = true
-                continue
+            if result.passed, let r = result.recipe {
+                // What gpt-train would say of this recipe on this machine (`CPUTrainer`, the rule gpt-train applies).
+                let trainer = Self.cpuTrainerHere(for: r).problems(r.cpuTrainerRun)
+                if let hardware = r.hardware, hardware.name != "cpu" {
+                    // A GPU recipe stays valid for its hardware (and for gpt-plan export); one line says whether
+                    // gpt-train could start it here.
+                    if !quiet {
+                        print("\(file): gpt-train: " + (trainer.first.map { "could not start this recipe here: \($0)" }
+                                                        ?? "could start this recipe here"))
+                    }
+                    if let problem = Self.layoutProblem(r, hardware) {
+                        print("\(file): error: training: \(problem)")
+                        failed = true
+                        continue
+                    }
+                } else if !trainer.isEmpty {
+                    // No [hardware], or cpu: gpt-train on this machine is what runs it, so its refusals are errors.
+                    for problem in trainer { print("\(file): error: \(problem)") }
+                    print("\(file): \(trainer.count) problem\(trainer.count == 1 ? "" : "s") for gpt-train on this machine")
+                    failed = true
+                    continue
+                }
             }
             if result.passed {
                 if !quiet {
@@ -538,6 +555,16 @@ struct Check: ParsableCommand {
         }
         if unreadable { throw ExitCode(2) }
         if failed { throw ExitCode(1) }
+    }
+
+    /// This machine as gpt-train would train `recipe` on it, one process: its memory, and for a bf16 recipe the
+    /// path its products take as gpt-train decides it from the cached ceilings (`gpt-train --no-mfu`'s decision;
+    /// native when nothing is cached).
+    static func cpuTrainerHere(for recipe: Recipe) -> CPUTrainer {
+        let products: BF16Products = recipe.training.precision == .bf16
+            ? MachineProfile.nativeBF16Pays(pool: ThreadPool(threads: CPU.count), measure: false) ? .native : .emulated
+            : .native
+        return CPUTrainer(memoryBytes: Double(CPU.memoryBytes), bf16Products: products, ranksHere: 1)
     }
 
     /// Whether the recipe's layout fits the memory of the `[hardware]` it names, by the planner's memory model;

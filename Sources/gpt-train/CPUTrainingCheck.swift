@@ -1,41 +1,26 @@
 import Compute
 import CLISupport
 import GPT
+import GPTShape
 import Recipe
 import Runtime
 
-/// What gpt-train refuses before it builds a run, beyond the recipe's own checks (`RecipeLoader.loadValid`): the
-/// layouts the CPU trainer does not implement, and a run that does not fit this machine's memory. (The Trainer
-/// library trusts its caller to have asked.)
+/// What gpt-train refuses before it builds a run, beyond the recipe's own checks (`RecipeLoader.loadValid`): what
+/// `CPUTrainer` says of the recipe on this machine (the layouts the CPU trainer does not implement, and a run that
+/// does not fit this machine's memory); `gpt-plan check` asks the same type the same question. (The Trainer library
+/// trusts its caller to have asked.)
 enum CPUTrainingCheck {
-    /// Throws the first problem, naming the recipe key and the fix.
+    /// This machine as the CPU trainer sees it.
     /// - Parameters: `products`: how a bf16 recipe's products will run (nil: `BF16Products.best`);
     ///   `ranksHere`: the data-parallel ranks on this machine, each with a replica.
+    static func machine(products: BF16Products?, ranksHere: Int) -> CPUTrainer {
+        CPUTrainer(memoryBytes: Double(CPU.memoryBytes), bf16Products: products ?? .best, ranksHere: ranksHere)
+    }
+
+    /// Throws the first problem (`CPUTrainer.Problem`), naming the recipe key and the fix.
     static func check(_ recipe: Recipe, products: BF16Products?, ranksHere: Int) throws {
-        // gpt-train runs data parallelism (and ZeRO-1) only; the planner's other layouts are for GPU clusters.
-        for (key, value) in [("tensor_parallel", recipe.training.tensorParallel), ("pipeline_parallel", recipe.training.pipelineParallel)]
-        where value > 1 {
-            throw DataError(key: "training.\(key)", "is \(value), but gpt-train trains data parallel only (one model replica a process)",
-                            fix: "set training.\(key) = 1 (and training.devices to the data-parallel processes), or run this layout on a GPU framework")
-        }
-        if recipe.training.zeroStage > 1 {
-            throw DataError(key: "training.zero_stage", "is \(recipe.training.zeroStage), but gpt-train implements ZeRO stages 0 and 1",
-                            fix: "set training.zero_stage = 1 (optimizer state sharded over the data-parallel ranks) or 0")
-        }
-        if recipe.training.recompute != .none {
-            throw DataError(key: "training.recompute", "is \"\(recipe.training.recompute.rawValue)\", but gpt-train keeps every activation",
-                            fix: "set training.recompute = \"none\" (lower training.micro_batch if memory is short)")
-        }
-        // Every rank on this machine holds a replica (and, without ZeRO, all of AdamW's moments).
-        let products = recipe.training.precision == .bf16 ? products ?? .best : nil
-        let needed = recipe.shape.trainingMemoryBytes(microBatch: recipe.training.microBatch, context: recipe.training.seqLen,
-                                                      bf16Copies: products == .native, roundedWeights: products == .emulated)
-            * Double(ranksHere)
-        guard needed < 0.9 * Double(CPU.memoryBytes) else {
-            throw DataError(key: "training.micro_batch", "the run needs \(bytes(needed)) for weights, gradients, AdamW "
-                            + "moments and one micro-batch's activations\(ranksHere > 1 ? " on each of the \(ranksHere) ranks here" : ""); "
-                            + "this machine has \(bytes(Double(CPU.memoryBytes)))",
-                            fix: "lower training.micro_batch (and raise grad_accum to keep the batch), or train a smaller model")
+        if let problem = machine(products: products, ranksHere: ranksHere).problems(recipe.cpuTrainerRun).first {
+            throw problem
         }
     }
 

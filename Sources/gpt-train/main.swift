@@ -44,6 +44,9 @@ struct Train: ParsableCommand {
     var initFrom: String?
     @Flag(name: .customLong("no-mfu"), help: "Do not measure the sgemm or bf16 ceiling (MFU is then left out; a bf16 recipe's products follow the cached ceilings, else run natively).") var noMFU = false
 
+    @Flag(name: .customLong("check-only"), help: "Check that this machine can start the recipe (everything gpt-plan check asks of gpt-train: the recipe, the model, the layout, the memory) and exit 0 without reading data or training; bf16 products follow the cached ceilings, as with --no-mfu.")
+    var checkOnly = false
+
     mutating func run() throws {
         // Under mpirun, join the job first, so that any failure below ends every rank, not just this one.
         let group: ProcessGroup
@@ -74,16 +77,16 @@ struct Train: ParsableCommand {
         options.force = force
         options.initFrom = initFrom
         var ceilingKind = MachineProfile.Ceiling.Kind.sgemm
-        if loaded.training.precision == .bf16 || !noMFU {
+        if loaded.training.precision == .bf16 || !(noMFU || checkOnly) {
             BLAS.pinToOneThread()
             let pool = ThreadPool(threads: threads)
             if loaded.training.precision == .bf16 {
                 // bf16 products run where they are fastest: natively where oneDNN's bf16 matmul beats the sgemm
                 // here, else emulated on the sgemm (AVX512-BF16 without AMX on Intel: 0.53-0.59× the sgemm).
                 // Without MFU nothing is measured; the cache decides, else native.
-                options.bf16Products = MachineProfile.nativeBF16Pays(pool: pool, measure: !noMFU) ? .native : .emulated
+                options.bf16Products = MachineProfile.nativeBF16Pays(pool: pool, measure: !(noMFU || checkOnly)) ? .native : .emulated
             }
-            if !noMFU {
+            if !(noMFU || checkOnly) {
                 // The job's ceiling: this rank's, times the ranks (MFU compares the whole job's tokens a second to
                 // it); the bf16 matmul's when the recipe's products run natively in bf16 here, else the sgemm's.
                 let ceiling = MachineProfile.ceiling(pool: pool, nativeBF16Products: options.bf16Products == .native)
@@ -97,6 +100,11 @@ struct Train: ParsableCommand {
         do {
             try CPUTrainingCheck.check(loaded, products: options.bf16Products,
                                        ranksHere: group.isDistributed ? group.launch.localSize : 1)
+            if checkOnly {
+                print("gpt-train: \(recipe): can start here")
+                group.finalize()
+                return
+            }
             trainer = try Trainer(recipePath: recipe, options: options, group: group) { event in
                 if group.rank == 0 { display.show(event) }
             }

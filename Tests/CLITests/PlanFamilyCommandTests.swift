@@ -20,8 +20,19 @@ final class PlanFamilyCommandTests: XCTestCase {
         }
         text = lines.joined(separator: "\n")
         try text.write(toFile: path, atomically: true, encoding: .utf8)
+        // Without [hardware] the recipe is for gpt-train here: check refuses it with gpt-train's reason
+        // (`CPUTrainer`), and passes it once it names a GPU, saying that gpt-train could not start it.
         let check = try Tool.run("gpt-plan", ["check", path])
-        XCTAssertEqual(check.status, 0, check.stdout + check.stderr)
+        XCTAssertEqual(check.status, 1, check.stdout + check.stderr)
+        XCTAssertTrue(check.stdout.contains("\(path): error: model.family = \"llama\": gpt-train trains the gpt2 family only, "
+                                            + "until Llama-style training lands"), check.stdout)
+        let gpuPath = "\(dir)/gpu.toml"
+        try (text + "\n[hardware]\nname = \"h100-sxm-80gb\"\ndevice_memory = 80000000000\ndevice_flops = 989e12\nmfu = 0.4\n")
+            .write(toFile: gpuPath, atomically: true, encoding: .utf8)
+        let gpuCheck = try Tool.run("gpt-plan", ["check", gpuPath])
+        XCTAssertEqual(gpuCheck.status, 0, gpuCheck.stdout + gpuCheck.stderr)
+        XCTAssertTrue(gpuCheck.stdout.contains("\(gpuPath): gpt-train: could not start this recipe here: model.family = \"llama\""),
+                      gpuCheck.stdout)
         let train = try Tool.run("gpt-train", [path, "--out", "\(dir)/run"])
         XCTAssertEqual(train.status, 1, train.stdout + train.stderr)
         XCTAssertTrue(train.stderr.contains("model.family = \"llama\"")
