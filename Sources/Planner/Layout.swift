@@ -71,7 +71,7 @@ public enum LayoutProblem: Error, Sendable, Equatable {
     case pipelineParallelInvalid(Int, layers: Int)
     case zeroStageInvalid(Int)
     /// The hardware trains in float32 one process a device, as gpt-train does: data parallelism only (ZeRO stage
-    /// 0 or 1), no tensor or pipeline parallelism, no recomputation.
+    /// 0 or 1), no tensor or pipeline parallelism (any recompute mode).
     case unsupportedOnCPU
     case doesNotFit(needed: Double, usable: Double)
 }
@@ -111,7 +111,8 @@ public enum LayoutModel {
     /// Per-device memory of `layout` for `shape` on `hardware`, term by term.
     public static func memory(shape: ModelShape, layout l: Layout, hardware: Hardware) -> MemoryBreakdown {
         if hardware.precision == .float32 {
-            // gpt-train: float32 weights, gradients and moments, its own activation buffers counted exactly; with
+            // gpt-train: float32 weights, gradients and moments, its own activation buffers counted exactly (the
+            // ActivationLayout of the layout's recompute mode); with
             // native bf16 products, also a bf16 copy of the weights and the activations' bf16 copies.
             let params = Double(shape.parameterCount.total)
             let bf16 = hardware.products.precision == .bf16
@@ -122,7 +123,8 @@ public enum LayoutModel {
                                                optimizerBytes: MemoryModel.float32OptimizerBytes)
             return MemoryBreakdown(weights: state.weights + (bf16 ? MemoryModel.bf16CopyBytes * params : 0),
                                    gradients: state.gradients, optimizer: state.optimizer,
-                                   activations: Double(shape.activationBytes(batch: l.microBatch, bf16Copies: bf16)),
+                                   activations: Double(shape.activationBytes(batch: l.microBatch, bf16Copies: bf16,
+                                                                             recompute: l.recompute)),
                                    other: hardware.reservedBytes)
         }
         let t = l.tensorParallel, p = l.pipelineParallel
@@ -218,7 +220,7 @@ public enum LayoutModel {
         let widths = cpu ? [1] : tensorWidths.filter { $0 <= hardware.devicesPerNode && shape.nHead % $0 == 0 }
         let stages = cpu ? [1] : Array(1...max(1, min(shape.nLayer, k)))
         let zeros = cpu ? [0, 1] : [0, 1, 2, 3]   // gpt-train implements ZeRO-1
-        let modes: [Recompute] = cpu ? [.none] : Recompute.allCases
+        let modes = Recompute.allCases
         var out: [(Int, Int, Int, Recompute)] = []
         for t in widths where c.tensorParallel.map({ $0 == t }) ?? true {
             for p in stages where c.pipelineParallel.map({ $0 == p }) ?? true {
@@ -285,7 +287,7 @@ public enum LayoutModel {
                         constraints: LayoutConstraints, tried: inout Int) -> Bool {
         let cpu = hardware.precision == .float32
         var c = constraints
-        if !cpu { c.recompute = c.recompute ?? .full }
+        c.recompute = c.recompute ?? .full
         for s in structures(shape: shape, devices: k, batchSequences: batchSequences, hardware: hardware,
                             constraints: c) {
             let d = k / (s.t * s.p)
@@ -338,7 +340,7 @@ public func checkLayoutFits(nLayer: Int, nHead: Int, dModel: Int, dFF: Int, seqL
         return .failure(.devicesNotFactored(devices: devices, tensorParallel: tensorParallel,
                                             pipelineParallel: pipelineParallel))
     }
-    if precision == .float32, tensorParallel > 1 || pipelineParallel > 1 || zeroStage > 1 || recompute != .none {
+    if precision == .float32, tensorParallel > 1 || pipelineParallel > 1 || zeroStage > 1 {
         return .failure(.unsupportedOnCPU)
     }
     let layout = Layout(dataParallel: devices / (tensorParallel * pipelineParallel), tensorParallel: tensorParallel,

@@ -1,12 +1,8 @@
-/// Activation recomputation (Korthikanti et al. 2022): what the forward pass keeps for the backward pass.
-public enum Recompute: String, Sendable, Equatable, CaseIterable, Codable {
-    /// Keep every activation.
-    case none
-    /// Recompute attention's scores, softmax and dropout (the 5as/h term) in the backward pass.
-    case selective
-    /// Keep only each layer's input; recompute the whole layer in the backward pass.
-    case full
-}
+import GPTShape
+
+/// Activation recomputation (Korthikanti et al. 2022): what the forward pass keeps for the backward pass. One type
+/// with the trainer's activation layout (`GPTShape.Recompute`).
+public typealias Recompute = GPTShape.Recompute
 
 /// Bytes of model state and activations, term by term, as the papers count them.
 public enum MemoryModel {

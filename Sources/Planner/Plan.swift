@@ -526,8 +526,7 @@ extension Plan {
         let mfu = request.mfu ?? hardware.defaultMFU
         let c = request.constraints
         if hardware.precision == .float32,
-           (c.tensorParallel ?? 1) > 1 || (c.pipelineParallel ?? 1) > 1 || (c.zeroStage ?? 0) > 1
-            || (c.recompute ?? .none) != .none {
+           (c.tensorParallel ?? 1) > 1 || (c.pipelineParallel ?? 1) > 1 || (c.zeroStage ?? 0) > 1 {
             throw PlanError.noLayout(devices: nil, hardware: hardware.name, reason: .unsupportedOnCPU, least: nil)
         }
         func search(_ k: Int) -> LayoutModel.Search {

@@ -34,6 +34,12 @@ public enum ThroughputBenchmark {
                           shape: ModelShape(nLayer: 12, nHead: 12, dModel: 768, dFF: 3072, seqLen: 1024, vocabSize: 50304, bias: false),
                           batch: 4, time: 64),
         ]
+
+        /// GPT-2 124M at its full context, one sequence: what docs/benchmarks.md measures each `Recompute` mode on.
+        public static let fullContext = Configuration(
+            name: "d: GPT-2 124M 12×12×768, T 1024, B 1, vocab 50304",
+            shape: ModelShape(nLayer: 12, nHead: 12, dModel: 768, dFF: 3072, seqLen: 1024, vocabSize: 50304, bias: false),
+            batch: 1, time: 1024)
     }
 
     public struct Result: Sendable {
@@ -52,11 +58,11 @@ public enum ThroughputBenchmark {
 
     public static func run(_ c: Configuration, threads: Int, steps: Int = 10, warmup: Int = 2,
                            attention: AttentionKernel = .fused, precision: Precision = .fp32,
-                           bf16Products: BF16Products? = nil) throws -> Result {
+                           bf16Products: BF16Products? = nil, recompute: Recompute = .none) throws -> Result {
         BLAS.pinToOneThread()
         let pool = ThreadPool(threads: threads)
         let model = try GPT(shape: c.shape, maxBatch: c.batch, maxTime: c.time, pool: pool, attention: attention,
-                            precision: precision, bf16Products: bf16Products)
+                            precision: precision, bf16Products: bf16Products, recompute: recompute)
         model.initialize(seed: 1)
         let optimizer = AdamW(parameterCount: model.layout.count, beta1: 0.9, beta2: 0.95, eps: 1e-8,
                               weightDecay: 0.1, gradClip: 1.0)

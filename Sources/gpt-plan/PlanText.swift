@@ -433,7 +433,7 @@ enum PlanText {
                 text += ": --tensor-parallel \(t) × --pipeline-parallel \(p) does not divide \(k) devices"
             case .unsupportedOnCPU?:
                 text += ": on CPUs gpt-train runs float32, one process a device, data parallel: no tensor or pipeline "
-                    + "parallelism, no ZeRO stage above 1, no recomputation (name a GPU with --gpu)"
+                    + "parallelism, no ZeRO stage above 1 (name a GPU with --gpu)"
             default: break
             }
             if let least {

@@ -5,7 +5,8 @@ import Recipe
 import Runtime
 
 /// What gpt-train refuses before it builds a run, beyond the recipe's own checks (`RecipeLoader.loadValid`): the
-/// layouts the CPU trainer does not implement, and a run that does not fit this machine's memory. (The Trainer
+/// layouts the CPU trainer does not implement (tensor and pipeline parallelism, ZeRO beyond stage 1; every
+/// `training.recompute` mode is implemented), and a run that does not fit this machine's memory. (The Trainer
 /// library trusts its caller to have asked.)
 enum CPUTrainingCheck {
     /// Throws the first problem, naming the recipe key and the fix.
@@ -22,20 +23,17 @@ enum CPUTrainingCheck {
             throw DataError(key: "training.zero_stage", "is \(recipe.training.zeroStage), but gpt-train implements ZeRO stages 0 and 1",
                             fix: "set training.zero_stage = 1 (optimizer state sharded over the data-parallel ranks) or 0")
         }
-        if recipe.training.recompute != .none {
-            throw DataError(key: "training.recompute", "is \"\(recipe.training.recompute.rawValue)\", but gpt-train keeps every activation",
-                            fix: "set training.recompute = \"none\" (lower training.micro_batch if memory is short)")
-        }
         // Every rank on this machine holds a replica (and, without ZeRO, all of AdamW's moments).
         let products = recipe.training.precision == .bf16 ? products ?? .best : nil
         let needed = recipe.shape.trainingMemoryBytes(microBatch: recipe.training.microBatch, context: recipe.training.seqLen,
-                                                      bf16Copies: products == .native, roundedWeights: products == .emulated)
+                                                      bf16Copies: products == .native, roundedWeights: products == .emulated,
+                                                      recompute: recipe.training.recompute)
             * Double(ranksHere)
         guard needed < 0.9 * Double(CPU.memoryBytes) else {
             throw DataError(key: "training.micro_batch", "the run needs \(bytes(needed)) for weights, gradients, AdamW "
-                            + "moments and one micro-batch's activations\(ranksHere > 1 ? " on each of the \(ranksHere) ranks here" : ""); "
+                            + "moments and one micro-batch's activations (recompute \"\(recipe.training.recompute.rawValue)\")\(ranksHere > 1 ? " on each of the \(ranksHere) ranks here" : ""); "
                             + "this machine has \(bytes(Double(CPU.memoryBytes)))",
-                            fix: "lower training.micro_batch (and raise grad_accum to keep the batch), or train a smaller model")
+                            fix: "lower training.micro_batch (and raise grad_accum to keep the batch), set training.recompute = \"full\", or train a smaller model")
         }
     }
 
