@@ -152,6 +152,34 @@ final class PlanCommandTests: XCTestCase {
         XCTAssertTrue(check.stdout.contains("r.toml: ok"), check.stdout)
     }
 
+    /// `gpt-plan check` takes every recompute mode on `[hardware] cpu`, and the memory it needs follows the mode:
+    /// a micro-batch that fits 4 GiB only with full recomputation is refused without it, naming the fix.
+    func testCheckAcceptsRecomputeOnCPUsAndItsMemoryFollowsTheMode() throws {
+        let dir = try Fixtures.directory("check-recompute")
+        var o = Fixtures.Options()
+        o.nLayer = 12
+        o.dModel = 256
+        o.nHead = 4
+        o.seqLen = 1024
+        o.microBatch = 48
+        // 12 blocks of d 256, 48 sequences of 1024 tokens: activations of about 11 GB without recomputation and
+        // with selective, 1.6 GB with full, against 90% of 4 GiB.
+        let hardware = "\n[hardware]\nname = \"cpu\"\ndevice_memory = 4294967296\ndevice_flops = 1e11\nmfu = 0.5\n"
+        for mode in Recipe.Recompute.allCases {
+            o.recompute = mode
+            let recipe = try Fixtures.recipe(in: dir, name: "\(mode).toml", o)
+            try (try String(contentsOfFile: recipe, encoding: .utf8) + hardware).write(toFile: recipe, atomically: true, encoding: .utf8)
+            let check = try Tool.run("gpt-plan", ["check", recipe])
+            if mode == .full {
+                XCTAssertEqual(check.status, 0, check.stdout + check.stderr)
+            } else {
+                XCTAssertEqual(check.status, 1, check.stdout + check.stderr)
+                XCTAssertTrue(check.stdout.contains("recompute \(mode)") && check.stdout.contains("raise zero_stage or recompute"),
+                              check.stdout)
+            }
+        }
+    }
+
     func testCheckExitStatuses() throws {
         let dir = try Fixtures.directory("check")
         let good = try Fixtures.recipe(in: dir)

@@ -13,6 +13,7 @@ extension DistributedTrainingTests {
             var o = options(devices: 2, steps: 10, zeroStage: 1)
             o.recompute = mode
             let recipe = try Fixtures.recipe(in: dir, name: "\(mode).toml", o)
+            XCTAssertTrue(try String(contentsOfFile: recipe, encoding: .utf8).contains("recompute = \"\(mode)\""))
             let job = try runJob(ranks: 2, [recipe, "--out", "\(dir)/\(mode)"])
             XCTAssertEqual(job.status, 0, job.output)
             states.append(try state(final("\(dir)/\(mode)", step: 10)))
