@@ -35,6 +35,11 @@ final class RecomputeMemoryTests: XCTestCase {
         // Weights, gradients and both moments, 16 bytes a parameter, plus those: what docs/benchmarks.md compares with
         // the measured peak resident memory.
         XCTAssertEqual(shape.trainingMemoryBytes(microBatch: 1, recompute: .full), 16 * 124_373_760 + 328_806_400)
+        // With native bf16 products: 2 bytes a parameter more, and the activations' bf16 copies (the four product
+        // inputs a block keeps, the final LayerNorm's output, two logits-wide gradient copies), of which selective
+        // shares the attention output's and full all four of a block's.
+        XCTAssertEqual(Recompute.allCases.map { shape.trainingMemoryBytes(microBatch: 1, bf16Copies: true, recompute: $0) },
+                       [3_427_038_720, 3_374_593_536, 2_786_162_176])
     }
 
     /// 90% of 24 GiB holds micro-batches of 24 sequences without recomputation, 26 with selective and 64 with full
