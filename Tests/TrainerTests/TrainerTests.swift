@@ -161,6 +161,34 @@ final class TrainingTests: XCTestCase {
         }
     }
 
+    /// A run stopped without recomputation resumes with full recomputation (no recipe mismatch: the same run) and
+    /// ends bit-identical to an uninterrupted run without it.
+    func testARunResumesExactlyInAnotherRecomputeMode() throws {
+        var o = Fixtures.Options()
+        o.steps = 12
+        o.dropout = 0.1
+        o.checkpointInterval = 10
+        let dir = try Fixtures.directory("recompute-resume"), straightDir = try Fixtures.directory("recompute-straight")
+        let (straight, _) = try run(straightDir, o)
+        _ = try run(dir, o, stopAfter: 6)
+        o.recompute = .full
+        let recipe = try Fixtures.recipe(in: dir, o)
+        var options = TrainingOptions(runDirectory: "\(dir)/run", threads: 2)
+        options.resume = true
+        var startStep: Int?
+        let resumed = try Trainer(recipePath: recipe, options: options, handler: TrainingEventHandler { event in
+            if case .started(let info) = event { startStep = info.startStep }
+            return .proceed
+        })
+        try resumed.run()
+        XCTAssertEqual(startStep, 6, "resumed from the step-6 checkpoint")
+        XCTAssertEqual(resumed.model.recompute, .full)
+        XCTAssertEqual(resumed.state, straight.state)
+        XCTAssertEqual(Array(resumed.model.parameters.buffer), Array(straight.model.parameters.buffer))
+        XCTAssertEqual(Array(resumed.optimizer.v.buffer), Array(straight.optimizer.v.buffer))
+        XCTAssertEqual(try Fixtures.metrics(runDirectory: "\(dir)/run"), try Fixtures.metrics(runDirectory: "\(straightDir)/run"))
+    }
+
     func testAccumulationMatchesALargerMicroBatch() throws {
         var whole = Fixtures.Options()
         whole.steps = 8
