@@ -158,6 +158,7 @@ struct TrainSpeed: ParsableCommand {
                     "step_ms": r.stepSeconds * 1e3, "forward_ms": r.forwardSeconds * 1e3,
                     "backward_ms": r.backwardSeconds * 1e3, "optimizer_ms": r.optimizerSeconds * 1e3,
                     "peak_memory_bytes": r.peakMemoryBytes, "blas_core": BLAS.coreName,
+                    "cpu_ms_per_step": r.cpuSecondsPerStep * 1e3,
                     "attention": attention.rawValue, "precision": precision.rawValue, "recompute": recompute.rawValue,
                 ]
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
