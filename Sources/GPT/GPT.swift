@@ -85,6 +85,14 @@ extension BF16Products {
 /// and each gradient a product reads is converted with its transpose just before the product. Both paths compute
 /// the same function up to the order of fp32 summation. Attention's two products stay on the emulated path: they
 /// are small tiles inside the fused kernel.
+///
+/// `recompute` trades compute for activation memory (`Recompute`, Korthikanti et al. 2022): with `.selective`
+/// the backward pass runs each layer's attention forward kernel again from the kept q, k, v before back-propagating
+/// through it; with `.full` it runs each block's forward pass again from the kept block input (up to the MLP's
+/// GELU: the block's output is kept, it is the next block's input). The recomputation runs the same kernels on
+/// the same inputs with the same thread pool, and dropout masks are counter-based (`DropoutMask`, keyed by seed,
+/// step, micro-batch, layer and site), so every recomputed activation is bit-identical to the one the forward
+/// pass computed and gradients are the same bits in every mode.
 public final class GPT {
     public let shape: ModelShape
     public let layout: ParameterLayout
@@ -100,6 +108,8 @@ public final class GPT {
     public let bf16Products: BF16Products?
     /// Tiles of the fused attention kernel.
     public let attentionTiles: FusedAttention.Tiles
+    /// Which activations the backward pass computes again instead of keeping.
+    public let recompute: Recompute
 
     let acts: ActivationLayout
     /// The parameters rounded to bf16 (emulated bf16 products only), what the sgemms read as weights.
@@ -122,7 +132,7 @@ public final class GPT {
 
     public init(shape: ModelShape, maxBatch: Int, maxTime: Int, pool: ThreadPool, attention: AttentionKernel = .fused,
                 precision: Precision = .fp32, attentionTiles: FusedAttention.Tiles = .standard,
-                bf16Products: BF16Products? = nil) throws(GPTInputError) {
+                bf16Products: BF16Products? = nil, recompute: Recompute = .none) throws(GPTInputError) {
         do { try shape.validate() } catch { throw .invalidShape(error) }
         guard precision == .fp32 || attention == .fused else { throw .bf16NeedsFusedAttention }
         let products = precision == .bf16 ? bf16Products ?? .best : nil
@@ -138,11 +148,12 @@ public final class GPT {
         self.precision = precision
         self.bf16Products = products
         self.attentionTiles = attentionTiles
+        self.recompute = recompute
         parameters = FloatStorage(count: layout.count)
         roundedParameters = products == .emulated ? FloatStorage(count: layout.count) : nil
         gradients = FloatStorage(count: layout.count)
         acts = ActivationLayout(shape, batch: maxBatch, time: maxTime, attention: attention,
-                                bf16Copies: products == .native)
+                                bf16Copies: products == .native, recompute: recompute)
         activations = FloatStorage(count: acts.count)
         if products == .native {
             func halves(_ count: Int) -> UnsafeMutablePointer<UInt16> {
@@ -302,7 +313,7 @@ public final class GPT {
         guard (1...maxBatch).contains(batch), (1...maxTime).contains(time) else {
             throw .batchOutOfRange(batch: batch, time: time, maxBatch: maxBatch, maxTime: maxTime)
         }
-        let bt = batch * time, c = shape.dModel, f = shape.dFF, v = shape.vocabSize
+        let bt = batch * time, c = shape.dModel, v = shape.vocabSize
         if let bad = Self.firstOutOfRange(tokens, count: bt, below: v) {
             throw .tokenOutOfRange(index: bad, token: tokens[bad], vocabSize: v)
         }
@@ -316,7 +327,6 @@ public final class GPT {
         let drop = (dropout?.probability ?? 0) > 0 ? dropout : nil
         lastDropout = drop
         let attentionShape = Attention.Shape(batch: batch, time: time, channels: c, heads: shape.nHead)
-        let bf16 = precision == .bf16
         if !(weightsUnchanged && weightCopyMade) {
             if let rounded = roundedParameters {
                 BFloat16.round(pool, out: rounded.base, parameters.base, count: layout.count)
@@ -332,43 +342,9 @@ public final class GPT {
         if let drop { mask(drop, layer: -1, site: 0).apply(pool, out: act(acts.encoded), act(acts.encoded), count: bt * c) }
 
         var residual = act(acts.encoded)
-        for (l, o) in layout.layers.enumerated() {
-            let a = acts.layers[l]
-            LayerNorm.forward(pool, out: act(a.ln1), mean: act(a.ln1Mean), rstd: act(a.ln1Rstd), inp: residual,
-                              weight: param(o.ln1Weight), bias: optionalParam(o.ln1Bias), rows: bt, channels: c)
-            productInput(act(a.ln1), count: bt * c, half: a.ln1Half)
-            linear(out: act(a.qkv), inp: act(a.ln1), inpHalf: a.ln1Half, weight: o.qkvWeight, bias: optionalParam(o.qkvBias),
-                   rows: bt, inFeatures: c, outFeatures: 3 * c)
-            if bf16Products == .native {
-                BFloat16.convert(pool, bits: half(acts.attentionQKVHalf), rounded: act(a.qkv), act(a.qkv), count: bt * 3 * c)
-            } else {
-                productInput(act(a.qkv), count: bt * 3 * c)
-            }
-            let attentionDropout = drop.map { mask($0, layer: l, site: 1) }
-            switch attention {
-            case .fused:
-                FusedAttention.forward(pool, out: act(a.attY), lse: act(a.att), qkv: act(a.qkv), shape: attentionShape,
-                                       tiles: attentionTiles, scratch: attentionScratch.base, dropout: attentionDropout,
-                                       bf16Inputs: bf16, native: nativeAttention(withGradient: false))
-            case .materialized:
-                Attention.forward(pool, out: act(a.attY), att: act(a.att), qkv: act(a.qkv), shape: attentionShape,
-                                  scratch: attentionScratch.base, dropout: attentionDropout)
-            }
-            productInput(act(a.attY), count: bt * c, half: a.attYHalf)
-            residualBranch(out: act(a.residual2), residual: residual, inp: act(a.attY), inpHalf: a.attYHalf, weight: o.attnProjWeight,
-                           bias: optionalParam(o.attnProjBias), rows: bt, inFeatures: c,
-                           dropout: drop.map { mask($0, layer: l, site: 2) })
-            LayerNorm.forward(pool, out: act(a.ln2), mean: act(a.ln2Mean), rstd: act(a.ln2Rstd), inp: act(a.residual2),
-                              weight: param(o.ln2Weight), bias: optionalParam(o.ln2Bias), rows: bt, channels: c)
-            productInput(act(a.ln2), count: bt * c, half: a.ln2Half)
-            linear(out: act(a.fcPre), inp: act(a.ln2), inpHalf: a.ln2Half, weight: o.fcWeight, bias: optionalParam(o.fcBias),
-                   rows: bt, inFeatures: c, outFeatures: f)
-            GELU.forward(pool, out: act(a.fcGelu), inp: act(a.fcPre), count: bt * f)
-            productInput(act(a.fcGelu), count: bt * f, half: a.fcGeluHalf)
-            residualBranch(out: act(a.residual3), residual: act(a.residual2), inp: act(a.fcGelu), inpHalf: a.fcGeluHalf,
-                           weight: o.mlpProjWeight, bias: optionalParam(o.mlpProjBias), rows: bt, inFeatures: f,
-                           dropout: drop.map { mask($0, layer: l, site: 3) })
-            residual = act(a.residual3)
+        for l in 0..<shape.nLayer {
+            blockForward(l, residual: residual, dropout: drop, attentionShape: attentionShape, throughOutput: true)
+            residual = act(acts.layers[l].residual3)
         }
         LayerNorm.forward(pool, out: act(acts.lnf), mean: act(acts.lnfMean), rstd: act(acts.lnfRstd), inp: residual,
                           weight: param(layout.lnfWeight), bias: optionalParam(layout.lnfBias), rows: bt, channels: c)
@@ -383,6 +359,76 @@ public final class GPT {
         let losses = act(acts.losses)
         for i in 0..<bt { sum += Double(losses[i]) }
         return Float(sum / Double(bt))
+    }
+
+    /// Block `l`'s forward pass from its input `residual`. Without `throughOutput` it stops after the MLP's GELU
+    /// (and its bf16 rounding): all that full recomputation needs again, the block's output being kept.
+    private func blockForward(_ l: Int, residual: UnsafeMutablePointer<Float>, dropout drop: DropoutContext?,
+                              attentionShape: Attention.Shape, throughOutput: Bool) {
+        let a = acts.layers[l], o = layout.layers[l]
+        let bt = attentionShape.batch * attentionShape.time, c = shape.dModel, f = shape.dFF
+        LayerNorm.forward(pool, out: act(a.ln1), mean: act(a.ln1Mean), rstd: act(a.ln1Rstd), inp: residual,
+                          weight: param(o.ln1Weight), bias: optionalParam(o.ln1Bias), rows: bt, channels: c)
+        productInput(act(a.ln1), count: bt * c, half: a.ln1Half)
+        linear(out: act(a.qkv), inp: act(a.ln1), inpHalf: a.ln1Half, weight: o.qkvWeight, bias: optionalParam(o.qkvBias),
+               rows: bt, inFeatures: c, outFeatures: 3 * c)
+        if bf16Products == .native {
+            BFloat16.convert(pool, bits: half(acts.attentionQKVHalf), rounded: act(a.qkv), act(a.qkv), count: bt * 3 * c)
+        } else {
+            productInput(act(a.qkv), count: bt * 3 * c)
+        }
+        attentionCore(l, dropout: drop, attentionShape: attentionShape)
+        residualBranch(out: act(a.residual2), residual: residual, inp: act(a.attY), inpHalf: a.attYHalf, weight: o.attnProjWeight,
+                       bias: optionalParam(o.attnProjBias), rows: bt, inFeatures: c,
+                       dropout: drop.map { mask($0, layer: l, site: 2) })
+        LayerNorm.forward(pool, out: act(a.ln2), mean: act(a.ln2Mean), rstd: act(a.ln2Rstd), inp: act(a.residual2),
+                          weight: param(o.ln2Weight), bias: optionalParam(o.ln2Bias), rows: bt, channels: c)
+        productInput(act(a.ln2), count: bt * c, half: a.ln2Half)
+        linear(out: act(a.fcPre), inp: act(a.ln2), inpHalf: a.ln2Half, weight: o.fcWeight, bias: optionalParam(o.fcBias),
+               rows: bt, inFeatures: c, outFeatures: f)
+        GELU.forward(pool, out: act(a.fcGelu), inp: act(a.fcPre), count: bt * f)
+        productInput(act(a.fcGelu), count: bt * f, half: a.fcGeluHalf)
+        guard throughOutput else { return }
+        residualBranch(out: act(a.residual3), residual: act(a.residual2), inp: act(a.fcGelu), inpHalf: a.fcGeluHalf,
+                       weight: o.mlpProjWeight, bias: optionalParam(o.mlpProjBias), rows: bt, inFeatures: f,
+                       dropout: drop.map { mask($0, layer: l, site: 3) })
+    }
+
+    /// Block `l`'s attention core from its q, k, v (rounded to bf16 when products take bf16, and with native
+    /// products also in `attentionQKVHalf`): the attention output (rounded, and in `attYHalf`) and the log-sum-exp
+    /// (fused kernel) or probabilities (materialized) its backward pass reads.
+    private func attentionCore(_ l: Int, dropout drop: DropoutContext?, attentionShape: Attention.Shape) {
+        let a = acts.layers[l]
+        let attentionDropout = drop.map { mask($0, layer: l, site: 1) }
+        switch attention {
+        case .fused:
+            FusedAttention.forward(pool, out: act(a.attY), lse: act(a.att), qkv: act(a.qkv), shape: attentionShape,
+                                   tiles: attentionTiles, scratch: attentionScratch.base, dropout: attentionDropout,
+                                   bf16Inputs: precision == .bf16, native: nativeAttention(withGradient: false))
+        case .materialized:
+            Attention.forward(pool, out: act(a.attY), att: act(a.att), qkv: act(a.qkv), shape: attentionShape,
+                              scratch: attentionScratch.base, dropout: attentionDropout)
+        }
+        productInput(act(a.attY), count: attentionShape.batch * attentionShape.time * shape.dModel, half: a.attYHalf)
+    }
+
+    /// Before back-propagating through block `l`: computes again what the forward pass did not keep (nothing
+    /// without recomputation). Runs at the start of the block's backward pass, when the backward scratch and the
+    /// gradients' bf16 copies hold nothing live.
+    private func recomputeBlock(_ l: Int, residual: UnsafeMutablePointer<Float>, attentionShape: Attention.Shape) {
+        switch recompute {
+        case .none:
+            return
+        case .selective:
+            if bf16Products == .native {
+                // q, k, v were rounded in the forward pass: converting them again gives the same bf16 patterns.
+                let count = attentionShape.batch * attentionShape.time * 3 * shape.dModel
+                BFloat16.convert(pool, bits: half(acts.attentionQKVHalf), rounded: nil, act(acts.layers[l].qkv), count: count)
+            }
+            attentionCore(l, dropout: lastDropout, attentionShape: attentionShape)
+        case .full:
+            blockForward(l, residual: residual, dropout: lastDropout, attentionShape: attentionShape, throughOutput: false)
+        }
     }
 
     /// The first of `count` ids that is not in `0..<limit`.
@@ -464,6 +510,7 @@ public final class GPT {
         for l in stride(from: shape.nLayer - 1, through: 0, by: -1) {
             let a = acts.layers[l], o = layout.layers[l]
             let residual = l == 0 ? act(acts.encoded) : act(acts.layers[l - 1].residual3)
+            recomputeBlock(l, residual: residual, attentionShape: attentionShape)
 
             // MLP branch: residual3 = residual2 + dropout(mlp_proj(gelu(fc(ln2(residual2))))).
             var dBranch = branchGradient(dResidual, layer: l, site: 3, count: bt * c)

@@ -27,8 +27,9 @@ public final class Generator {
     private var cached = 0
 
     /// `model` must have been built with `maxTime` = its context and `maxBatch` ≥ 1 (the window is prefilled
-    /// through the batched forward pass).
+    /// through the batched forward pass) and, with the cache, keep every block's q, k, v (`recompute` not `.full`).
     public init(model: GPT, useCache: Bool = true) {
+        precondition(!useCache || model.recompute != .full, "the KV cache reads every block's q, k, v, which full recomputation does not keep")
         self.model = model
         self.useCache = useCache
         shape = model.shape

@@ -20,9 +20,14 @@ public enum Precision: String, Sendable, Codable, CaseIterable {
 public enum Recompute: String, Sendable, Equatable, CaseIterable, Codable {
     /// Keep every activation.
     case none
-    /// Recompute attention's scores, softmax and dropout (the 5as/h term) in the backward pass.
+    /// Recompute the attention core (scores, softmax, dropout and the product with the values) in the backward
+    /// pass from the kept q, k, v. With the fused kernel the core keeps, per layer, its output (B·T·C) and one
+    /// log-sum-exp a row (B·H·T); with the materialized kernel the B·H·T² probabilities and its output. Those
+    /// live in one shared region, rebuilt for each layer in the backward pass by running the attention forward
+    /// kernel again.
     case selective
-    /// Keep only each layer's input; recompute the whole layer in the backward pass.
+    /// Keep only each block's input (the residual stream entering it) and rebuild the block's activations in
+    /// the backward pass by running its forward pass again, into one block's worth of shared activations.
     case full
 }
 
@@ -41,11 +46,18 @@ public struct LayerActivations: Sendable {
 /// up to `batch` sequences of up to `time` tokens: one allocation, one named region per tensor. A smaller batch or
 /// shorter sequence uses the start of each region.
 ///
+/// `recompute` decides which regions are per block and which are shared by all blocks (the same offsets in every
+/// `layers[l]`, rebuilt for one block at a time in the backward pass): with `.none` everything is per block; with
+/// `.selective` attention's output and its log-sum-exp (or probabilities) are shared (and, with bf16 copies, the
+/// attention output's bf16 form); with `.full` everything but `residual3`, the block's output and so the next
+/// block's input, is shared.
+///
 /// The model allocates `count` floats from this layout, and the planner's memory estimate
 /// (`ModelShape.activationFloats`) is the same `count`: the two cannot drift apart.
 public struct ActivationLayout: Sendable {
     public let batch: Int, time: Int
     public let attention: AttentionKernel
+    public let recompute: Recompute
     public private(set) var encoded = 0
     public private(set) var layers: [LayerActivations] = []
     public private(set) var lnf = 0, lnfMean = 0, lnfRstd = 0, logits = 0, losses = 0
@@ -72,25 +84,38 @@ public struct ActivationLayout: Sendable {
     /// Bytes of both allocations.
     public var bytes: Int { 4 * count + 2 * halfCount }
 
-    public init(_ shape: ModelShape, batch: Int, time: Int, attention: AttentionKernel = .fused, bf16Copies: Bool = false) {
+    public init(_ shape: ModelShape, batch: Int, time: Int, attention: AttentionKernel = .fused, bf16Copies: Bool = false,
+                recompute: Recompute = .none) {
         self.batch = batch
         self.time = time
         self.attention = attention
         self.bf16Copies = bf16Copies
+        self.recompute = recompute
         let bt = batch * time, c = shape.dModel, f = shape.dFF
         var next = 0
         func place(_ count: Int) -> Int { defer { next += count }; return next }
         encoded = place(bt * c)
+        // The shared regions (placed once, when the first block is laid out) and the per-block ones.
+        var shared: LayerActivations?
         for _ in 0..<shape.nLayer {
             var l = LayerActivations()
-            l.ln1 = place(bt * c); l.ln1Mean = place(bt); l.ln1Rstd = place(bt)
-            l.qkv = place(bt * 3 * c)
-            l.att = place(batch * shape.nHead * time * (attention == .fused ? 1 : time))
-            l.attY = place(bt * c)
-            l.residual2 = place(bt * c)
-            l.ln2 = place(bt * c); l.ln2Mean = place(bt); l.ln2Rstd = place(bt)
-            l.fcPre = place(bt * f); l.fcGelu = place(bt * f)
+            if let shared, recompute == .full {
+                l = shared
+            } else {
+                l.ln1 = place(bt * c); l.ln1Mean = place(bt); l.ln1Rstd = place(bt)
+                l.qkv = place(bt * 3 * c)
+                if let shared, recompute == .selective {
+                    l.att = shared.att; l.attY = shared.attY
+                } else {
+                    l.att = place(batch * shape.nHead * time * (attention == .fused ? 1 : time))
+                    l.attY = place(bt * c)
+                }
+                l.residual2 = place(bt * c)
+                l.ln2 = place(bt * c); l.ln2Mean = place(bt); l.ln2Rstd = place(bt)
+                l.fcPre = place(bt * f); l.fcGelu = place(bt * f)
+            }
             l.residual3 = place(bt * c)
+            if shared == nil { shared = l }
             layers.append(l)
         }
         lnf = place(bt * c); lnfMean = place(bt); lnfRstd = place(bt)
@@ -101,7 +126,13 @@ public struct ActivationLayout: Sendable {
         guard bf16Copies else { return }
         next = 0
         for l in layers.indices {
-            layers[l].ln1Half = place(bt * c); layers[l].attYHalf = place(bt * c)
+            if l > 0, recompute == .full {
+                layers[l].ln1Half = layers[0].ln1Half; layers[l].attYHalf = layers[0].attYHalf
+                layers[l].ln2Half = layers[0].ln2Half; layers[l].fcGeluHalf = layers[0].fcGeluHalf
+                continue
+            }
+            layers[l].ln1Half = place(bt * c)
+            layers[l].attYHalf = l > 0 && recompute == .selective ? layers[0].attYHalf : place(bt * c)
             layers[l].ln2Half = place(bt * c); layers[l].fcGeluHalf = place(bt * f)
         }
         lnfHalf = place(bt * c)

@@ -132,20 +132,13 @@ public struct CPUTrainer: Sendable, Equatable {
             problems.append(Problem(key: "training.zero_stage", "is \(zeroStage), but gpt-train implements ZeRO stages 0 and 1",
                                     fix: "set training.zero_stage = 1 (optimizer state sharded over the data-parallel ranks) or 0"))
         }
-        if let problem = recomputeProblem(recompute) { problems.append(problem) }
         return problems
-    }
-
-    /// The recompute modes the trainer implements (every activation kept).
-    public static func recomputeProblem(_ recompute: Recompute) -> Problem? {
-        recompute == .none ? nil
-            : Problem(key: "training.recompute", "is \"\(recompute.rawValue)\", but gpt-train keeps every activation",
-                      fix: "set training.recompute = \"none\" (lower training.micro_batch if memory is short)")
     }
 
     /// The tensor-parallel widths, pipeline depths, ZeRO stages and recompute modes the planner may try on a CPU.
     public static let tensorParallelWidths = [1], pipelineDepths = [1], zeroStages = [0, 1]
-    public static let recomputeModes = Recompute.allCases.filter { recomputeProblem($0) == nil }
+    /// Every recompute mode runs (the backward pass recomputes, bit-identical to keeping everything).
+    public static let recomputeModes = Recompute.allCases
 
     // MARK: Memory
 
@@ -164,12 +157,14 @@ public struct CPUTrainer: Sendable, Equatable {
     /// (`ActivationLayout`, counted exactly; for the Llama family, which the trainer does not build yet, the
     /// planner's per-layer estimate `llamaActivationBytes`).
     public static func memory(_ shape: ModelShape, microBatch: Int, context: Int? = nil, products: BF16Products?,
-                              optimizerShards: Int = 1, llamaActivationBytes: (() -> Double)? = nil) -> Memory {
+                              optimizerShards: Int = 1, recompute: Recompute = .none,
+                              llamaActivationBytes: (() -> Double)? = nil) -> Memory {
         let params = Double(shape.parameterCount.total)
         let copy = products == .native ? bf16CopyBytes : products == .emulated ? roundedCopyBytes : 0
         let activations = shape.family == .llama && llamaActivationBytes != nil
             ? llamaActivationBytes!()
-            : Double(shape.activationBytes(batch: microBatch, context: context, bf16Copies: products == .native))
+            : Double(shape.activationBytes(batch: microBatch, context: context, bf16Copies: products == .native,
+                                           recompute: recompute))
         return Memory(weights: (weightBytes + copy) * params, gradients: gradientBytes * params,
                       optimizer: optimizerBytes * params / Double(max(1, optimizerShards)), activations: activations)
     }
@@ -180,12 +175,15 @@ public struct CPUTrainer: Sendable, Equatable {
     /// Whether `ranksHere` replicas of the run fit this machine's usable memory; the problem if not.
     public func memoryProblem(_ run: Run) -> Problem? {
         let needed = Self.memory(run.shape, microBatch: run.microBatch, context: run.context,
-                                 products: products(run.precision)).total * Double(ranksHere)
+                                 products: products(run.precision), recompute: run.recompute).total * Double(ranksHere)
         guard needed > usableBytes else { return nil }
+        let recomputation = run.recompute == .full ? ""
+            : ", set training.recompute = \"full\" (it keeps only each block's input)"
         return Problem(key: "training.micro_batch", "the run needs \(bytes(needed)) for weights, gradients, AdamW "
-                       + "moments and one micro-batch's activations\(ranksHere > 1 ? " on each of the \(ranksHere) ranks here" : ""); "
+                       + "moments and one micro-batch's activations (recompute \"\(run.recompute.rawValue)\")"
+                       + "\(ranksHere > 1 ? " on each of the \(ranksHere) ranks here" : ""); "
                        + "this machine has \(bytes(memoryBytes))",
-                       fix: "lower training.micro_batch (and raise grad_accum to keep the batch), or train a smaller model")
+                       fix: "lower training.micro_batch (and raise grad_accum to keep the batch)\(recomputation), or train a smaller model")
     }
 
     /// Everything that keeps the trainer from starting `run` here, in the order gpt-train reports them: the

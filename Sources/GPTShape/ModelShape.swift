@@ -193,16 +193,18 @@ public struct ModelShape: Sendable, Equatable, Codable {
     /// LayerNorm statistics; the final LayerNorm, the logits and per-token losses; the backward pass's scratch,
     /// which is reused layer after layer). Attention keeps one log-sum-exp per row with the fused kernel (the
     /// default), the B·H·T² probabilities with the materialized one. Each thread also has attention scratch, left
-    /// out: a few MB at most.
-    public func activationFloats(batch: Int, context t: Int? = nil, attention: AttentionKernel = .fused) -> Int {
-        ActivationLayout(self, batch: batch, time: t ?? seqLen, attention: attention).count
+    /// out: a few MB at most. `recompute` keeps less (`Recompute`).
+    public func activationFloats(batch: Int, context t: Int? = nil, attention: AttentionKernel = .fused,
+                                 recompute: Recompute = .none) -> Int {
+        ActivationLayout(self, batch: batch, time: t ?? seqLen, attention: attention, recompute: recompute).count
     }
 
     /// Bytes of activation storage, with the bf16 copies a model running bf16 products natively keeps besides
     /// (`ActivationLayout.bf16Copies`).
     public func activationBytes(batch: Int, context t: Int? = nil, attention: AttentionKernel = .fused,
-                                bf16Copies: Bool = false) -> Int {
-        ActivationLayout(self, batch: batch, time: t ?? seqLen, attention: attention, bf16Copies: bf16Copies).bytes
+                                bf16Copies: Bool = false, recompute: Recompute = .none) -> Int {
+        ActivationLayout(self, batch: batch, time: t ?? seqLen, attention: attention, bf16Copies: bf16Copies,
+                         recompute: recompute).bytes
     }
 
     /// Bytes of training state in one gpt-train process (`CPUTrainer.memory`, the one count): float32 weights,
@@ -211,9 +213,9 @@ public struct ModelShape: Sendable, Equatable, Codable {
     /// activations' bf16 copies; with `roundedWeights` (emulated bf16 products), the weights rounded to bf16 in a
     /// second fp32 copy (4 bytes a parameter).
     public func trainingMemoryBytes(microBatch: Int, context t: Int? = nil, bf16Copies: Bool = false,
-                                    roundedWeights: Bool = false) -> Double {
+                                    roundedWeights: Bool = false, recompute: Recompute = .none) -> Double {
         CPUTrainer.memory(self, microBatch: microBatch, context: t,
-                          products: bf16Copies ? .native : roundedWeights ? .emulated : nil).total
+                          products: bf16Copies ? .native : roundedWeights ? .emulated : nil, recompute: recompute).total
     }
 }
 

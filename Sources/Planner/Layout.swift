@@ -75,7 +75,7 @@ public enum LayoutProblem: Error, Sendable, Equatable {
     case pipelineParallelInvalid(Int, layers: Int)
     case zeroStageInvalid(Int)
     /// The hardware trains in float32 one process a device, as gpt-train does: data parallelism only (ZeRO stage
-    /// 0 or 1), no tensor or pipeline parallelism, no recomputation.
+    /// 0 or 1), no tensor or pipeline parallelism (any recompute mode).
     case unsupportedOnCPU
     case doesNotFit(needed: Double, usable: Double)
 }
@@ -132,7 +132,7 @@ public enum LayoutModel {
             // natively.
             let m = CPUTrainer.memory(shape, microBatch: l.microBatch,
                                       products: hardware.products.precision == .bf16 ? .native : nil,
-                                      optimizerShards: l.zeroStage >= 1 ? l.dataParallel : 1) {
+                                      optimizerShards: l.zeroStage >= 1 ? l.dataParallel : 1, recompute: l.recompute) {
                 cpuActivationBytes(shape, microBatch: l.microBatch, bf16Copies: hardware.products.precision == .bf16)
             }
             return MemoryBreakdown(weights: m.weights, gradients: m.gradients, optimizer: m.optimizer,
@@ -355,7 +355,7 @@ public enum LayoutModel {
                         conventions: MemoryConventions = .zeroPaper) -> Bool {
         let cpu = hardware.precision == .float32
         var c = constraints
-        if !cpu { c.recompute = c.recompute ?? .full }
+        c.recompute = c.recompute ?? .full
         for s in structures(shape: shape, devices: k, batchSequences: batchSequences, hardware: hardware,
                             constraints: c) {
             let d = k / (s.t * s.p)

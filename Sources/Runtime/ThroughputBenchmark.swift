@@ -34,6 +34,12 @@ public enum ThroughputBenchmark {
                           shape: ModelShape(nLayer: 12, nHead: 12, dModel: 768, dFF: 3072, seqLen: 1024, vocabSize: 50304, bias: false),
                           batch: 4, time: 64),
         ]
+
+        /// GPT-2 124M at its full context, one sequence: what docs/benchmarks.md measures each `Recompute` mode on.
+        public static let fullContext = Configuration(
+            name: "d: GPT-2 124M 12×12×768, T 1024, B 1, vocab 50304",
+            shape: ModelShape(nLayer: 12, nHead: 12, dModel: 768, dFF: 3072, seqLen: 1024, vocabSize: 50304, bias: false),
+            batch: 1, time: 1024)
     }
 
     public struct Result: Sendable {
@@ -48,15 +54,19 @@ public enum ThroughputBenchmark {
         public var tokensPerSecond: Double
         public var flopsPerSecond: Double
         public var peakMemoryBytes: Int
+        /// Median CPU time of a step, all of the process's threads together (`CLOCK_PROCESS_CPUTIME_ID`): on a
+        /// machine shared with other work it grows much less than the wall-clock time (idle workers spin at most
+        /// `ThreadPool.spinNanoseconds` between regions).
+        public var cpuSecondsPerStep: Double = 0
     }
 
     public static func run(_ c: Configuration, threads: Int, steps: Int = 10, warmup: Int = 2,
                            attention: AttentionKernel = .fused, precision: Precision = .fp32,
-                           bf16Products: BF16Products? = nil) throws -> Result {
+                           bf16Products: BF16Products? = nil, recompute: Recompute = .none) throws -> Result {
         BLAS.pinToOneThread()
         let pool = ThreadPool(threads: threads)
         let model = try GPT(shape: c.shape, maxBatch: c.batch, maxTime: c.time, pool: pool, attention: attention,
-                            precision: precision, bf16Products: bf16Products)
+                            precision: precision, bf16Products: bf16Products, recompute: recompute)
         model.initialize(seed: 1)
         let optimizer = AdamW(parameterCount: model.layout.count, beta1: 0.9, beta2: 0.95, eps: 1e-8,
                               weightDecay: 0.1, gradClip: 1.0)
@@ -64,9 +74,15 @@ public enum ThroughputBenchmark {
         let n = c.batch * c.time
         var tokens = (0..<n).map { _ in Int32(rng.next(below: UInt64(c.shape.vocabSize))) }
         var targets = (0..<n).map { _ in Int32(rng.next(below: UInt64(c.shape.vocabSize))) }
-        var step: [Double] = [], forward: [Double] = [], backward: [Double] = [], update: [Double] = []
+        var step: [Double] = [], forward: [Double] = [], backward: [Double] = [], update: [Double] = [], cpu: [Double] = []
         func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+        func cpuNow() -> Double {
+            var t = timespec()
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+            return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+        }
         for i in 0..<(warmup + steps) {
+            let c0 = cpuNow()
             let t0 = now()
             try tokens.withUnsafeBufferPointer { t in
                 try targets.withUnsafeBufferPointer { y in
@@ -79,7 +95,9 @@ public enum ThroughputBenchmark {
             let t2 = now()
             optimizer.step(model, lr: 1e-4, norm: optimizer.gradientNorm(model))
             let t3 = now()
+            let c1 = cpuNow()
             if i >= warmup {
+                cpu.append(c1 - c0)
                 step.append(Double(t3 - t0) * 1e-9)
                 forward.append(Double(t1 - t0) * 1e-9)
                 backward.append(Double(t2 - t1) * 1e-9)
@@ -96,6 +114,7 @@ public enum ThroughputBenchmark {
         return Result(name: c.name, threads: threads, steps: steps, stepSeconds: seconds,
                       forwardSeconds: median(forward), backwardSeconds: median(backward),
                       optimizerSeconds: median(update), tokensPerSecond: Double(n) / seconds,
-                      flopsPerSecond: c.flopsPerToken * Double(n) / seconds, peakMemoryBytes: PeakMemory.bytes)
+                      flopsPerSecond: c.flopsPerToken * Double(n) / seconds, peakMemoryBytes: PeakMemory.bytes,
+                      cpuSecondsPerStep: median(cpu))
     }
 }

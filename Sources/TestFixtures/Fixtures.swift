@@ -66,6 +66,7 @@ public enum Fixtures {
         public var warmup = 3
         public var dropout = 0.0
         public var precision: Precision = .fp32
+        public var recompute: GPTShape.Recompute = .none
         public var bias = true
         public var evalInterval = 10
         public var evalIters = 2
@@ -97,6 +98,7 @@ public enum Fixtures {
                            microBatch: o.microBatch, gradAccum: o.gradAccum, devices: o.devices,
                            zeroStage: o.zeroStage, dropout: o.dropout, seed: o.seed)
         r.training.precision = o.precision
+        r.training.recompute = o.recompute
         r.eval = .init(interval: o.evalInterval, iters: o.evalIters)
         r.checkpoint = .init(dir: "checkpoints", interval: o.checkpointInterval, keep: o.keep)
         r.logging = .init(interval: o.logInterval)

@@ -134,6 +134,8 @@ final class CheckpointStore {
                     + "\(recipe.training.precision.rawValue) from here on; it will not be bit-identical to an uninterrupted run")
                 changed.removeAll { $0.path == "training.precision" }
             }
+            // Activation recomputation computes the same bits as keeping every activation: the same run, silently.
+            changed.removeAll { $0.path == "training.recompute" }
             differences = changed.map { "\($0.path): \($0.this) in the checkpoint, \($0.other) here" }
         } else {
             differences.append("the checkpoint's recipe does not read back")

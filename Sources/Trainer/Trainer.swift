@@ -106,7 +106,8 @@ public final class Trainer {
         BLAS.pinToOneThread()
         let pool = ThreadPool(threads: max(1, options.threads))
         let model = try GPT(shape: recipe.shape, maxBatch: recipe.training.microBatch, maxTime: recipe.training.seqLen,
-                            pool: pool, precision: recipe.training.precision, bf16Products: options.bf16Products)
+                            pool: pool, precision: recipe.training.precision, bf16Products: options.bf16Products,
+                            recompute: recipe.training.recompute)
         model.initialize(seed: UInt64(recipe.training.seed))
         if let initFrom = options.initFrom { try InitialWeights.load(initFrom, into: model, recipe: recipe, tokenizer: data.tokenizer) }
         let parallel = try DataParallel(group: group, parameterCount: model.layout.count,

@@ -73,6 +73,7 @@ func bf16CeilingLine(_ m: BF16Ceiling.Measurement?, fp32: Double) -> String {
 
 extension AttentionKernel: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
+extension Recompute: ExpressibleByArgument {}
 
 struct TrainSpeed: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -85,7 +86,8 @@ struct TrainSpeed: ParsableCommand {
         pass, a backward pass, the gradient norm and an AdamW update on random tokens.
         """)
 
-    @Option(help: "Which configurations: a, b, c, or all.") var config: String = "all"
+    @Option(help: "Which configurations: a, b, c, or all (the three compared with PyTorch); or d, GPT-2 124M at T 1024.")
+    var config: String = "all"
     @Option(parsing: .unconditional, help: "Timed steps per configuration, 1 to 100000 (default: 10; the median is reported).",
             transform: NumberArgument.whole(1...100_000))
     var steps: Int = 10
@@ -102,6 +104,8 @@ struct TrainSpeed: ParsableCommand {
                                + "measured slower than the sgemm here), native (oneDNN), or emulated (bf16 operands on the sgemm).",
                                valueName: "auto|native|emulated"))
     var bf16Products: String = "auto"
+    @Option(help: "Activation recomputation: none, selective (attention's core again in the backward pass) or full (each block's forward again).")
+    var recompute: Recompute = .none
 
     func run() throws {
         let all = ThroughputBenchmark.Configuration.standard
@@ -111,7 +115,8 @@ struct TrainSpeed: ParsableCommand {
         case "a": chosen = [all[0]]
         case "b": chosen = [all[1]]
         case "c": chosen = [all[2]]
-        default: throw CommandFailure.usage("gpt-bench: --config must be a, b, c or all")
+        case "d": chosen = [.fullContext]
+        default: throw CommandFailure.usage("gpt-bench: --config must be a, b, c, d or all")
         }
         BLAS.pinToOneThread()
         let pool = ThreadPool(threads: threads)
@@ -134,14 +139,15 @@ struct TrainSpeed: ParsableCommand {
             : "bf16, emulated on the fp32 sgemm"
         if !json {
             print("\(CPU.modelName), \(threads) threads, \(Main.blasDescription)")
-            print("attention \(attention.rawValue), precision \(precision.rawValue): products \(products)")
+            print("attention \(attention.rawValue), recompute \(recompute.rawValue), precision \(precision.rawValue): products \(products)")
             print("MFU against the \(ceiling.kind.rawValue) ceiling \(flopRate(ceiling.flopsPerSecond)) (\(ceiling.description))"
                   + (precision == .bf16 && !native ? ": bf16 products are emulated on the sgemm here, so its ceiling is theirs" : "")
                   + "\n")
         }
         for c in chosen {
             let r = try ThroughputBenchmark.run(c, threads: threads, steps: steps, warmup: warmup, attention: attention,
-                                                precision: precision, bf16Products: precision == .bf16 ? chosenProducts : nil)
+                                                precision: precision, bf16Products: precision == .bf16 ? chosenProducts : nil,
+                                                recompute: recompute)
             let mfu = r.flopsPerSecond / ceiling.flopsPerSecond
             if json {
                 let object: [String: Any] = [
@@ -152,7 +158,8 @@ struct TrainSpeed: ParsableCommand {
                     "step_ms": r.stepSeconds * 1e3, "forward_ms": r.forwardSeconds * 1e3,
                     "backward_ms": r.backwardSeconds * 1e3, "optimizer_ms": r.optimizerSeconds * 1e3,
                     "peak_memory_bytes": r.peakMemoryBytes, "blas_core": BLAS.coreName,
-                    "attention": attention.rawValue, "precision": precision.rawValue,
+                    "cpu_ms_per_step": r.cpuSecondsPerStep * 1e3,
+                    "attention": attention.rawValue, "precision": precision.rawValue, "recompute": recompute.rawValue,
                 ]
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))

@@ -338,7 +338,7 @@ enum PlanText {
                 + "\(l.recompute.rawValue)) × the layers and micro-batches in flight on the first stage (1F1B), plus "
                 + "embedding, output layer and loss; other = \(bytes(h.reservedBytes)) for the runtime and buffers"
             : "float32: 4 bytes a parameter each for weights and gradients, 8 for AdamW's moments, and gpt-train's "
-                + "activation buffers for one micro-batch"
+                + "activation buffers for one micro-batch (recompute \(l.recompute.rawValue): \(cpuRecomputeNote(l.recompute)))"
                 + (h.products.precision == .bf16 ? "; bf16 products add a 2-byte bf16 copy of each weight and bf16 copies of the activations they read" : "")
         why.append("Memory per device: \(memory(m)) (\(state)); a layout must stay under "
                    + "\(Int(h.usableFraction * 100))% of \(bytes(h.memoryBytes)) = \(bytes(e.chosen.usableBytes)).")
@@ -453,7 +453,7 @@ enum PlanText {
                 text += ": --tensor-parallel \(t) × --pipeline-parallel \(p) does not divide \(k) devices"
             case .unsupportedOnCPU?:
                 text += ": on CPUs gpt-train runs float32, one process a device, data parallel: no tensor or pipeline "
-                    + "parallelism, no ZeRO stage above 1, no recomputation (name a GPU with --gpu)"
+                    + "parallelism, no ZeRO stage above 1 (name a GPU with --gpu)"
             default: break
             }
             if let least {
@@ -504,5 +504,14 @@ enum PlanText {
                 + "\n"
         }
         return out
+    }
+}
+
+/// What gpt-train's activation buffers keep under a recompute mode (`ActivationLayout`), in words.
+func cpuRecomputeNote(_ mode: Recompute) -> String {
+    switch mode {
+    case .none: "every block's activations kept"
+    case .selective: "attention's output and log-sum-exps shared by the blocks and recomputed in the backward pass"
+    case .full: "each block's output kept, one block's activations shared and recomputed in the backward pass"
     }
 }

@@ -585,8 +585,8 @@ struct Check: ParsableCommand {
                 + "Fix: lower training.micro_batch (raising grad_accum), raise zero_stage or recompute, or re-plan with "
                 + "gpt-plan --gpu \(hardware.name) --devices \(t.devices)"
         case .unsupportedOnCPU:
-            return "[hardware] cpu trains in float32 with one process a device, data parallel: tensor_parallel, "
-                + "pipeline_parallel and recompute must stay at their defaults and zero_stage at most 1. Fix: set them "
+            return "[hardware] cpu trains in float32 with one process a device, data parallel: tensor_parallel and "
+                + "pipeline_parallel must stay at their defaults and zero_stage at most 1. Fix: set them "
                 + "back, or name a GPU in [hardware]"
         default:
             return "the layout is impossible: \(problem). Fix: re-plan with gpt-plan --gpu \(hardware.name) --devices \(t.devices)"

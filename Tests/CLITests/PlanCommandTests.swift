@@ -1,4 +1,6 @@
 import Foundation
+import GPTShape
+import Compute
 import Recipe
 import TestFixtures
 import XCTest
@@ -150,6 +152,43 @@ final class PlanCommandTests: XCTestCase {
         let check = try Tool.run("gpt-plan", ["check", "r.toml"], in: dir)
         XCTAssertEqual(check.status, 0, check.stdout)
         XCTAssertTrue(check.stdout.contains("r.toml: ok"), check.stdout)
+    }
+
+    /// `gpt-plan check` takes every recompute mode on `[hardware] cpu`, and the memory it needs follows the mode:
+    /// a micro-batch that fits this machine (90% of its RAM, as gpt-train counts) only with full recomputation is
+    /// refused without it, naming the fix.
+    func testCheckAcceptsRecomputeOnCPUsAndItsMemoryFollowsTheMode() throws {
+        let dir = try Fixtures.directory("check-recompute")
+        var o = Fixtures.Options()
+        o.nLayer = 12
+        o.dModel = 256
+        o.nHead = 4
+        o.seqLen = 1024
+        // The smallest micro-batch whose memory with selective recomputation passes 90% of this machine's RAM; full
+        // recomputation keeps about a seventh of them.
+        let shape = ModelShape(nLayer: 12, nHead: 4, dModel: 256, dFF: 1024, seqLen: 1024, vocabSize: o.vocabSize, bias: o.bias)
+        func needs(_ b: Int, _ mode: Recompute) -> Double { shape.trainingMemoryBytes(microBatch: b, recompute: mode) }
+        let usable = 0.9 * Double(CPU.memoryBytes)
+        // (Selective keeps a little less than none: the threshold is its.)
+        let perSequence = needs(2, .selective) - needs(1, .selective)
+        o.microBatch = Int(((usable - (needs(1, .selective) - perSequence)) / perSequence).rounded(.up)) + 1
+        XCTAssertGreaterThan(needs(o.microBatch, .selective), usable)
+        XCTAssertGreaterThan(needs(o.microBatch, .none), usable)
+        XCTAssertLessThan(needs(o.microBatch, .full), usable)
+        let hardware = "\n[hardware]\nname = \"cpu\"\ndevice_memory = \(CPU.memoryBytes)\ndevice_flops = 1e11\nmfu = 0.5\n"
+        for mode in Recipe.Recompute.allCases {
+            o.recompute = mode
+            let recipe = try Fixtures.recipe(in: dir, name: "\(mode).toml", o)
+            try (try String(contentsOfFile: recipe, encoding: .utf8) + hardware).write(toFile: recipe, atomically: true, encoding: .utf8)
+            let check = try Tool.run("gpt-plan", ["check", recipe])
+            if mode == .full {
+                XCTAssertEqual(check.status, 0, check.stdout + check.stderr)
+            } else {
+                XCTAssertEqual(check.status, 1, check.stdout + check.stderr)
+                XCTAssertTrue(check.stdout.contains("activations (recompute \"\(mode)\")")
+                              && check.stdout.contains("set training.recompute = \"full\""), check.stdout)
+            }
+        }
     }
 
     func testCheckExitStatuses() throws {

@@ -44,7 +44,12 @@ final class CPUTrainerTests: XCTestCase {
         let short = CPUTrainer(memoryBytes: needed / 0.9 * 0.999, bf16Products: .native).problems(run)
         XCTAssertEqual(short.map(\.key), ["training.micro_batch"])
         XCTAssertTrue(short[0].description.hasPrefix("training.micro_batch: the run needs "), short[0].description)
-        XCTAssertTrue(short[0].description.hasSuffix(". Fix: lower training.micro_batch (and raise grad_accum to keep the batch), or train a smaller model"))
+        XCTAssertTrue(short[0].description.hasSuffix(". Fix: lower training.micro_batch (and raise grad_accum to keep the batch), set training.recompute = \"full\" (it keeps only each block's input), or train a smaller model"), short[0].description)
+        var full = run
+        full.recompute = .full
+        let fullShort = CPUTrainer(memoryBytes: 1, bf16Products: .native).problems(full)
+        XCTAssertTrue(fullShort[0].description.contains("activations (recompute \"full\")"), fullShort[0].description)
+        XCTAssertTrue(fullShort[0].description.hasSuffix(". Fix: lower training.micro_batch (and raise grad_accum to keep the batch), or train a smaller model"))
         let twoRanks = CPUTrainer(memoryBytes: needed / 0.9 * 1.5, bf16Products: .native, ranksHere: 2).problems(run)
         XCTAssertTrue(twoRanks.first?.message.contains("on each of the 2 ranks here") ?? false)
     }
@@ -57,8 +62,9 @@ final class CPUTrainerTests: XCTestCase {
             "training.tensor_parallel: is 2, but gpt-train trains data parallel only (one model replica a process). Fix: set training.tensor_parallel = 1 (and training.devices to the data-parallel processes), or run this layout on a GPU framework",
             "training.pipeline_parallel: is 2, but gpt-train trains data parallel only (one model replica a process). Fix: set training.pipeline_parallel = 1 (and training.devices to the data-parallel processes), or run this layout on a GPU framework",
             "training.zero_stage: is 2, but gpt-train implements ZeRO stages 0 and 1. Fix: set training.zero_stage = 1 (optimizer state sharded over the data-parallel ranks) or 0",
-            "training.recompute: is \"full\", but gpt-train keeps every activation. Fix: set training.recompute = \"none\" (lower training.micro_batch if memory is short)",
         ])
+        // Every recompute mode runs on the CPU (recomputation in the backward pass, bit-identical to none).
+        XCTAssertEqual(CPUTrainer.recomputeModes, Recompute.allCases)
         run.shape.tieEmbeddings = false
         XCTAssertEqual(machine.problems(run).first?.description,
                        "model.tie_embeddings = false: gpt-train's GPT-2 model ties the output head to the token embedding. Fix: set model.tie_embeddings = true")

@@ -134,6 +134,61 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(Array(ta.optimizer.v.buffer), Array(tb.optimizer.v.buffer))
     }
 
+    /// Every `training.recompute` mode trains the same bits: losses, weights and both moments, with dropout and
+    /// gradient accumulation, in fp32 and bf16.
+    func testRecomputeModesTrainBitIdentically() throws {
+        for precision in Precision.allCases {
+            var o = Fixtures.Options()
+            o.dropout = 0.1
+            o.steps = 6
+            o.gradAccum = 2
+            o.precision = precision
+            var runs: [(Trainer, [[String: Double]])] = []
+            for mode in Recompute.allCases {
+                o.recompute = mode
+                let dir = try Fixtures.directory("recompute-\(precision)-\(mode)")
+                let (trainer, _) = try run(dir, o)
+                XCTAssertEqual(trainer.model.recompute, mode)
+                runs.append((trainer, try Fixtures.metrics(runDirectory: "\(dir)/run")))
+            }
+            for (trainer, metrics) in runs.dropFirst() {
+                let label = "\(precision) \(trainer.model.recompute)"
+                XCTAssertEqual(metrics, runs[0].1, label)
+                XCTAssertEqual(Array(trainer.model.parameters.buffer), Array(runs[0].0.model.parameters.buffer), label)
+                XCTAssertEqual(Array(trainer.optimizer.m.buffer), Array(runs[0].0.optimizer.m.buffer), label)
+                XCTAssertEqual(Array(trainer.optimizer.v.buffer), Array(runs[0].0.optimizer.v.buffer), label)
+            }
+        }
+    }
+
+    /// A run stopped without recomputation resumes with full recomputation (no recipe mismatch: the same run) and
+    /// ends bit-identical to an uninterrupted run without it.
+    func testARunResumesExactlyInAnotherRecomputeMode() throws {
+        var o = Fixtures.Options()
+        o.steps = 12
+        o.dropout = 0.1
+        o.checkpointInterval = 10
+        let dir = try Fixtures.directory("recompute-resume"), straightDir = try Fixtures.directory("recompute-straight")
+        let (straight, _) = try run(straightDir, o)
+        _ = try run(dir, o, stopAfter: 6)
+        o.recompute = .full
+        let recipe = try Fixtures.recipe(in: dir, o)
+        var options = TrainingOptions(runDirectory: "\(dir)/run", threads: 2)
+        options.resume = true
+        var startStep: Int?
+        let resumed = try Trainer(recipePath: recipe, options: options, handler: TrainingEventHandler { event in
+            if case .started(let info) = event { startStep = info.startStep }
+            return .proceed
+        })
+        try resumed.run()
+        XCTAssertEqual(startStep, 6, "resumed from the step-6 checkpoint")
+        XCTAssertEqual(resumed.model.recompute, .full)
+        XCTAssertEqual(resumed.state, straight.state)
+        XCTAssertEqual(Array(resumed.model.parameters.buffer), Array(straight.model.parameters.buffer))
+        XCTAssertEqual(Array(resumed.optimizer.v.buffer), Array(straight.optimizer.v.buffer))
+        XCTAssertEqual(try Fixtures.metrics(runDirectory: "\(dir)/run"), try Fixtures.metrics(runDirectory: "\(straightDir)/run"))
+    }
+
     func testAccumulationMatchesALargerMicroBatch() throws {
         var whole = Fixtures.Options()
         whole.steps = 8
@@ -317,6 +372,25 @@ final class AllocationTests: XCTestCase {
         let array = [Int](repeating: 1, count: 1000 + Int(trainer.state.step))
         XCTAssertGreaterThan(gpt_allocation_count() - probe, 0)
         XCTAssertEqual(array.count, 1000 + trainer.state.step)
+    }
+
+    /// Recomputation runs kernels again over the same buffers: still nothing allocated.
+    func testRecomputingStepsAllocateNothing() throws {
+        try XCTSkipUnless(gpt_allocation_counting() == 1, "allocations are not counted under AddressSanitizer")
+        for mode in [Recompute.selective, .full] {
+            let dir = try Fixtures.directory("allocations-\(mode)")
+            var o = Fixtures.Options()
+            o.dropout = 0.1
+            o.gradAccum = 2
+            o.steps = 10
+            o.recompute = mode
+            let recipe = try Fixtures.recipe(in: dir, o)
+            let trainer = try Trainer(recipePath: recipe, options: TrainingOptions(runDirectory: "\(dir)/run", threads: 2))
+            try trainer.trainStep()
+            let before = gpt_allocation_count()
+            for _ in 0..<3 { try trainer.trainStep() }
+            XCTAssertEqual(gpt_allocation_count() - before, 0, "heap allocations in three training steps, recompute \(mode)")
+        }
     }
 
     /// The same with native bf16 products: the trainer allocates nothing either, and oneDNN makes exactly its
