@@ -73,7 +73,7 @@ let package = Package(
         // (`CPUTrainer`: its layouts, memory and usable share), which the planner, gpt-plan check and gpt-train share.
         .target(name: "GPTShape", dependencies: ["Formatting"]),
         .target(name: "Planner", dependencies: ["GPTShape", "Formatting"]),
-        .target(name: "Recipe", dependencies: ["GPTShape", "Planner", "Formatting", "TOMLKit"]),
+        .target(name: "Recipe", dependencies: ["GPTShape", "Formatting", "TOMLKit"]),
         .target(name: "Tokenizers", dependencies: ["Durable", "Formatting"], swiftSettings: numericSettings),
         .target(name: "Corpus", dependencies: ["Tokenizers", "Durable"], swiftSettings: numericSettings),
         .target(name: "Kernels", dependencies: ["Compute"], swiftSettings: numericSettings),

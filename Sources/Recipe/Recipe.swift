@@ -1,5 +1,5 @@
 import GPTShape
-import Planner
+
 
 /// A training run, completely: what the planner decided, the model, the data, the optimizer, the schedule, the
 /// batch and its parallel layout, evaluation, checkpoints, logging, and (optionally) the hardware it was planned
@@ -87,8 +87,9 @@ public struct Recipe: Equatable, Sendable {
         }
     }
 
-    /// Activation recomputation (Korthikanti et al. 2022): the planner's `Recompute`, one type for both.
-    public typealias Recompute = Planner.Recompute
+    /// Activation recomputation (Korthikanti et al. 2022): GPTShape's `Recompute`, the one type the model, the planner
+    /// and the recipe share.
+    public typealias Recompute = GPTShape.Recompute
 
 
     /// Steps, batch and parallel layout. `devices` is the total device count K = d·t·p: `tensorParallel` (t)
