@@ -70,6 +70,8 @@ public struct ExportResult: Sendable {
     public var files: [String]
     /// The data that went out (nil with `--no-data`).
     public var dataSummary: String?
+    /// Why the data did not go out although it was asked for (the recipe's data.path does not exist), with the fix.
+    public var missingData: String?
 }
 
 /// Compiles a recipe for an engine and writes the export directory: the data first (each file written under a
@@ -110,7 +112,15 @@ public enum EngineExporter {
             ? recipe.data.path
             : URL(fileURLWithPath: recipeDirectory).appendingPathComponent(recipe.data.path).standardized.path
         var split: DataSplit?
-        if settings.includeData || FileManager.default.fileExists(atPath: dataPath) {
+        // A recipe planned before its data exists (data.path is the planner's placeholder) still compiles: the
+        // configuration is written, and the caller is told the data is not there and how to add it.
+        let dataExists = FileManager.default.fileExists(atPath: dataPath)
+        let missingData = settings.includeData && !dataExists
+            ? "data.path: \(dataPath) does not exist, so \(settings.dataDirectory) was not written (the configuration reads the "
+                + "data from there). Fix: prepare the data there (gpt-data prepare TEXT -o \(dataPath)) and export again, "
+                + "or pass --no-data when the data will be put in place by other means"
+            : nil
+        if dataExists {
             do {
                 split = try DataSplit.load(dataPath, tokenizer: recipe.data.tokenizer, valFraction: recipe.data.valFraction)
             } catch let error as DataSplitError {
@@ -190,7 +200,7 @@ public enum EngineExporter {
             if name.hasSuffix(".sh") { chmod(path, 0o755) }
             written.append(name)
         }
-        return ExportResult(configuration: configuration, files: written, dataSummary: dataSummary)
+        return ExportResult(configuration: configuration, files: written, dataSummary: dataSummary, missingData: missingData)
     }
 }
 

@@ -23,7 +23,8 @@ struct Export: ParsableCommand {
     @Option(help: "The engine: megatron, nanogpt or llmc.") var to: String
     @Option(name: [.short, .customLong("output")], help: "The export directory.") var output: String
     @Flag(name: .customLong("no-data"), help: "Write the configuration only, not the data.") var noData = false
-    @Option(name: .customLong("gpus-per-node"), help: "GPUs per node for the launch lines (default 8).")
+    @Option(name: .customLong("gpus-per-node"), parsing: .unconditional, help: "GPUs per node for the launch lines, 1 to 1024 (default 8).",
+            transform: NumberArgument.whole(1...1024))
     var gpusPerNode: Int = 8
     @Option(name: .customLong("llmc-model"),
             help: "llm.c: start from this model file (gpt-train export CKPT --to llmc) instead of a GPT-2 descriptor (-e dL).")
@@ -33,7 +34,6 @@ struct Export: ParsableCommand {
         guard let engine = Engine(rawValue: to) else {
             throw CommandFailure.usage("gpt-plan export: --to \(to) is not an engine; use megatron, nanogpt or llmc")
         }
-        guard gpusPerNode >= 1 else { throw CommandFailure.usage("gpt-plan export: --gpus-per-node must be at least 1") }
         let loaded: Recipe
         do { loaded = try RecipeLoader.loadValid(path: recipe).0 } catch let rejected as RecipeRejected {
             throw CommandFailure("gpt-plan export: \(recipe) does not pass gpt-plan check:\n"
@@ -64,5 +64,6 @@ struct Export: ParsableCommand {
         for file in result.files { print("  wrote \(file)") }
         print("  launch: \(result.configuration.launch)")
         print("  \(result.configuration.differences.count) differences from gpt-train, each with its effect on the run: \(directory)/README.md")
+        if let missing = result.missingData { Terminal.note("gpt-plan export: warning: \(missing)") }
     }
 }

@@ -57,7 +57,9 @@ struct Import: ParsableCommand {
     var tokenizer: String?
     @Option(help: "A directory gpt-data prepared with this tokenizer, recorded as the checkpoint's data (then eval needs no --data).")
     var data: String?
-    @Option(name: .customLong("seq-len"), help: "Window length of the checkpoint's recipe (training.seq_len; default: n_positions, at most 1024).")
+    @Option(name: .customLong("seq-len"), parsing: .unconditional,
+            help: "Window length of the checkpoint's recipe (training.seq_len), 1 to 1048576 (default: n_positions, at most 1024).",
+            transform: NumberArgument.whole(1...(1 << 20)))
     var seqLen: Int?
     @Flag(help: "Replace the output file if it exists.") var force = false
 
