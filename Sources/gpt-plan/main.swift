@@ -170,7 +170,7 @@ struct Make: ParsableCommand {
         let recipe = try recipeText(plan, for: output ?? "recipe.toml", data: data, tokenizer: tokenizer?.rawValue,
                                     valFraction: valFraction, seed: seed)
         if json {
-            print(try PlanJSON.text(plan))
+            print(try planJSONText(plan))
         } else {
             printTable(plan)
             if AllocationRule.named(fit) == nil, let line = measuredPrediction(fitPath: fit, plan: plan) {
@@ -322,7 +322,7 @@ struct Make: ParsableCommand {
             }
         }
         if json {
-            print("[" + (try plans.map { try PlanJSON.text($0) }.joined(separator: ",\n")) + "]")
+            print("[" + (try plans.map { try planJSONText($0) }.joined(separator: ",\n")) + "]")
             return
         }
         let rows: [(String, (Plan) -> String)] = [
@@ -369,15 +369,14 @@ struct Make: ParsableCommand {
         }
         var out = "Batch and learning-rate rules compared for the same request\n\nBatch rules (learning rate by "
             + "\(base.lrRule.formula)):\n"
-        var json: [[String: Any]] = []
+        var json: [RuleComparisonJSON] = []
         for (name, rule) in BatchRule.named + (base.batchRule.isFixed ? [("given", base.batchRule)] : []) {
             let p = try plan({ $0.batchRule = rule }, "batch rule \(name)")
             out += "  \(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(si(p.batch.targetTokens, 4).padding(toLength: 10, withPad: " ", startingAt: 0)) tokens"
                 + " → \(p.batchSequences) × \(p.shape.seqLen) = \(si(Double(p.batchTokens), 4)), \(p.steps) steps, lr \(sig(p.learningRate, 3))"
                 + (p.batch.cappedAt != nil ? " (capped for \(minimumSteps) steps)" : "") + "\n"
                 + "             \(rule.formula)\n"
-            json.append(["kind": "batch", "rule": name, "formula": rule.formula, "target_tokens": p.batch.targetTokens,
-                         "batch_tokens": p.batchTokens, "steps": p.steps, "learning_rate": p.learningRate])
+            json.append(RuleComparisonJSON(batchRule: name, rule, plan: p))
         }
         out += "\nLearning-rate rules (batch by \(base.batchRule.formula)):\n"
         var lrRules: [(String, LearningRateRule)] = LearningRateRuleName.allCases.compactMap { name in
@@ -389,7 +388,7 @@ struct Make: ParsableCommand {
             let p = try plan({ $0.lrRule = rule }, "learning-rate rule \(name)")
             out += "  \(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(sig(p.learningRate, 3).padding(toLength: 10, withPad: " ", startingAt: 0))"
                 + " \(PlanText.learningRateRule(p.learningRateDecision, batchTokens: p.batchTokens, nonEmbedding: p.nonEmbeddingParams, tokens: p.tokens))\n"
-            json.append(["kind": "learning_rate", "rule": name, "formula": rule.formula, "learning_rate": p.learningRate])
+            json.append(RuleComparisonJSON(learningRateRule: name, rule, plan: p))
         }
         let reference = try plan({ _ in }, "the request")
         if !StepLawRange.contains(nonEmbeddingParams: Double(reference.nonEmbeddingParams), tokens: reference.tokens) {
@@ -399,8 +398,7 @@ struct Make: ParsableCommand {
                 + "\(si(StepLawRange.tokens.upperBound)) tokens): an extrapolation.\n"
         }
         if self.json {
-            let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .prettyPrinted])
-            print(String(decoding: data, as: UTF8.self))
+            print(try jsonText(json))
         } else {
             print(out, terminator: "")
         }
@@ -621,50 +619,17 @@ struct Reference: ParsableCommand {
     func run() { print(RecipeWriter.referenceMarkdown(), terminator: "") }
 }
 
-/// The plan as one JSON object with exactly the documented keys.
-enum PlanJSON {
-    static func text(_ plan: Plan) throws -> String {
-        let e = plan.execution, l = plan.layout, m = plan.memory
-        let object: [String: Any] = [
-            "flops": plan.flops,
-            "fit": plan.fit,
-            "params": plan.params,
-            "non_embedding_params": plan.nonEmbeddingParams,
-            "tokens": plan.tokens,
-            "tokens_per_param": plan.tokensPerParam,
-            "predicted_loss": plan.predictedLoss,
-            "model": [
-                "n_layer": plan.shape.nLayer, "n_head": plan.shape.nHead, "d_model": plan.shape.dModel,
-                "d_ff": plan.shape.dFF, "seq_len": plan.shape.seqLen, "vocab_size": plan.shape.vocabSize,
-            ],
-            "flops_per_token": plan.flopsPerToken,
-            "batch_tokens": plan.batchTokens,
-            "batch_sequences": plan.batchSequences,
-            "learning_rate": plan.learningRate,
-            "min_learning_rate": plan.minLearningRate,
-            "warmup_steps": plan.warmupSteps,
-            "steps": plan.steps,
-            "memory_bytes": plan.memoryBytes,
-            "rationale": PlanText.rationale(plan),
-            "hardware": [
-                "name": e.hardware.name, "memory_bytes": e.hardware.memoryBytes, "peak_flops": e.hardware.peakFlops,
-                "devices": l.devices, "precision": e.hardware.products.precision.rawValue,
-            ],
-            "layout": [
-                "data_parallel": l.dataParallel, "tensor_parallel": l.tensorParallel,
-                "pipeline_parallel": l.pipelineParallel, "zero_stage": l.zeroStage, "recompute": l.recompute.rawValue,
-                "micro_batch": l.microBatch, "grad_accum": l.gradAccum,
-            ],
-            "memory_per_device": [
-                "weights": m.weights, "gradients": m.gradients, "optimizer": m.optimizer,
-                "activations": m.activations, "other": m.other, "total": m.total,
-            ],
-            "time_seconds": plan.estimatedSeconds,
-            "device_hours": e.deviceHours,
-            "cost": e.cost.map { $0 as Any } ?? NSNull(),
-        ]
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
-        return String(decoding: data, as: UTF8.self)
+/// The plan as `--json` prints it (`PlanJSON`, the planner's Codable type, with the text renderer's rationale).
+func planJSONText(_ plan: Plan) throws -> String {
+    try jsonText(PlanJSON(plan, rationale: PlanText.rationale(plan)))
+}
+
+/// `value` as the plan JSON encoder writes it; a non-finite number is an error naming its key, never a signal.
+func jsonText<Value: Encodable>(_ value: Value) throws -> String {
+    do { return String(decoding: try PlanJSON.encoder.encode(value), as: UTF8.self) }
+    catch EncodingError.invalidValue(let number, let context) {
+        let key = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+        throw CommandFailure("gpt-plan: the plan's \(key) is \(number), which JSON cannot hold", exitCode: 1)
     }
 }
 
