@@ -41,7 +41,7 @@ struct Sweep: ParsableCommand {
     @Option(name: .customLong("seq-len"), parsing: .unconditional, help: "Context length, 1 to 1048576 (default: the planner's).",
             transform: NumberArgument.whole(PlanLimits.seqLen))
     var seqLen: Int?
-    @Option(help: "char, byte or bpe (default: the prepared --data's).") var tokenizer: String?
+    @Option(help: "char, byte or bpe (default: the prepared --data's).") var tokenizer: TokenizerName?
     @Option(name: .customLong("device-flops"), parsing: .unconditional,
             help: "This machine's FLOP/s for the time estimates, 1e6 to 1e18 (default: measured).",
             transform: NumberArgument.real(FlagRange(PlanLimits.deviceFlops)))
@@ -99,7 +99,7 @@ struct Sweep: ParsableCommand {
 
         let unique = uniqueTokens ?? prepared.map { Double($0.trainTokens) }
         let planner = SweepRunPlanner(directory: output, data: data, cpu: cpu, rule: rule,
-                                      vocab: vocab ?? prepared?.vocabSize ?? 50257, seqLen: seqLen, tokenizer: tokenizer,
+                                      vocab: vocab ?? prepared?.vocabSize ?? 50257, seqLen: seqLen, tokenizer: tokenizer?.rawValue,
                                       valFraction: prepared?.valFraction ?? 0.1, seed: seed, uniqueTokens: unique)
         var runs: [SweepManifest.Run] = [], notes: [String] = []
         for c in budgets {
@@ -126,7 +126,7 @@ struct Sweep: ParsableCommand {
                                      notes: notes)
         manifest.uniqueTokens = unique
         manifest.settings = .init(data: relativePath(of: data, from: output), vocab: vocab, seqLen: seqLen,
-                                  tokenizer: tokenizer, valFraction: prepared?.valFraction ?? 0.1, seed: seed,
+                                  tokenizer: tokenizer?.rawValue, valFraction: prepared?.valFraction ?? 0.1, seed: seed,
                                   deviceFlops: rate,
                                   fit: AllocationRule.named(fit) != nil ? fit : relativePath(of: fit, from: output))
         let encoder = JSONEncoder()

@@ -73,11 +73,11 @@ struct Make: ParsableCommand {
     @Option(help: "Model family: gpt2 (default) or llama (Llama 3's proportions: head size 128, 8 KV heads, d_ff ≈ 3.5·d_model, untied head).")
     var family: String = "gpt2"
 
-    @Option(name: .customLong("batch-rule"), help: "Batch size rule: deepseek, kaplan or step-law.") var batchRule: String = "deepseek"
+    @Option(name: .customLong("batch-rule"), help: "Batch size rule: deepseek, kaplan or step-law.") var batchRule: BatchRuleName = .deepseek
     @Option(parsing: .unconditional, help: "Batch size in tokens, overriding the rule (e.g. 0.5M).",
             transform: NumberArgument.real(.positive))
     var batch: Double?
-    @Option(name: .customLong("lr-rule"), help: "Learning-rate rule: deepseek, kaplan, step-law or reference.") var lrRule: String?
+    @Option(name: .customLong("lr-rule"), help: "Learning-rate rule: deepseek, kaplan, step-law or reference.") var lrRule: LearningRateRuleName?
     @Flag(name: .customLong("compare-rules"), help: "Show every batch and learning-rate rule for the same budget.")
     var compareRules = false
     @Option(parsing: .unconditional, help: "Peak learning rate, overriding the rule (in (0, 1], a recipe's range).",
@@ -91,7 +91,7 @@ struct Make: ParsableCommand {
             transform: NumberArgument.real(FlagRange(0, included: false, 1)))
     var referenceLR: Double?
     @Option(name: .customLong("lr-scaling"), help: "How lr scales with batch from the reference: sqrt or linear.")
-    var lrScaling: String = "sqrt"
+    var lrScaling: LearningRateRule.Scaling = .sqrt
 
     @Option(help: "Hardware preset (a100-40gb, a100-80gb, h100-sxm-80gb, h200-141gb, mi300x, cpu), or `list`. Default: this machine if one process here holds the run, else h100-sxm-80gb.")
     var gpu: String?
@@ -124,7 +124,7 @@ struct Make: ParsableCommand {
             help: "Fix the pipeline stages (1 to 1024, the most layers a recipe takes).",
             transform: NumberArgument.whole(PlanLimits.pipelineParallel))
     var pipelineParallel: Int?
-    @Option(help: "Fix activation recomputation: none, selective or full.") var recompute: String?
+    @Option(help: "Fix activation recomputation: none, selective or full.") var recompute: Recompute?
     @Flag(name: .customLong("compare-layouts"), help: "Also print the fastest layouts with their memory and time.")
     var compareLayouts = false
     @Option(name: .customLong("price-per-device-hour"), parsing: .unconditional,
@@ -138,7 +138,7 @@ struct Make: ParsableCommand {
             help: "For the recipe: the data ([data] path), a text file or a directory from gpt-data prepare (default: data).")
     var dataOption: String?
     var data: String { dataOption ?? "data" }
-    @Option(help: "For the recipe: char, byte or bpe (default: the prepared --data's, else bpe).") var tokenizer: String?
+    @Option(help: "For the recipe: char, byte or bpe (default: the prepared --data's, else bpe).") var tokenizer: TokenizerName?
     @Option(name: .customLong("val-fraction"), parsing: .unconditional,
             help: "For the recipe: share of the data held out, in (0, 0.5] (a recipe's range; default: 0.1).",
             transform: NumberArgument.real(FlagRange(0, included: false, 0.5)))
@@ -152,9 +152,6 @@ struct Make: ParsableCommand {
             print("  cpu           this machine: its RAM and measured sgemm and bf16 matmul rates; bf16 products where it "
                   + "multiplies bf16 natively and faster, else fp32 (master weights and moments fp32 either way)")
             return
-        }
-        if let tokenizer, !Schema.tokenizerNames.contains(tokenizer) {
-            throw CommandFailure.usage("gpt-plan: --tokenizer \(tokenizer): use one of \(Schema.tokenizerNames.joined(separator: ", "))")
         }
         let request = try makeRequest()
         if compareFits {
@@ -170,10 +167,10 @@ struct Make: ParsableCommand {
             throw CommandFailure.usage("gpt-plan: \(PlanText.error(error))")
         }
         // The recipe is made and checked whether or not it is written: a plan -o would refuse is refused without it.
-        let recipe = try recipeText(plan, for: output ?? "recipe.toml", data: data, tokenizer: tokenizer,
+        let recipe = try recipeText(plan, for: output ?? "recipe.toml", data: data, tokenizer: tokenizer?.rawValue,
                                     valFraction: valFraction, seed: seed)
         if json {
-            print(try PlanJSON.text(plan))
+            print(try planJSONText(plan))
         } else {
             printTable(plan)
             if AllocationRule.named(fit) == nil, let line = measuredPrediction(fitPath: fit, plan: plan) {
@@ -266,36 +263,20 @@ struct Make: ParsableCommand {
             zeroStage: zeroStage,
             tensorParallel: tensorParallel,
             pipelineParallel: pipelineParallel,
-            recompute: try recompute.map {
-                guard let mode = Recompute(rawValue: $0) else {
-                    throw CommandFailure.usage("gpt-plan: --recompute \($0): use none, selective or full")
-                }
-                return mode
-            })
+            recompute: recompute)
         request.pricePerDeviceHour = pricePerDeviceHour
-        switch batchRule {
-        case "deepseek": request.batchRule = .deepseek
-        case "kaplan": request.batchRule = .kaplan
-        case "step-law": request.batchRule = .stepLaw
-        default: throw CommandFailure.usage("gpt-plan: --batch-rule \(batchRule): use deepseek, kaplan or step-law")
-        }
+        request.batchRule = batchRule.rule
         if let b = batch { request.batchRule = .fixed(tokens: b) }
 
-        let lrRuleName = lrRule ?? (referenceLR != nil ? "reference" : "deepseek")
-        switch lrRuleName {
-        case "deepseek": request.lrRule = .deepseek
-        case "kaplan": request.lrRule = .kaplan
-        case "step-law": request.lrRule = .stepLaw
-        case "reference":
+        let lrRuleName = lrRule ?? (referenceLR != nil ? .reference : .deepseek)
+        if let rule = lrRuleName.rule {
+            request.lrRule = rule
+        } else {
             guard let refLR = referenceLR, let refBatch = referenceBatch else {
                 throw CommandFailure.usage("gpt-plan: --lr-rule reference needs --reference-batch and --reference-lr "
                                            + "(e.g. --reference-batch 0.5M --reference-lr 6e-4, GPT-3 125M's)")
             }
-            guard let scaling = LearningRateRule.Scaling(rawValue: lrScaling) else {
-                throw CommandFailure.usage("gpt-plan: --lr-scaling \(lrScaling): use sqrt or linear")
-            }
-            request.lrRule = .reference(batchTokens: refBatch, lr: refLR, scaling: scaling)
-        default: throw CommandFailure.usage("gpt-plan: --lr-rule \(lrRuleName): use deepseek, kaplan, step-law or reference")
+            request.lrRule = .reference(batchTokens: refBatch, lr: refLR, scaling: lrScaling)
         }
         if let value = lr { request.lrRule = .fixed(value) }
         return request
@@ -341,7 +322,7 @@ struct Make: ParsableCommand {
             }
         }
         if json {
-            print("[" + (try plans.map { try PlanJSON.text($0) }.joined(separator: ",\n")) + "]")
+            print("[" + (try plans.map { try planJSONText($0) }.joined(separator: ",\n")) + "]")
             return
         }
         let rows: [(String, (Plan) -> String)] = [
@@ -388,25 +369,26 @@ struct Make: ParsableCommand {
         }
         var out = "Batch and learning-rate rules compared for the same request\n\nBatch rules (learning rate by "
             + "\(base.lrRule.formula)):\n"
-        var json: [[String: Any]] = []
+        var json: [RuleComparisonJSON] = []
         for (name, rule) in BatchRule.named + (base.batchRule.isFixed ? [("given", base.batchRule)] : []) {
             let p = try plan({ $0.batchRule = rule }, "batch rule \(name)")
             out += "  \(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(si(p.batch.targetTokens, 4).padding(toLength: 10, withPad: " ", startingAt: 0)) tokens"
                 + " → \(p.batchSequences) × \(p.shape.seqLen) = \(si(Double(p.batchTokens), 4)), \(p.steps) steps, lr \(sig(p.learningRate, 3))"
                 + (p.batch.cappedAt != nil ? " (capped for \(minimumSteps) steps)" : "") + "\n"
                 + "             \(rule.formula)\n"
-            json.append(["kind": "batch", "rule": name, "formula": rule.formula, "target_tokens": p.batch.targetTokens,
-                         "batch_tokens": p.batchTokens, "steps": p.steps, "learning_rate": p.learningRate])
+            json.append(RuleComparisonJSON(batchRule: name, rule, plan: p))
         }
         out += "\nLearning-rate rules (batch by \(base.batchRule.formula)):\n"
-        var lrRules: [(String, LearningRateRule)] = [("deepseek", .deepseek), ("kaplan", .kaplan), ("step-law", .stepLaw)]
+        var lrRules: [(String, LearningRateRule)] = LearningRateRuleName.allCases.compactMap { name in
+            name.rule.map { (name.rawValue, $0) }
+        }
         if case .reference = base.lrRule { lrRules.append(("reference", base.lrRule)) }
         if case .fixed = base.lrRule { lrRules.append(("given", base.lrRule)) }
         for (name, rule) in lrRules {
             let p = try plan({ $0.lrRule = rule }, "learning-rate rule \(name)")
             out += "  \(name.padding(toLength: 10, withPad: " ", startingAt: 0)) \(sig(p.learningRate, 3).padding(toLength: 10, withPad: " ", startingAt: 0))"
                 + " \(PlanText.learningRateRule(p.learningRateDecision, batchTokens: p.batchTokens, nonEmbedding: p.nonEmbeddingParams, tokens: p.tokens))\n"
-            json.append(["kind": "learning_rate", "rule": name, "formula": rule.formula, "learning_rate": p.learningRate])
+            json.append(RuleComparisonJSON(learningRateRule: name, rule, plan: p))
         }
         let reference = try plan({ _ in }, "the request")
         if !StepLawRange.contains(nonEmbeddingParams: Double(reference.nonEmbeddingParams), tokens: reference.tokens) {
@@ -416,14 +398,50 @@ struct Make: ParsableCommand {
                 + "\(si(StepLawRange.tokens.upperBound)) tokens): an extrapolation.\n"
         }
         if self.json {
-            let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .prettyPrinted])
-            print(String(decoding: data, as: UTF8.self))
+            print(try jsonText(json))
         } else {
             print(out, terminator: "")
         }
     }
 
 }
+
+/// `--batch-rule`: the planner's named batch rules (`BatchRule.named`).
+enum BatchRuleName: String, CaseIterable, ExpressibleByArgument {
+    case deepseek
+    case kaplan
+    case stepLaw = "step-law"
+
+    /// The planner's rule of this name.
+    var rule: BatchRule { BatchRule.named.first { $0.name == rawValue }!.rule }
+}
+
+/// `--lr-rule`: the planner's learning-rate rules by name.
+enum LearningRateRuleName: String, CaseIterable, ExpressibleByArgument {
+    case deepseek
+    case kaplan
+    case stepLaw = "step-law"
+    case reference
+
+    /// The planner's rule of this name; nil for `reference`, which needs a reference batch and learning rate.
+    var rule: LearningRateRule? {
+        switch self {
+        case .deepseek: .deepseek
+        case .kaplan: .kaplan
+        case .stepLaw: .stepLaw
+        case .reference: nil
+        }
+    }
+}
+
+/// `--tokenizer` of a recipe: the schema's tokenizer names (`Schema.tokenizerNames`).
+enum TokenizerName: String, CaseIterable, ExpressibleByArgument {
+    case char
+    case byte
+    case bpe
+}
+
+extension LearningRateRule.Scaling: ExpressibleByArgument {}
 
 /// `--devices`: a count, or auto.
 enum DeviceCount: Equatable {
@@ -601,50 +619,17 @@ struct Reference: ParsableCommand {
     func run() { print(RecipeWriter.referenceMarkdown(), terminator: "") }
 }
 
-/// The plan as one JSON object with exactly the documented keys.
-enum PlanJSON {
-    static func text(_ plan: Plan) throws -> String {
-        let e = plan.execution, l = plan.layout, m = plan.memory
-        let object: [String: Any] = [
-            "flops": plan.flops,
-            "fit": plan.fit,
-            "params": plan.params,
-            "non_embedding_params": plan.nonEmbeddingParams,
-            "tokens": plan.tokens,
-            "tokens_per_param": plan.tokensPerParam,
-            "predicted_loss": plan.predictedLoss,
-            "model": [
-                "n_layer": plan.shape.nLayer, "n_head": plan.shape.nHead, "d_model": plan.shape.dModel,
-                "d_ff": plan.shape.dFF, "seq_len": plan.shape.seqLen, "vocab_size": plan.shape.vocabSize,
-            ],
-            "flops_per_token": plan.flopsPerToken,
-            "batch_tokens": plan.batchTokens,
-            "batch_sequences": plan.batchSequences,
-            "learning_rate": plan.learningRate,
-            "min_learning_rate": plan.minLearningRate,
-            "warmup_steps": plan.warmupSteps,
-            "steps": plan.steps,
-            "memory_bytes": plan.memoryBytes,
-            "rationale": PlanText.rationale(plan),
-            "hardware": [
-                "name": e.hardware.name, "memory_bytes": e.hardware.memoryBytes, "peak_flops": e.hardware.peakFlops,
-                "devices": l.devices, "precision": e.hardware.products.precision.rawValue,
-            ],
-            "layout": [
-                "data_parallel": l.dataParallel, "tensor_parallel": l.tensorParallel,
-                "pipeline_parallel": l.pipelineParallel, "zero_stage": l.zeroStage, "recompute": l.recompute.rawValue,
-                "micro_batch": l.microBatch, "grad_accum": l.gradAccum,
-            ],
-            "memory_per_device": [
-                "weights": m.weights, "gradients": m.gradients, "optimizer": m.optimizer,
-                "activations": m.activations, "other": m.other, "total": m.total,
-            ],
-            "time_seconds": plan.estimatedSeconds,
-            "device_hours": e.deviceHours,
-            "cost": e.cost.map { $0 as Any } ?? NSNull(),
-        ]
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
-        return String(decoding: data, as: UTF8.self)
+/// The plan as `--json` prints it (`PlanJSON`, the planner's Codable type, with the text renderer's rationale).
+func planJSONText(_ plan: Plan) throws -> String {
+    try jsonText(PlanJSON(plan, rationale: PlanText.rationale(plan)))
+}
+
+/// `value` as the plan JSON encoder writes it; a non-finite number is an error naming its key, never a signal.
+func jsonText<Value: Encodable>(_ value: Value) throws -> String {
+    do { return String(decoding: try PlanJSON.encoder.encode(value), as: UTF8.self) }
+    catch EncodingError.invalidValue(let number, let context) {
+        let key = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+        throw CommandFailure("gpt-plan: the plan's \(key) is \(number), which JSON cannot hold", exitCode: 1)
     }
 }
 

@@ -131,6 +131,32 @@ final class PlanCommandTests: XCTestCase {
         }
     }
 
+    /// Rule and mode names are parsed by argument-parser: a bad one is a usage error (status 2) naming the flag and
+    /// every choice, before anything is planned or written.
+    func testRuleAndModeNamesAreCheckedAsUsageErrors() throws {
+        let dir = try Fixtures.directory("plan-names")
+        let cases: [([String], String, String)] = [
+            (["--batch-rule", "chinchilla"], "--batch-rule", "'deepseek', 'kaplan' or 'step-law'"),
+            (["--lr-rule", "cosine"], "--lr-rule", "'deepseek', 'kaplan', 'step-law' or 'reference'"),
+            (["--lr-rule", "reference", "--reference-batch", "0.5M", "--reference-lr", "6e-4", "--lr-scaling", "cube"],
+             "--lr-scaling", "'sqrt' and 'linear'"),
+            (["--recompute", "half"], "--recompute", "'none', 'selective' or 'full'"),
+            (["--tokenizer", "words"], "--tokenizer", "'char', 'byte' or 'bpe'"),
+        ]
+        for (flags, flag, choices) in cases {
+            let out = try Tool.run("gpt-plan", ["--flops", "3e15", "--vocab", "65", "-o", "r.toml"] + flags + device, in: dir)
+            XCTAssertEqual(out.status, 2, "\(flags): \(out.stderr)")
+            XCTAssertTrue(out.stderr.contains("'\(flags[flags.count - 1])' is invalid for '\(flag)"), out.stderr)
+            XCTAssertTrue(out.stderr.contains(choices), out.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/r.toml"))
+        }
+        let sweep = try Tool.run("gpt-plan", ["sweep", "--flops", "2e10", "-o", "sw", "--tokenizer", "words"], in: dir)
+        XCTAssertEqual(sweep.status, 2, sweep.stderr)
+        XCTAssertTrue(sweep.stderr.contains("'words' is invalid for '--tokenizer"), sweep.stderr)
+        XCTAssertTrue(sweep.stderr.contains("'char', 'byte' or 'bpe'"), sweep.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/sw"))
+    }
+
     func testInverseQuestionsAndComparisons() throws {
         let byParams = try Tool.run("gpt-plan", ["--params", "124M", "--json"] + device)
         XCTAssertEqual(byParams.status, 0, byParams.stderr)
