@@ -71,7 +71,7 @@ struct Make: ParsableCommand {
     var vocab: Int?
     @Flag(help: "Biases in linear layers and LayerNorms (GPT-2 has them).") var bias = false
     @Option(help: "Model family: gpt2 (default) or llama (Llama 3's proportions: head size 128, 8 KV heads, d_ff ≈ 3.5·d_model, untied head).")
-    var family: String = "gpt2"
+    var family: ModelFamily = .gpt2
 
     @Option(name: .customLong("batch-rule"), help: "Batch size rule: deepseek, kaplan or step-law.") var batchRule: BatchRuleName = .deepseek
     @Option(parsing: .unconditional, help: "Batch size in tokens, overriding the rule (e.g. 0.5M).",
@@ -247,10 +247,7 @@ struct Make: ParsableCommand {
         request.seqLen = seqLen
         request.vocabSize = vocab ?? prepared?.vocabSize ?? 50257
         request.bias = bias
-        guard let modelFamily = ModelFamily(rawValue: family) else {
-            throw CommandFailure.usage("gpt-plan: --family \(family): use gpt2 or llama")
-        }
-        request.family = modelFamily
+        request.family = family
         switch devices {
         case nil: request.devices = days.map { .automatic(days: $0) }
         case .auto?: request.devices = .automatic(days: days)
