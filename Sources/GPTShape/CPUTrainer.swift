@@ -117,10 +117,9 @@ public struct CPUTrainer: Sendable, Equatable {
         return []
     }
 
-    /// The layouts the trainer implements: data parallelism (one replica a process) with ZeRO stage 0 or 1, every
-    /// activation kept. The planner's CPU search tries only these.
-    public static func layoutProblems(tensorParallel: Int, pipelineParallel: Int, zeroStage: Int,
-                                      recompute: Recompute) -> [Problem] {
+    /// The layouts the trainer implements: data parallelism (one replica a process) with ZeRO stage 0 or 1, in any
+    /// recompute mode. The planner's CPU search tries only these.
+    public static func layoutProblems(tensorParallel: Int, pipelineParallel: Int, zeroStage: Int) -> [Problem] {
         var problems: [Problem] = []
         for (key, value) in [("tensor_parallel", tensorParallel), ("pipeline_parallel", pipelineParallel)] where value > 1 {
             problems.append(Problem(key: "training.\(key)",
@@ -191,7 +190,7 @@ public struct CPUTrainer: Sendable, Equatable {
     public func problems(_ run: Run) -> [Problem] {
         let model = Self.modelProblems(run.shape)
         let layout = Self.layoutProblems(tensorParallel: run.tensorParallel, pipelineParallel: run.pipelineParallel,
-                                         zeroStage: run.zeroStage, recompute: run.recompute)
+                                         zeroStage: run.zeroStage)
         guard model.isEmpty, layout.isEmpty else { return model + layout }
         return memoryProblem(run).map { [$0] } ?? []
     }

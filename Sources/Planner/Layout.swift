@@ -422,7 +422,7 @@ public func checkLayoutFits(shape: ModelShape, devices: Int, microBatch: Int, gr
                                             pipelineParallel: pipelineParallel))
     }
     if precision == .float32, !CPUTrainer.layoutProblems(tensorParallel: tensorParallel, pipelineParallel: pipelineParallel,
-                                                         zeroStage: zeroStage, recompute: recompute).isEmpty {
+                                                         zeroStage: zeroStage).isEmpty {
         return .failure(.unsupportedOnCPU)
     }
     let layout = Layout(dataParallel: devices / (tensorParallel * pipelineParallel), tensorParallel: tensorParallel,

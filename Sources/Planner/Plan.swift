@@ -564,7 +564,7 @@ extension Plan {
         let c = request.constraints
         if hardware.precision == .float32,
            !CPUTrainer.layoutProblems(tensorParallel: c.tensorParallel ?? 1, pipelineParallel: c.pipelineParallel ?? 1,
-                                      zeroStage: c.zeroStage ?? 0, recompute: c.recompute ?? .none).isEmpty {
+                                      zeroStage: c.zeroStage ?? 0).isEmpty {
             throw PlanError.noLayout(devices: nil, hardware: hardware.name, reason: .unsupportedOnCPU, least: nil)
         }
         func search(_ k: Int) -> LayoutModel.Search {
