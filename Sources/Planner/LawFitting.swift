@@ -222,8 +222,9 @@ public enum LawFitting {
         var budgets: [IsoFLOPFit.Budget] = []
         for c in Set(runs.map(\.flops)).sorted() {
             let group = runs.filter { $0.flops == c }
-            guard group.count >= 3, let q = parabola(group.map { log($0.params) }, group.map(\.loss)) else {
-                notes.append("approach 2: budget \(c) has \(group.count) finished run(s); a parabola needs 3")
+            let distinct = Set(group.map(\.params)).count
+            guard distinct >= 3, let q = parabola(group.map { log($0.params) }, group.map(\.loss)) else {
+                notes.append("approach 2: budget \(c) has \(distinct) finished size(s); a parabola needs 3")
                 continue
             }
             guard q[2] > 0 else {
@@ -232,6 +233,10 @@ public enum LawFitting {
             }
             let x = -q[1] / (2 * q[2])
             let n = exp(x)
+            guard n.isFinite, n > 0 else {
+                notes.append("approach 2: budget \(c): the parabola is too flat to place a minimum; left out")
+                continue
+            }
             let sizes = group.map(\.params)
             if n < sizes.min()! || n > sizes.max()! {
                 func whole(_ x: Double) -> String { PlanLimits.int(x.rounded()).map(String.init) ?? "\(x)" }

@@ -500,6 +500,7 @@ extension Plan {
             lr = LearningRateRule.stepLawLR(nonEmbeddingParams: Double(shape.parameterCount.nonEmbedding), tokens: a.tokens)
         case .reference(let refBatch, let refLR, let scaling): lr = refLR * pow(batchTokens / refBatch, scaling.exponent)
         case .fixed(let value): lr = value
+        case .perWidth(let k): lr = k / Double(shape.dModel)
         }
         guard lr > 0, lr.isFinite else { throw PlanError.learningRateInvalid(lr) }
         if case .fixed = request.lrRule {} else if !PlanLimits.derivedLearningRate.contains(lr) {

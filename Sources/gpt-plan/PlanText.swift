@@ -50,6 +50,7 @@ enum PlanText {
         case .reference(let refBatch, let refLR, let scaling):
             return "\(lr.rule.formula): \(sig(refLR, 3)) × (\(si(Double(batchTokens)))/\(si(refBatch)))^\(scaling.exponent)"
         case .fixed: return "given (--lr)"
+        case .perWidth: return lr.rule.formula
         }
     }
 
