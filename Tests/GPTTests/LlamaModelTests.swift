@@ -161,6 +161,28 @@ final class LlamaModelTests: XCTestCase {
         }
     }
 
+    /// The same thread count gives the same bits; other counts change only the order of float32 sums (RMSNorm's
+    /// per-thread gain sums, the sgemms' splits): within 1e-5 of the largest gradient, the reference tolerance.
+    func testSameThreadCountIsBitIdenticalAndOtherCountsAgree() throws {
+        let ref = reference(Self.grouped, seed: 14)
+        let batch = randomBatch(15, batch: 3, time: 8, vocab: 11)
+        func gradients(threads: Int) throws -> [Float] {
+            let model = try GPT(shape: modelShape(Self.grouped), maxBatch: 3, maxTime: 8, pool: ThreadPool(threads: threads))
+            load(ref, into: model)
+            try model.forward(tokens: flat(batch.tokens), targets: flat(batch.targets), batch: 3, time: 8, gradientScale: 1 / 24)
+            model.backward(accumulate: false)
+            return Array(model.gradients.buffer)
+        }
+        let two = try gradients(threads: 2)
+        XCTAssertEqual(two.map(\.bitPattern), try gradients(threads: 2).map(\.bitPattern))
+        let one = try gradients(threads: 1), three = try gradients(threads: 3)
+        let scale = two.map(abs).max()!
+        for i in 0..<two.count {
+            XCTAssertEqual(one[i], two[i], accuracy: 1e-5 * scale)
+            XCTAssertEqual(three[i], two[i], accuracy: 1e-5 * scale)
+        }
+    }
+
     // MARK: - Recomputation
 
     /// As RecomputeTests does for GPT-2: two micro-batches (the second smaller, accumulated) in each mode, losses,
