@@ -224,6 +224,76 @@ final class CalibrationTests: XCTestCase {
         }
     }
 
+    // MARK: Llama 3 405B
+
+    /// Llama 3 405B (Dubey et al. 2024, Table 3 and the config.json: 126 layers, d 16384, 128 heads, 8 KV heads,
+    /// d_ff 53248, vocabulary 128256, untied head).
+    static let llama405 = ModelShape(nLayer: 126, nHead: 128, dModel: 16384, dFF: 53248, seqLen: 8192,
+                                     vocabSize: 128_256, bias: false, family: .llama, nKVHead: 8, ropeTheta: 500_000)
+
+    /// Table 4's 8K-context rows: TP 8, CP 1, PP 16, DP 64 on 8,192 H100s (430 TFLOP/s a GPU, 43% BF16 MFU) and DP
+    /// 128 on 16,384 (400 TFLOP/s, 41%); 16M tokens a step = 2048 sequences, micro-batch 1. §3.3.2: the interleaved
+    /// schedule, one layer fewer on the first and last stages, and "pre-train on sequences of 8K tokens without
+    /// activation checkpointing" (with flash attention, our selective recomputation's memory). The tensor-parallel
+    /// collectives are taken as overlapped, as Megatron-core with Transformer Engine does (`--tp-comm-overlap`).
+    static func llama405Estimate(gpus: Int, constraints extra: (inout LayoutConstraints) -> Void = { _ in }) throws -> Estimate {
+        var r = EstimateRequest(shape: llama405, hardware: .h100_sxm_80gb, batchSequences: 2048)
+        r.devices = gpus
+        var c = LayoutConstraints(tensorParallel: 8, pipelineParallel: 16, microBatch: 1)
+        c.balancedEnds = true
+        c.overlapsTensorParallel = true
+        extra(&c)
+        r.constraints = c
+        return try Estimate.make(r)
+    }
+
+    func testLlama3405B() throws {
+        let published = [8192: 430e12 / 989e12, 16384: 400e12 / 989e12]
+        // DP 128: the layout Meta describes fits (ZeRO-3, selective, v = 8: 16 micro-batches a rank, so Megatron's
+        // interleaved schedule runs all 128 chunk forwards before the first backward on every stage) and is
+        // predicted within ±10%.
+        let wide = try Self.llama405Estimate(gpus: 16384)
+        XCTAssertEqual(wide.layout, Layout(dataParallel: 128, tensorParallel: 8, pipelineParallel: 16, zeroStage: 3,
+                                           recompute: .selective, microBatch: 1, gradAccum: 16, interleave: 8,
+                                           balancedEnds: true, overlapsTensorParallel: true))
+        let wideError = wide.modelFlopsUtilization / published[16384]! - 1
+        print("Llama 3 405B on 16384: \(wide.modelFlopsUtilization) predicted, error \(wideError), "
+              + "\(wide.chosen.memory.total / 0x1p30) GiB")
+        XCTAssertLessThanOrEqual(abs(wideError), 0.10)
+        // DP 64: 32 micro-batches a rank, so the second stage warms up with 2(p − 2) + (v − 1)p + 1 = 141 chunks of one
+        // layer: 69.9 GiB of activations, over the 67.1 usable; the fastest layout that fits recomputes everything.
+        let narrow = try Self.llama405Estimate(gpus: 8192)
+        XCTAssertEqual(narrow.layout.recompute, .full)
+        let narrowError = narrow.modelFlopsUtilization / published[8192]! - 1
+        print("Llama 3 405B on 8192: \(narrow.modelFlopsUtilization) predicted (\(narrow.layout)), error \(narrowError)")
+        XCTAssertEqual(narrowError, -0.30, accuracy: 0.02)
+        let meta = Layout(dataParallel: 64, tensorParallel: 8, pipelineParallel: 16, zeroStage: 3, recompute: .selective,
+                          microBatch: 1, gradAccum: 32, interleave: 8, balancedEnds: true, overlapsTensorParallel: true)
+        let forced = LayoutModel.estimate(shape: Self.llama405, layout: meta, hardware: .h100_sxm_80gb, mfu: 0.4,
+                                          timeModel: StepTimeModel.calibrated(for: .h100_sxm_80gb))
+        XCTAssertFalse(forced.fits)
+        XCTAssertEqual(forced.memory.activations / 0x1p30, 69.9, accuracy: 0.05)
+        // Its step time, were it to fit: within ±15% of the published 43%.
+        let tokens = 2048.0 * 8192
+        let forcedMFU = Self.llama405.flopsPerTokenWithAttention() * tokens / (8192 * 989e12 * forced.step.total)
+        print("Llama 3 405B on 8192, Meta's layout timed regardless of memory: \(forcedMFU), "
+              + "error \(forcedMFU / published[8192]! - 1), \(forced.memory.total / 0x1p30) GiB")
+        XCTAssertLessThanOrEqual(abs(forcedMFU / published[8192]! - 1), 0.15)
+    }
+
+    /// The memory-balanced pipeline: 126 layers on 16 stages are 7 on the ends and 8 in between; unbalanced, 8 on each.
+    func testBalancedStages() {
+        XCTAssertTrue(LayoutModel.stageLayers(Self.llama405, p: 16, balancedEnds: true) == (7, 8, 7))
+        XCTAssertTrue(LayoutModel.stageLayers(Self.llama405, p: 16) == (8, 8, 8))
+        XCTAssertTrue(LayoutModel.stageLayers(Self.llama405, p: 1, balancedEnds: true) == (126, 126, 126))
+        // With 1F1B the first stage holds 16 micro-batches of 7 layers and the second 15 of 8: the second is heavier.
+        let l = Layout(dataParallel: 64, tensorParallel: 8, pipelineParallel: 16, zeroStage: 3, recompute: .selective,
+                       microBatch: 1, gradAccum: 32, balancedEnds: true)
+        let perLayer = MemoryModel.activationBytesPerLayer(Self.llama405, b: 1, t: 8, recompute: .selective)
+        XCTAssertEqual(LayoutModel.memory(shape: Self.llama405, layout: l, hardware: .h100_sxm_80gb).activations,
+                       perLayer * 8 * 15, accuracy: 1)
+    }
+
     /// Predicted MFU: model FLOPs of the step over the devices' peak for the predicted step time.
     static func predictedMFU(_ r: Run) -> Double {
         let step = LayoutModel.stepTime(shape: r.shape, layout: r.layout, hardware: r.hardware, mfu: 0.4,
