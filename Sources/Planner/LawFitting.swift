@@ -231,9 +231,13 @@ public enum LawFitting {
                 notes.append("approach 2: budget \(c): the losses curve downwards in log N (no minimum); left out")
                 continue
             }
+            // A curvature that changes the loss by less than a part in 1e9 across the sizes run is rounding, not a
+            // minimum: its vertex can land anywhere (or at infinity).
+            let spread = log(group.map(\.params).max()! / group.map(\.params).min()!)
+            let meanLoss = group.map(\.loss).reduce(0, +) / Double(group.count)
             let x = -q[1] / (2 * q[2])
             let n = exp(x)
-            guard n.isFinite, n > 0 else {
+            guard q[2] * spread * spread > 1e-9 * meanLoss, n.isFinite, n > 0 else {
                 notes.append("approach 2: budget \(c): the parabola is too flat to place a minimum; left out")
                 continue
             }
