@@ -78,6 +78,7 @@ final class LlamaInterchangeTests: XCTestCase {
             // softmax (theirs): measured ~1e-7 apart; 1e-5 relative is the bound.
             XCTAssertEqual(ours, theirs, accuracy: 1e-5 * theirs, "\(name): ours \(ours), transformers \(theirs)")
             XCTAssertGreaterThan(theirs, 1, "a random model's loss is far from zero")
+            print("llama import \(name): gpt-train eval \(ours), transformers \(theirs), relative difference \(abs(ours - theirs) / theirs)")
         }
     }
 
