@@ -88,13 +88,16 @@ extension BF16Products {
 /// matmuls for the linear layers with native bf16 products.
 ///
 /// `attention` picks the attention kernel (`FusedAttention`, the default, or the materialized `Attention`), and
-/// `precision` the number format of the matrix products' inputs. In bf16, every product (the four linear layers
-/// of each block, attention's score and value products, the tied head) takes operands rounded to bfloat16 and
+/// `precision` the number format of the matrix products' inputs. In bf16, every product (the linear layers of
+/// each block, four for GPT-2 and five for Llama, attention's score and value products, the head) takes operands
+/// rounded to bfloat16 and
 /// accumulates in fp32: the weights are rounded into a second copy at the start of a forward pass (unless the
 /// caller says they have not changed, `weightsUnchanged`), and the
 /// activations and gradients that only feed products (the LayerNorm outputs, qkv, the attention output, the GELU
 /// output, the logits' gradient, ...) are rounded in place; the rounding is exact emulation of a bf16 matmul (see
-/// `BFloat16`). LayerNorm, softmax, GELU, the loss and the parameters and their gradients stay fp32.
+/// `BFloat16`). LayerNorm, softmax, GELU, the loss and the parameters and their gradients stay fp32 (for Llama
+/// also RMSNorm, SwiGLU and the rotary embedding: q and k are rounded after their rotation, and their gradients
+/// rotated back in fp32 before the qkv product's gradient is rounded).
 ///
 /// Where the CPU multiplies bf16 natively (`BF16Products.native`), the linear layers and the head run on oneDNN
 /// instead: the weights are converted to a bf16 copy (in place of the rounded fp32 one), each product input is
@@ -106,7 +109,7 @@ extension BF16Products {
 /// `recompute` trades compute for activation memory (`Recompute`, Korthikanti et al. 2022): with `.selective`
 /// the backward pass runs each layer's attention forward kernel again from the kept q, k, v before back-propagating
 /// through it; with `.full` it runs each block's forward pass again from the kept block input (up to the MLP's
-/// GELU: the block's output is kept, it is the next block's input). The recomputation runs the same kernels on
+/// GELU or SwiGLU: the block's output is kept, it is the next block's input). The recomputation runs the same kernels on
 /// the same inputs with the same thread pool, and dropout masks are counter-based (`DropoutMask`, keyed by seed,
 /// step, micro-batch, layer and site), so every recomputed activation is bit-identical to the one the forward
 /// pass computed and gradients are the same bits in every mode.

@@ -161,6 +161,28 @@ final class LlamaModelTests: XCTestCase {
         }
     }
 
+    /// The same thread count gives the same bits; other counts change only the order of float32 sums (RMSNorm's
+    /// per-thread gain sums, the sgemms' splits): within 1e-5 of the largest gradient, the reference tolerance.
+    func testSameThreadCountIsBitIdenticalAndOtherCountsAgree() throws {
+        let ref = reference(Self.grouped, seed: 14)
+        let batch = randomBatch(15, batch: 3, time: 8, vocab: 11)
+        func gradients(threads: Int) throws -> [Float] {
+            let model = try GPT(shape: modelShape(Self.grouped), maxBatch: 3, maxTime: 8, pool: ThreadPool(threads: threads))
+            load(ref, into: model)
+            try model.forward(tokens: flat(batch.tokens), targets: flat(batch.targets), batch: 3, time: 8, gradientScale: 1 / 24)
+            model.backward(accumulate: false)
+            return Array(model.gradients.buffer)
+        }
+        let two = try gradients(threads: 2)
+        XCTAssertEqual(two.map(\.bitPattern), try gradients(threads: 2).map(\.bitPattern))
+        let one = try gradients(threads: 1), three = try gradients(threads: 3)
+        let scale = two.map(abs).max()!
+        for i in 0..<two.count {
+            XCTAssertEqual(one[i], two[i], accuracy: 1e-5 * scale)
+            XCTAssertEqual(three[i], two[i], accuracy: 1e-5 * scale)
+        }
+    }
+
     // MARK: - Recomputation
 
     /// As RecomputeTests does for GPT-2: two micro-batches (the second smaller, accumulated) in each mode, losses,
@@ -290,5 +312,125 @@ final class LlamaModelTests: XCTestCase {
         XCTAssertEqual(Array(again.parameters.buffer), Array(model.parameters.buffer))
         again.initialize(seed: 1338)
         XCTAssertNotEqual(Array(again.parameters.buffer), Array(model.parameters.buffer))
+    }
+}
+
+/// The Llama model with bf16 products, emulated and native, as AttentionKernelAndPrecisionTests checks GPT-2.
+extension LlamaModelTests {
+    /// bf16 products against float32. Each product's inputs carry a relative rounding error of at most u = 2⁻⁸
+    /// each; a gradient tensor is reached through at most 13 products (two blocks of six, qkv, attention's two,
+    /// o_proj, gate/up side by side, down_proj, forward and back, and the head), and first-order errors add, so its
+    /// relative error in norm is bounded by about 13·2u ≈ 10% (GPT-2's blocks have as many products, and its test
+    /// the same 10%); the loss, a mean over 24 positions, moves by far less. Asserted: every gradient tensor within
+    /// 10% in norm of the float32 model's (itself within 2e-6 of the float64 reference, the tests above), and
+    /// further from it than float32's error (the rounding really happens); the loss within 1% of the reference's.
+    /// The master weights stay float32.
+    func testBF16ModelIsCloseToFloat32() throws {
+        try checkBF16(.emulated)
+        try XCTSkipUnless(BF16Matmul.isAvailable, "\(CPU.modelName) has no native bf16 products")
+        try checkBF16(.native)
+    }
+
+    func checkBF16(_ products: BF16Products) throws {
+        for c in [Self.grouped, Self.multiHeadTied] {
+            let ref = reference(c, seed: 6)
+            let (tokens, targets) = randomBatch(7, batch: 3, time: 8, vocab: 11)
+            let expectedLoss = ref.loss(tokens: tokens, targets: targets)
+            func run(_ precision: Precision) throws -> (Float, GPT) {
+                let model = try GPT(shape: modelShape(c), maxBatch: 3, maxTime: 8, pool: ThreadPool(threads: 2),
+                                    precision: precision, bf16Products: products)
+                load(ref, into: model)
+                let loss = try model.forward(tokens: flat(tokens), targets: flat(targets), batch: 3, time: 8, gradientScale: 1 / 24)
+                model.backward(accumulate: false)
+                return (loss, model)
+            }
+            let (loss32, fp32) = try run(.fp32)
+            let (loss16, bf16) = try run(.bf16)
+            XCTAssertEqual(bf16.bf16Products, products)
+            let label = "\(products), tied \(c.tieEmbeddings)"
+            XCTAssertEqual(Double(loss16), expectedLoss, accuracy: 0.01 * expectedLoss, label)
+            XCTAssertNotEqual(loss16, loss32, label)
+            var worstOverall = 0.0
+            for tensor in bf16.layout.tensors {
+                let reference = gradient(fp32, tensor), value = gradient(bf16, tensor)
+                var difference = 0.0, size = 0.0
+                for i in 0..<tensor.count {
+                    difference += Double(value[i] - reference[i]) * Double(value[i] - reference[i])
+                    size += Double(reference[i]) * Double(reference[i])
+                }
+                let relative = (difference / max(size, 1e-30)).squareRoot()
+                worstOverall = max(worstOverall, relative)
+                XCTAssertLessThan(relative, 0.10, "\(tensor.name) (\(label)): relative error \(relative)")
+            }
+            XCTAssertGreaterThan(worstOverall, 1e-4, label)
+            print("llama bf16 (\(label)) vs fp32: loss \(loss16) vs \(loss32), worst gradient error in norm \(worstOverall)")
+        }
+    }
+
+    /// In bf16 the queries and keys are rounded after their rotation: every value attention reads (q, k and v of
+    /// every block) is a bf16 value. Rounding before the rotation would leave rotated values between bf16 values
+    /// (cos and sin are not powers of two) at every position past 0.
+    func testQueriesAndKeysAreRoundedAfterTheRotation() throws {
+        var cases: [BF16Products] = [.emulated]
+        if BF16Matmul.isAvailable { cases.append(.native) }
+        let c = Self.grouped, s = c.dModel + 2 * c.nKVHead * (c.dModel / c.nHead)
+        let (tokens, targets) = randomBatch(8, batch: 2, time: 8, vocab: 11)
+        for products in cases {
+            let model = try GPT(shape: modelShape(c), maxBatch: 2, maxTime: 8, pool: ThreadPool(threads: 2),
+                                precision: .bf16, bf16Products: products)
+            load(reference(c, seed: 9), into: model)
+            try model.forward(tokens: flat(tokens), targets: flat(targets), batch: 2, time: 8)
+            for l in 0..<c.nLayer {
+                let qkv = UnsafeBufferPointer(start: model.attentionInput(l), count: 2 * 8 * s)
+                let between = qkv.filter { $0.bitPattern & 0xFFFF != 0 }.count
+                XCTAssertEqual(between, 0, "\(products), block \(l): values that are not bf16")
+                XCTAssertGreaterThan(Set(qkv).count, qkv.count / 2, "not a degenerate activation")
+            }
+        }
+        // In float32 the same activation is not rounded (the test above would see it if the rounding leaked).
+        let model = try GPT(shape: modelShape(c), maxBatch: 2, maxTime: 8, pool: ThreadPool(threads: 2))
+        load(reference(c, seed: 9), into: model)
+        try model.forward(tokens: flat(tokens), targets: flat(targets), batch: 2, time: 8)
+        let qkv = UnsafeBufferPointer(start: model.attentionInput(0), count: 2 * 8 * s)
+        XCTAssertGreaterThan(qkv.filter { $0.bitPattern & 0xFFFF != 0 }.count, qkv.count / 2)
+    }
+
+    /// Native (oneDNN) and emulated bf16 products compute the same function up to the order of fp32 sums; the
+    /// estimate and the 5e-3 bound are AttentionKernelAndPrecisionTests' for GPT-2 (the same number of products
+    /// a gradient passes through). With and without dropout, and a second micro-batch accumulated.
+    func testNativeAndEmulatedBF16Agree() throws {
+        try XCTSkipUnless(BF16Matmul.isAvailable, "\(CPU.modelName) has no native bf16 products")
+        for c in [Self.grouped, Self.multiHeadTied] {
+            let ref = reference(c, seed: 4)
+            let batch = randomBatch(21, batch: 3, time: 8, vocab: 11)
+            for probability: Float in [0, 0.25] {
+                func run(_ products: BF16Products) throws -> (Float, GPT) {
+                    let model = try GPT(shape: modelShape(c), maxBatch: 3, maxTime: 8, pool: ThreadPool(threads: 2),
+                                        precision: .bf16, bf16Products: products)
+                    load(ref, into: model)
+                    let dropout = DropoutContext(probability: probability, seed: 9, step: 2, micro: 0)
+                    let loss = try model.forward(tokens: flat(batch.tokens), targets: flat(batch.targets), batch: 3, time: 8,
+                                                 gradientScale: 1 / 24, dropout: dropout)
+                    model.backward(accumulate: false)
+                    _ = try model.forward(tokens: flat(batch.tokens), targets: flat(batch.targets), batch: 2, time: 7,
+                                          gradientScale: 1 / 24, dropout: dropout)
+                    model.backward(accumulate: true)
+                    return (loss, model)
+                }
+                let (nativeLoss, native) = try run(.native)
+                let (emulatedLoss, emulated) = try run(.emulated)
+                XCTAssertEqual(nativeLoss, emulatedLoss, accuracy: 1e-4 * emulatedLoss, "p = \(probability)")
+                for tensor in native.layout.tensors {
+                    var difference = 0.0, size = 0.0
+                    for i in tensor.offset..<(tensor.offset + tensor.count) {
+                        let d = Double(native.gradients.base[i] - emulated.gradients.base[i])
+                        difference += d * d
+                        size += Double(emulated.gradients.base[i] * emulated.gradients.base[i])
+                    }
+                    let relative = (difference / max(size, 1e-30)).squareRoot()
+                    XCTAssertLessThan(relative, 5e-3, "\(tensor.name), tied \(c.tieEmbeddings), p = \(probability)")
+                }
+            }
+        }
     }
 }
