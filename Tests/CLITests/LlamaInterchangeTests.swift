@@ -10,8 +10,10 @@ import XCTest
 /// `LlamaForCausalLM` itself (Tests/Python/hf_llama.py), and their refusals.
 final class LlamaInterchangeTests: XCTestCase {
     /// Two random LlamaForCausalLM made by transformers (grouped-query attention with an untied head; multi-head
-    /// with a tied one) and a folder of data prepared with their tokenizer. Returns the directory.
+    /// with a tied one) and a folder of data prepared with their tokenizer, made once for the tests of this class
+    /// (Python's start is most of their time). Returns the directory; tests leave its `rnd` and `data` alone.
     func randomModels() throws -> String {
+        if let made = Self.madeModels { return made }
         let dir = try Fixtures.directory("llama-import")
         try InterchangeCommandTests.unicodeText(words: 5000, seed: 5).write(toFile: dir + "/text.txt", atomically: true, encoding: .utf8)
         let made = try PythonReference.run("hf_llama.py", ["make", "rnd", "text.txt"], in: dir)
@@ -19,8 +21,11 @@ final class LlamaInterchangeTests: XCTestCase {
         XCTAssertEqual((made["tied"] as? [String: Any])?["tied"] as? Bool, true)
         let prepared = try Tool.run("gpt-data", ["prepare", "text.txt", "--tokenizer", "rnd/gqa/tokenizer.json", "-o", "data"], in: dir)
         XCTAssertEqual(prepared.status, 0, prepared.stderr)
+        Self.madeModels = dir
         return dir
     }
+
+    nonisolated(unsafe) static var madeModels: String?
 
     /// Import, then export of the import: every tensor back under its name with the same bits; the checkpoint's
     /// recipe is the config's model; gpt-train eval's loss is transformers' on the same windows.
@@ -65,6 +70,8 @@ final class LlamaInterchangeTests: XCTestCase {
             let evaluation = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
             losses[name] = try XCTUnwrap(evaluation["loss"] as? Double)
             windows = try XCTUnwrap(evaluation["windows"] as? Int)
+            let sample = try Tool.run("gpt-sample", ["\(name).h5", "--prompt", "the", "--tokens", "5", "--threads", "1"], in: dir)
+            XCTAssertEqual(sample.status, 0, sample.stderr)
         }
         let val = try PreparedDataset(directory: dir + "/data").val
         var tokens = [Int32](repeating: 0, count: val.count)
@@ -178,8 +185,8 @@ final class LlamaInterchangeTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/" + folder + ".h5"))
         }
         // llm.c's model file holds GPT-2 blocks.
-        XCTAssertEqual(try Tool.run("gpt-train", ["import", "rnd/gqa", "-o", "gqa.h5"], in: dir).status, 0)
-        let llmc = try Tool.run("gpt-train", ["export", "gqa.h5", "--to", "llmc", "-o", "model.bin"], in: dir)
+        XCTAssertEqual(try Tool.run("gpt-train", ["import", "rnd/gqa", "-o", "for-llmc.h5"], in: dir).status, 0)
+        let llmc = try Tool.run("gpt-train", ["export", "for-llmc.h5", "--to", "llmc", "-o", "model.bin"], in: dir)
         XCTAssertEqual(llmc.status, 1)
         XCTAssertTrue(llmc.stderr.contains("model.family") && llmc.stderr.contains("--to hf"), llmc.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/model.bin"))
