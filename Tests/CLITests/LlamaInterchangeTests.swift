@@ -184,6 +184,16 @@ final class LlamaInterchangeTests: XCTestCase {
             for phrase in phrases { XCTAssertTrue(out.stderr.contains(phrase), "\(folder): \(phrase) not in \(out.stderr)") }
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/" + folder + ".h5"))
         }
+        // A long context (Llama 3.1's 131072 positions) is imported as the model's, evaluated and sampled in a
+        // window of at most 1024 tokens (the recipe's training.seq_len), so nothing is sized for 131072 tokens.
+        _ = try variant("long", config: with("max_position_embeddings", 131_072))
+        XCTAssertEqual(try Tool.run("gpt-train", ["import", "long", "-o", "long.h5"], in: dir).status, 0)
+        let long = try LoadedCheckpoint(path: dir + "/long.h5", threads: 1, maxBatch: 1, maxTime: 1)
+        XCTAssertEqual(long.model.shape.seqLen, 131_072)
+        XCTAssertEqual(long.recipe.training.seqLen, 1024)
+        let sample = try Tool.run("gpt-sample", ["long.h5", "--prompt", "the", "--tokens", "5", "--threads", "1"], in: dir)
+        XCTAssertEqual(sample.status, 0, sample.stderr)
+
         // llm.c's model file holds GPT-2 blocks.
         XCTAssertEqual(try Tool.run("gpt-train", ["import", "rnd/gqa", "-o", "for-llmc.h5"], in: dir).status, 0)
         let llmc = try Tool.run("gpt-train", ["export", "for-llmc.h5", "--to", "llmc", "-o", "model.bin"], in: dir)

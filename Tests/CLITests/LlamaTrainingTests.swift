@@ -103,6 +103,19 @@ final class LlamaTrainingTests: XCTestCase {
         XCTAssertEqual(uncached.status, 0, uncached.stderr)
         XCTAssertEqual(sample.stdout, uncached.stdout, "greedy text with and without the KV cache")
         XCTAssertGreaterThan(sample.stdout.count, 20)
+        // A window of 8 tokens slides every few tokens (the cache rebuilt from its newest half): still the same
+        // greedy text as recomputing the window; a window past the model's context is a usage error.
+        var short: [String] = []
+        for cache in [[], ["--no-cache"]] {
+            let out = try Tool.run("gpt-sample", ["\(checkpoints)/\(final)", "--prompt", "KING:\n", "--tokens", "40", "--context", "8",
+                                                  "--temperature", "0", "--threads", "1"] + cache)
+            XCTAssertEqual(out.status, 0, out.stderr)
+            short.append(out.stdout)
+        }
+        XCTAssertEqual(short[0], short[1])
+        let long = try Tool.run("gpt-sample", ["\(checkpoints)/\(final)", "--context", "17", "--tokens", "3"])
+        XCTAssertEqual(long.status, 2, long.stderr)
+        XCTAssertTrue(long.stderr.contains("--context 17 is longer than the model's context (model.seq_len = 16"), long.stderr)
 
         // --init-from a Llama checkpoint starts from its weights.
         let more = try Tool.run("gpt-train", [recipe, "--out", "\(dir)/more", "--steps", "1", "--threads", "1", "--no-mfu",
