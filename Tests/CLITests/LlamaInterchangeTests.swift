@@ -73,6 +73,18 @@ final class LlamaInterchangeTests: XCTestCase {
             let sample = try Tool.run("gpt-sample", ["\(name).h5", "--prompt", "the", "--tokens", "5", "--threads", "1"], in: dir)
             XCTAssertEqual(sample.status, 0, sample.stderr)
         }
+        // A bfloat16 model (as the hub stores them) is imported widened exactly: its export holds the bf16 values.
+        XCTAssertEqual(try Tool.run("gpt-train", ["import", "rnd/gqa-bf16", "-o", "bf16.h5"], in: dir).status, 0)
+        XCTAssertEqual(try Tool.run("gpt-train", ["export", "bf16.h5", "--to", "hf", "-o", "back-bf16"], in: dir).status, 0)
+        let half = try SafetensorsFile(contentsOf: dir + "/rnd/gqa-bf16/model.safetensors")
+        let widened = try SafetensorsFile(contentsOf: dir + "/back-bf16/model.safetensors")
+        XCTAssertEqual(half.entries["model.norm.weight"]?.dtype, .bf16)
+        XCTAssertEqual(Set(widened.entries.keys), Set(half.entries.keys))
+        for name in half.entries.keys {
+            XCTAssertEqual(widened.entries[name]?.dtype, .f32, name)
+            XCTAssertEqual(try widened.floats(name).map(\.bitPattern), try half.floats(name).map(\.bitPattern), name)
+        }
+
         let val = try PreparedDataset(directory: dir + "/data").val
         var tokens = [Int32](repeating: 0, count: val.count)
         tokens.withUnsafeMutableBufferPointer { val.read(0, val.count, into: $0.baseAddress!) }
