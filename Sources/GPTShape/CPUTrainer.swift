@@ -163,8 +163,8 @@ public struct CPUTrainer: Sendable, Equatable {
     /// Bytes one process holds to train `shape` on micro-batches of `microBatch` sequences of `context` tokens:
     /// fp32 weights, gradients and AdamW moments (the moments split over `optimizerShards` processes by ZeRO-1),
     /// the copies bf16 products keep (`products`, nil for fp32), and the activations the model allocates
-    /// (`ActivationLayout`, counted exactly; for the Llama family, which the trainer does not build yet, the
-    /// planner's per-layer estimate `llamaActivationBytes`).
+    /// (`ActivationLayout`, counted exactly for both families; `llamaActivationBytes`, when given, replaces that
+    /// count for a Llama shape: it dates from before the trainer built Llama blocks, and no caller passes it).
     public static func memory(_ shape: ModelShape, microBatch: Int, context: Int? = nil, products: BF16Products?,
                               optimizerShards: Int = 1, recompute: Recompute = .none,
                               llamaActivationBytes: (() -> Double)? = nil) -> Memory {
