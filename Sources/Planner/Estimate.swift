@@ -103,6 +103,10 @@ public struct Estimate: Sendable {
         if let p = c.pipelineParallel, p < 1 || p > r.shape.nLayer {
             throw .layout(.pipelineParallelInvalid(p, layers: r.shape.nLayer))
         }
+        if let v = c.interleave, v > 1, let p = c.pipelineParallel {
+            let slots = LayoutModel.stageLayers(r.shape, p: p, balancedEnds: c.balancedEnds).middle
+            guard p > 1, slots % v == 0 else { throw .layout(.interleaveInvalid(v, stageLayers: slots)) }
+        }
         if let tokens = r.trainingTokens, !(tokens.isFinite && tokens > 0) { throw .outOfRange("tokens", tokens) }
         if let price = r.pricePerDeviceHour, !(price.isFinite && price >= 0) {
             throw .outOfRange("price-per-device-hour", price)

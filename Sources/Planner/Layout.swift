@@ -85,6 +85,8 @@ public enum LayoutProblem: Error, Sendable, Equatable {
     case tensorParallelInvalid(Int, heads: Int, devicesPerNode: Int)
     case pipelineParallelInvalid(Int, layers: Int)
     case zeroStageInvalid(Int)
+    /// Megatron-LM's interleaved schedule splits a stage's layers into `v` equal chunks: `v` must divide them.
+    case interleaveInvalid(Int, stageLayers: Int)
     /// The hardware trains in float32 one process a device, as gpt-train does: data parallelism only (ZeRO stage
     /// 0 or 1), no tensor or pipeline parallelism (any recompute mode).
     case unsupportedOnCPU
@@ -404,7 +406,7 @@ public enum LayoutModel {
     /// Virtual stages to try: the constraint's, else 1 and (p > 1, micro-batches a multiple of p) every v > 1
     /// dividing the layers of a stage.
     static func interleaves(_ c: LayoutConstraints, p: Int, stageLayers: Int, microBatches m: Int) -> [Int] {
-        if let v = c.interleave { return [v] }
+        if let v = c.interleave { return stageLayers % v == 0 && (v == 1 || (p > 1 && m % p == 0)) ? [v] : [] }
         guard c.searchesInterleaving, p > 1, m % p == 0 else { return [1] }
         return [1] + (2...max(2, stageLayers)).filter { stageLayers % $0 == 0 && $0 <= stageLayers }
     }

@@ -366,6 +366,9 @@ enum EstimateText {
                     + "stay within a node of \(perNode)"
             case let .pipelineParallelInvalid(p, layers): return "--pipeline-parallel \(p) must be 1...\(layers) (whole layers a stage)"
             case .zeroStageInvalid(let z): return "--zero-stage \(z): use 0, 1, 2 or 3"
+            case let .interleaveInvalid(v, slots):
+                return "--interleave \(v) must divide the \(slots) layers of a pipeline stage (Megatron-LM's interleaved "
+                    + "schedule gives each virtual stage the same number of layers), with --pipeline-parallel above 1"
             case .unsupportedOnCPU:
                 return "--gpu cpu trains as gpt-train does: data parallel only (ZeRO 0 or 1), no tensor or pipeline "
                     + "parallelism, no recomputation"

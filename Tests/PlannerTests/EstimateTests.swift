@@ -82,6 +82,20 @@ final class EstimateTests: XCTestCase {
         XCTAssertEqual(e.chosen.memory.total / 0x1p30, 53.7, accuracy: 0.05)
     }
 
+    /// The interleaved schedule gives each of a stage's `v` virtual stages the same layers: a `v` that does not divide
+    /// a stage's layers (126 layers on 16 stages: 8 a stage) is refused, not timed as if Megatron-LM could run it.
+    func testInterleaveMustDivideAStagesLayers() throws {
+        var r = EstimateRequest(shape: Self.llama405, hardware: .h100_sxm_80gb, batchSequences: 2048)
+        r.devices = 8192
+        r.constraints = LayoutConstraints(tensorParallel: 8, pipelineParallel: 16, microBatch: 1)
+        r.constraints.interleave = 16
+        XCTAssertThrowsError(try Estimate.make(r)) { error in
+            XCTAssertEqual(error as? EstimateError, .layout(.interleaveInvalid(16, stageLayers: 8)))
+        }
+        r.constraints.interleave = 4
+        XCTAssertEqual(try Estimate.make(r).layout.interleave, 4)
+    }
+
     /// MFU counts the model's FLOPs, HFU the hardware's: full recomputation runs one more forward (HFU = 4/3 MFU);
     /// throughput is the step's tokens over its time and devices.
     func testUtilisationsAndThroughput() throws {
