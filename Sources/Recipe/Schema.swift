@@ -69,9 +69,11 @@ public struct Choice: Sendable {
     public let names: [String]
     let get: @Sendable (Recipe) -> String
     let set: @Sendable (inout Recipe, String) -> Bool
+    let keyPath: AnyKeyPath & Sendable
 
     init<E>(_ keyPath: WritableKeyPath<Recipe, E> & Sendable)
     where E: RawRepresentable & CaseIterable & Sendable, E.RawValue == String {
+        self.keyPath = keyPath
         names = E.allCases.map(\.rawValue)
         get = { $0[keyPath: keyPath].rawValue }
         set = { recipe, name in
@@ -96,6 +98,17 @@ public enum FieldKind: Sendable {
     /// One of an enumeration's names.
     case choice(Choice)
     case bool(WritableKeyPath<Recipe, Bool> & Sendable)
+
+    /// Where the key lives on `Recipe`.
+    public var keyPath: AnyKeyPath {
+        switch self {
+        case .integer(let keyPath, _): return keyPath
+        case .number(let keyPath, _): return keyPath
+        case .string(let keyPath, _), .path(let keyPath): return keyPath
+        case .choice(let choice): return choice.keyPath
+        case .bool(let keyPath): return keyPath
+        }
+    }
 
     /// The allowed values in words, for messages and the reference: "an integer in 1...1024", "a number in
     /// (0.0, 1.0]", "one of "char", "byte"".
@@ -474,6 +487,43 @@ public enum Schema {
     ]
 
     public static func field(_ path: String) -> Field? { fields.first { $0.path == path } }
+
+    /// The field stored at `keyPath` on `Recipe`.
+    public static func field(at keyPath: AnyKeyPath) -> Field? { fields.first { $0.kind.keyPath == keyPath } }
+
+    // Defaults: the field table is the one place a recipe default is written. The loader gives an absent key its
+    // field's default, and `Recipe`'s properties start from the same value through these.
+
+    /// The default of the optional key stored at `keyPath` (a programming error if the table gives it none).
+    static func recipeDefault(at keyPath: AnyKeyPath) -> RecipeValue {
+        guard let value = field(at: keyPath)?.defaultValue else {
+            preconditionFailure("the recipe schema gives \(keyPath) no default")
+        }
+        return value
+    }
+
+    public static func defaultValue(_ keyPath: WritableKeyPath<Recipe, Int>) -> Int {
+        guard case .integer(let value) = recipeDefault(at: keyPath) else { preconditionFailure("\(keyPath)") }
+        return value
+    }
+
+    public static func defaultValue(_ keyPath: WritableKeyPath<Recipe, Double>) -> Double {
+        guard let value = recipeDefault(at: keyPath).number else { preconditionFailure("\(keyPath)") }
+        return value
+    }
+
+    public static func defaultValue(_ keyPath: WritableKeyPath<Recipe, Bool>) -> Bool {
+        guard case .bool(let value) = recipeDefault(at: keyPath) else { preconditionFailure("\(keyPath)") }
+        return value
+    }
+
+    public static func defaultValue<E: RawRepresentable>(_ keyPath: WritableKeyPath<Recipe, E>) -> E
+    where E.RawValue == String {
+        guard case .string(let name) = recipeDefault(at: keyPath), let value = E(rawValue: name) else {
+            preconditionFailure("\(keyPath)")
+        }
+        return value
+    }
 
     public static func fields(in section: String) -> [Field] { fields.filter { $0.section == section } }
 
