@@ -53,3 +53,38 @@ final class SchemaDefaultTests: XCTestCase {
         XCTAssertEqual(Schema.field(at: \Recipe.stability!.window)?.path, "stability.window")
     }
 }
+
+/// What changing a key does to a resumed run is a property of its field (`Field.resume`).
+final class SchemaResumeTests: XCTestCase {
+    func testEachKeysResumeEffect() {
+        func paths(_ effect: Field.ResumeEffect) -> Set<String> {
+            Set(Schema.fields.filter { $0.resume == effect }.map(\.path))
+        }
+        XCTAssertEqual(paths(.dataParallelLayout), ["training.devices", "training.grad_accum", "training.zero_stage"])
+        XCTAssertEqual(paths(.precision), ["training.precision"])
+        XCTAssertEqual(paths(.sameBits), ["training.recompute"])
+        for field in Schema.fields where field.resume == .changesTheRun {
+            XCTAssertTrue(["model", "data", "optimizer", "schedule", "training"].contains(field.section), field.path)
+        }
+        for path in ["model.n_layer", "data.path", "optimizer.lr", "schedule.warmup_steps", "training.steps",
+                     "training.micro_batch", "training.seed", "training.dropout"] {
+            XCTAssertEqual(Schema.field(path)?.resume, .changesTheRun, path)
+        }
+        for path in ["schema_version", "eval.interval", "checkpoint.keep", "logging.interval", "hardware.mfu",
+                     "stability.window"] {
+            XCTAssertEqual(Schema.field(path)?.resume, .free, path)
+        }
+    }
+
+    func testResumeDifferencesLeaveOutFreeKeys() throws {
+        let (recipe, _) = try plannedRecipe()
+        var other = recipe
+        other.eval.interval += 1
+        other.logging.interval += 1
+        other.stability = Recipe.Stability()
+        XCTAssertTrue(recipe.resumeDifferences(from: other).isEmpty)
+        other.optimizer.lr *= 2
+        other.training.recompute = .full
+        XCTAssertEqual(recipe.resumeDifferences(from: other).map(\.field.path), ["optimizer.lr", "training.recompute"])
+    }
+}
