@@ -320,7 +320,7 @@ extension Check {
         if given.name == "cpu" {
             let rate = given.deviceFlops, bf16 = r.training.precision == .bf16
             hardware = .cpu(memoryBytes: Double(given.deviceMemory),
-                            products: CPUProducts(fp32Flops: bf16 ? rate / 2 : rate, bf16Flops: bf16 ? rate : nil),
+                            fp32Flops: bf16 ? rate / 2 : rate, bf16Flops: bf16 ? rate : nil,
                             source: "the recipe's [hardware]")
         } else {
             hardware = Hardware.preset(named: given.name) ?? .defaultGPU

@@ -435,7 +435,7 @@ func thisMachineHardware(threads: Int) -> Hardware {
     let sgemm = MachineProfile.sgemmCeiling(pool: pool)
     let bf16 = MachineProfile.bf16Ceiling(pool: pool)
     return Hardware.cpu(memoryBytes: Double(CPU.memoryBytes),
-                        products: CPUProducts(fp32Flops: sgemm.flopsPerSecond, bf16Flops: bf16?.flopsPerSecond),
+                        fp32Flops: sgemm.flopsPerSecond, bf16Flops: bf16?.flopsPerSecond,
                         source: MachineProfile.describe(sgemm)
                             + (bf16.map { ", oneDNN \($0.implementation) bf16 matmul \(Int($0.flopsPerSecond / 1e9)) GFLOP/s on \($0.size)³" }
                                 ?? ", no native bf16 matmul")

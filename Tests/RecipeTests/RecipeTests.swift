@@ -272,7 +272,7 @@ final class RecipePrecisionTests: XCTestCase {
     }
 
     func testNativeBF16IsWrittenWithTheMeasuredRates() throws {
-        let (r, notes) = try recipe(.cpu(memoryBytes: 0x1p36, products: CPUProducts(fp32Flops: 215e9, bf16Flops: 430e9),
+        let (r, notes) = try recipe(.cpu(memoryBytes: 0x1p36, fp32Flops: 215e9, bf16Flops: 430e9,
                                          source: "test"))
         XCTAssertEqual(r.training.precision, .bf16)
         XCTAssertEqual(r.hardware?.deviceFlops, 430e9)
@@ -287,7 +287,7 @@ final class RecipePrecisionTests: XCTestCase {
     }
 
     func testWithoutNativeBF16FP32IsWrittenAndSaysWhy() throws {
-        let (r, notes) = try recipe(.cpu(memoryBytes: 0x1p36, products: CPUProducts(fp32Flops: 215e9), source: "test"))
+        let (r, notes) = try recipe(.cpu(memoryBytes: 0x1p36, fp32Flops: 215e9, bf16Flops: nil, source: "test"))
         XCTAssertEqual(r.training.precision, .fp32)
         XCTAssertEqual(r.hardware?.deviceFlops, 215e9)
         XCTAssertEqual(notes["training.precision"], "fp32: no native bf16 products on this CPU (bf16 would be emulated "
