@@ -35,6 +35,10 @@ public enum GPTInputError: Error, Equatable, CustomStringConvertible {
     case bf16NeedsFusedAttention
     /// Native bf16 products were asked for on a CPU where oneDNN has none.
     case nativeBF16Unavailable
+    /// The Llama family's grouped-query attention and rotary embedding run in the fused attention kernel only.
+    case llamaNeedsFusedAttention
+    /// The rotary embedding rotates pairs of features (i, i + d/2) of each head: the head size must be even.
+    case rotaryNeedsEvenHeadSize(headSize: Int)
 
     public var description: String {
         switch self {
@@ -50,6 +54,10 @@ public enum GPTInputError: Error, Equatable, CustomStringConvertible {
             "target \(target) at position \(index) is not below the vocabulary size \(vocabSize)"
         case .bf16NeedsFusedAttention: "bf16 precision runs with the fused attention kernel, not the materialized one"
         case .nativeBF16Unavailable: "this CPU has no native bf16 matrix products (oneDNN offers none); use the emulated ones"
+        case let .rotaryNeedsEvenHeadSize(headSize):
+            "the llama family's rotary embedding needs an even head size (d_model / n_head = \(headSize)); change n_head or d_model"
+        case .llamaNeedsFusedAttention:
+            "the llama family runs with the fused attention kernel, not the materialized one (use attention = \"fused\")"
         }
     }
 }
@@ -62,7 +70,16 @@ extension BF16Products {
     public static var best: BF16Products { BF16Matmul.isAvailable ? .native : .emulated }
 }
 
-/// A GPT-2 style decoder with hand-written forward and backward passes.
+/// A decoder-only transformer of either family (`ModelShape.family`) with hand-written forward and backward passes.
+///
+/// GPT-2: token plus learned position embedding, LayerNorm, a GELU MLP, multi-head attention, the head tied to the
+/// token embedding. Llama (Hugging Face `LlamaForCausalLM`'s function, its parameters as `ParameterLayout` places
+/// them): token embedding only; per block RMSNorm (ε = `normEps`), one product with q_proj, k_proj and v_proj
+/// stacked (the fused qkv row, C + 2K wide), the rotary embedding on the queries and keys in place (one table of
+/// cos/sin for `seqLen` positions, made at init with `ropeTheta`), fused grouped-query attention reading the
+/// shared key/value heads in place, o_proj added to the residual; RMSNorm, the gate and up products, SwiGLU,
+/// down_proj added to the residual; a final RMSNorm and the head (lm_head, or the token embedding when
+/// `tieEmbeddings`). No biases. The materialized attention kernel is GPT-2's only.
 ///
 /// Parameters, gradients and activations each live in one allocation made here (with native bf16 products, the
 /// weights' and activations' bf16 copies in one more each); a training step allocates nothing of its own (oneDNN
@@ -71,13 +88,16 @@ extension BF16Products {
 /// matmuls for the linear layers with native bf16 products.
 ///
 /// `attention` picks the attention kernel (`FusedAttention`, the default, or the materialized `Attention`), and
-/// `precision` the number format of the matrix products' inputs. In bf16, every product (the four linear layers
-/// of each block, attention's score and value products, the tied head) takes operands rounded to bfloat16 and
+/// `precision` the number format of the matrix products' inputs. In bf16, every product (the linear layers of
+/// each block, four for GPT-2 and five for Llama, attention's score and value products, the head) takes operands
+/// rounded to bfloat16 and
 /// accumulates in fp32: the weights are rounded into a second copy at the start of a forward pass (unless the
 /// caller says they have not changed, `weightsUnchanged`), and the
 /// activations and gradients that only feed products (the LayerNorm outputs, qkv, the attention output, the GELU
 /// output, the logits' gradient, ...) are rounded in place; the rounding is exact emulation of a bf16 matmul (see
-/// `BFloat16`). LayerNorm, softmax, GELU, the loss and the parameters and their gradients stay fp32.
+/// `BFloat16`). LayerNorm, softmax, GELU, the loss and the parameters and their gradients stay fp32 (for Llama
+/// also RMSNorm, SwiGLU and the rotary embedding: q and k are rounded after their rotation, and their gradients
+/// rotated back in fp32 before the qkv product's gradient is rounded).
 ///
 /// Where the CPU multiplies bf16 natively (`BF16Products.native`), the linear layers and the head run on oneDNN
 /// instead: the weights are converted to a bf16 copy (in place of the rounded fp32 one), each product input is
@@ -89,7 +109,7 @@ extension BF16Products {
 /// `recompute` trades compute for activation memory (`Recompute`, Korthikanti et al. 2022): with `.selective`
 /// the backward pass runs each layer's attention forward kernel again from the kept q, k, v before back-propagating
 /// through it; with `.full` it runs each block's forward pass again from the kept block input (up to the MLP's
-/// GELU: the block's output is kept, it is the next block's input). The recomputation runs the same kernels on
+/// GELU or SwiGLU: the block's output is kept, it is the next block's input). The recomputation runs the same kernels on
 /// the same inputs with the same thread pool, and dropout masks are counter-based (`DropoutMask`, keyed by seed,
 /// step, micro-batch, layer and site), so every recomputed activation is bit-identical to the one the forward
 /// pass computed and gradients are the same bits in every mode.
@@ -122,6 +142,8 @@ public final class GPT {
     let activations: FloatStorage
     let attentionScratch: FloatStorage
     let normScratch: FloatStorage
+    /// Llama only: the rotary embedding's cos/sin table for `shape.seqLen` positions (`Rotary.fillTable`).
+    let rotaryTable: FloatStorage?
     let tokenBuffer: UnsafeMutablePointer<Int32>
     let targetBuffer: UnsafeMutablePointer<Int32>
     /// Batch and length of the last forward pass, which the backward pass continues.
@@ -134,6 +156,8 @@ public final class GPT {
                 precision: Precision = .fp32, attentionTiles: FusedAttention.Tiles = .standard,
                 bf16Products: BF16Products? = nil, recompute: Recompute = .none) throws(GPTInputError) {
         do { try shape.validate() } catch { throw .invalidShape(error) }
+        guard shape.family == .gpt2 || attention == .fused else { throw .llamaNeedsFusedAttention }
+        guard shape.family == .gpt2 || shape.headSize % 2 == 0 else { throw .rotaryNeedsEvenHeadSize(headSize: shape.headSize) }
         guard precision == .fp32 || attention == .fused else { throw .bf16NeedsFusedAttention }
         let products = precision == .bf16 ? bf16Products ?? .best : nil
         guard products != .native || BF16Matmul.isAvailable else { throw .nativeBF16Unavailable }
@@ -174,7 +198,15 @@ public final class GPT {
         let perThread = attention == .fused ? FusedAttention.scratchPerThread(tiles: attentionTiles)
             : Attention.scratchPerThread(time: maxTime, dropout: true)
         attentionScratch = FloatStorage(count: pool.threadCount * perThread)
-        normScratch = FloatStorage(count: LayerNorm.scratchCount(threads: pool.threadCount, channels: shape.dModel))
+        normScratch = FloatStorage(count: Swift.max(LayerNorm.scratchCount(threads: pool.threadCount, channels: shape.dModel),
+                                                    RMSNorm.scratchCount(threads: pool.threadCount, channels: shape.dModel)))
+        if shape.family == .llama {
+            let table = FloatStorage(count: Rotary.tableCount(positions: shape.seqLen, headSize: shape.headSize))
+            Rotary.fillTable(table.base, positions: shape.seqLen, headSize: shape.headSize, theta: shape.ropeTheta)
+            rotaryTable = table
+        } else {
+            rotaryTable = nil
+        }
         tokenBuffer = .allocate(capacity: maxBatch * maxTime)
         targetBuffer = .allocate(capacity: maxBatch * maxTime)
         tokenBuffer.initialize(repeating: 0, count: maxBatch * maxTime)
@@ -196,17 +228,45 @@ public final class GPT {
         return UnsafePointer(layer == 0 ? act(acts.encoded) : act(acts.layers[layer - 1].residual3))
     }
 
+    /// The fused qkv rows block `layer`'s attention read in the last forward pass, [batch·time, C + 2K] row-major
+    /// (`Attention.Shape.qkvStride`): for Llama the queries and keys after the rotary embedding, and in bf16 every
+    /// value rounded to bf16 (after the rotation). Valid until the next forward or backward pass; with `.full`
+    /// recomputation only for the last block.
+    public func attentionInput(_ layer: Int) -> UnsafePointer<Float> {
+        precondition(layer >= 0 && layer < shape.nLayer, "block \(layer) of \(shape.nLayer)")
+        return UnsafePointer(act(acts.layers[layer].qkv))
+    }
+
     /// Floats in the activation allocation (what `ModelShape.activationFloats` predicts).
     public var activationCount: Int { acts.count }
 
-    /// nanoGPT's initialisation: normal(0, 0.02) for embeddings and linear weights, 0.02/sqrt(2·n_layer) for the
-    /// two residual output projections of each block, zero biases, LayerNorm weights 1. Tensors are drawn in
-    /// state_dict order from one generator.
+    /// GPT-2: nanoGPT's initialisation: normal(0, 0.02) for embeddings and linear weights, 0.02/sqrt(2·n_layer)
+    /// for the two residual output projections of each block, zero biases, LayerNorm weights 1.
+    ///
+    /// Llama: Hugging Face's `LlamaPreTrainedModel._init_weights` (transformers' `modeling_llama.py`, the
+    /// initialisation `LlamaForCausalLM(config)` trains from): normal(0, `initializer_range` = 0.02) for the token
+    /// embedding, every linear weight (q, k, v, o, gate, up, down, the untied lm_head alike) and RMSNorm gains 1.
+    /// Chosen over nanoGPT's residual scaling (0.02/sqrt(2·n_layer) on o_proj and down_proj) because it is the
+    /// family's reference implementation, the one our export loads into: a model initialised here and one made by
+    /// `LlamaForCausalLM(config)` draw from the same distribution. (Meta's published Llama code is inference only;
+    /// torchtitan's depth-scaled truncated normal is a third, later choice.)
+    ///
+    /// Tensors are drawn in state_dict order (`layout.tensors`: nanoGPT's, or Hugging Face's) from one generator.
     public func initialize(seed: UInt64) {
         var rng = Xoshiro256(seed: seed, stream: 1)
         weightCopyMade = false
         let p = parameters.base
         parameters.zero()
+        if shape.family == .llama {
+            for tensor in layout.tensors {
+                if tensor.shape.count >= 2 {
+                    for i in 0..<tensor.count { p[tensor.offset + i] = Float(rng.nextNormal() * 0.02) }
+                } else {
+                    (p + tensor.offset).update(repeating: 1, count: tensor.count)
+                }
+            }
+            return
+        }
         let residualStd = 0.02 / (2.0 * Double(shape.nLayer)).squareRoot()
         for tensor in layout.tensors {
             if tensor.name.hasSuffix("ln_1.weight") || tensor.name.hasSuffix("ln_2.weight") || tensor.name.hasSuffix("ln_f.weight") {
@@ -293,6 +353,12 @@ public final class GPT {
     /// The logits of the last forward pass, [batch·time, vocab] (or their gradient after a training pass).
     public var logits: UnsafeMutablePointer<Float> { act(acts.logits) }
 
+    /// Offset of the output head's weight [V, C]: Llama's untied lm_head, else the token embedding.
+    var headWeight: Int { layout.lmHead >= 0 ? layout.lmHead : layout.wte }
+
+    /// RMSNorm's ε (Llama).
+    var normEpsilon: Float { Float(shape.normEps) }
+
     // MARK: Forward
 
     /// Runs the model on `batch` sequences of `time` tokens (row-major in `tokens`) and returns the mean
@@ -326,7 +392,7 @@ public final class GPT {
         lastTime = time
         let drop = (dropout?.probability ?? 0) > 0 ? dropout : nil
         lastDropout = drop
-        let attentionShape = Attention.Shape(batch: batch, time: time, channels: c, heads: shape.nHead)
+        let attentionShape = Attention.Shape(batch: batch, time: time, channels: c, heads: shape.nHead, kvHeads: shape.nKVHead)
         if !(weightsUnchanged && weightCopyMade) {
             if let rounded = roundedParameters {
                 BFloat16.round(pool, out: rounded.base, parameters.base, count: layout.count)
@@ -337,8 +403,12 @@ public final class GPT {
             weightCopyMade = true
         }
 
-        Encoder.forward(pool, out: act(acts.encoded), tokens: tokenBuffer, wte: param(layout.wte), wpe: param(layout.wpe),
-                        batch: batch, time: time, channels: c)
+        if shape.family == .llama {
+            TokenEmbedding.forward(pool, out: act(acts.encoded), tokens: tokenBuffer, wte: param(layout.wte), rows: bt, channels: c)
+        } else {
+            Encoder.forward(pool, out: act(acts.encoded), tokens: tokenBuffer, wte: param(layout.wte), wpe: param(layout.wpe),
+                            batch: batch, time: time, channels: c)
+        }
         if let drop { mask(drop, layer: -1, site: 0).apply(pool, out: act(acts.encoded), act(acts.encoded), count: bt * c) }
 
         var residual = act(acts.encoded)
@@ -346,11 +416,16 @@ public final class GPT {
             blockForward(l, residual: residual, dropout: drop, attentionShape: attentionShape, throughOutput: true)
             residual = act(acts.layers[l].residual3)
         }
-        LayerNorm.forward(pool, out: act(acts.lnf), mean: act(acts.lnfMean), rstd: act(acts.lnfRstd), inp: residual,
-                          weight: param(layout.lnfWeight), bias: optionalParam(layout.lnfBias), rows: bt, channels: c)
+        if shape.family == .llama {
+            RMSNorm.forward(pool, out: act(acts.lnf), rstd: act(acts.lnfRstd), inp: residual, weight: param(layout.lnfWeight),
+                            rows: bt, channels: c, epsilon: normEpsilon)
+        } else {
+            LayerNorm.forward(pool, out: act(acts.lnf), mean: act(acts.lnfMean), rstd: act(acts.lnfRstd), inp: residual,
+                              weight: param(layout.lnfWeight), bias: optionalParam(layout.lnfBias), rows: bt, channels: c)
+        }
         productInput(act(acts.lnf), count: bt * c, half: acts.lnfHalf)
-        // The output head shares the token embedding: logits = lnf · wteᵀ.
-        linear(out: act(acts.logits), inp: act(acts.lnf), inpHalf: acts.lnfHalf, weight: layout.wte, bias: nil,
+        // logits = lnf · headᵀ, the head being the token embedding when tied.
+        linear(out: act(acts.logits), inp: act(acts.lnf), inpHalf: acts.lnfHalf, weight: headWeight, bias: nil,
                rows: bt, inFeatures: c, outFeatures: v)
         guard targets != nil else { return 0 }
         CrossEntropy.forward(pool, losses: act(acts.losses), logits: act(acts.logits), targets: targetBuffer,
@@ -365,6 +440,10 @@ public final class GPT {
     /// (and its bf16 rounding): all that full recomputation needs again, the block's output being kept.
     private func blockForward(_ l: Int, residual: UnsafeMutablePointer<Float>, dropout drop: DropoutContext?,
                               attentionShape: Attention.Shape, throughOutput: Bool) {
+        if shape.family == .llama {
+            llamaBlockForward(l, residual: residual, dropout: drop, attentionShape: attentionShape, throughOutput: throughOutput)
+            return
+        }
         let a = acts.layers[l], o = layout.layers[l]
         let bt = attentionShape.batch * attentionShape.time, c = shape.dModel, f = shape.dFF
         LayerNorm.forward(pool, out: act(a.ln1), mean: act(a.ln1Mean), rstd: act(a.ln1Rstd), inp: residual,
@@ -391,6 +470,45 @@ public final class GPT {
         guard throughOutput else { return }
         residualBranch(out: act(a.residual3), residual: act(a.residual2), inp: act(a.fcGelu), inpHalf: a.fcGeluHalf,
                        weight: o.mlpProjWeight, bias: optionalParam(o.mlpProjBias), rows: bt, inFeatures: f,
+                       dropout: drop.map { mask($0, layer: l, site: 3) })
+    }
+
+    /// Llama block `l`'s forward pass from its input `residual` (`blockForward`'s contract): RMSNorm, the qkv
+    /// product, the rotary embedding on q and k in place, attention, o_proj onto the residual; RMSNorm, gate and
+    /// up, SwiGLU, down_proj onto the residual. In bf16 the queries and keys are rounded after their rotation
+    /// (attention's products read the rotated values), as every other product input is rounded where it is made.
+    private func llamaBlockForward(_ l: Int, residual: UnsafeMutablePointer<Float>, dropout drop: DropoutContext?,
+                                   attentionShape: Attention.Shape, throughOutput: Bool) {
+        let a = acts.layers[l], o = layout.layers[l]
+        let bt = attentionShape.batch * attentionShape.time, c = shape.dModel, f = shape.dFF, s = attentionShape.qkvStride
+        RMSNorm.forward(pool, out: act(a.ln1), rstd: act(a.ln1Rstd), inp: residual, weight: param(o.ln1Weight), rows: bt,
+                        channels: c, epsilon: normEpsilon)
+        productInput(act(a.ln1), count: bt * c, half: a.ln1Half)
+        linear(out: act(a.qkv), inp: act(a.ln1), inpHalf: a.ln1Half, weight: o.qkvWeight, bias: nil, rows: bt,
+               inFeatures: c, outFeatures: s)
+        Rotary.forward(pool, out: act(a.qkv), inp: act(a.qkv), layout: .queriesAndKeys(attentionShape),
+                       table: rotaryTable!.base, positions: shape.seqLen)
+        if bf16Products == .native {
+            BFloat16.convert(pool, bits: half(acts.attentionQKVHalf), rounded: act(a.qkv), act(a.qkv), count: bt * s)
+        } else {
+            productInput(act(a.qkv), count: bt * s)
+        }
+        attentionCore(l, dropout: drop, attentionShape: attentionShape)
+        residualBranch(out: act(a.residual2), residual: residual, inp: act(a.attY), inpHalf: a.attYHalf,
+                       weight: o.attnProjWeight, bias: nil, rows: bt, inFeatures: c,
+                       dropout: drop.map { mask($0, layer: l, site: 2) })
+        RMSNorm.forward(pool, out: act(a.ln2), rstd: act(a.ln2Rstd), inp: act(a.residual2), weight: param(o.ln2Weight),
+                        rows: bt, channels: c, epsilon: normEpsilon)
+        productInput(act(a.ln2), count: bt * c, half: a.ln2Half)
+        linear(out: act(a.fcPre), inp: act(a.ln2), inpHalf: a.ln2Half, weight: o.fcWeight, bias: nil, rows: bt,
+               inFeatures: c, outFeatures: f)
+        linear(out: act(a.up), inp: act(a.ln2), inpHalf: a.ln2Half, weight: o.upWeight, bias: nil, rows: bt,
+               inFeatures: c, outFeatures: f)
+        SwiGLU.forward(pool, out: act(a.fcGelu), gate: act(a.fcPre), up: act(a.up), count: bt * f)
+        productInput(act(a.fcGelu), count: bt * f, half: a.fcGeluHalf)
+        guard throughOutput else { return }
+        residualBranch(out: act(a.residual3), residual: act(a.residual2), inp: act(a.fcGelu), inpHalf: a.fcGeluHalf,
+                       weight: o.mlpProjWeight, bias: nil, rows: bt, inFeatures: f,
                        dropout: drop.map { mask($0, layer: l, site: 3) })
     }
 
@@ -422,7 +540,7 @@ public final class GPT {
         case .selective:
             if bf16Products == .native {
                 // q, k, v were rounded in the forward pass: converting them again gives the same bf16 patterns.
-                let count = attentionShape.batch * attentionShape.time * 3 * shape.dModel
+                let count = attentionShape.batch * attentionShape.time * attentionShape.qkvStride
                 BFloat16.convert(pool, bits: half(acts.attentionQKVHalf), rounded: nil, act(acts.layers[l].qkv), count: count)
             }
             attentionCore(l, dropout: lastDropout, attentionShape: attentionShape)
@@ -490,27 +608,37 @@ public final class GPT {
     public func backward(accumulate: Bool) {
         let batch = lastBatch, time = lastTime
         let bt = batch * time, c = shape.dModel, f = shape.dFF, v = shape.vocabSize
-        let attentionShape = Attention.Shape(batch: batch, time: time, channels: c, heads: shape.nHead)
+        let attentionShape = Attention.Shape(batch: batch, time: time, channels: c, heads: shape.nHead, kvHeads: shape.nKVHead)
         let drop = lastDropout
         let dResidual = act(acts.dResidual), dLn = act(acts.dLn), dQKV = act(acts.dQKV)
         let dAttY = act(acts.dAttY), dFc = act(acts.dFc)
         let normScratch = self.normScratch.base
 
-        // Head (tied to wte) and final LayerNorm.
+        // Head (tied to wte, or Llama's lm_head) and final norm.
         gradientInput(act(acts.logits), count: bt * v)
-        linearBackward(dinp: dLn, dweight: grad(layout.wte), dbias: nil, dout: act(acts.logits), inp: act(acts.lnf),
-                       inpHalf: acts.lnfHalf, weight: layout.wte, rows: bt, inFeatures: c, outFeatures: v,
+        linearBackward(dinp: dLn, dweight: grad(headWeight), dbias: nil, dout: act(acts.logits), inp: act(acts.lnf),
+                       inpHalf: acts.lnfHalf, weight: headWeight, rows: bt, inFeatures: c, outFeatures: v,
                        accumulateInput: false, accumulateParameters: accumulate)
         let last = shape.nLayer > 0 ? act(acts.layers[shape.nLayer - 1].residual3) : act(acts.encoded)
-        LayerNorm.backward(pool, dinp: dResidual, dweight: grad(layout.lnfWeight), dbias: optionalGrad(layout.lnfBias),
-                           dout: dLn, inp: last, weight: param(layout.lnfWeight), mean: act(acts.lnfMean),
-                           rstd: act(acts.lnfRstd), rows: bt, channels: c, scratch: normScratch,
-                           accumulateInput: false, accumulateParameters: accumulate)
+        if shape.family == .llama {
+            RMSNorm.backward(pool, dinp: dResidual, dweight: grad(layout.lnfWeight), dout: dLn, inp: last,
+                             weight: param(layout.lnfWeight), rstd: act(acts.lnfRstd), rows: bt, channels: c,
+                             scratch: normScratch, accumulateInput: false, accumulateParameters: accumulate)
+        } else {
+            LayerNorm.backward(pool, dinp: dResidual, dweight: grad(layout.lnfWeight), dbias: optionalGrad(layout.lnfBias),
+                               dout: dLn, inp: last, weight: param(layout.lnfWeight), mean: act(acts.lnfMean),
+                               rstd: act(acts.lnfRstd), rows: bt, channels: c, scratch: normScratch,
+                               accumulateInput: false, accumulateParameters: accumulate)
+        }
 
         for l in stride(from: shape.nLayer - 1, through: 0, by: -1) {
             let a = acts.layers[l], o = layout.layers[l]
             let residual = l == 0 ? act(acts.encoded) : act(acts.layers[l - 1].residual3)
             recomputeBlock(l, residual: residual, attentionShape: attentionShape)
+            if shape.family == .llama {
+                llamaBlockBackward(l, residual: residual, attentionShape: attentionShape, accumulate: accumulate)
+                continue
+            }
 
             // MLP branch: residual3 = residual2 + dropout(mlp_proj(gelu(fc(ln2(residual2))))).
             var dBranch = branchGradient(dResidual, layer: l, site: 3, count: bt * c)
@@ -562,11 +690,75 @@ public final class GPT {
         }
 
         if let drop { mask(drop, layer: -1, site: 0).apply(pool, out: dResidual, dResidual, count: bt * c) }
+        if shape.family == .llama {
+            // A tied head wrote its gradient into wte's: the embedding's is added to it.
+            TokenEmbedding.backward(pool, dwte: grad(layout.wte), dout: dResidual, tokens: tokenBuffer, rows: bt, channels: c,
+                                    vocab: v, accumulate: accumulate || layout.lmHead < 0)
+            return
+        }
         Encoder.backward(pool, dwte: grad(layout.wte), dwpe: grad(layout.wpe), dout: dResidual, tokens: tokenBuffer,
                          batch: batch, time: time, channels: c, accumulate: accumulate)
         if time < shape.seqLen && !accumulate {
             // Positions the micro-batch did not reach get no gradient, and must not keep an old one.
             (grad(layout.wpe) + time * c).update(repeating: 0, count: (shape.seqLen - time) * c)
         }
+    }
+
+    /// Back-propagates through Llama block `l` (after `recomputeBlock`): the residual stream's gradient in
+    /// `dResidual` becomes the block input's, and the block's parameter gradients are written (or added, with
+    /// `accumulate`). The SwiGLU backward writes the up product's gradient over the up activation (read for the
+    /// last time there).
+    private func llamaBlockBackward(_ l: Int, residual: UnsafeMutablePointer<Float>, attentionShape: Attention.Shape,
+                                    accumulate: Bool) {
+        let a = acts.layers[l], o = layout.layers[l]
+        let bt = attentionShape.batch * attentionShape.time, c = shape.dModel, f = shape.dFF, s = attentionShape.qkvStride
+        let dResidual = act(acts.dResidual), dLn = act(acts.dLn), dQKV = act(acts.dQKV)
+        let dAttY = act(acts.dAttY), dFc = act(acts.dFc), dUp = act(a.up)
+        let normScratch = self.normScratch.base
+
+        // MLP branch: residual3 = residual2 + down(silu(gate(n2)) ⊙ up(n2)), n2 = rmsnorm(residual2).
+        var dBranch = branchGradient(dResidual, layer: l, site: 3, count: bt * c)
+        linearBackward(dinp: dFc, dweight: grad(o.mlpProjWeight), dbias: nil, dout: dBranch, inp: act(a.fcGelu),
+                       inpHalf: a.fcGeluHalf, weight: o.mlpProjWeight, rows: bt, inFeatures: f, outFeatures: c,
+                       accumulateInput: false, accumulateParameters: accumulate)
+        SwiGLU.backward(pool, dgate: dFc, dup: dUp, gate: act(a.fcPre), up: act(a.up), dout: dFc, count: bt * f)
+        gradientInput(dFc, count: bt * f)
+        linearBackward(dinp: dLn, dweight: grad(o.fcWeight), dbias: nil, dout: dFc, inp: act(a.ln2), inpHalf: a.ln2Half,
+                       weight: o.fcWeight, rows: bt, inFeatures: c, outFeatures: f,
+                       accumulateInput: false, accumulateParameters: accumulate)
+        gradientInput(dUp, count: bt * f)
+        linearBackward(dinp: dLn, dweight: grad(o.upWeight), dbias: nil, dout: dUp, inp: act(a.ln2), inpHalf: a.ln2Half,
+                       weight: o.upWeight, rows: bt, inFeatures: c, outFeatures: f,
+                       accumulateInput: true, accumulateParameters: accumulate)
+        RMSNorm.backward(pool, dinp: dResidual, dweight: grad(o.ln2Weight), dout: dLn, inp: act(a.residual2),
+                         weight: param(o.ln2Weight), rstd: act(a.ln2Rstd), rows: bt, channels: c, scratch: normScratch,
+                         accumulateInput: true, accumulateParameters: accumulate)
+
+        // Attention branch: residual2 = residual + o_proj(attention(rope(q), rope(k), v)), [q|k|v] = qkv(rmsnorm(residual)).
+        dBranch = branchGradient(dResidual, layer: l, site: 2, count: bt * c)
+        linearBackward(dinp: dAttY, dweight: grad(o.attnProjWeight), dbias: nil, dout: dBranch, inp: act(a.attY),
+                       inpHalf: a.attYHalf, weight: o.attnProjWeight, rows: bt, inFeatures: c, outFeatures: c,
+                       accumulateInput: false, accumulateParameters: accumulate)
+        if bf16Products == .native {
+            // As in GPT-2's backward: the output projection's products are done with the copies these share.
+            BFloat16.convert(pool, bits: half(acts.attentionGradientHalf), rounded: dAttY, dAttY, count: bt * c)
+            BFloat16.convert(pool, bits: half(acts.attentionQKVHalf), rounded: nil, act(a.qkv), count: bt * s)
+        } else {
+            productInput(dAttY, count: bt * c)
+        }
+        FusedAttention.backward(pool, dqkv: dQKV, dout: dAttY, out: act(a.attY), lse: act(a.att), qkv: act(a.qkv),
+                                shape: attentionShape, tiles: attentionTiles, scratch: attentionScratch.base,
+                                dropout: lastDropout.map { mask($0, layer: l, site: 1) }, bf16Inputs: precision == .bf16,
+                                native: nativeAttention(withGradient: true))
+        // The gradients of the rotated queries and keys, rotated back: those of the qkv product's output.
+        Rotary.backward(pool, dinp: dQKV, dout: dQKV, layout: .queriesAndKeys(attentionShape), table: rotaryTable!.base,
+                        positions: shape.seqLen)
+        gradientInput(dQKV, count: bt * s)
+        linearBackward(dinp: dLn, dweight: grad(o.qkvWeight), dbias: nil, dout: dQKV, inp: act(a.ln1), inpHalf: a.ln1Half,
+                       weight: o.qkvWeight, rows: bt, inFeatures: c, outFeatures: s,
+                       accumulateInput: false, accumulateParameters: accumulate)
+        RMSNorm.backward(pool, dinp: dResidual, dweight: grad(o.ln1Weight), dout: dLn, inp: residual,
+                         weight: param(o.ln1Weight), rstd: act(a.ln1Rstd), rows: bt, channels: c, scratch: normScratch,
+                         accumulateInput: true, accumulateParameters: accumulate)
     }
 }

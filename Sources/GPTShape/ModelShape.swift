@@ -194,6 +194,13 @@ public struct ModelShape: Sendable, Equatable, Codable {
     /// which is reused layer after layer). Attention keeps one log-sum-exp per row with the fused kernel (the
     /// default), the B·H·T² probabilities with the materialized one. Each thread also has attention scratch, left
     /// out: a few MB at most. `recompute` keeps less (`Recompute`).
+    ///
+    /// For the Llama family it is the Llama model's layout, counted the same way: per layer the two RMSNorm outputs
+    /// and their rstd (B·T each, no mean), qkv of B·T·(C + 2K) with K = n_kv_head·head_size, the attention output
+    /// and log-sum-exp, the residual, the gate and up products and the SwiGLU output (3·B·T·d_ff), the block's
+    /// output; the final RMSNorm's output and rstd, the logits, the losses; and the backward scratch (its qkv
+    /// gradient C + 2K wide). 4 bytes a float; the rotary table (seq_len·head_size floats) is kept beside the
+    /// parameters, not counted here.
     public func activationFloats(batch: Int, context t: Int? = nil, attention: AttentionKernel = .fused,
                                  recompute: Recompute = .none) -> Int {
         ActivationLayout(self, batch: batch, time: t ?? seqLen, attention: attention, recompute: recompute).count

@@ -54,6 +54,12 @@ public enum LearningRateRule: Sendable, Equatable {
     case stepLaw
     /// Scaled from a reference run: lr = lr_ref · (B / B_ref)^p.
     case reference(batchTokens: Double, lr: Double, scaling: Scaling)
+    /// Inversely with the width: lr = k / d_model. Adam's learning rate for hidden matrices ∝ 1/width under μP
+    /// (Yang et al. 2022, "Tensor Programs V", Table 3; Everett et al. 2024 find the same exponent for Adam in the
+    /// standard parameterization); `k` is measured (an lr scan at one budget, docs/scaling-laws.md). What an
+    /// isoFLOP sweep at small scale needs, where a budget's sizes span 3× in width and one learning rate for all of
+    /// them (DeepSeek's, a function of C only) favours the narrow ones.
+    case perWidth(Double)
     /// Given on the command line.
     case fixed(Double)
 
@@ -64,6 +70,7 @@ public enum LearningRateRule: Sendable, Equatable {
         case .kaplan: return "Kaplan et al. 2020 eq. D.1: η = 0.003239 − 0.0001395·ln(N_non-embedding)"
         case .stepLaw: return "Step Law (Li et al. 2025, eq. 1): η = 1.79·N^-0.713·D^0.307, N non-embedding"
         case .reference(_, _, let s): return "\(s.rawValue) scaling from a reference: η = η_ref·(B/B_ref)^\(s.exponent)"
+        case .perWidth(let k): return "μP-style width scaling (Yang et al. 2022): η = \(k)/d_model"
         case .fixed: return "given"
         }
     }

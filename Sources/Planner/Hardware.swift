@@ -108,31 +108,48 @@ public struct Hardware: Sendable, Equatable {
     /// 2024, Table 4).
     public static let gpuDefaultMFU = 0.4
 
-    static func gpu(_ name: String, memoryGB: Double, bf16: Double, fp32: Double, perNode: Int, nvlink: Double,
+    /// `memoryMiB` is the total the device itself reports (nvidia-smi's `memory.total`, ROCm's HIP
+    /// `totalGlobalMem`), in MiB: the marketing "80 GB" of an A100 or H100 is 80 GiB of HBM, of which the driver
+    /// reports 81,920 MiB (A100) or 81,559 MiB (H100), about 7% more than 80e9 bytes. CUDA's own `totalGlobalMem` is
+    /// 0.4-0.6 GiB less than nvidia-smi's total (an H100: 81,106 MiB; an A100 40GB: 40,339 MiB), which the
+    /// `gpuReservedBytes` allowance covers.
+    static func gpu(_ name: String, memoryMiB: Double, bf16: Double, fp32: Double, perNode: Int, nvlink: Double,
                     network: Double, source: String) -> Hardware {
-        Hardware(name: name, memoryBytes: memoryGB * 1e9, peakFlops: bf16, fp32Flops: fp32, devicesPerNode: perNode,
+        Hardware(name: name, memoryBytes: memoryMiB * 0x1p20, peakFlops: bf16, fp32Flops: fp32, devicesPerNode: perNode,
                  intraNodeBandwidth: nvlink, interNodeBandwidth: network, precision: .mixed, products: .gpu,
                  defaultMFU: gpuDefaultMFU, usableFraction: gpuUsableFraction, reservedBytes: gpuReservedBytes,
                  source: source)
     }
 
     /// NVIDIA A100 40GB SXM: 312 TFLOP/s dense bf16, 19.5 fp32; NVLink 600 GB/s (300 each way); a DGX A100 has 8
-    /// and eight 200 Gb/s HDR InfiniBand ports (25 GB/s a GPU).
-    public static let a100_40gb = gpu("a100-40gb", memoryGB: 40, bf16: 312e12, fp32: 19.5e12, perNode: 8,
-                                      nvlink: 300e9, network: 25e9, source: "NVIDIA A100 datasheet; DGX A100 datasheet")
-    public static let a100_80gb = gpu("a100-80gb", memoryGB: 80, bf16: 312e12, fp32: 19.5e12, perNode: 8,
-                                      nvlink: 300e9, network: 25e9, source: "NVIDIA A100 datasheet; DGX A100 datasheet")
+    /// and eight 200 Gb/s HDR InfiniBand ports (25 GB/s a GPU). Memory: nvidia-smi reports 40,960 MiB (40 GiB;
+    /// modal-labs/modal-client#2797 lists nvidia-smi's totals of its GPUs).
+    public static let a100_40gb = gpu("a100-40gb", memoryMiB: 40_960, bf16: 312e12, fp32: 19.5e12, perNode: 8,
+                                      nvlink: 300e9, network: 25e9,
+                                      source: "NVIDIA A100 datasheet; DGX A100 datasheet; memory as nvidia-smi reports it")
+    /// NVIDIA A100 80GB SXM: as the 40GB; nvidia-smi reports 81,920 MiB (80 GiB; modal-labs/modal-client#2797).
+    public static let a100_80gb = gpu("a100-80gb", memoryMiB: 81_920, bf16: 312e12, fp32: 19.5e12, perNode: 8,
+                                      nvlink: 300e9, network: 25e9,
+                                      source: "NVIDIA A100 datasheet; DGX A100 datasheet; memory as nvidia-smi reports it")
     /// NVIDIA H100 SXM5 80GB: 989 TFLOP/s dense bf16, 67 fp32; NVLink 900 GB/s (450 each way); DGX H100: 8 GPUs,
-    /// eight 400 Gb/s NDR ports (50 GB/s a GPU).
-    public static let h100_sxm_80gb = gpu("h100-sxm-80gb", memoryGB: 80, bf16: 989e12, fp32: 67e12, perNode: 8,
-                                          nvlink: 450e9, network: 50e9, source: "NVIDIA H100 datasheet; DGX H100 datasheet")
-    /// NVIDIA H200 SXM 141GB: the H100's compute (989 TFLOP/s dense bf16, 67 fp32) and NVLink (900 GB/s).
-    public static let h200_141gb = gpu("h200-141gb", memoryGB: 141, bf16: 989e12, fp32: 67e12, perNode: 8,
-                                       nvlink: 450e9, network: 50e9, source: "NVIDIA H200 datasheet")
+    /// eight 400 Gb/s NDR ports (50 GB/s a GPU). Memory: nvidia-smi reports 81,559 MiB for "NVIDIA H100 80GB HBM3"
+    /// (modal-labs/modal-client#2797; the same total in NVIDIA/nccl#1264 and wilicc/gpu-burn#114).
+    public static let h100_sxm_80gb = gpu("h100-sxm-80gb", memoryMiB: 81_559, bf16: 989e12, fp32: 67e12, perNode: 8,
+                                          nvlink: 450e9, network: 50e9,
+                                          source: "NVIDIA H100 datasheet; DGX H100 datasheet; memory as nvidia-smi reports it")
+    /// NVIDIA H200 SXM 141GB: the H100's compute (989 TFLOP/s dense bf16, 67 fp32) and NVLink (900 GB/s). Memory:
+    /// nvidia-smi reports 143,771 MiB for "NVIDIA H200" (sgl-project/sglang#3196, an 8 × H200 node).
+    public static let h200_141gb = gpu("h200-141gb", memoryMiB: 143_771, bf16: 989e12, fp32: 67e12, perNode: 8,
+                                       nvlink: 450e9, network: 50e9,
+                                       source: "NVIDIA H200 datasheet; memory as nvidia-smi reports it")
     /// AMD Instinct MI300X: 192 GB HBM3, 1307.4 TFLOP/s dense bf16, 163.4 fp32; 8 per platform over Infinity Fabric
-    /// (7 links of 64 GB/s each way to the other 7 GPUs: 448 GB/s), one 400 Gb/s NIC a GPU.
-    public static let mi300x = gpu("mi300x", memoryGB: 192, bf16: 1307.4e12, fp32: 163.4e12, perNode: 8,
-                                   nvlink: 448e9, network: 50e9, source: "AMD Instinct MI300X data sheet")
+    /// (7 links of 64 GB/s each way to the other 7 GPUs: 448 GB/s), one 400 Gb/s NIC a GPU. Memory: HIP's
+    /// `totalGlobalMem` is 196,592 MiB on a bare-metal MI300X (a deviceQuery of four in thamada/nvidia-smi,
+    /// nvsim/MI300X_x4_deviceQuery.py), i.e. 8 × 24,574 MiB, the size each of the 8 partitions has in CPX mode
+    /// (ROCm/ROCm#4750: 25,767,706,624 bytes); cloud virtual functions ("MI300X VF") report 196,288 MiB.
+    public static let mi300x = gpu("mi300x", memoryMiB: 196_592, bf16: 1307.4e12, fp32: 163.4e12, perNode: 8,
+                                   nvlink: 448e9, network: 50e9,
+                                   source: "AMD Instinct MI300X data sheet; memory as HIP reports it")
 
     /// The GPU presets, in the order `--gpu list` shows them.
     public static let gpuPresets: [Hardware] = [a100_40gb, a100_80gb, h100_sxm_80gb, h200_141gb, mi300x]

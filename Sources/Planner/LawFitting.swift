@@ -222,16 +222,25 @@ public enum LawFitting {
         var budgets: [IsoFLOPFit.Budget] = []
         for c in Set(runs.map(\.flops)).sorted() {
             let group = runs.filter { $0.flops == c }
-            guard group.count >= 3, let q = parabola(group.map { log($0.params) }, group.map(\.loss)) else {
-                notes.append("approach 2: budget \(c) has \(group.count) finished run(s); a parabola needs 3")
+            let distinct = Set(group.map(\.params)).count
+            guard distinct >= 3, let q = parabola(group.map { log($0.params) }, group.map(\.loss)) else {
+                notes.append("approach 2: budget \(c) has \(distinct) finished size(s); a parabola needs 3")
                 continue
             }
             guard q[2] > 0 else {
                 notes.append("approach 2: budget \(c): the losses curve downwards in log N (no minimum); left out")
                 continue
             }
+            // A curvature that changes the loss by less than a part in 1e9 across the sizes run is rounding, not a
+            // minimum: its vertex can land anywhere (or at infinity).
+            let spread = log(group.map(\.params).max()! / group.map(\.params).min()!)
+            let meanLoss = group.map(\.loss).reduce(0, +) / Double(group.count)
             let x = -q[1] / (2 * q[2])
             let n = exp(x)
+            guard q[2] * spread * spread > 1e-9 * meanLoss, n.isFinite, n > 0 else {
+                notes.append("approach 2: budget \(c): the parabola is too flat to place a minimum; left out")
+                continue
+            }
             let sizes = group.map(\.params)
             if n < sizes.min()! || n > sizes.max()! {
                 func whole(_ x: Double) -> String { PlanLimits.int(x.rounded()).map(String.init) ?? "\(x)" }

@@ -12,10 +12,21 @@ public struct Layout: Sendable, Equatable, Hashable {
     /// Virtual pipeline stages per device (Narayanan et al. 2021 §2.2.2, the interleaved 1F1B schedule): each device
     /// holds `interleave` chunks of L/(p·v) layers; 1 is plain 1F1B.
     public var interleave: Int
+    /// Llama 3's memory-balanced pipeline (Dubey et al. 2024, §3.3.2): the first and the last stage each hold one
+    /// transformer layer fewer, the embedding and the output layer with the loss taking their places (L + 2 slots,
+    /// ⌈(L + 2)/p⌉ a stage). False: ⌈L/p⌉ layers on every stage, the embedding and the head besides.
+    public var balancedEnds: Bool
+    /// Tensor-parallel collectives overlapped with the matrix products (Megatron-core with Transformer Engine's
+    /// `--tp-comm-overlap`: the sequence-parallel all-gathers and reduce-scatters split into chunks and pipelined
+    /// with the column- and row-parallel GEMMs): exposed only beyond the products' time. False: on the critical path.
+    public var overlapsTensorParallel: Bool
 
     public init(dataParallel: Int, tensorParallel: Int = 1, pipelineParallel: Int = 1, zeroStage: Int = 0,
-                recompute: Recompute = .none, microBatch: Int, gradAccum: Int, interleave: Int = 1) {
+                recompute: Recompute = .none, microBatch: Int, gradAccum: Int, interleave: Int = 1,
+                balancedEnds: Bool = false, overlapsTensorParallel: Bool = false) {
         self.interleave = interleave
+        self.balancedEnds = balancedEnds
+        self.overlapsTensorParallel = overlapsTensorParallel
         self.dataParallel = dataParallel
         self.tensorParallel = tensorParallel
         self.pipelineParallel = pipelineParallel
@@ -94,6 +105,10 @@ public struct LayoutConstraints: Sendable, Equatable {
     /// are a multiple of p (Megatron-LM's condition for the interleaved schedule). `gpt-plan estimate` does; the
     /// plan's search keeps 1F1B.
     public var searchesInterleaving = false
+    /// Every layout searched with Llama 3's memory-balanced pipeline (`Layout.balancedEnds`).
+    public var balancedEnds = false
+    /// Every layout searched with tensor-parallel communication overlapped (`Layout.overlapsTensorParallel`).
+    public var overlapsTensorParallel = false
     public init(zeroStage: Int? = nil, tensorParallel: Int? = nil, pipelineParallel: Int? = nil,
                 recompute: Recompute? = nil, microBatch: Int? = nil, interleave: Int? = nil) {
         self.interleave = interleave
@@ -111,16 +126,42 @@ public enum LayoutModel {
 
     /// Parameters on the heaviest device after tensor and pipeline parallelism: the first stage's share of the
     /// layers with the embeddings (the last holds the tied head's copy, never more), split t ways.
-    static func stageParams(_ shape: ModelShape, t: Int, p: Int) -> (first: Double, last: Double) {
+    static func stageParams(_ shape: ModelShape, t: Int, p: Int, balancedEnds: Bool = false)
+        -> (first: Double, last: Double) {
+        let s = stageParameters(shape, t: t, p: p, balancedEnds: balancedEnds)
+        return (s.first, s.last)
+    }
+
+    /// Transformer layers on the first, a middle and the last pipeline stage: ⌈L/p⌉ each, or with
+    /// `balancedEnds` ⌈(L + 2)/p⌉ − 1 on the two ends and ⌈(L + 2)/p⌉ in between (Llama 3 405B: 126 layers on 16
+    /// stages, 7 on the ends and 8 on the others).
+    public static func stageLayers(_ shape: ModelShape, p: Int, balancedEnds: Bool = false)
+        -> (first: Int, middle: Int, last: Int) {
+        guard p > 1 else { return (shape.nLayer, shape.nLayer, shape.nLayer) }
+        guard balancedEnds else {
+            let n = (shape.nLayer + p - 1) / p
+            return (n, n, n)
+        }
+        let slots = (shape.nLayer + 2 + p - 1) / p
+        return (slots - 1, slots, slots - 1)
+    }
+
+    /// Parameters on the first, a middle and the last stage, split t ways.
+    static func stageParameters(_ shape: ModelShape, t: Int, p: Int, balancedEnds: Bool)
+        -> (first: Double, middle: Double, last: Double) {
         let count = shape.parameterCount
-        if p == 1 { return (Double(count.total) / Double(t), Double(count.total) / Double(t)) }
-        let layers = Double((shape.nLayer + p - 1) / p)
+        if p == 1 {
+            let all = Double(count.total) / Double(t)
+            return (all, all, all)
+        }
+        let layers = stageLayers(shape, p: p, balancedEnds: balancedEnds)
         let perLayer = Double(shape.parametersPerLayer)
         let finalNorm = Double(count.nonEmbedding - shape.nLayer * shape.parametersPerLayer)
         // The last stage holds the output head: the tied head's copy of the token embedding, or the untied head.
         let head = Double(count.outputHead > 0 ? count.outputHead : count.tokenEmbedding)
-        return ((layers * perLayer + Double(count.tokenEmbedding + count.positionEmbedding)) / Double(t),
-                (layers * perLayer + head + finalNorm) / Double(t))
+        return ((Double(layers.first) * perLayer + Double(count.tokenEmbedding + count.positionEmbedding)) / Double(t),
+                Double(layers.middle) * perLayer / Double(t),
+                (Double(layers.last) * perLayer + head + finalNorm) / Double(t))
     }
 
     /// Per-device memory of `layout` for `shape` on `hardware`, term by term.
@@ -139,9 +180,9 @@ public enum LayoutModel {
                                    activations: m.activations, other: hardware.reservedBytes)
         }
         let t = l.tensorParallel, p = l.pipelineParallel
-        let (s, b, h, a) = (shape.seqLen, l.microBatch, shape.dModel, shape.nHead)
-        let layers = Double((shape.nLayer + p - 1) / p)
-        _ = a
+        let (s, b, h) = (shape.seqLen, l.microBatch, shape.dModel)
+        let layerCounts = stageLayers(shape, p: p, balancedEnds: l.balancedEnds)
+        let layers = Double(layerCounts.first)
         let perLayer = MemoryModel.activationBytesPerLayer(shape, b: b, t: t, recompute: l.recompute)
         // Full recomputation rebuilds one layer's activations at a time in the backward pass.
         let working = l.recompute == .full
@@ -156,7 +197,7 @@ public enum LayoutModel {
         // GPT-2's embedding dropout mask; Llama has no dropout (the embedding output is the first norm's input).
         let embedding = shape.family == .gpt2
             ? MemoryModel.embeddingActivationBytes(s: s, b: b, h: h, t: t, inFlight: inFlight) : 0
-        let params = stageParams(shape, t: t, p: p)
+        let params = stageParameters(shape, t: t, p: p, balancedEnds: l.balancedEnds)
         func stage(_ psi: Double, _ activations: Double) -> MemoryBreakdown {
             let state = MemoryModel.modelState(params: psi, zeroStage: l.zeroStage, dataParallel: l.dataParallel,
                                                weightBytes: conventions.weightBytes,
@@ -168,8 +209,18 @@ public enum LayoutModel {
         let first = stage(params.first, perLayer * layers * inFlightShare + embedding + working
                           + (p == 1 ? output : 0))
         guard p > 1 else { return first }
-        let last = stage(params.last, perLayer * layers + output + working)
-        return last.total > first.total ? last : first
+        let last = stage(params.last, perLayer * Double(layerCounts.last) + output + working)
+        var heaviest = last.total > first.total ? last : first
+        if l.balancedEnds, p > 2 {
+            // The second stage holds a whole stage of layers and, after the first, the most micro-batches: p − 1
+            // with 1F1B; with Megatron-LM's interleaved schedule its warm-up runs 2(p − 2) + (v − 1)p chunks
+            // (Narayanan et al. 2021, §2.2.2; the first stage's 2(p − 1) + (v − 1)p above), plus the one in flight.
+            let v = l.interleave
+            let chunks = v > 1 ? min(2 * (p - 2) + (v - 1) * p + 1, l.gradAccum * v) : min(p - 1, l.gradAccum)
+            let second = stage(params.middle, perLayer * Double(layerCounts.middle) * Double(chunks) / Double(v) + working)
+            if second.total > heaviest.total { heaviest = second }
+        }
+        return heaviest
     }
 
     /// Activation bytes on a CPU (float32, one process): gpt-train's own buffers counted exactly for GPT-2
@@ -209,7 +260,8 @@ public enum LayoutModel {
         let perMicro = compute / Double(m)
 
         // Data parallelism: ring collectives move (d−1)/d of the buffer per device per pass.
-        let psi = stageParams(shape, t: t, p: p).first
+        let stages = stageParameters(shape, t: t, p: p, balancedEnds: l.balancedEnds)
+        let psi = l.balancedEnds ? max(stages.first, stages.middle) : stages.first
         let gradientBytes = hardware.precision == .float32 ? MemoryModel.float32GradientBytes : MemoryModel.mixedGradientBytes
         let dpBandwidth = t * d > hardware.devicesPerNode ? hardware.interNodeBandwidth : hardware.intraNodeBandwidth
         var dataParallel = 0.0
@@ -235,8 +287,14 @@ public enum LayoutModel {
         var tensorParallel = 0.0
         if t > 1 {
             let bytes = 2 * Double(l.microBatch * shape.seqLen * shape.dModel)
-            let collectives = Double(l.recompute == .full ? 6 : 4) * Double((shape.nLayer + p - 1) / p)
+            let layers = stageLayers(shape, p: p, balancedEnds: l.balancedEnds).middle
+            let collectives = Double(l.recompute == .full ? 6 : 4) * Double(layers)
             tensorParallel = Double(m) * collectives * 2 * Double(t - 1) / Double(t) * bytes / hardware.intraNodeBandwidth
+            if l.overlapsTensorParallel {
+                // Hidden behind the products (all but attention's score and value products), exposed beyond them.
+                let model = shape.flopsPerTokenWithAttention()
+                tensorParallel = max(0, tensorParallel - compute * (model - shape.attentionFlopsPerToken()) / model)
+            }
         }
         // Pipeline: each micro-batch's activations forward and their gradients back across each boundary, split t
         // ways (Megatron's scatter/gather); the fill and drain add p − 1 transfers.
@@ -315,13 +373,16 @@ public enum LayoutModel {
             let d = k / (s.t * s.p)
             let perRank = batchSequences / d
             // Micro-batches that divide the rank's share, smallest first: memory grows with the micro-batch.
-            let stageLayers = (shape.nLayer + s.p - 1) / s.p
+            // (Balanced: the virtual stages split a stage's slots, layers and the embedding or head alike.)
+            let slots = stageLayers(shape, p: s.p, balancedEnds: constraints.balancedEnds).middle
             for micro in 1...perRank where perRank % micro == 0 && (constraints.microBatch.map { $0 == micro } ?? true) {
                 let m = perRank / micro
                 var fitted = false
-                for v in interleaves(constraints, p: s.p, stageLayers: stageLayers, microBatches: m) {
+                for v in interleaves(constraints, p: s.p, stageLayers: slots, microBatches: m) {
                     let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
-                                        recompute: s.recompute, microBatch: micro, gradAccum: m, interleave: v)
+                                        recompute: s.recompute, microBatch: micro, gradAccum: m, interleave: v,
+                                        balancedEnds: constraints.balancedEnds,
+                                        overlapsTensorParallel: constraints.overlapsTensorParallel)
                     let e = estimate(shape: shape, layout: layout, hardware: hardware, mfu: mfu,
                                      conventions: conventions, timeModel: timeModel)
                     tried += 1
@@ -364,7 +425,8 @@ public enum LayoutModel {
             let micro = constraints.microBatch ?? 1
             guard (batchSequences / d) % micro == 0 else { continue }
             let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
-                                recompute: s.recompute, microBatch: micro, gradAccum: batchSequences / d / micro)
+                                recompute: s.recompute, microBatch: micro, gradAccum: batchSequences / d / micro,
+                                balancedEnds: constraints.balancedEnds)
             tried += 1
             if memory(shape: shape, layout: layout, hardware: hardware, conventions: conventions).total
                 <= hardware.memoryBytes * hardware.usableFraction { return true }
@@ -442,7 +504,8 @@ public func checkLayoutFits(shape: ModelShape, devices: Int, microBatch: Int, gr
 extension LayoutModel {
     /// Parameters the heaviest device holds under `layout` (after tensor and pipeline parallelism, before ZeRO).
     public static func stageParamsOnDevice(_ shape: ModelShape, _ layout: Layout) -> Double {
-        let s = stageParams(shape, t: layout.tensorParallel, p: layout.pipelineParallel)
-        return max(s.first, s.last)
+        let s = stageParameters(shape, t: layout.tensorParallel, p: layout.pipelineParallel,
+                                balancedEnds: layout.balancedEnds)
+        return max(s.first, s.middle, s.last)
     }
 }

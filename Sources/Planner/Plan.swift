@@ -163,6 +163,12 @@ public struct ShapeDecision: Sendable, Equatable {
     public var contextRule: ContextRule
     /// The vocabulary asked for, before padding to a multiple of 64.
     public var requestedVocab: Int
+    /// Set when N* is below the smallest shape the vocabulary and context allow (more than ×2 from it) and the
+    /// budget still trains that shape on at least one token per parameter and for `minimumSteps` steps of one
+    /// sequence: the plan takes the smallest shape, larger than
+    /// compute-optimal, and D = C/(6N) for it. Only for a `--flops` budget without an isoFLOP point or an
+    /// inference-aware allocation (a sweep skips such sizes; a given N or D is the user's).
+    public var smallestAboveOptimum = false
 }
 
 /// Step 3: the batch in whole sequences.
@@ -287,7 +293,9 @@ public enum PlanError: Error, Equatable, Sendable {
         case zeroStage, tensorParallel, pipelineParallel
     }
     case outOfRange(Input, Double)
-    /// No shape comes near the compute-optimal N; `smallest` is the smallest the vocabulary and context allow.
+    /// No shape comes near the compute-optimal N; `smallest` is the smallest the vocabulary and context allow, and
+    /// `neededFlops` the least budget that trains it on as many tokens as it has parameters and for `minimumSteps`
+    /// steps of one sequence: 6·N·max(N, minimumSteps·T).
     case budgetTooSmall(targetParams: Double, smallest: ModelShape, neededFlops: Double)
     /// The compute-optimal N is beyond the largest shape the search builds.
     case budgetTooLarge(targetParams: Double, largestParams: Double)
@@ -423,9 +431,26 @@ extension Plan {
             while Double(t * 2) <= cap { t *= 2 }
             (seqLen, rule) = (t, t == 1024 ? .gpt2 : .shortened(cap: cap))
         }
-        let choice = try ShapeSearch.shape(targetParams: a.idealParams, seqLen: seqLen, vocabSize: vocab,
-                                           bias: request.bias, rule: a.rule, family: request.family)
-        return ShapeDecision(shape: choice.shape, search: choice, contextRule: rule, requestedVocab: request.vocabSize)
+        do {
+            let choice = try ShapeSearch.shape(targetParams: a.idealParams, seqLen: seqLen, vocabSize: vocab,
+                                               bias: request.bias, rule: a.rule, family: request.family)
+            return ShapeDecision(shape: choice.shape, search: choice, contextRule: rule, requestedVocab: request.vocabSize)
+        } catch PlanError.budgetTooSmall(let target, let smallest, _) {
+            // Below the smallest shape: a --flops budget plans that shape when D = C/(6N) gives it at least one
+            // token per parameter and `minimumSteps` steps of one sequence; else the error names that budget.
+            // (Fewer tokens than parameters is where the fits' extrapolation stops meaning anything: the Epoch AI
+            // fit predicts over 100 nats at D = 3K tokens for the 1.6M smallest GPT-2.)
+            let n = Double(smallest.parameterCount.total)
+            let needed = 6 * n * max(n, Double(minimumSteps * smallest.seqLen))
+            guard case .flops = request.target, request.isoFLOPParams == nil, a.inference == nil,
+                  a.budget >= needed else {
+                throw PlanError.budgetTooSmall(targetParams: target, smallest: smallest, neededFlops: needed)
+            }
+            let choice = ShapeSearch.Choice(shape: smallest, withinTolerance: false,
+                                            preferredAspect: ShapeSearch.targetAspect(params: target))
+            return ShapeDecision(shape: smallest, search: choice, contextRule: rule, requestedVocab: request.vocabSize,
+                                 smallestAboveOptimum: true)
+        }
     }
 
     /// D with the real N: C/(6N), so that 6ND spends the budget exactly (or D as given, and C = 6ND).
@@ -500,6 +525,7 @@ extension Plan {
             lr = LearningRateRule.stepLawLR(nonEmbeddingParams: Double(shape.parameterCount.nonEmbedding), tokens: a.tokens)
         case .reference(let refBatch, let refLR, let scaling): lr = refLR * pow(batchTokens / refBatch, scaling.exponent)
         case .fixed(let value): lr = value
+        case .perWidth(let k): lr = k / Double(shape.dModel)
         }
         guard lr > 0, lr.isFinite else { throw PlanError.learningRateInvalid(lr) }
         if case .fixed = request.lrRule {} else if !PlanLimits.derivedLearningRate.contains(lr) {

@@ -92,7 +92,11 @@ extension LawFitting {
             for group in groups {
                 for _ in group.indices { sample.append(group[Int(generator.next() % UInt64(group.count))]) }
             }
-            if let fit = try? isoFLOP(sample).fit { fits.append(fit) }
+            // A resample can leave a budget too flat for a finite vertex, or the line through the vertices
+            // degenerate: such a draw has no power law to add.
+            if let fit = try? isoFLOP(sample).fit, [fit.a, fit.kN, fit.b, fit.kD].allSatisfy(\.isFinite) {
+                fits.append(fit)
+            }
         }
         return fits
     }

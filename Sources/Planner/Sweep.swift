@@ -77,6 +77,9 @@ public struct SweepManifest: Codable, Sendable, Equatable {
         public var deviceFlops: Double?
         /// The allocation rule as given (--fit: epoch, hoffmann or a fit.json's path relative to the sweep).
         public var fit: String
+        /// `--lr-per-width k`: every run's peak learning rate k/d_model (`LearningRateRule.perWidth`); nil: the
+        /// planner's rule (DeepSeek's, one rate per budget).
+        public var lrPerWidth: Double?
 
         public init(data: String, vocab: Int?, seqLen: Int?, tokenizer: String?, valFraction: Double, seed: Int,
                     deviceFlops: Double?, fit: String) {
@@ -92,7 +95,7 @@ public struct SweepManifest: Codable, Sendable, Equatable {
 
         enum CodingKeys: String, CodingKey {
             case data, vocab, seqLen = "seq_len", tokenizer, valFraction = "val_fraction", seed
-            case deviceFlops = "device_flops", fit
+            case deviceFlops = "device_flops", fit, lrPerWidth = "lr_per_width"
         }
     }
 

@@ -66,6 +66,12 @@ struct EstimateCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Fix the virtual pipeline stages per device, 1 to 1024 (interleaved 1F1B; 1 = plain 1F1B).",
             transform: NumberArgument.whole(1...1024))
     var interleave: Int?
+    @Flag(name: .customLong("balanced-pipeline"),
+          help: "Llama 3's memory-balanced pipeline: one layer fewer on the first and last stages (Dubey et al. 2024, §3.3.2).")
+    var balancedPipeline = false
+    @Flag(name: .customLong("tp-comm-overlap"),
+          help: "Tensor-parallel collectives overlapped with the GEMMs (Megatron-core with Transformer Engine's --tp-comm-overlap).")
+    var tpCommOverlap = false
     @Option(name: .customLong("batch-sequences"), parsing: .unconditional, help: "Sequences per optimizer step, 1 to 16777216.",
             transform: NumberArgument.whole(1...PlanLimits.batchSequences))
     var batchSequences: Int?
@@ -116,6 +122,8 @@ struct EstimateCommand: ParsableCommand {
             zeroStage: fixed.zeroStage, tensorParallel: tensorParallel, pipelineParallel: fixed.pipelineParallel,
             recompute: fixed.recompute,
             microBatch: microBatch, interleave: interleave)
+        request.constraints.balancedEnds = balancedPipeline
+        request.constraints.overlapsTensorParallel = tpCommOverlap
         let estimate: Estimate
         do { estimate = try Estimate.make(request) } catch {
             throw CommandFailure.usage("gpt-plan estimate: \(EstimateText.error(error, request))")
@@ -216,7 +224,9 @@ enum EstimateText {
         out += row("layout", "d\(l.dataParallel) t\(l.tensorParallel) p\(l.pipelineParallel)"
                    + (l.interleave > 1 ? " v\(l.interleave)" : ""),
                    "ZeRO-\(l.zeroStage), recompute \(l.recompute.rawValue), micro-batch \(l.microBatch) × "
-                   + "\(l.gradAccum) accumulation; \(e.layoutsTried) layouts evaluated, the fastest that fits kept")
+                   + "\(l.gradAccum) accumulation"
+                   + (l.balancedEnds ? ", one layer fewer on the first and last stages (Llama 3's balanced pipeline)" : "")
+                   + "; \(e.layoutsTried) layouts evaluated, the fastest that fits kept")
         out += row("batch", "\(l.batchSequences) seq", "\(si(e.tokensPerStep, 4)) tokens a step"
                    + (batchRule ? " (DeepSeek LLM's B = 0.2920·C^0.3271 at C = 6·N·D, D = --tokens or 20·N)" : ""))
         let cpu = h.precision == .float32
@@ -247,7 +257,9 @@ enum EstimateText {
                    ? "(p − 1)/(v·m) of the compute, interleaved 1F1B with v = \(l.interleave) (Narayanan et al. 2021)"
                    : "(p − 1)/m of the compute, 1F1B")
         out += row("  data parallel", sig(step.dataParallel, 4) + " s", "exposed gradient/ZeRO collectives")
-        out += row("  tensor par.", sig(step.tensorParallel, 4) + " s", "all-reduces of each layer, not overlapped")
+        out += row("  tensor par.", sig(step.tensorParallel, 4) + " s", l.overlapsTensorParallel
+                   ? "collectives of each layer overlapped with its GEMMs (--tp-comm-overlap), exposed beyond them"
+                   : "all-reduces of each layer, not overlapped")
         out += row("  pipeline", sig(step.pipeline, 4) + " s", "activations between stages")
         out += "\nThroughput: \(si(e.tokensPerSecondPerDevice, 4)) tokens/s per device; MFU \(sig(100 * e.modelFlopsUtilization, 3))% "
             + "(model FLOPs), HFU \(sig(100 * e.hardwareFlopsUtilization, 3))% (hardware FLOPs, recomputation included)\n"

@@ -50,6 +50,7 @@ enum PlanText {
         case .reference(let refBatch, let refLR, let scaling):
             return "\(lr.rule.formula): \(sig(refLR, 3)) × (\(si(Double(batchTokens)))/\(si(refBatch)))^\(scaling.exponent)"
         case .fixed: return "given (--lr)"
+        case .perWidth: return lr.rule.formula
         }
     }
 
@@ -86,7 +87,9 @@ enum PlanText {
         add("tokens", si(plan.tokens, 4), plan.tokensRule)
         add("tokens_per_param", sig(plan.tokensPerParam, 3), PlanRule.tokensPerParam)
         add("predicted_loss", sig(plan.predictedLoss, 4), plan.lossRule)
-        add("n_layer", "\(shape.nLayer)", "shape search: N ≈ N*, d_model/n_layer near \(sig(decided.search.preferredAspect, 3))")
+        add("n_layer", "\(shape.nLayer)", decided.smallestAboveOptimum
+            ? "the smallest shape: N* = \(si(plan.allocation.idealParams)) is below it"
+            : "shape search: N ≈ N*, d_model/n_layer near \(sig(decided.search.preferredAspect, 3))")
         add("n_head", "\(shape.nHead)", decided.headsRule)
         add("d_model", "\(shape.dModel)", "shape search")
         add("d_ff", "\(shape.dFF)", decided.mlpRule)
@@ -167,7 +170,9 @@ enum PlanText {
 
         let s = plan.shapeDecision
         let vocabNote = shape.vocabSize != s.requestedVocab ? " (\(s.requestedVocab) padded to a multiple of 64)" : ""
-        let search = s.search.withinTolerance
+        let search = s.smallestAboveOptimum
+            ? "the smallest shape the search builds with this vocabulary and context, since N* is below it"
+            : s.search.withinTolerance
             ? "of the shapes within \(Int(ShapeSearch.tolerance * 100))% of the target N, the one whose d_model/n_layer "
                 + "(\(sig(s.search.aspect, 3))) is nearest \(sig(s.search.preferredAspect, 3)) (64 at ≤1B parameters, "
                 + "as GPT-2; 128 at ≥10B, as GPT-3 and LLaMA); head size \(shape.headSize), "
@@ -190,6 +195,7 @@ enum PlanText {
                    + "output head, counted once) + position embedding \(count.positionEmbedding) + blocks and final "
                    + "LayerNorm \(count.nonEmbedding)\(shape.bias ? " (with biases)" : " (no biases)"); "
                    + "\(sig(100 * (n / a.idealParams - 1), 2))% from N*.")
+        if s.smallestAboveOptimum { why.append(smallestShapeNote(plan)) }
         if a.embeddingShare > Allocation.embeddingDominated {
             why.append("Small budget: the token embedding is \(Int((100 * a.embeddingShare).rounded()))% of N, so most of "
                        + "the parameters are a lookup table"
@@ -399,6 +405,21 @@ enum PlanText {
         }
     }
 
+    /// Why a plan whose N* is below every shape trains the smallest one, and what that costs by the loss fit.
+    static func smallestShapeNote(_ plan: Plan) -> String {
+        let a = plan.allocation, fit = plan.schedule.lossFit, shape = plan.shape
+        let n = Double(plan.params)
+        let optimum = fit.loss(params: a.idealParams, tokens: a.idealTokens)
+        let here = fit.loss(params: n, tokens: plan.tokens)
+        return "Small budget: the compute-optimal N* = \(si(a.idealParams, 3)) is below the smallest GPT with vocabulary "
+            + "\(shape.vocabSize) and context \(shape.seqLen) (\(shape.nLayer) layer\(shape.nLayer == 1 ? "" : "s"), "
+            + "d_model \(shape.dModel): \(si(n, 3))), so the plan trains that model, ×\(sig(n / a.idealParams, 2)) the "
+            + "compute-optimal size, on D = C/(6N) = \(si(plan.tokens, 3)) tokens instead of D* = \(si(a.idealTokens, 3)). "
+            + "The \(fit.name) fit predicts L(N, D) = \(sig(here, 4)) nats/token for it against L(N*, D*) = "
+            + "\(sig(optimum, 4)) at the optimum (+\(sig(here - optimum, 2)) nats, +\(sig(100 * (here / optimum - 1), 2))%). "
+            + "The vocabulary is the data's tokenizer's (--vocab): only a smaller one allows a smaller model."
+    }
+
     static func error(_ e: PlanError) -> String {
         switch e {
         case .outOfRange(let input, let value):
@@ -422,8 +443,10 @@ enum PlanText {
         case .budgetTooSmall(let target, let smallest, let needed):
             return "the compute-optimal model has about \(si(target)) parameters, but the smallest GPT with vocabulary "
                 + "\(smallest.vocabSize) and context \(smallest.seqLen) has \(si(Double(smallest.parameterCount.total))) "
-                + "(\(smallest.nLayer) layer, d_model \(smallest.dModel)); give a budget of at least "
-                + "\(sig(needed, 2)) FLOPs, or a smaller --vocab or --seq-len"
+                + "(\(smallest.nLayer) layer, d_model \(smallest.dModel)), and a budget below \(sig(needed, 2)) FLOPs "
+                + "trains it on fewer tokens than it has parameters or for fewer than \(minimumSteps) steps of one "
+                + "sequence (6·N·max(N, \(minimumSteps)·T)); give --flops of at least \(sig(needed, 2)), or a smaller "
+                + "--vocab or --seq-len"
         case .budgetTooLarge(let target, let largest):
             let size = target.isFinite ? "about \(si(target))" : "more than a Double can count"
             return "the compute-optimal model has \(size) parameters, more than the largest shape the "

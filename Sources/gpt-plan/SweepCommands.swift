@@ -49,6 +49,10 @@ struct Sweep: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed of every run, 0 or more (default: 1337).", transform: NumberArgument.whole(0...Int.max))
     var seed: Int = 1337
     @Flag(help: "Rewrite a sweep directory that already has a manifest.") var force = false
+    @Option(name: .customLong("lr-per-width"), parsing: .unconditional,
+            help: "Every run's peak learning rate k/d_model (μP-style width scaling, Yang et al. 2022), k in (0, 1000]; default: the planner's rule, one rate per budget.",
+            transform: NumberArgument.real(FlagRange(0, included: false, 1000)))
+    var lrPerWidth: Double?
     @Option(name: .customLong("unique-tokens"), parsing: .unconditional,
             help: "Unique training tokens of the data (default: the prepared --data's training split); runs past one epoch are noted.",
             transform: NumberArgument.real(.positive))
@@ -99,7 +103,8 @@ struct Sweep: ParsableCommand {
         let unique = uniqueTokens ?? prepared.map { Double($0.trainTokens) }
         let planner = SweepRunPlanner(directory: output, data: data, cpu: cpu, rule: rule,
                                       vocab: vocab ?? prepared?.vocabSize ?? 50257, seqLen: seqLen, tokenizer: tokenizer?.rawValue,
-                                      valFraction: prepared?.valFraction ?? 0.1, seed: seed, uniqueTokens: unique)
+                                      valFraction: prepared?.valFraction ?? 0.1, seed: seed, uniqueTokens: unique,
+                                      lrPerWidth: lrPerWidth)
         var runs: [SweepManifest.Run] = [], notes: [String] = []
         for c in budgets {
             let optimum = rule.allocation(flops: c).params
@@ -133,6 +138,7 @@ struct Sweep: ParsableCommand {
                                       case .file(let path): return relativePath(of: path, from: output)
                                       }
                                   }())
+        manifest.settings?.lrPerWidth = lrPerWidth
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do { try AtomicFile.write(String(decoding: try encoder.encode(manifest), as: UTF8.self) + "\n", to: manifestPath) }

@@ -19,6 +19,8 @@ struct SweepRunPlanner {
     var valFraction: Double
     var seed: Int
     var uniqueTokens: Double?
+    /// Peak learning rate k/d_model for every run (`--lr-per-width`), or the planner's rule.
+    var lrPerWidth: Double? = nil
 
     enum Outcome {
         /// Planned; with a note when the run's N is not the size asked for.
@@ -38,6 +40,7 @@ struct SweepRunPlanner {
         request.vocabSize = vocab
         request.seqLen = seqLen
         request.isoFLOPParams = n
+        if let k = lrPerWidth { request.lrRule = .perWidth(k) }
         let plan: Plan
         do { plan = try Plan.make(request) } catch let error as PlanError {
             let text = "C = \(sig(c, 3)), N ≈ \(si(n, 3)): dropped: \(PlanText.error(error))"
@@ -137,7 +140,7 @@ struct SweepExtender {
                                       vocab: settings.vocab ?? preparedMeta(data)?.vocabSize ?? 50257,
                                       seqLen: settings.seqLen, tokenizer: settings.tokenizer,
                                       valFraction: settings.valFraction, seed: settings.seed,
-                                      uniqueTokens: manifest.uniqueTokens)
+                                      uniqueTokens: manifest.uniqueTokens, lrPerWidth: settings.lrPerWidth)
         let (finished, _) = finishedObservations(sweep: sweep, manifest: manifest)
         // A budget with a run still to train is not extended: its minimum may yet move.
         let finishedNames = Set(finished.map(\.name))

@@ -80,6 +80,36 @@ final class PlanCommandTests: XCTestCase {
     }
 
     /// Issue 8: Chinchilla's 10B row and Gopher's budget plan with no hardware named, on H100s, and say so.
+    /// Issue 23: a budget whose compute-optimal N* is below the smallest shape (1e14: N* ≈ 717K, the smallest GPT
+    /// with vocabulary 50304 and context 32 has 1.62M) plans that shape on this machine, D = C/(6N), and says what
+    /// it costs by the fit; a budget that cannot train even that shape for 100 steps of one sequence is refused.
+    func testBudgetsBelowTheSmallestShapePlanItHere() throws {
+        for (budget, ratio) in [("1e14", "×2.3 the compute-optimal size"), ("3e13", "×4.2 the compute-optimal size")] {
+            let out = try Tool.run("gpt-plan", ["--flops", budget, "--json"])
+            XCTAssertEqual(out.status, 0, out.stderr)
+            let object = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as! [String: Any]
+            XCTAssertEqual((object["hardware"] as! [String: Any])["name"] as? String, "cpu")
+            XCTAssertEqual(object["params"] as? Int, 1_623_136)
+            // D = C/(6N) with the smallest shape's N.
+            XCTAssertEqual(object["tokens"] as! Double, Double(budget)! / (6 * 1_623_136), accuracy: 1)
+            let rationale = (object["rationale"] as! [String]).joined(separator: "\n")
+            for words in ["below the smallest GPT with vocabulary 50304 and context 32", ratio, "L(N*, D*)"] {
+                XCTAssertTrue(rationale.contains(words), "\(budget): missing \(words) in\n\(rationale)")
+            }
+        }
+        // 6·N·max(N, 100·T) = 6 · 1623136² = 1.58e13 FLOPs: less trains the smallest model on fewer tokens than it
+        // has parameters.
+        for budget in ["1.5e13", "1e10"] {
+            let refused = try Tool.run("gpt-plan", ["--flops", budget])
+            XCTAssertEqual(refused.status, 2, refused.stdout)
+            for words in ["smallest GPT with vocabulary 50304 and context 32 has 1.62M", "fewer tokens than it has parameters",
+                          "--flops of at least 1.6e+13"] {
+                XCTAssertTrue(refused.stderr.contains(words), "\(budget): missing \(words) in \(refused.stderr)")
+            }
+        }
+        XCTAssertEqual(try Tool.run("gpt-plan", ["--flops", "1.6e13"]).status, 0)
+    }
+
     func testLargeBudgetsPlanOnGPUs() throws {
         for budget in ["1.23e22", "5.76e23", "3.85e24"] {
             let out = try Tool.run("gpt-plan", ["--flops", budget] + device)

@@ -69,4 +69,28 @@ final class PlanEstimateCommandTests: XCTestCase {
         XCTAssertTrue(check.stdout.contains("r.toml: ok"), check.stdout)
         XCTAssertTrue(check.stdout.contains("h100-sxm-80gb × 8") && check.stdout.contains("tokens/s per device"), check.stdout + check.stderr)
     }
+    /// Issue 23: Llama 3 405B's published layout on 16,384 H100s with the engine features §3.3.2 names
+    /// (--balanced-pipeline; --tp-comm-overlap as Megatron-core provides it): selective recomputation at V = 8 fits and
+    /// the MFU is 36.7% (published 400 TFLOP/s = 40.4%); without the balanced ends only 1F1B fits, 21.5%.
+    func testLlama3405BWithTheEngineFeatures() throws {
+        let model = ["estimate", "--family", "llama", "--layers", "126", "--d-model", "16384", "--heads", "128",
+                     "--kv-heads", "8", "--d-ff", "53248", "--seq-len", "8192", "--vocab", "128256", "--gpu", "h100-sxm-80gb",
+                     "--devices", "16384", "--tensor-parallel", "8", "--pipeline-parallel", "16", "--micro-batch", "1",
+                     "--batch-sequences", "2048", "--recompute", "selective"]
+        let run = try Tool.run("gpt-plan", model + ["--balanced-pipeline", "--tp-comm-overlap", "--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        let throughput = try XCTUnwrap(object["throughput"] as? [String: Double])
+        XCTAssertEqual(try XCTUnwrap(throughput["model_flops_utilization"]), 0.367, accuracy: 0.001)
+        let text = try Tool.run("gpt-plan", model + ["--balanced-pipeline", "--tp-comm-overlap"])
+        for words in ["d128 t8 p16 v8", "one layer fewer on the first and last stages", "overlapped with its GEMMs"] {
+            XCTAssertTrue(text.stdout.contains(words), "missing \(words) in \(text.stdout)")
+        }
+        // Unbalanced, V = 8 does not fit (8 layers on the first stage): 1F1B, whose bubble is 15/16 of the compute.
+        let unbalanced = try Tool.run("gpt-plan", model + ["--tp-comm-overlap", "--json"])
+        XCTAssertEqual(unbalanced.status, 0, unbalanced.stderr)
+        let plain = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(unbalanced.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(try XCTUnwrap((plain["throughput"] as? [String: Double])?["model_flops_utilization"]), 0.215,
+                       accuracy: 0.001)
+    }
 }

@@ -206,6 +206,43 @@ final class SweepCommandTests: XCTestCase {
         XCTAssertEqual(mixed.status, 2)
     }
 
+    /// `--lr-per-width k`: each run's peak learning rate is k/d_model (min_lr a tenth of it), the rule is named
+    /// in the recipe, and `--extend` plans its added sizes the same way (the manifest keeps k).
+    func testLearningRatePerWidth() throws {
+        let dir = try prepared()
+        let sweep = try Tool.run("gpt-plan", ["sweep", "--flops", "1e13,3e13", "--sizes", "3", "--span", "2", "--data", "chars",
+                                              "-o", "sw", "--device-flops", "5e10", "--lr-per-width", "0.3"], in: dir)
+        XCTAssertEqual(sweep.status, 0, sweep.stderr)
+        func checkRecipes() throws -> Int {
+            let runs = try finishRuns(dir, law: (1.8172, 150.0, 2085.43, 0.3478, 0.3658))
+            var widths = Set<Int>()
+            for run in runs {
+                let text = try String(contentsOfFile: "\(dir)/sw/\(run["recipe"] as! String)", encoding: .utf8)
+                func value(_ key: String) -> Double? {
+                    text.split(separator: "\n").first { $0.hasPrefix("\(key) = ") }
+                        .flatMap { Double($0.dropFirst(key.count + 3)) }
+                }
+                let d = try XCTUnwrap(value("d_model")), lr = try XCTUnwrap(value("lr")), minLR = try XCTUnwrap(value("min_lr"))
+                widths.insert(Int(d))
+                // The recipe writes four significant digits.
+                XCTAssertEqual(lr / (0.3 / d), 1, accuracy: 5e-4, "\(run["name"]!)")
+                XCTAssertEqual(minLR / lr, 0.1, accuracy: 1e-3)
+                XCTAssertTrue(text.contains("η = 0.3/d_model"), text)
+            }
+            XCTAssertGreaterThan(widths.count, 1)
+            return runs.count
+        }
+        let before = try checkRecipes()
+        let manifest = try String(contentsOfFile: "\(dir)/sw/manifest.json", encoding: .utf8)
+        XCTAssertTrue(manifest.contains("\"lr_per_width\" : 0.3"), manifest)
+        let extend = try Tool.run("gpt-plan", ["sweep", "--extend", "sw", "--max-epochs", "1e6"], in: dir)
+        XCTAssertEqual(extend.status, 0, extend.stderr)
+        XCTAssertGreaterThan(try checkRecipes(), before, extend.stdout)
+        let bad = try Tool.run("gpt-plan", ["sweep", "--flops", "1e13", "--data", "chars", "-o", "sw2", "--lr-per-width", "-1"], in: dir)
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("--lr-per-width"), bad.stderr)
+    }
+
     func testBadFitFileIsAClearError() throws {
         let dir = try Fixtures.directory("cli-fit-file")
         try "{\"format_version\": 1}".write(toFile: "\(dir)/fit.json", atomically: true, encoding: .utf8)

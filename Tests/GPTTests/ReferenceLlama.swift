@@ -136,3 +136,98 @@ struct ReferenceLlamaBlock {
         return y
     }
 }
+
+/// A whole Llama model (Hugging Face's `LlamaForCausalLM`, no biases, no dropout) in plain double precision:
+/// token embedding (no position table), `nLayer` × `ReferenceLlamaBlock`, the final RMSNorm `model.norm`, the head
+/// (`lm_head`, or the token embedding when `tieEmbeddings`), and the mean cross-entropy over every position. The
+/// independent reference the Swift model is compared against (LlamaModelTests): forward only, gradients by central
+/// differences. Parameters under their Hugging Face names, in nn.Linear's (out, in) layout.
+struct ReferenceLlama {
+    struct Config {
+        var nLayer, dModel, nHead, nKVHead, dFF, vocabSize: Int
+        var ropeTheta: Double = 10_000
+        var normEps: Double = 1e-5
+        var tieEmbeddings: Bool
+        var block: ReferenceLlamaBlock.Config {
+            .init(dModel: dModel, nHead: nHead, nKVHead: nKVHead, dFF: dFF, ropeTheta: ropeTheta, normEps: normEps)
+        }
+    }
+
+    let config: Config
+    var params: [String: [Double]]
+
+    /// (name, shape) in `LlamaForCausalLM.state_dict()` order (lm_head only when untied).
+    static func parameterShapes(_ c: Config) -> [(name: String, shape: [Int])] {
+        var list: [(name: String, shape: [Int])] = [("model.embed_tokens.weight", [c.vocabSize, c.dModel])]
+        let block = ReferenceLlamaBlock.shapes(c.block)
+        let order = ["self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+                     "self_attn.o_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight",
+                     "input_layernorm.weight", "post_attention_layernorm.weight"]
+        for l in 0..<c.nLayer { for name in order { list.append(("model.layers.\(l).\(name)", block[name]!)) } }
+        list.append(("model.norm.weight", [c.dModel]))
+        if !c.tieEmbeddings { list.append(("lm_head.weight", [c.vocabSize, c.dModel])) }
+        return list
+    }
+
+    static func isGain(_ name: String) -> Bool { name.hasSuffix("layernorm.weight") || name == "model.norm.weight" }
+
+    /// Matrices normal(0, `std`), gains 1 + normal(0, 0.1): no parameter at a special value, and at std 0.3 every
+    /// path far from linear (the residual stream O(1), attention not uniform).
+    static func random(_ c: Config, seed: UInt64, std: Double = 0.3) -> ReferenceLlama {
+        var rng = ReferenceGPT.SplitMix64(seed: seed)
+        var params: [String: [Double]] = [:]
+        for (name, shape) in parameterShapes(c) {
+            let gain = isGain(name)
+            params[name] = (0..<shape.reduce(1, *)).map { _ in gain ? 1 + 0.1 * rng.nextNormal() : std * rng.nextNormal() }
+        }
+        return ReferenceLlama(config: c, params: params)
+    }
+
+    func block(_ l: Int) -> ReferenceLlamaBlock {
+        var p: [String: [Double]] = [:]
+        for name in ReferenceLlamaBlock.names { p[name] = params["model.layers.\(l).\(name)"]! }
+        return ReferenceLlamaBlock(config: config.block, params: p)
+    }
+
+    /// Logits [B·T, V] (row b·T + t) for B sequences of T tokens.
+    func logits(tokens: [[Int]]) -> [Double] {
+        let batch = tokens.count, time = tokens[0].count, C = config.dModel, V = config.vocabSize
+        let wte = params["model.embed_tokens.weight"]!
+        var x = [Double]()
+        x.reserveCapacity(batch * time * C)
+        for sequence in tokens { for token in sequence { x += wte[(token * C)..<((token + 1) * C)] } }
+        for l in 0..<config.nLayer { x = block(l).forward(x, batch: batch, time: time) }
+        let n = ReferenceLlamaBlock.rmsNorm(x, rows: batch * time, dim: C, gain: params["model.norm.weight"]!,
+                                            eps: config.normEps)
+        let head = config.tieEmbeddings ? wte : params["lm_head.weight"]!
+        return ReferenceLlamaBlock.linear(n, rows: batch * time, inFeatures: C, weight: head, outFeatures: V)
+    }
+
+    /// Mean cross-entropy of `targets` under the logits, over all B·T positions.
+    func loss(tokens: [[Int]], targets: [[Int]]) -> Double {
+        let z = logits(tokens: tokens), V = config.vocabSize
+        let flat = targets.flatMap { $0 }
+        var total = 0.0
+        for (n, target) in flat.enumerated() {
+            let row = z[(n * V)..<((n + 1) * V)]
+            let m = row.max()!
+            total += m + log(row.map { exp($0 - m) }.reduce(0, +)) - z[n * V + target]
+        }
+        return total / Double(flat.count)
+    }
+
+    /// Central differences (h = 1e-5) of the loss for the elements `indices` of parameter `name`.
+    func centralDifferences(_ name: String, indices: [Int], tokens: [[Int]], targets: [[Int]]) -> [Double] {
+        var probe = self
+        let h = 1e-5
+        return indices.map { i in
+            let original = params[name]![i]
+            probe.params[name]![i] = original + h
+            let up = probe.loss(tokens: tokens, targets: targets)
+            probe.params[name]![i] = original - h
+            let down = probe.loss(tokens: tokens, targets: targets)
+            probe.params[name]![i] = original
+            return (up - down) / (2 * h)
+        }
+    }
+}

@@ -46,6 +46,34 @@ final class LawFittingTests: XCTestCase {
         XCTAssertLessThan(fit.objective, 1e-9)
     }
 
+    /// A bootstrap resample repeats runs: a budget whose resample holds only two distinct sizes has no parabola
+    /// (its fit through two points is degenerate, and rounding once made its vertex infinite, which fit.json could
+    /// not encode). Such a budget is left out with a note; a draw without a finite power law is dropped.
+    func testApproach2NeedsThreeDistinctSizesAndAFiniteVertex() throws {
+        var runs = synthetic(known, budgets: [1e18, 1e19], sigma: 0)
+        let first = runs.filter { $0.flops == 1e18 }
+        // Budget 1e20 with two sizes, each run twice.
+        let d = { (n: Double) in 1e20 / (6 * n) }
+        for n in [2e9, 2e9, 8e9, 8e9] {
+            runs.append(SweepObservation(name: "c1e20-n\(n)-\(runs.count)", flops: 1e20, params: n, tokens: d(n),
+                                         loss: known.loss(params: n, tokens: d(n))))
+        }
+        let (fit, notes) = try LawFitting.isoFLOP(runs)
+        XCTAssertEqual(try XCTUnwrap(fit).budgets.map(\.flops), [1e18, 1e19])
+        XCTAssertTrue(notes.contains("approach 2: budget 1e+20 has 2 finished size(s); a parabola needs 3")
+                      || notes.contains { $0.hasPrefix("approach 2: budget 1") && $0.contains("2 finished size(s)") }, "\(notes)")
+        // Flat losses (every size the same) give no vertex: left out, not an infinite N.
+        let flat = first.map { SweepObservation(name: $0.name + "-flat", flops: 3e18, params: $0.params, tokens: $0.tokens,
+                                                loss: 3) }
+        let (withFlat, flatNotes) = try LawFitting.isoFLOP(runs + flat)
+        XCTAssertFalse(try XCTUnwrap(withFlat).budgets.contains { $0.flops == 3e18 })
+        XCTAssertTrue(flatNotes.contains { $0.contains("3") && ($0.contains("no minimum") || $0.contains("too flat")) },
+                      "\(flatNotes)")
+        for draw in LawFitting.isoFLOPBootstrap(runs, samples: 50) {
+            XCTAssertTrue([draw.a, draw.kN, draw.b, draw.kD].allSatisfy(\.isFinite))
+        }
+    }
+
     func testApproach2RecoversTheExponentsOfTheOptimum() throws {
         let (fit, notes) = try LawFitting.isoFLOP(synthetic(known, budgets: budgets, sigma: 0))
         let a2 = try XCTUnwrap(fit)

@@ -103,7 +103,9 @@ final class LayoutSearchTests: XCTestCase {
                                            recompute: .selective, microBatch: 4, gradAccum: 2))
         // Megatron's own t = 8, p = 8, with ZeRO-1 instead of full recomputation, is among the fastest few as well.
         XCTAssertTrue(search.ranked.contains { $0.layout.tensorParallel == 8 && $0.layout.pipelineParallel == 8 })
-        XCTAssertEqual(search.tried, 1918)
+        // 2028 since the presets carry the memory the device reports (81,920 MiB, not 80e9 bytes): larger micro-batches
+        // fit, so more of them are evaluated; the fastest is the same.
+        XCTAssertEqual(search.tried, 2028)
         XCTAssertEqual(best.layout.devices, 1536)
         XCTAssertEqual(best.layout.batchSequences, 1536)
         XCTAssertGreaterThan(search.tried, 100)
@@ -277,5 +279,23 @@ final class PlanAtEveryScaleTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(week.devices, fewest.devices)
         r.pricePerDeviceHour = 2
         XCTAssertEqual(try Plan.make(r).execution.cost!, week.execution.deviceHours * 2, accuracy: 1e-6)
+    }
+}
+
+/// The presets' memory is the total the device reports (docs/planner.md, "Hardware presets" and the paragraph under
+/// the table): nvidia-smi's `memory.total` on NVIDIA, HIP's `totalGlobalMem` on the MI300X, in MiB.
+final class HardwarePresetMemoryTests: XCTestCase {
+    func testPresetMemoryIsWhatTheDeviceReports() {
+        let mib: [String: Double] = ["a100-40gb": 40_960, "a100-80gb": 81_920, "h100-sxm-80gb": 81_559,
+                                     "h200-141gb": 143_771, "mi300x": 196_592]
+        XCTAssertEqual(Set(Hardware.gpuPresets.map(\.name)), Set(mib.keys))
+        for h in Hardware.gpuPresets {
+            XCTAssertEqual(h.memoryBytes, mib[h.name]! * 1_048_576, h.name)
+            // The rule for what a layout may use is unchanged: 90% of it, 2 GiB of which reserved.
+            XCTAssertEqual(h.usableFraction, 0.9)
+            XCTAssertEqual(h.reservedBytes, 2 * 1_073_741_824)
+        }
+        // An "80 GB" H100 is 85.5e9 bytes, 7% over 80e9: 71.7 GiB usable where 80e9 gave 67.1.
+        XCTAssertEqual(Hardware.h100_sxm_80gb.memoryBytes * 0.9 / 0x1p30, 71.68, accuracy: 0.005)
     }
 }
