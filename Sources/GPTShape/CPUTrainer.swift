@@ -6,8 +6,9 @@ import Formatting
 // - `BF16Products` (native | emulated): how a bf16 recipe's products run on a CPU: oneDNN's bf16 matmul, or operands
 //   rounded to bf16 and multiplied by the fp32 sgemm. A fact of the machine (measured), passed in.
 // - The planner's `PrecisionDecision` is a `Precision` with its reason (tensor cores, or the two measured CPU
-//   ceilings, `CPUProducts`), and its `TrainingPrecision` (mixed | float32) says which memory model a device follows:
-//   the papers' mixed precision on GPUs, or `CPUTrainer`'s exact count (`.float32`, the CPU trainer).
+//   ceilings it was decided from), and its `TrainingPrecision` (mixed | float32) says which memory model a device
+//   follows: the papers' mixed precision on GPUs, or `CPUTrainer`'s exact count (`.float32`, the CPU trainer).
+// docs/architecture.md says why these stay apart.
 
 /// How bf16 products run on a CPU.
 public enum BF16Products: String, Sendable, CaseIterable {

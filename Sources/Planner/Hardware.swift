@@ -13,22 +13,6 @@ public enum TrainingPrecision: String, Sendable, Equatable, Codable {
     case float32
 }
 
-/// This CPU's two matrix-product rates as measured (`gpt-bench ceiling`): what the precision rule decides from.
-/// (How bf16 products then run, natively or emulated, is `BF16Products`.)
-/// The command measures them and passes them in; the planner measures nothing.
-public struct CPUProducts: Sendable, Equatable {
-    /// The sgemm ceiling, in FLOP/s.
-    public var fp32Flops: Double
-    /// The ceiling of native bf16 products (bf16 inputs, fp32 accumulation, oneDNN), in FLOP/s; nil where the CPU
-    /// has none (gpt-train then emulates bf16 products on the sgemm, no faster than fp32).
-    public var bf16Flops: Double?
-
-    public init(fp32Flops: Double, bf16Flops: Double? = nil) {
-        self.fp32Flops = fp32Flops
-        self.bf16Flops = bf16Flops
-    }
-}
-
 /// The number format of the matrix products' inputs a plan trains with (`Precision`, `training.precision`), and
 /// why. Master weights and AdamW moments are fp32 either way.
 public struct PrecisionDecision: Sendable, Equatable {
@@ -51,12 +35,16 @@ public struct PrecisionDecision: Sendable, Equatable {
         self.reason = reason
     }
 
-    /// The rule on a CPU: bf16 where its native bf16 products are measured faster than its sgemm, else fp32.
-    public static func rule(_ p: CPUProducts) -> PrecisionDecision {
-        guard let bf16 = p.bf16Flops else { return PrecisionDecision(precision: .fp32, reason: .noNativeBF16(fp32Flops: p.fp32Flops)) }
-        return bf16 > p.fp32Flops
-            ? PrecisionDecision(precision: .bf16, reason: .nativeBF16(bf16Flops: bf16, fp32Flops: p.fp32Flops))
-            : PrecisionDecision(precision: .fp32, reason: .nativeBF16NotFaster(bf16Flops: bf16, fp32Flops: p.fp32Flops))
+    /// The rule on a CPU, from its two matrix-product rates as measured (`gpt-bench ceiling`; the command measures
+    /// them and passes them in, the planner measures nothing): the sgemm ceiling `fp32Flops`, and `bf16Flops` the
+    /// ceiling of native bf16 products (bf16 inputs, fp32 accumulation, oneDNN), nil where the CPU has none. bf16
+    /// where its native bf16 products are faster than its sgemm, else fp32. (How bf16 products then run, natively
+    /// or emulated, is `BF16Products`, gpt-train's.)
+    public static func rule(fp32Flops: Double, bf16Flops: Double?) -> PrecisionDecision {
+        guard let bf16 = bf16Flops else { return PrecisionDecision(precision: .fp32, reason: .noNativeBF16(fp32Flops: fp32Flops)) }
+        return bf16 > fp32Flops
+            ? PrecisionDecision(precision: .bf16, reason: .nativeBF16(bf16Flops: bf16, fp32Flops: fp32Flops))
+            : PrecisionDecision(precision: .fp32, reason: .nativeBF16NotFaster(bf16Flops: bf16, fp32Flops: fp32Flops))
     }
 
     /// Every GPU preset trains in bf16 on its tensor cores.
@@ -175,18 +163,19 @@ public struct Hardware: Sendable, Equatable {
     /// what gpt-train's own check allows (`CPUTrainer.usableFraction`); nothing else is reserved, as gpt-train's buffers are counted exactly.
     /// gpt-train has no communication (its `devices` are accumulated in one process), so none is modelled: the
     /// bandwidths are infinite.
-    public static func cpu(memoryBytes: Double, products: CPUProducts, source: String) -> Hardware {
-        let decision = PrecisionDecision.rule(products)
+    /// `fp32Flops` and `bf16Flops` are the measured ceilings `PrecisionDecision.rule` decides from.
+    public static func cpu(memoryBytes: Double, fp32Flops: Double, bf16Flops: Double?, source: String) -> Hardware {
+        let decision = PrecisionDecision.rule(fp32Flops: fp32Flops, bf16Flops: bf16Flops)
         return Hardware(name: "cpu", memoryBytes: memoryBytes,
-                        peakFlops: decision.precision == .bf16 ? products.bf16Flops! : products.fp32Flops,
-                        fp32Flops: products.fp32Flops, devicesPerNode: 1, intraNodeBandwidth: .infinity,
+                        peakFlops: decision.precision == .bf16 ? bf16Flops! : fp32Flops,
+                        fp32Flops: fp32Flops, devicesPerNode: 1, intraNodeBandwidth: .infinity,
                         interNodeBandwidth: .infinity, precision: .float32, products: decision, defaultMFU: 0.4,
                         usableFraction: CPUTrainer.usableFraction, reservedBytes: 0, source: source)
     }
 
     /// A CPU known only by its sgemm rate: fp32 products.
     public static func cpu(memoryBytes: Double, flops: Double, source: String) -> Hardware {
-        cpu(memoryBytes: memoryBytes, products: CPUProducts(fp32Flops: flops), source: source)
+        cpu(memoryBytes: memoryBytes, fp32Flops: flops, bf16Flops: nil, source: source)
     }
 
     public static func preset(named name: String) -> Hardware? { gpuPresets.first { $0.name == name } }

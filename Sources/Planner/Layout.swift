@@ -495,7 +495,7 @@ public func checkLayoutFits(shape: ModelShape, devices: Int, microBatch: Int, gr
     // On a CPU the products' precision decides the bf16 copies (the rates only the time, which is not checked).
     var hardware = precision == .float32
         ? Hardware.cpu(memoryBytes: deviceMemoryBytes,
-                       products: CPUProducts(fp32Flops: 1, bf16Flops: products == .bf16 ? 2 : nil), source: "")
+                       fp32Flops: 1, bf16Flops: products == .bf16 ? 2 : nil, source: "")
         : Hardware.defaultGPU
     hardware.memoryBytes = deviceMemoryBytes
     let memory = LayoutModel.memory(shape: shape, layout: layout, hardware: hardware)

@@ -43,7 +43,7 @@ public enum ShapeSearch {
     /// Llama 3's proportions (Dubey et al. 2024, Table 3; the 8B/70B/405B config.json files): head size 128, 8
     /// key/value heads (all heads below 8), d_ff = 3.5·d_model rounded up to a multiple of 256 (8B's 14336 and 70B's
     /// 28672 exactly; 405B's published 53248 is 3.25·d), rotary base 500000, RMSNorm ε 1e-5, untied head, no biases.
-    public static let llamaHeadSize = 128, llamaKVHeads = 8
+    public static let llamaHeadSize = 128, llamaKVHeads = 8, llamaRopeTheta = 500_000.0
     public static func llamaFF(_ d: Int) -> Int { (7 * d / 2 + 255) / 256 * 256 }
 
     /// A shape of `family` at width `d` (depth 0): the template the search deepens.
@@ -57,7 +57,7 @@ public enum ShapeSearch {
             var kv = min(llamaKVHeads, heads)
             while heads % kv != 0 { kv -= 1 }
             return ModelShape(nLayer: 0, nHead: heads, dModel: d, dFF: llamaFF(d), seqLen: seqLen, vocabSize: vocabSize,
-                              bias: bias, family: .llama, nKVHead: kv, ropeTheta: 500_000, normEps: 1e-5,
+                              bias: bias, family: .llama, nKVHead: kv, ropeTheta: llamaRopeTheta, normEps: 1e-5,
                               tieEmbeddings: false)
         }
     }

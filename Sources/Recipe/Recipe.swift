@@ -103,21 +103,25 @@ public struct Recipe: Equatable, Sendable {
         public var microBatch = 0
         public var gradAccum = 0
         public var devices = 0
-        public var tensorParallel = 1
-        public var pipelineParallel = 1
-        public var zeroStage = 0
-        public var recompute: Recompute = .none
+        public var tensorParallel: Int = Schema.defaultValue(\Recipe.training.tensorParallel)
+        public var pipelineParallel: Int = Schema.defaultValue(\Recipe.training.pipelineParallel)
+        public var zeroStage: Int = Schema.defaultValue(\Recipe.training.zeroStage)
+        public var recompute: Recompute = Schema.defaultValue(\Recipe.training.recompute)
         /// Dropout probability after the embeddings, on attention weights and on each block's two outputs (a
         /// training setting, not part of the shape).
         public var dropout: Double = 0
         public var seed = 0
         /// The number format of matrix products' inputs: fp32, or bf16 with fp32 accumulation (master weights,
         /// moments and checkpoints are fp32 either way).
-        public var precision: Precision = .fp32
+        public var precision: Precision = Schema.defaultValue(\Recipe.training.precision)
 
+        /// The optional keys default to the schema's defaults.
         public init(steps: Int = 0, batchSize: Int = 0, seqLen: Int = 0, microBatch: Int = 0, gradAccum: Int = 0,
-                    devices: Int = 0, tensorParallel: Int = 1, pipelineParallel: Int = 1, zeroStage: Int = 0,
-                    recompute: Recompute = .none, dropout: Double = 0, seed: Int = 0, precision: Precision = .fp32) {
+                    devices: Int = 0, tensorParallel: Int = Schema.defaultValue(\Recipe.training.tensorParallel),
+                    pipelineParallel: Int = Schema.defaultValue(\Recipe.training.pipelineParallel),
+                    zeroStage: Int = Schema.defaultValue(\Recipe.training.zeroStage),
+                    recompute: Recompute = Schema.defaultValue(\Recipe.training.recompute), dropout: Double = 0,
+                    seed: Int = 0, precision: Precision = Schema.defaultValue(\Recipe.training.precision)) {
             self.steps = steps
             self.batchSize = batchSize
             self.seqLen = seqLen
@@ -153,9 +157,10 @@ public struct Recipe: Equatable, Sendable {
         public var interval = 0
         public var keep = 0
         /// Whether an absolute `dir` outside the run directory is intended.
-        public var allowOutside = false
+        public var allowOutside: Bool = Schema.defaultValue(\Recipe.checkpoint.allowOutside)
 
-        public init(dir: String = "", interval: Int = 0, keep: Int = 0, allowOutside: Bool = false) {
+        public init(dir: String = "", interval: Int = 0, keep: Int = 0,
+                    allowOutside: Bool = Schema.defaultValue(\Recipe.checkpoint.allowOutside)) {
             self.dir = dir
             self.interval = interval
             self.keep = keep
@@ -166,9 +171,9 @@ public struct Recipe: Equatable, Sendable {
     public struct Logging: Equatable, Sendable {
         public var interval = 0
         /// Steps between health lines; -1: `interval`, 0: none.
-        public var healthInterval = -1
+        public var healthInterval: Int = Schema.defaultValue(\Recipe.logging.healthInterval)
 
-        public init(interval: Int = 0, healthInterval: Int = -1) {
+        public init(interval: Int = 0, healthInterval: Int = Schema.defaultValue(\Recipe.logging.healthInterval)) {
             self.interval = interval
             self.healthInterval = healthInterval
         }
@@ -199,14 +204,15 @@ public struct Recipe: Equatable, Sendable {
         public enum Action: String, Equatable, Sendable, CaseIterable {
             case stop, skip, rollback
         }
-        public var action: Action = .stop
-        public var window = 50
-        public var lossSigmas: Double = 6
-        public var gradNormFactor: Double = 0
-        public var snapshotInterval = 50
-        public var lrFactor: Double = 1
-        public var lrFactorSteps = 0
-        public var maxRecoveries = 10
+        // Every key has a default: the schema's.
+        public var action: Action = Schema.defaultValue(\Recipe.stability!.action)
+        public var window: Int = Schema.defaultValue(\Recipe.stability!.window)
+        public var lossSigmas: Double = Schema.defaultValue(\Recipe.stability!.lossSigmas)
+        public var gradNormFactor: Double = Schema.defaultValue(\Recipe.stability!.gradNormFactor)
+        public var snapshotInterval: Int = Schema.defaultValue(\Recipe.stability!.snapshotInterval)
+        public var lrFactor: Double = Schema.defaultValue(\Recipe.stability!.lrFactor)
+        public var lrFactorSteps: Int = Schema.defaultValue(\Recipe.stability!.lrFactorSteps)
+        public var maxRecoveries: Int = Schema.defaultValue(\Recipe.stability!.maxRecoveries)
 
         public init() {}
 

@@ -45,6 +45,21 @@ public enum RecipeWriter {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// `text` as a Markdown list item wrapped at 118 columns.
+    static func bullet(_ text: String) -> String {
+        var lines: [String] = []
+        var line = "-"
+        for word in text.split(separator: " ") {
+            if line.count + 1 + word.count > 118 {
+                lines.append(line)
+                line = " "
+            }
+            line += " " + word
+        }
+        lines.append(line)
+        return lines.joined(separator: "\n") + ";"
+    }
+
     /// docs/recipe-reference.md, generated from the schema (a test keeps the file in step with it).
     public static func referenceMarkdown() -> String {
         var out = """
@@ -55,26 +70,10 @@ public enum RecipeWriter {
         it has a default (a key with a default may be left out, so recipes and checkpoints written before it existed
         still load); unknown keys are errors; integers are accepted where numbers are expected (`lr = 1` means 1.0)
         but not the other way round; and every key has a range, with an upper bound wherever a huge value is
-        nonsense (the last column says why). Besides the per-key ranges, `check` verifies:
+        nonsense (the last column says why). Besides the per-key ranges, `check` verifies (each line is the summary a
+        check in `Sources/Recipe/RecipeValidator.swift` carries):
 
-        - `model.d_model` is a multiple of `model.n_head`;
-        - `training.seq_len` ≤ `model.seq_len`;
-        - `schedule.warmup_steps` < `training.steps` (a warning outside 1-5% of the steps);
-        - `optimizer.min_lr` ≤ `optimizer.lr`;
-        - the layout: `training.devices` is the total device count K = d·t·p, so t·p (`tensor_parallel` ×
-          `pipeline_parallel`) must divide it; d = devices / (t·p) is the number of data-parallel ranks, and
-          `training.batch_size` = `micro_batch` × `grad_accum` × d. With t = p = 1 (the defaults) d = devices, the
-          meaning `devices` had before the layout keys existed, so older recipes mean what they meant. `tensor_parallel`
-          must divide `model.n_head` and `model.d_ff`, and `pipeline_parallel` ≤ `model.n_layer`;
-        - `checkpoint.dir` stays inside the run directory: a relative path may not climb out of it with `..`; an
-          absolute path is accepted only with `checkpoint.allow_outside = true`; `/` (or a path that resolves to it)
-          never;
-        - warnings: `eval.interval`, `checkpoint.interval` or `logging.interval` above `training.steps`; a validation
-          (`eval.iters` × `micro_batch` sequences) longer than the training between two;
-        - the budget: 6·N·D is within the tolerance (±5% unless `--tolerance` says otherwise) of `plan.flops_budget`,
-          with N counted from `[model]` (all parameters; the tied output head once) and
-          D = `training.steps` × `training.batch_size` × `training.seq_len`. `plan.params` is never trusted; a
-          warning says when it disagrees with the count.
+        \(RecipeValidator.rules.map { bullet($0.summary) }.joined(separator: "\n"))
         - what `gpt-train` would say of the recipe on this machine, by the rule it applies itself (`CPUTrainer`): the
           gpt2 family with a tied head or the llama family without biases, data parallelism only (`tensor_parallel`
           and `pipeline_parallel` 1, `zero_stage` at most 1, any `recompute`), and one replica's memory (fp32 weights,
@@ -83,6 +82,9 @@ public enum RecipeWriter {
           whose `[hardware]` is cpu or absent these are errors (check accepts exactly what `gpt-train RECIPE` would
           start; `gpt-train RECIPE --check-only` asks the same question); for a GPU recipe, valid for its hardware either
           way, one line says whether gpt-train could start it here.
+
+        In the layout, with t = p = 1 (the defaults) d = devices, the meaning `devices` had before the layout keys
+        existed, so older recipes mean what they meant.
 
         Renamed keys: `[model] dropout` (schema version 1) is `[training] dropout` since version 2. The old place is
         still read, with a warning that says how to move it, so that old recipes and the recipes stored in old

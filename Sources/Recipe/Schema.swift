@@ -69,9 +69,11 @@ public struct Choice: Sendable {
     public let names: [String]
     let get: @Sendable (Recipe) -> String
     let set: @Sendable (inout Recipe, String) -> Bool
+    let keyPath: AnyKeyPath & Sendable
 
     init<E>(_ keyPath: WritableKeyPath<Recipe, E> & Sendable)
     where E: RawRepresentable & CaseIterable & Sendable, E.RawValue == String {
+        self.keyPath = keyPath
         names = E.allCases.map(\.rawValue)
         get = { $0[keyPath: keyPath].rawValue }
         set = { recipe, name in
@@ -96,6 +98,17 @@ public enum FieldKind: Sendable {
     /// One of an enumeration's names.
     case choice(Choice)
     case bool(WritableKeyPath<Recipe, Bool> & Sendable)
+
+    /// Where the key lives on `Recipe`.
+    public var keyPath: AnyKeyPath {
+        switch self {
+        case .integer(let keyPath, _): return keyPath
+        case .number(let keyPath, _): return keyPath
+        case .string(let keyPath, _), .path(let keyPath): return keyPath
+        case .choice(let choice): return choice.keyPath
+        case .bool(let keyPath): return keyPath
+        }
+    }
 
     /// The allowed values in words, for messages and the reference: "an integer in 1...1024", "a number in
     /// (0.0, 1.0]", "one of "char", "byte"".
@@ -124,8 +137,31 @@ public enum FieldKind: Sendable {
 }
 
 /// One key of the recipe: where it lives, what it may hold and why, what it means, its default when it may be
-/// left out, and its former names.
+/// left out, its former names, and what changing it does to a resumed run.
 public struct Field: Sendable {
+    /// What a different value in the recipe that resumes a checkpoint does (gpt-train --resume).
+    public enum ResumeEffect: Sendable, Equatable {
+        /// It changes the run: resuming with another value is refused (unless --force). The model, the data, the
+        /// optimizer, the schedule and the training keys.
+        case changesTheRun
+        /// Free to change: evaluation, checkpoints, logging, the hardware the plan was for, spike handling (and
+        /// the format version).
+        case free
+        /// The data-parallel layout: the same effective batch (micro_batch × grad_accum × data-parallel ranks)
+        /// is the same run, its sums added in another order; another batch changes the run.
+        case dataParallelLayout
+        /// The matrix products' precision: checkpoints hold fp32 master weights and AdamW moments either way, so
+        /// the run continues in the other precision (not bit-identical to an uninterrupted one).
+        case precision
+        /// Computes the same bits (activation recomputation): the same run.
+        case sameBits
+
+        /// The sections whose keys change the run unless a field says otherwise ("" is the top level).
+        static func forSection(_ section: String) -> ResumeEffect {
+            ["", "model", "data", "optimizer", "schedule", "training"].contains(section) ? .changesTheRun : .free
+        }
+    }
+
     public let section: String
     public let key: String
     public let kind: FieldKind
@@ -136,12 +172,15 @@ public struct Field: Sendable {
     public let defaultValue: RecipeValue?
     /// Former `section.key` names still read, with a warning saying where the key lives now.
     public let formerPaths: [String]
+    /// What a different value does to a resumed run.
+    public let resume: ResumeEffect
 
     public var path: String { section.isEmpty ? key : "\(section).\(key)" }
     public var isOptional: Bool { defaultValue != nil }
 
+    /// `resume` defaults to the section's (`ResumeEffect.forSection`).
     init(_ path: String, _ kind: FieldKind, default defaultValue: RecipeValue? = nil, formerly: [String] = [],
-         doc: String, bounds: String) {
+         resume: ResumeEffect? = nil, doc: String, bounds: String) {
         let parts = path.split(separator: ".", maxSplits: 1).map(String.init)
         section = parts.count == 2 ? parts[0] : ""
         key = parts.last!
@@ -150,6 +189,7 @@ public struct Field: Sendable {
         self.bounds = bounds
         self.defaultValue = defaultValue
         formerPaths = formerly
+        self.resume = resume ?? ResumeEffect.forSection(section)
     }
 
     /// The value on `recipe` (whose section, if optional, must be present).
@@ -271,7 +311,7 @@ public enum Schema {
     static let maxSteps = 1 << 40
 
     public static let fields: [Field] = [
-        Field("schema_version", .integer(\.schemaVersion, 1...version),
+        Field("schema_version", .integer(\.schemaVersion, 1...version), resume: .free,
               doc: "recipe format version",
               bounds: "the versions this build reads (1: dropout in [model]; 2: dropout in [training], layout and [hardware] keys)"),
 
@@ -379,10 +419,10 @@ public enum Schema {
         Field("training.micro_batch", .integer(\.training.microBatch, 1...(1 << 20)),
               doc: "sequences per forward/backward pass on each data-parallel rank",
               bounds: "2^20; at most batch_size in any consistent recipe"),
-        Field("training.grad_accum", .integer(\.training.gradAccum, 1...(1 << 20)),
+        Field("training.grad_accum", .integer(\.training.gradAccum, 1...(1 << 20)), resume: .dataParallelLayout,
               doc: "micro-batches whose gradients are summed before each step",
               bounds: "2^20; at most batch_size in any consistent recipe"),
-        Field("training.devices", .integer(\.training.devices, 1...(1 << 20)),
+        Field("training.devices", .integer(\.training.devices, 1...(1 << 20)), resume: .dataParallelLayout,
               doc: "total devices K = d·t·p (d = devices / (tensor_parallel × pipeline_parallel) data-parallel ranks; gpt-train runs one process and accumulates the other ranks' micro-batches itself)",
               bounds: "2^20 ≈ 1M, ten times the largest clusters"),
         Field("training.tensor_parallel", .integer(\.training.tensorParallel, 1...64), default: .integer(1),
@@ -392,9 +432,10 @@ public enum Schema {
               doc: "p: pipeline stages, each a run of whole layers; must divide devices / tensor_parallel and be at most n_layer",
               bounds: "at most one stage per layer, and n_layer is at most 1024"),
         Field("training.zero_stage", .integer(\.training.zeroStage, 0...3), default: .integer(0),
+              resume: .dataParallelLayout,
               doc: "ZeRO stage (Rajbhandari et al. 2020): 0 replicates the optimizer state on every data-parallel rank, 1 partitions the optimizer state, 2 also the gradients, 3 also the weights (FSDP)",
               bounds: "the paper's stages"),
-        Field("training.recompute", .choice(Choice(\.training.recompute)), default: .string("none"),
+        Field("training.recompute", .choice(Choice(\.training.recompute)), default: .string("none"), resume: .sameBits,
               doc: "activation recomputation (Korthikanti et al. 2022): \"none\" keeps every activation, \"selective\" recomputes attention's score/softmax region, \"full\" recomputes each block from its input",
               bounds: "the paper's modes"),
         Field("training.dropout", .number(\.training.dropout, NumberRange(0, 1, openMax: true)), formerly: ["model.dropout"],
@@ -403,7 +444,7 @@ public enum Schema {
         Field("training.seed", .integer(\.training.seed, 0...Int.max),
               doc: "seeds initialisation, batch sampling and dropout",
               bounds: "any non-negative 64-bit integer (2^63 - 1 at most, TOML's largest)"),
-        Field("training.precision", .choice(Choice(\.training.precision)), default: .string("fp32"),
+        Field("training.precision", .choice(Choice(\.training.precision)), default: .string("fp32"), resume: .precision,
               doc: "number format of every matrix product's inputs: \"fp32\", or \"bf16\" (inputs rounded to bfloat16, fp32 accumulation; LayerNorm, softmax, GELU, the loss, clipping, AdamW and the master weights stay fp32, so checkpoints are the same either way). On a CPU without bf16 instructions, or whose native bf16 products measure slower than its fp32 sgemm (AVX512-BF16 without AMX on Intel), gpt-train emulates bf16 products exactly on the fp32 sgemm (the same bf16 operands, fp32 accumulation, no faster than fp32) and says so. gpt-plan writes \"bf16\" for GPUs and for CPUs whose native bf16 products it measured faster than the fp32 sgemm, else \"fp32\" (docs/planner.md). A checkpoint resumes in either precision",
               bounds: "the two formats gpt-train computes in"),
 
@@ -475,6 +516,43 @@ public enum Schema {
 
     public static func field(_ path: String) -> Field? { fields.first { $0.path == path } }
 
+    /// The field stored at `keyPath` on `Recipe`.
+    public static func field(at keyPath: AnyKeyPath) -> Field? { fields.first { $0.kind.keyPath == keyPath } }
+
+    // Defaults: the field table is the one place a recipe default is written. The loader gives an absent key its
+    // field's default, and `Recipe`'s properties start from the same value through these.
+
+    /// The default of the optional key stored at `keyPath` (a programming error if the table gives it none).
+    static func recipeDefault(at keyPath: AnyKeyPath) -> RecipeValue {
+        guard let value = field(at: keyPath)?.defaultValue else {
+            preconditionFailure("the recipe schema gives \(keyPath) no default")
+        }
+        return value
+    }
+
+    public static func defaultValue(_ keyPath: WritableKeyPath<Recipe, Int>) -> Int {
+        guard case .integer(let value) = recipeDefault(at: keyPath) else { preconditionFailure("\(keyPath)") }
+        return value
+    }
+
+    public static func defaultValue(_ keyPath: WritableKeyPath<Recipe, Double>) -> Double {
+        guard let value = recipeDefault(at: keyPath).number else { preconditionFailure("\(keyPath)") }
+        return value
+    }
+
+    public static func defaultValue(_ keyPath: WritableKeyPath<Recipe, Bool>) -> Bool {
+        guard case .bool(let value) = recipeDefault(at: keyPath) else { preconditionFailure("\(keyPath)") }
+        return value
+    }
+
+    public static func defaultValue<E: RawRepresentable>(_ keyPath: WritableKeyPath<Recipe, E>) -> E
+    where E.RawValue == String {
+        guard case .string(let name) = recipeDefault(at: keyPath), let value = E(rawValue: name) else {
+            preconditionFailure("\(keyPath)")
+        }
+        return value
+    }
+
     public static func fields(in section: String) -> [Field] { fields.filter { $0.section == section } }
 
     public static func section(_ name: String) -> Section? { sections.first { $0.name == name } }
@@ -541,11 +619,22 @@ extension Recipe {
     /// TOML spelling ("(absent)" for a key of an optional section the recipe leaves out). `schema_version` is the
     /// format, not a setting, and is never a difference.
     public func differences(from other: Recipe, in sections: Set<String>) -> [(path: String, this: String, other: String)] {
-        Schema.fields.filter { sections.contains($0.section) && $0.path != "schema_version" }
-            .compactMap { field in
-                let mine = value(of: field), theirs = other.value(of: field)
-                guard mine != theirs else { return nil }
-                return (field.path, mine?.description ?? "(absent)", theirs?.description ?? "(absent)")
-            }
+        differences(from: other) { sections.contains($0.section) && $0.path != "schema_version" }
+            .map { ($0.field.path, $0.this, $0.other) }
+    }
+
+    /// The keys of the fields `include` selects whose values differ, with their fields.
+    public func differences(from other: Recipe, where include: (Field) -> Bool)
+        -> [(field: Field, this: String, other: String)] {
+        Schema.fields.filter(include).compactMap { field in
+            let mine = value(of: field), theirs = other.value(of: field)
+            guard mine != theirs else { return nil }
+            return (field, mine?.description ?? "(absent)", theirs?.description ?? "(absent)")
+        }
+    }
+
+    /// The keys that differ in a way a resumed run cares about (`Field.resume` other than `.free`).
+    public func resumeDifferences(from other: Recipe) -> [(field: Field, this: String, other: String)] {
+        differences(from: other) { $0.resume != .free }
     }
 }

@@ -108,21 +108,20 @@ final class CheckpointStore {
     /// schedule, training), unless forced. Evaluation, checkpoint and logging settings may change freely.
     func checkRecipe(_ text: String, of path: String) throws {
         let saved = try? CheckpointReader.parseRecipe(text, of: path)
-        let runChanging: Set<String> = ["", "model", "data", "optimizer", "schedule", "training"]
         var differences: [String] = []
         if let saved {
-            var changed = saved.differences(from: recipe, in: runChanging)
+            // What each key's change does is the schema's (`Field.resume`).
+            var changed = saved.resumeDifferences(from: recipe)
             // The same effective batch on a different number of data-parallel ranks (or with the optimizer state
             // sharded differently) is the same run, up to the order of floating-point sums.
-            let layoutKeys: Set<String> = ["training.devices", "training.grad_accum", "training.zero_stage"]
             let sameBatch = saved.training.microBatch * saved.training.gradAccum * saved.training.dataParallel
                 == recipe.training.microBatch * recipe.training.gradAccum * recipe.training.dataParallel
-            if sameBatch, changed.contains(where: { layoutKeys.contains($0.path) }) {
-                let layout = changed.filter { layoutKeys.contains($0.path) }
+            if sameBatch, changed.contains(where: { $0.field.resume == .dataParallelLayout }) {
+                let layout = changed.filter { $0.field.resume == .dataParallelLayout }
                 notes("resuming with another data-parallel layout, the same batch: "
-                    + layout.map { "\($0.path) \($0.this) → \($0.other)" }.joined(separator: ", ")
+                    + layout.map { "\($0.field.path) \($0.this) → \($0.other)" }.joined(separator: ", ")
                     + "; sums are added in another order, so the run will not be bit-identical to an uninterrupted one")
-                changed.removeAll { layoutKeys.contains($0.path) }
+                changed.removeAll { $0.field.resume == .dataParallelLayout }
             }
             // Checkpoints hold fp32 master weights and AdamW moments whatever the products' precision, so a run
             // resumes in the other precision from the same file.
@@ -132,11 +131,11 @@ final class CheckpointStore {
                     + "\"\(recipe.training.precision.rawValue)\"): checkpoints hold fp32 master weights and AdamW moments "
                     + "either way, so the run continues from them, with its matrix products in "
                     + "\(recipe.training.precision.rawValue) from here on; it will not be bit-identical to an uninterrupted run")
-                changed.removeAll { $0.path == "training.precision" }
+                changed.removeAll { $0.field.resume == .precision }
             }
             // Activation recomputation computes the same bits as keeping every activation: the same run, silently.
-            changed.removeAll { $0.path == "training.recompute" }
-            differences = changed.map { "\($0.path): \($0.this) in the checkpoint, \($0.other) here" }
+            changed.removeAll { $0.field.resume == .sameBits }
+            differences = changed.map { "\($0.field.path): \($0.this) in the checkpoint, \($0.other) here" }
         } else {
             differences.append("the checkpoint's recipe does not read back")
         }

@@ -75,6 +75,17 @@ extension AttentionKernel: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
 extension Recompute: ExpressibleByArgument {}
 
+/// `gpt-bench train --config`: one of the three configurations compared with PyTorch, all three, or GPT-2 124M at
+/// T 1024.
+enum ConfigurationChoice: String, CaseIterable, ExpressibleByArgument {
+    case a, b, c, d, all
+}
+
+/// `gpt-bench train --bf16-products`: gpt-train's rule (`auto`), or a path forced.
+enum ProductsChoice: String, CaseIterable, ExpressibleByArgument {
+    case auto, native, emulated
+}
+
 struct TrainSpeed: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
@@ -87,7 +98,7 @@ struct TrainSpeed: ParsableCommand {
         """)
 
     @Option(help: "Which configurations: a, b, c, or all (the three compared with PyTorch); or d, GPT-2 124M at T 1024.")
-    var config: String = "all"
+    var config: ConfigurationChoice = .all
     @Option(parsing: .unconditional, help: "Timed steps per configuration, 1 to 100000 (default: 10; the median is reported).",
             transform: NumberArgument.whole(1...100_000))
     var steps: Int = 10
@@ -101,9 +112,8 @@ struct TrainSpeed: ParsableCommand {
     @Option(help: "Matrix products' inputs: fp32 or bf16 (bf16 inputs, fp32 accumulation).")
     var precision: Precision = .fp32
     @Option(help: ArgumentHelp("How bf16 products run: auto (gpt-train's rule: native unless oneDNN's bf16 matmul is "
-                               + "measured slower than the sgemm here), native (oneDNN), or emulated (bf16 operands on the sgemm).",
-                               valueName: "auto|native|emulated"))
-    var bf16Products: String = "auto"
+                               + "measured slower than the sgemm here), native (oneDNN), or emulated (bf16 operands on the sgemm)."))
+    var bf16Products: ProductsChoice = .auto
     @Option(help: "Activation recomputation: none, selective (attention's core again in the backward pass) or full (each block's forward again).")
     var recompute: Recompute = .none
 
@@ -111,31 +121,29 @@ struct TrainSpeed: ParsableCommand {
         let all = ThroughputBenchmark.Configuration.standard
         let chosen: [ThroughputBenchmark.Configuration]
         switch config {
-        case "all": chosen = all
-        case "a": chosen = [all[0]]
-        case "b": chosen = [all[1]]
-        case "c": chosen = [all[2]]
-        case "d": chosen = [.fullContext]
-        default: throw CommandFailure.usage("gpt-bench: --config must be a, b, c, d or all")
+        case .all: chosen = all
+        case .a: chosen = [all[0]]
+        case .b: chosen = [all[1]]
+        case .c: chosen = [all[2]]
+        case .d: chosen = [.fullContext]
         }
         BLAS.pinToOneThread()
         let pool = ThreadPool(threads: threads)
         let chosenProducts: BF16Products
         switch bf16Products {
-        case "auto": chosenProducts = precision == .bf16 && !MachineProfile.nativeBF16Pays(pool: pool) ? .emulated : .native
-        case "native":
+        case .auto: chosenProducts = precision == .bf16 && !MachineProfile.nativeBF16Pays(pool: pool) ? .emulated : .native
+        case .native:
             guard BF16Matmul.isAvailable else {
                 throw CommandFailure.usage("gpt-bench: --bf16-products native: this CPU has no native bf16 matmul (oneDNN offers none); use auto or emulated")
             }
             chosenProducts = .native
-        case "emulated": chosenProducts = .emulated
-        default: throw CommandFailure.usage("gpt-bench: --bf16-products must be auto, native or emulated")
+        case .emulated: chosenProducts = .emulated
         }
         let native = precision == .bf16 && chosenProducts == .native
         let ceiling = MachineProfile.ceiling(pool: pool, nativeBF16Products: native)
         let products = precision == .fp32 ? "fp32 (OpenBLAS sgemm)"
             : native ? "bf16, native (oneDNN \(BF16Matmul.implementation!))"
-            : BF16Matmul.isAvailable ? "bf16, emulated on the fp32 sgemm (\(bf16Products == "auto" ? "oneDNN's bf16 matmul measured slower than the sgemm here" : "asked for"))"
+            : BF16Matmul.isAvailable ? "bf16, emulated on the fp32 sgemm (\(bf16Products == .auto ? "oneDNN's bf16 matmul measured slower than the sgemm here" : "asked for"))"
             : "bf16, emulated on the fp32 sgemm"
         if !json {
             print("\(CPU.modelName), \(threads) threads, \(Main.blasDescription)")

@@ -24,7 +24,7 @@ struct Prepare: ParsableCommand {
 
     @Argument(help: "Text files or folders.") var inputs: [String]
     @Option(help: "char, byte or bpe (fitted on the text); or a tokenizer to use as it is: a Hugging Face tokenizer.json, a folder with tokenizer.json or vocab.json + merges.txt, or a prepared directory.")
-    var tokenizer: String
+    var tokenizer: TokenizerChoice
     @Option(name: .customLong("vocab-size"), parsing: .unconditional,
             help: "BPE vocabulary size, <|endoftext|> included, 257 to 16777216 (default: 4096).",
             transform: NumberArgument.whole(257...(1 << 24)))
@@ -36,13 +36,9 @@ struct Prepare: ParsableCommand {
 
     func run() throws {
         let options: DatasetPreparer.Options
-        if let kind = TokenizerKind(rawValue: tokenizer) {
-            options = .init(tokenizer: kind, vocabSize: vocabSize, valFraction: valFraction)
-        } else {
-            guard FileManager.default.fileExists(atPath: tokenizer) else {
-                throw CommandFailure.usage("gpt-data: --tokenizer \(tokenizer): use char, byte or bpe, or give the path of a tokenizer file or folder")
-            }
-            options = .init(given: try loadTokenizer(tokenizer), valFraction: valFraction)
+        switch tokenizer {
+        case .fitted(let kind): options = .init(tokenizer: kind, vocabSize: vocabSize, valFraction: valFraction)
+        case .given(let path): options = .init(given: try loadTokenizer(path), valFraction: valFraction)
         }
         let preparer = DatasetPreparer(inputs: inputs, output: output, options: options)
         var lastShown = 0.0
@@ -75,8 +71,25 @@ struct Prepare: ParsableCommand {
     }
 }
 
-/// A tokenizer.json (ours or Hugging Face's), or the one in a folder (a prepared directory, or a Hugging Face
-/// folder with tokenizer.json or vocab.json + merges.txt).
+/// `gpt-data prepare --tokenizer`: a kind fitted on the text (`TokenizerKind`), or the path of a tokenizer to use
+/// as it is (anything that exists; `loadTokenizer` says what it must be). Anything else is argument-parser's usage
+/// error listing the choices (exit status 2).
+enum TokenizerChoice: ExpressibleByArgument {
+    case fitted(TokenizerKind)
+    case given(String)
+
+    init?(argument: String) {
+        if let kind = TokenizerKind(rawValue: argument) { self = .fitted(kind) }
+        else if FileManager.default.fileExists(atPath: argument) { self = .given(argument) }
+        else { return nil }
+    }
+
+    /// The kinds, and the files and folders a tokenizer may be given as.
+    static var allValueStrings: [String] {
+        TokenizerKind.allCases.map(\.rawValue) + ["TOKENIZER.json", "TOKENIZER_DIR"]
+    }
+}
+
 /// A tokenizer given by path: a tokenizer.json (ours or Hugging Face's), a folder with tokenizer.json or vocab.json +
 /// merges.txt, or a prepared directory. A path that is not there, or is a FIFO or device, is a usage error.
 func loadTokenizer(_ path: String) throws -> any Tokenizer {

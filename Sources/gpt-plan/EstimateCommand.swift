@@ -50,21 +50,16 @@ struct EstimateCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Tie the output head to the token embedding (default: gpt2 tied, llama untied).")
     var tieEmbeddings: Bool?
 
-    @Option(help: "Hardware preset (a100-40gb, a100-80gb, h100-sxm-80gb, h200-141gb, mi300x) or cpu. Default: h100-sxm-80gb.")
-    var gpu: String?
+    @Option(help: "Hardware: a GPU preset, or cpu (this machine). Default: h100-sxm-80gb.")
+    var gpu: HardwareName?
     @Option(parsing: .unconditional, help: "Devices: a count (1 to 16777216), or auto (the fewest on which a layout fits; the default).",
             transform: DeviceCount.parse)
     var devices: DeviceCount?
     @Option(name: .customLong("tensor-parallel"), parsing: .unconditional, help: "Fix the tensor-parallel width, 1 to 65536.",
             transform: NumberArgument.whole(1...(1 << 16)))
     var tensorParallel: Int?
-    @Option(name: .customLong("pipeline-parallel"), parsing: .unconditional,
-            help: "Fix the pipeline stages (1 to 1024, the most layers a recipe takes).", transform: NumberArgument.whole(PlanLimits.pipelineParallel))
-    var pipelineParallel: Int?
-    @Option(name: .customLong("zero-stage"), parsing: .unconditional, help: "Fix the ZeRO stage (0-3; 3 = FSDP).",
-            transform: NumberArgument.whole(0...3))
-    var zeroStage: Int?
-    @Option(help: "Fix activation recomputation: none, selective or full.") var recompute: Recompute?
+    /// --zero-stage, --pipeline-parallel, --recompute.
+    @OptionGroup var fixed: FixedLayoutOptions
     @Option(name: .customLong("micro-batch"), parsing: .unconditional,
             help: "Fix the sequences per forward/backward pass on a rank, 1 to 16777216.", transform: NumberArgument.whole(1...PlanLimits.batchSequences))
     var microBatch: Int?
@@ -86,16 +81,13 @@ struct EstimateCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Training tokens, for the run's time and cost (e.g. 15T), up to 2^60.",
             transform: NumberArgument.real(FlagRange(0, included: false, PlanLimits.tokens)))
     var tokens: Double?
-    @Option(name: .customLong("price-per-device-hour"), parsing: .unconditional,
-            help: "Price of a device hour, for the cost (0 to 1000000).", transform: NumberArgument.real(FlagRange(PlanLimits.pricePerDeviceHour)))
-    var pricePerDeviceHour: Double?
+    @OptionGroup var price: PriceOption
     @Option(parsing: .unconditional, help: "Model FLOPs utilisation of the compute term, 0.001 to 1 (default: the hardware's).",
             transform: NumberArgument.real(FlagRange(PlanLimits.mfu)))
     var mfu: Double?
     @Option(name: .customLong("gradient-bytes"), parsing: .unconditional,
-            help: "Bytes a gradient: 2 (bf16, the ZeRO paper's 2 + 2 + 12; default) or 4 (fp32, Megatron-LM's and EleutherAI's cookbook's 2 + 4 + 12).",
-            transform: NumberArgument.whole(2...4))
-    var gradientBytes: Int?
+            help: "Bytes a gradient: 2 (bf16, the ZeRO paper's 2 + 2 + 12; default) or 4 (fp32, Megatron-LM's and EleutherAI's cookbook's 2 + 4 + 12).")
+    var gradientBytes: GradientBytes?
     @Flag(name: .customLong("compare-layouts"), help: "Also print the fastest layouts.") var compareLayouts = false
     @Flag(help: "Print one JSON object.") var json = false
     /// Threads whose measured rate is this machine's (with --gpu cpu).
@@ -103,18 +95,8 @@ struct EstimateCommand: ParsableCommand {
 
     mutating func run() throws {
         let shape = try makeShape()
-        var hardware: Hardware
-        switch gpu {
-        case nil: hardware = .defaultGPU
-        case "cpu"?: hardware = thisMachineHardware(threads: threads.count)
-        case let name?:
-            guard let preset = Hardware.preset(named: name) else {
-                throw CommandFailure.usage("gpt-plan estimate: --gpu \(name): unknown; use one of "
-                                           + (Hardware.gpuPresets.map(\.name) + ["cpu"]).joined(separator: ", "))
-            }
-            hardware = preset
-        }
-        _ = hardware.name
+        let threadCount = threads.count
+        let hardware = gpu?.hardware { thisMachineHardware(threads: threadCount) } ?? .defaultGPU
         let trainingTokens = tokens
         let sequences: Int
         switch (batchSequences, batch) {
@@ -129,19 +111,16 @@ struct EstimateCommand: ParsableCommand {
         }
         var request = EstimateRequest(shape: shape, hardware: hardware, batchSequences: sequences)
         request.trainingTokens = trainingTokens
-        request.pricePerDeviceHour = pricePerDeviceHour
+        request.pricePerDeviceHour = price.perDeviceHour
         if let mfu { request.mfu = mfu }
-        switch gradientBytes {
-        case nil, 2?: request.conventions = .zeroPaper
-        case 4?: request.conventions = .fp32Gradients
-        case let g?: throw CommandFailure.usage("gpt-plan estimate: --gradient-bytes \(g): use 2 (bf16) or 4 (fp32)")
-        }
+        request.conventions = (gradientBytes ?? .two).conventions
         switch devices {
         case nil, .auto?: request.devices = nil
         case .count(let k)?: request.devices = k
         }
         request.constraints = LayoutConstraints(
-            zeroStage: zeroStage, tensorParallel: tensorParallel, pipelineParallel: pipelineParallel, recompute: recompute,
+            zeroStage: fixed.zeroStage, tensorParallel: tensorParallel, pipelineParallel: fixed.pipelineParallel,
+            recompute: fixed.recompute,
             microBatch: microBatch, interleave: interleave)
         request.constraints.balancedEnds = balancedPipeline
         request.constraints.overlapsTensorParallel = tpCommOverlap
@@ -301,53 +280,10 @@ enum EstimateText {
         return out
     }
 
-    static func object(_ e: Estimate) -> [String: Any] {
-        let s = e.shape, c = s.parameterCount, l = e.layout, m = e.chosen.memory, step = e.chosen.step
-        let h = e.request.hardware, conventions = e.request.conventions
-        var training: Any = NSNull()
-        if let tokens = e.request.trainingTokens, let steps = e.steps, let seconds = e.trainingSeconds,
-           let hours = e.deviceHours {
-            training = ["tokens": tokens, "steps": steps, "seconds": seconds, "device_hours": hours,
-                        "cost": e.cost.map { $0 as Any } ?? NSNull()] as [String: Any]
-        }
-        return [
-            "params": c.total,
-            "parameters": ["token_embedding": c.tokenEmbedding, "position_embedding": c.positionEmbedding,
-                           "output_head": c.outputHead, "non_embedding": c.nonEmbedding, "matmul": c.matmul,
-                           "total": c.total],
-            "model": ["family": s.family.rawValue, "n_layer": s.nLayer, "n_head": s.nHead, "n_kv_head": s.nKVHead,
-                      "d_model": s.dModel, "d_ff": s.dFF, "seq_len": s.seqLen, "vocab_size": s.vocabSize,
-                      "bias": s.bias, "tie_embeddings": s.tieEmbeddings],
-            "flops_per_token": ["model": e.modelFlopsPerToken, "hardware": e.hardwareFlopsPerToken],
-            "hardware": ["name": h.name, "memory_bytes": h.memoryBytes, "peak_flops": h.peakFlops, "devices": l.devices],
-            "layout": ["data_parallel": l.dataParallel, "tensor_parallel": l.tensorParallel,
-                       "pipeline_parallel": l.pipelineParallel, "zero_stage": l.zeroStage,
-                       "recompute": l.recompute.rawValue, "micro_batch": l.microBatch, "grad_accum": l.gradAccum,
-                       "interleave": l.interleave],
-            "batch_sequences": l.batchSequences,
-            "batch_tokens": e.tokensPerStep,
-            "memory_conventions": ["weight_bytes": conventions.weightBytes, "gradient_bytes": conventions.gradientBytes,
-                                   "optimizer_bytes": conventions.optimizerBytes],
-            "memory_per_device": ["weights": m.weights, "gradients": m.gradients, "optimizer": m.optimizer,
-                                  "activations": m.activations, "other": m.other, "total": m.total],
-            "step_seconds": e.stepSeconds,
-            "step_seconds_by_cause": ["compute": step.compute, "bubble": step.bubble, "data_parallel": step.dataParallel,
-                                      "tensor_parallel": step.tensorParallel, "pipeline": step.pipeline],
-            "throughput": ["tokens_per_second_per_device": e.tokensPerSecondPerDevice,
-                           "model_flops_utilization": e.modelFlopsUtilization,
-                           "hardware_flops_utilization": e.hardwareFlopsUtilization],
-            "mfu_assumed": e.timeModel == nil ? e.mfuAssumed as Any : NSNull(),
-            "step_time_model": e.timeModel.map { ["matmul_efficiency": $0.matmulEfficiency, "width_half": $0.widthHalf,
-                                                  "tokens_half": $0.tokensHalf,
-                                                  "attention_relative": $0.attentionRelative] as Any } ?? NSNull(),
-            "layouts_evaluated": e.layoutsTried,
-            "training": training,
-        ]
-    }
-
+    /// The estimate as `--json` prints it (`EstimateJSON`, the planner's Codable type); a non-finite number is an
+    /// error naming its key.
     static func json(_ e: Estimate) throws -> String {
-        let data = try JSONSerialization.data(withJSONObject: object(e), options: [.sortedKeys, .prettyPrinted])
-        return String(decoding: data, as: UTF8.self)
+        try jsonText(EstimateJSON(e), subject: "estimate")
     }
 
     static func error(_ error: EstimateError, _ r: EstimateRequest) -> String {
@@ -399,7 +335,7 @@ extension Check {
         if given.name == "cpu" {
             let rate = given.deviceFlops, bf16 = r.training.precision == .bf16
             hardware = .cpu(memoryBytes: Double(given.deviceMemory),
-                            products: CPUProducts(fp32Flops: bf16 ? rate / 2 : rate, bf16Flops: bf16 ? rate : nil),
+                            fp32Flops: bf16 ? rate / 2 : rate, bf16Flops: bf16 ? rate : nil,
                             source: "the recipe's [hardware]")
         } else {
             hardware = Hardware.preset(named: given.name) ?? .defaultGPU

@@ -5,6 +5,8 @@ import Foundation
 import Recipe
 
 /// `gpt-plan export RECIPE --to megatron|nanogpt|llmc -o DIR [--no-data]`: the recipe compiled for an engine.
+extension Engine: ExpressibleByArgument {}
+
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
@@ -20,7 +22,7 @@ struct Export: ParsableCommand {
         """)
 
     @Argument(help: "The recipe file.") var recipe: String
-    @Option(help: "The engine: megatron, nanogpt or llmc.") var to: String
+    @Option(help: "The engine: megatron, nanogpt or llmc.") var to: Engine
     @Option(name: [.short, .customLong("output")], help: "The export directory.") var output: String
     @Flag(name: .customLong("no-data"), help: "Write the configuration only, not the data.") var noData = false
     @Option(name: .customLong("gpus-per-node"), parsing: .unconditional, help: "GPUs per node for the launch lines, 1 to 1024 (default 8).",
@@ -31,9 +33,7 @@ struct Export: ParsableCommand {
     var llmcModel: String?
 
     mutating func run() throws {
-        guard let engine = Engine(rawValue: to) else {
-            throw CommandFailure.usage("gpt-plan export: --to \(to) is not an engine; use megatron, nanogpt or llmc")
-        }
+        let engine = to
         let loaded: Recipe
         do { loaded = try RecipeLoader.loadValid(path: recipe).0 } catch let rejected as RecipeRejected {
             throw CommandFailure("gpt-plan export: \(recipe) does not pass gpt-plan check:\n"

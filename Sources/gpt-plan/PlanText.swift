@@ -76,40 +76,42 @@ enum PlanText {
         let shape = plan.shape, count = shape.parameterCount
         let e = plan.execution, l = plan.layout
         var rows: [Row] = []
-        func add(_ key: String, _ value: String, _ rule: String? = nil) {
-            rows.append(Row(key: key, value: value, rule: rule ?? plan.rule(for: key) ?? ""))
+        let decided = plan.shapeDecision
+        func add(_ key: String, _ value: String, _ rule: String) {
+            rows.append(Row(key: key, value: value, rule: rule))
         }
-        add("flops", sig(plan.flops, 4))
-        add("params", "\(si(Double(plan.params), 4)) (\(plan.params))")
-        add("non_embedding_params", si(Double(count.nonEmbedding), 4))
-        add("tokens", si(plan.tokens, 4))
-        add("tokens_per_param", sig(plan.tokensPerParam, 3))
-        add("predicted_loss", sig(plan.predictedLoss, 4))
-        add("n_layer", "\(shape.nLayer)", plan.shapeDecision.smallestAboveOptimum
+        func add(_ key: String, _ value: String, _ rule: PlanRule) { add(key, value, rule.statement) }
+        add("flops", sig(plan.flops, 4), plan.budgetRule)
+        add("params", "\(si(Double(plan.params), 4)) (\(plan.params))", decided.parameterCountRule)
+        add("non_embedding_params", si(Double(count.nonEmbedding), 4), decided.nonEmbeddingRule)
+        add("tokens", si(plan.tokens, 4), plan.tokensRule)
+        add("tokens_per_param", sig(plan.tokensPerParam, 3), PlanRule.tokensPerParam)
+        add("predicted_loss", sig(plan.predictedLoss, 4), plan.lossRule)
+        add("n_layer", "\(shape.nLayer)", decided.smallestAboveOptimum
             ? "the smallest shape: N* = \(si(plan.allocation.idealParams)) is below it"
-            : "shape search: N ≈ N*, d_model/n_layer near \(sig(plan.shapeDecision.search.preferredAspect, 3))")
-        add("n_head", "\(shape.nHead)")
+            : "shape search: N ≈ N*, d_model/n_layer near \(sig(decided.search.preferredAspect, 3))")
+        add("n_head", "\(shape.nHead)", decided.headsRule)
         add("d_model", "\(shape.dModel)", "shape search")
-        add("d_ff", "\(shape.dFF)")
-        add("seq_len", "\(shape.seqLen)")
-        add("vocab_size", "\(shape.vocabSize)")
+        add("d_ff", "\(shape.dFF)", decided.mlpRule)
+        add("seq_len", "\(shape.seqLen)", decided.seqLenRule)
+        add("vocab_size", "\(shape.vocabSize)", decided.vocabularyRule)
         add("flops_per_token", sig(plan.flopsPerToken, 4),
-            "6N' + 12·n_layer·d_model·T (6N: \(sig(shape.flopsPerTokenSixN, 4)); Chinchilla app. F: \(sig(shape.flopsPerTokenChinchilla(), 4)))")
-        add("batch_tokens", si(Double(plan.batchTokens), 4))
-        add("batch_sequences", "\(plan.batchSequences)")
-        add("learning_rate", sig(plan.learningRate, 3))
-        add("min_learning_rate", sig(plan.minLearningRate, 3))
-        add("warmup_steps", "\(plan.warmupSteps)")
-        add("steps", "\(plan.steps)")
+            "\(decided.flopsPerTokenRule.statement) (6N: \(sig(shape.flopsPerTokenSixN, 4)); Chinchilla app. F: \(sig(shape.flopsPerTokenChinchilla(), 4)))")
+        add("batch_tokens", si(Double(plan.batchTokens), 4), plan.batch.tokensRule)
+        add("batch_sequences", "\(plan.batchSequences)", plan.batch.sequencesRule)
+        add("learning_rate", sig(plan.learningRate, 3), plan.learningRateDecision.peakRule)
+        add("min_learning_rate", sig(plan.minLearningRate, 3), plan.learningRateDecision.minimumRule)
+        add("warmup_steps", "\(plan.warmupSteps)", plan.schedule.warmupRule)
+        add("steps", "\(plan.steps)", plan.schedule.stepsRule)
         add("hardware", e.hardware.name, hardwareRule(e))
         add("precision", e.hardware.products.precision.rawValue, e.hardware.products.explanation)
-        add("devices", "\(l.devices)")
+        add("devices", "\(l.devices)", e.devicesRule)
         add("layout", "d=\(l.dataParallel) t=\(l.tensorParallel) p=\(l.pipelineParallel)",
             "fastest feasible of \(e.layoutsTried) layouts evaluated (time model in docs/planner.md)")
         add("zero_stage", "\(l.zeroStage)", l.zeroStage == 0 ? "no sharding" : "ZeRO-\(l.zeroStage) over \(l.dataParallel) data-parallel ranks")
         add("recompute", l.recompute.rawValue, "activation recomputation (Korthikanti et al. 2022)")
-        add("micro_batch", "\(l.microBatch)")
-        add("grad_accum", "\(l.gradAccum)")
+        add("micro_batch", "\(l.microBatch)", e.microBatchRule)
+        add("grad_accum", "\(l.gradAccum)", e.gradAccumRule)
         let m = plan.memory
         add("memory_per_device", bytes(m.total),
             "of \(bytes(e.chosen.usableBytes)) usable (\(Int(e.hardware.usableFraction * 100))% of \(bytes(e.hardware.memoryBytes)))")

@@ -32,7 +32,7 @@ struct Sweep: ParsableCommand {
             transform: NumberArgument.real(FlagRange(1...1000)))
     var span: Double = 4
     @Option(help: "The allocation rule whose optimum the sizes surround: epoch, hoffmann, or a fit.json.")
-    var fit: String = "epoch"
+    var fit: FitChoice = .named("epoch")
     @Option(help: "The data (a directory from gpt-data prepare, or a text file).") var data: String = "data"
     @Option(name: [.short, .customLong("output")], help: "The sweep directory to write.") var output: String?
     @Option(parsing: .unconditional, help: "Tokenizer vocabulary, 2 to 16777216 (default: the prepared --data's).",
@@ -90,8 +90,7 @@ struct Sweep: ParsableCommand {
             throw CommandFailure.usage("gpt-plan sweep: \(manifestPath) exists; its runs may have started. Fix: give another "
                                        + "-o, or --force to rewrite its recipes")
         }
-        let rule: AllocationRule
-        if let named = AllocationRule.named(fit) { rule = named } else { rule = .fit(try loadFitFile(fit)) }
+        let rule = try fit.rule()
         let prepared = preparedMeta(data)
         // This machine, as gpt-plan plans for it (the same precision rule), at the given rate if there is one.
         let rate = deviceFlops
@@ -133,7 +132,12 @@ struct Sweep: ParsableCommand {
         manifest.settings = .init(data: relativePath(of: data, from: output), vocab: vocab, seqLen: seqLen,
                                   tokenizer: tokenizer?.rawValue, valFraction: prepared?.valFraction ?? 0.1, seed: seed,
                                   deviceFlops: rate,
-                                  fit: AllocationRule.named(fit) != nil ? fit : relativePath(of: fit, from: output))
+                                  fit: {
+                                      switch fit {
+                                      case .named(let name): return name
+                                      case .file(let path): return relativePath(of: path, from: output)
+                                      }
+                                  }())
         manifest.settings?.lrPerWidth = lrPerWidth
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

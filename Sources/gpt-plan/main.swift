@@ -42,7 +42,7 @@ struct Make: ParsableCommand {
     var tokens: Double?
 
     @Option(help: "Allocation rule: epoch (Besiroglu et al. 2024), hoffmann (Chinchilla approach 3), tokens-per-param, llama3 (Dubey et al. 2024: D = 0.29·C^0.53), or a fit.json from gpt-plan fit.")
-    var fit: String = "epoch"
+    var fit: FitChoice = .named("epoch")
     @Option(name: .customLong("tokens-per-param"), parsing: .unconditional, help: "The ratio D/N for --fit tokens-per-param (default: 20).",
             transform: NumberArgument.real(.positive))
     var tokensPerParam: Double = 20
@@ -93,8 +93,8 @@ struct Make: ParsableCommand {
     @Option(name: .customLong("lr-scaling"), help: "How lr scales with batch from the reference: sqrt or linear.")
     var lrScaling: LearningRateRule.Scaling = .sqrt
 
-    @Option(help: "Hardware preset (a100-40gb, a100-80gb, h100-sxm-80gb, h200-141gb, mi300x, cpu), or `list`. Default: this machine if one process here holds the run, else h100-sxm-80gb.")
-    var gpu: String?
+    @Option(help: "Hardware: a GPU preset, cpu (this machine), or list (print the presets). Default: this machine if one process here holds the run, else h100-sxm-80gb.")
+    var gpu: HardwareChoice?
     @Option(parsing: .unconditional, help: "Devices: a count (1 to 16777216), or auto (the fewest on which a layout fits).",
             transform: DeviceCount.parse)
     var devices: DeviceCount?
@@ -114,23 +114,14 @@ struct Make: ParsableCommand {
     var mfu: Double?
     /// Threads whose sgemm (or bf16 matmul) rate is this machine's device rate.
     @OptionGroup var threads: ThreadOption
-    @Option(name: .customLong("zero-stage"), parsing: .unconditional, help: "Fix the ZeRO stage (0-3; 3 = FSDP).",
-            transform: NumberArgument.whole(0...3))
-    var zeroStage: Int?
     @Option(name: .customLong("tensor-parallel"), parsing: .unconditional, help: "Fix the tensor-parallel width (1, 2, 4, 8).",
             transform: NumberArgument.whole(1...8))
     var tensorParallel: Int?
-    @Option(name: .customLong("pipeline-parallel"), parsing: .unconditional,
-            help: "Fix the pipeline stages (1 to 1024, the most layers a recipe takes).",
-            transform: NumberArgument.whole(PlanLimits.pipelineParallel))
-    var pipelineParallel: Int?
-    @Option(help: "Fix activation recomputation: none, selective or full.") var recompute: Recompute?
+    /// --zero-stage, --pipeline-parallel, --recompute.
+    @OptionGroup var fixed: FixedLayoutOptions
     @Flag(name: .customLong("compare-layouts"), help: "Also print the fastest layouts with their memory and time.")
     var compareLayouts = false
-    @Option(name: .customLong("price-per-device-hour"), parsing: .unconditional,
-            help: "Price of a device hour, for the cost (0 to 1000000).",
-            transform: NumberArgument.real(FlagRange(PlanLimits.pricePerDeviceHour)))
-    var pricePerDeviceHour: Double?
+    @OptionGroup var price: PriceOption
 
     @Flag(help: "Print one JSON object instead of the table.") var json = false
     @Option(name: [.short, .customLong("output")], help: "Also write the recipe to this file.") var output: String?
@@ -147,7 +138,7 @@ struct Make: ParsableCommand {
     var seed: Int = 1337
 
     mutating func run() throws {
-        if gpu == "list" {
+        if gpu == .list {
             print(PlanText.presets(cpu: nil), terminator: "")
             print("  cpu           this machine: its RAM and measured sgemm and bf16 matmul rates; bf16 products where it "
                   + "multiplies bf16 natively and faster, else fp32 (master weights and moments fp32 either way)")
@@ -173,7 +164,7 @@ struct Make: ParsableCommand {
             print(try planJSONText(plan))
         } else {
             printTable(plan)
-            if AllocationRule.named(fit) == nil, let line = measuredPrediction(fitPath: fit, plan: plan) {
+            if case .file(let path) = fit, let line = measuredPrediction(fitPath: path, plan: plan) {
                 print("\n" + line, terminator: "")
             }
             if compareLayouts { print("\n" + PlanText.layouts(plan), terminator: "") }
@@ -187,14 +178,7 @@ struct Make: ParsableCommand {
     /// The hardware the flags name, or nil when none does.
     func namedHardware(thisMachine: () throws -> Hardware) throws -> Hardware? {
         var hardware: Hardware?
-        if let gpu {
-            if gpu == "cpu" { hardware = try thisMachine() }
-            else if let preset = Hardware.preset(named: gpu) { hardware = preset }
-            else {
-                throw CommandFailure.usage("gpt-plan: --gpu \(gpu): unknown; use one of "
-                                           + (Hardware.gpuPresets.map(\.name) + ["cpu", "list"]).joined(separator: ", "))
-            }
-        }
+        if case .hardware(let name)? = gpu { hardware = try name.hardware(thisMachine: thisMachine) }
         let memory = deviceMemory
         let rate = deviceFlops
         if memory != nil || rate != nil {
@@ -257,11 +241,11 @@ struct Make: ParsableCommand {
         }
         request.mfu = mfu
         request.constraints = LayoutConstraints(
-            zeroStage: zeroStage,
+            zeroStage: fixed.zeroStage,
             tensorParallel: tensorParallel,
-            pipelineParallel: pipelineParallel,
-            recompute: recompute)
-        request.pricePerDeviceHour = pricePerDeviceHour
+            pipelineParallel: fixed.pipelineParallel,
+            recompute: fixed.recompute)
+        request.pricePerDeviceHour = price.perDeviceHour
         request.batchRule = batchRule.rule
         if let b = batch { request.batchRule = .fixed(tokens: b) }
 
@@ -280,14 +264,7 @@ struct Make: ParsableCommand {
     }
 
     /// The `--fit` rule: a built-in name, or a fit.json written by `gpt-plan fit`.
-    func allocationRule(ratio: Double) throws -> AllocationRule {
-        if let rule = AllocationRule.named(fit, tokensPerParam: ratio) { return rule }
-        if fit.hasSuffix(".json") || FileManager.default.fileExists(atPath: fit) {
-            return .fit(try loadFitFile(fit))
-        }
-        throw CommandFailure.usage("gpt-plan: --fit \(fit): unknown; use one of \(AllocationRule.names.joined(separator: ", ")), "
-                                   + "or a fit.json from gpt-plan fit")
-    }
+    func allocationRule(ratio: Double) throws -> AllocationRule { try fit.rule(tokensPerParam: ratio) }
 
     func printTable(_ plan: Plan) {
         let rows = PlanText.rows(plan)
@@ -458,7 +435,7 @@ func thisMachineHardware(threads: Int) -> Hardware {
     let sgemm = MachineProfile.sgemmCeiling(pool: pool)
     let bf16 = MachineProfile.bf16Ceiling(pool: pool)
     return Hardware.cpu(memoryBytes: Double(CPU.memoryBytes),
-                        products: CPUProducts(fp32Flops: sgemm.flopsPerSecond, bf16Flops: bf16?.flopsPerSecond),
+                        fp32Flops: sgemm.flopsPerSecond, bf16Flops: bf16?.flopsPerSecond,
                         source: MachineProfile.describe(sgemm)
                             + (bf16.map { ", oneDNN \($0.implementation) bf16 matmul \(Int($0.flopsPerSecond / 1e9)) GFLOP/s on \($0.size)³" }
                                 ?? ", no native bf16 matmul")
@@ -621,12 +598,13 @@ func planJSONText(_ plan: Plan) throws -> String {
     try jsonText(PlanJSON(plan, rationale: PlanText.rationale(plan)))
 }
 
-/// `value` as the plan JSON encoder writes it; a non-finite number is an error naming its key, never a signal.
-func jsonText<Value: Encodable>(_ value: Value) throws -> String {
+/// `value` as the plan JSON encoder writes it; a non-finite number is an error naming its key (and `subject`, what
+/// the object describes), never a signal.
+func jsonText<Value: Encodable>(_ value: Value, subject: String = "plan") throws -> String {
     do { return String(decoding: try PlanJSON.encoder.encode(value), as: UTF8.self) }
     catch EncodingError.invalidValue(let number, let context) {
         let key = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
-        throw CommandFailure("gpt-plan: the plan's \(key) is \(number), which JSON cannot hold", exitCode: 1)
+        throw CommandFailure("gpt-plan: the \(subject)'s \(key) is \(number), which JSON cannot hold", exitCode: 1)
     }
 }
 

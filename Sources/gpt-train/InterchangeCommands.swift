@@ -19,21 +19,29 @@ struct Export: ParsableCommand {
         docs/interchange.md.
         """)
 
+    /// What the checkpoint is written as.
+    enum Format: String, CaseIterable, ExpressibleByArgument {
+        /// A Hugging Face folder.
+        case hf
+        /// llm.c's model file.
+        case llmc
+    }
+
     @Argument(help: "A checkpoint (.h5).") var checkpoint: String
-    @Option(help: "hf or llmc.") var to: String
+    @Option(help: "hf or llmc.") var to: Format
     @Option(name: [.short, .customLong("output")], help: "The folder (hf) or file (llmc) to write.") var output: String
     @Flag(help: "Overwrite: write into a folder that holds files, or replace the llm.c file.") var force = false
 
     mutating func run() throws {
-        guard ["hf", "llmc"].contains(to) else { throw CommandFailure.usage("gpt-train export: --to \(to): use hf or llmc") }
         let loaded = try openCheckpoint(checkpoint, threads: 1, maxBatch: 1, maxTime: 1)
         do {
-            if to == "hf" {
+            switch to {
+            case .hf:
                 let written = try ModelExport.huggingFace(loaded, to: output, force: force)
                 for note in written.notes { Terminal.note("note: \(note)") }
                 Terminal.note("gpt-train export: \(checkpoint) (step \(loaded.state.step)) → \(output): "
                               + written.files.map { ($0 as NSString).lastPathComponent }.joined(separator: ", "))
-            } else {
+            case .llmc:
                 try ModelExport.llmc(loaded, to: output, force: force)
                 Terminal.note("gpt-train export: \(checkpoint) (step \(loaded.state.step)) → \(output) (llm.c model file, version 3)")
             }

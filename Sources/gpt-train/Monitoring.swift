@@ -5,6 +5,8 @@ import Foundation
 import Recipe
 import RunReports
 
+extension TrainingCurves.XQuantity: ExpressibleByArgument {}
+
 struct Plot: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plot",
@@ -18,13 +20,11 @@ struct Plot: ParsableCommand {
     @Argument(help: "Run directories (each with a metrics.jsonl).") var runs: [String]
     @Option(name: .shortAndLong, help: "The SVG file to write.") var output: String = "curves.svg"
     @Option(name: .customLong("x"), help: "Horizontal axis: steps or tokens (tokens a step from the run's recipe.toml).")
-    var x: String = "steps"
+    var x: TrainingCurves.XQuantity = .steps
 
     mutating func run() throws {
         guard !runs.isEmpty else { throw CommandFailure.usage("gpt-train plot: name at least one run directory") }
-        guard let quantity = TrainingCurves.XQuantity(rawValue: x) else {
-            throw CommandFailure.usage("gpt-train plot: --x must be steps or tokens, not \(x)")
-        }
+        let quantity = x
         guard output.lowercased().hasSuffix(".svg") else {
             throw CommandFailure.usage("gpt-train plot: -o \(output): the plot is SVG, name it *.svg "
                                        + "(for a PNG: rsvg-convert curves.svg -o curves.png)")

@@ -204,6 +204,11 @@ final class ProgressDisplay {
 }
 
 struct Evaluate: ParsableCommand {
+    /// The split a checkpoint is evaluated on.
+    enum Split: String, CaseIterable, ExpressibleByArgument {
+        case val, train
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Mean cross-entropy of a checkpoint on consecutive, non-overlapping windows of a split.",
@@ -214,7 +219,7 @@ struct Evaluate: ParsableCommand {
         """)
 
     @Argument(help: "A checkpoint (.h5).") var checkpoint: String
-    @Option(help: "Which split: val or train.") var split: String = "val"
+    @Option(help: "Which split: val or train.") var split: Split = .val
     @Option(parsing: .unconditional,
             help: "Micro-batches of windows (each the recipe's micro_batch windows; 1 to 2^40); default: the whole split, up to a million tokens.",
             transform: NumberArgument.whole(1...(1 << 40)))
@@ -227,11 +232,10 @@ struct Evaluate: ParsableCommand {
     @OptionGroup var threads: ThreadOption
 
     mutating func run() throws {
-        guard ["val", "train"].contains(split) else { throw CommandFailure.usage("gpt-train eval: --split must be val or train") }
         let loaded = try openCheckpoint(checkpoint, threads: threads.count)
         let trainingData: TrainingData
         do { trainingData = try loaded.trainingData(at: data) } catch { throw CommandFailure("gpt-train eval: \(error)", exitCode: 1) }
-        let source = split == "val" ? trainingData.val : trainingData.train
+        let source = split == .val ? trainingData.val : trainingData.train
         let time = loaded.recipe.training.seqLen
         let available = WindowEvaluation.availableWindows(tokens: source.count, time: time)
         let wanted = windows ?? batches.map { $0 * loaded.recipe.training.microBatch }
@@ -239,16 +243,16 @@ struct Evaluate: ParsableCommand {
         guard wanted >= 1 else { throw CommandFailure.usage("gpt-train eval: ask for at least one window") }
         let count = min(wanted, available)
         let loss = try WindowEvaluation.evaluate(loaded.model, on: source, windows: count, time: time)
-        do { try loaded.requireFinite(loss: loss, split: split) } catch {
+        do { try loaded.requireFinite(loss: loss, split: split.rawValue) } catch {
             throw CommandFailure("gpt-train eval: \(error)", exitCode: 1)
         }
         if json {
-            let object: [String: Any] = ["checkpoint": checkpoint, "step": loaded.state.step, "split": split,
+            let object: [String: Any] = ["checkpoint": checkpoint, "step": loaded.state.step, "split": split.rawValue,
                                          "windows": count, "seq_len": time, "tokens": count * time, "loss": loss]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print("\(checkpoint) (step \(loaded.state.step)): \(split) loss \(String(format: "%.6f", loss)) over "
+            print("\(checkpoint) (step \(loaded.state.step)): \(split.rawValue) loss \(String(format: "%.6f", loss)) over "
                   + "\(count) windows of \(time) tokens" + (count < wanted ? " (all the split holds)" : ""))
         }
     }

@@ -40,6 +40,8 @@ final class DataAndSampleCommandTests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("missing: no such file or directory"), bad.stderr)
         let usage = try Tool.run("gpt-data", ["prepare", "texts", "--tokenizer", "words", "-o", "x"], in: dir)
         XCTAssertEqual(usage.status, 2)
+        XCTAssertTrue(usage.stderr.contains("'words' is invalid for '--tokenizer <tokenizer>'. Please provide one of "
+                                            + "'char', 'byte', 'bpe', 'TOKENIZER.json' or 'TOKENIZER_DIR'."), usage.stderr)
     }
 
     func testSameSeedSameTextAndTheCacheChangesNothing() throws {

@@ -51,7 +51,7 @@ final class PlanCommandTests: XCTestCase {
     func testNonsenseIsAClearErrorWithStatus2() throws {
         for (args, words) in [(["--flops=-1"], "must be positive"), (["--flops", "abc"], "not a number"),
                               (["--flops", "1e10"], "smallest GPT"), ([], "exactly one of"),
-                              (["--flops", "1e20", "--fit", "magic"], "--fit magic"),
+                              (["--flops", "1e20", "--fit", "magic"], "'magic' is invalid for '--fit <fit>'"),
                               (["--flops", "1e20", "--params", "1M"], "exactly one of")] {
             let out = try Tool.run("gpt-plan", args + device)
             XCTAssertEqual(out.status, 2, "\(args): \(out.stdout)")
@@ -70,7 +70,7 @@ final class PlanCommandTests: XCTestCase {
                               (["--flops", "1e20", "--devices", "0"], "'0' is invalid for '--devices <devices>': out of range"),
                               (["--flops", "1e20", "--val-fraction", "2"], "'2' is invalid for '--val-fraction <val-fraction>': out of range"),
                               (["--flops", "1e20", "--zero-stage", "4", "--gpu", "a100-80gb"], "'4' is invalid for '--zero-stage <zero-stage>': out of range"),
-                              (["--flops", "1e20", "--gpu", "tpu"], "--gpu tpu: unknown"),
+                              (["--flops", "1e20", "--gpu", "tpu"], "'tpu' is invalid for '--gpu <gpu>'"),
                               (["--flops", "1e24", "--days", "0.001"], "no device count finishes within 0.001 days"),
                               (["--flops", "1e24", "--days", "-3"], "'-3' is invalid for '--days <days>': out of range")] {
             let out = try Tool.run("gpt-plan", args)
@@ -172,6 +172,9 @@ final class PlanCommandTests: XCTestCase {
              "--lr-scaling", "'sqrt' and 'linear'"),
             (["--recompute", "half"], "--recompute", "'none', 'selective' or 'full'"),
             (["--tokenizer", "words"], "--tokenizer", "'char', 'byte' or 'bpe'"),
+            (["--fit", "magic"], "--fit", "'epoch', 'hoffmann', 'tokens-per-param', 'llama3' or 'SWEEP/fit.json'"),
+            (["--gpu", "tpu"], "--gpu", "one of the following:\n  - a100-40gb\n  - a100-80gb\n  - h100-sxm-80gb\n"
+                + "  - h200-141gb\n  - mi300x\n  - cpu\n  - list"),
         ]
         for (flags, flag, choices) in cases {
             let out = try Tool.run("gpt-plan", ["--flops", "3e15", "--vocab", "65", "-o", "r.toml"] + flags + device, in: dir)

@@ -45,6 +45,12 @@ final class PlanEstimateCommandTests: XCTestCase {
             (["estimate", "--hf-config", config, "--tensor-parallel", "3"], "--tensor-parallel 3"),
             (["estimate", "--hf-config", config, "--devices", "1"], "no layout of 1 h100-sxm-80gb devices fits"),
             (["estimate", "--hf-config", "\(dir)/none.json"], "none.json: no such file. Fix: give a Hugging Face config.json"),
+            // Names parsed by argument-parser: the flag, the value and every choice.
+            (["estimate", "--hf-config", config, "--gpu", "tpu"],
+             "'tpu' is invalid for '--gpu <gpu>'. Please provide one of the following:\n  - a100-40gb\n  - a100-80gb\n"
+                + "  - h100-sxm-80gb\n  - h200-141gb\n  - mi300x\n  - cpu\n"),
+            (["estimate", "--hf-config", config, "--gradient-bytes", "3"],
+             "'3' is invalid for '--gradient-bytes <gradient-bytes>'. Please provide one of '2' and '4'."),
         ] {
             let bad = try Tool.run("gpt-plan", arguments)
             XCTAssertEqual(bad.status, 2, "\(arguments): \(bad.stdout)")

@@ -9,7 +9,7 @@ final class CPUTrainerTests: XCTestCase {
 
     func testThePlannerCountsCPUMemoryAsTheTrainerDoes() {
         for bf16 in [false, true] {
-            let cpu = Hardware.cpu(memoryBytes: 24e9, products: CPUProducts(fp32Flops: 1, bf16Flops: bf16 ? 2 : nil),
+            let cpu = Hardware.cpu(memoryBytes: 24e9, fp32Flops: 1, bf16Flops: bf16 ? 2 : nil,
                                    source: "test")
             XCTAssertEqual(cpu.usableFraction, CPUTrainer.usableFraction)
             for micro in [1, 8] {

@@ -9,7 +9,7 @@ final class PrecisionRuleTests: XCTestCase {
     let memory = 64.0 * 0x1p30
 
     func cpu(fp32: Double, bf16: Double?) -> Hardware {
-        Hardware.cpu(memoryBytes: memory, products: CPUProducts(fp32Flops: fp32, bf16Flops: bf16), source: "test")
+        Hardware.cpu(memoryBytes: memory, fp32Flops: fp32, bf16Flops: bf16, source: "test")
     }
 
     func testNativeBF16FasterThanTheSgemmPicksBF16AtTheBF16Ceiling() {

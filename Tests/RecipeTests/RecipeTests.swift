@@ -28,6 +28,21 @@ final class RecipeRoundTripTests: XCTestCase {
         }
     }
 
+    /// Every number the planner decides carries its rule into the recipe (the decisions' `PlanRule`s).
+    func testEveryPlannedKeyHasItsRule() throws {
+        let (_, notes) = try plannedRecipe()
+        for key in ["plan.flops_budget", "plan.params", "plan.tokens", "plan.predicted_loss", "model.n_layer",
+                    "model.n_head", "model.d_model", "model.d_ff", "model.seq_len", "model.vocab_size", "model.family",
+                    "model.n_kv_head", "model.rope_theta", "model.norm_eps", "model.tie_embeddings", "optimizer.lr",
+                    "schedule.warmup_steps", "training.steps", "training.batch_size", "training.micro_batch",
+                    "training.grad_accum", "training.devices", "training.zero_stage", "training.tensor_parallel",
+                    "training.pipeline_parallel", "training.recompute", "hardware.name"] {
+            XCTAssertFalse((notes[key] ?? "").isEmpty, key)
+        }
+        XCTAssertEqual(notes["schedule.warmup_steps"], "375M tokens, within 1-5% of steps")
+        XCTAssertEqual(notes["plan.flops_budget"], "given")
+    }
+
     func testEveryValueHasACommentAndTheOrderIsFixed() throws {
         let (recipe, notes) = try plannedRecipe()
         let text = RecipeWriter.write(recipe, notes: notes)
@@ -257,7 +272,7 @@ final class RecipePrecisionTests: XCTestCase {
     }
 
     func testNativeBF16IsWrittenWithTheMeasuredRates() throws {
-        let (r, notes) = try recipe(.cpu(memoryBytes: 0x1p36, products: CPUProducts(fp32Flops: 215e9, bf16Flops: 430e9),
+        let (r, notes) = try recipe(.cpu(memoryBytes: 0x1p36, fp32Flops: 215e9, bf16Flops: 430e9,
                                          source: "test"))
         XCTAssertEqual(r.training.precision, .bf16)
         XCTAssertEqual(r.hardware?.deviceFlops, 430e9)
@@ -272,7 +287,7 @@ final class RecipePrecisionTests: XCTestCase {
     }
 
     func testWithoutNativeBF16FP32IsWrittenAndSaysWhy() throws {
-        let (r, notes) = try recipe(.cpu(memoryBytes: 0x1p36, products: CPUProducts(fp32Flops: 215e9), source: "test"))
+        let (r, notes) = try recipe(.cpu(memoryBytes: 0x1p36, fp32Flops: 215e9, bf16Flops: nil, source: "test"))
         XCTAssertEqual(r.training.precision, .fp32)
         XCTAssertEqual(r.hardware?.deviceFlops, 215e9)
         XCTAssertEqual(notes["training.precision"], "fp32: no native bf16 products on this CPU (bf16 would be emulated "
