@@ -80,6 +80,8 @@ public struct SweepManifest: Codable, Sendable, Equatable {
         /// `--lr-per-width k`: every run's peak learning rate k/d_model (`LearningRateRule.perWidth`); nil: the
         /// planner's rule (DeepSeek's, one rate per budget).
         public var lrPerWidth: Double?
+        /// `--tokens-per-param r` with `--fit tokens-per-param`: the optimum the sizes surround is D = r·N.
+        public var tokensPerParam: Double?
 
         public init(data: String, vocab: Int?, seqLen: Int?, tokenizer: String?, valFraction: Double, seed: Int,
                     deviceFlops: Double?, fit: String) {
@@ -95,7 +97,7 @@ public struct SweepManifest: Codable, Sendable, Equatable {
 
         enum CodingKeys: String, CodingKey {
             case data, vocab, seqLen = "seq_len", tokenizer, valFraction = "val_fraction", seed
-            case deviceFlops = "device_flops", fit, lrPerWidth = "lr_per_width"
+            case deviceFlops = "device_flops", fit, lrPerWidth = "lr_per_width", tokensPerParam = "tokens_per_param"
         }
     }
 

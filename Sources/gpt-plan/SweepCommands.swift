@@ -53,6 +53,10 @@ struct Sweep: ParsableCommand {
             help: "Every run's peak learning rate k/d_model (μP-style width scaling, Yang et al. 2022), k in (0, 1000]; default: the planner's rule, one rate per budget.",
             transform: NumberArgument.real(FlagRange(0, included: false, 1000)))
     var lrPerWidth: Double?
+    @Option(name: .customLong("tokens-per-param"), parsing: .unconditional,
+            help: "With --fit tokens-per-param: the sizes surround N = sqrt(C/(6r)), D = r·N; 0.01 to 1e6 (default: 20).",
+            transform: NumberArgument.real(FlagRange(0.01...1e6)))
+    var tokensPerParam: Double?
     @Option(name: .customLong("unique-tokens"), parsing: .unconditional,
             help: "Unique training tokens of the data (default: the prepared --data's training split); runs past one epoch are noted.",
             transform: NumberArgument.real(.positive))
@@ -90,7 +94,10 @@ struct Sweep: ParsableCommand {
             throw CommandFailure.usage("gpt-plan sweep: \(manifestPath) exists; its runs may have started. Fix: give another "
                                        + "-o, or --force to rewrite its recipes")
         }
-        let rule = try fit.rule()
+        if tokensPerParam != nil, fit != .named("tokens-per-param") {
+            throw CommandFailure.usage("gpt-plan sweep: --tokens-per-param sets the optimum of --fit tokens-per-param; give both")
+        }
+        let rule = try fit.rule(tokensPerParam: tokensPerParam ?? 20)
         let prepared = preparedMeta(data)
         // This machine, as gpt-plan plans for it (the same precision rule), at the given rate if there is one.
         let rate = deviceFlops
@@ -139,6 +146,7 @@ struct Sweep: ParsableCommand {
                                       }
                                   }())
         manifest.settings?.lrPerWidth = lrPerWidth
+        manifest.settings?.tokensPerParam = tokensPerParam
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do { try AtomicFile.write(String(decoding: try encoder.encode(manifest), as: UTF8.self) + "\n", to: manifestPath) }

@@ -127,7 +127,7 @@ struct SweepExtender {
         }
         let data = settings.data.hasPrefix("/") ? settings.data : (sweep as NSString).appendingPathComponent(settings.data)
         let rule: AllocationRule
-        if let named = AllocationRule.named(settings.fit) { rule = named } else {
+        if let named = AllocationRule.named(settings.fit, tokensPerParam: settings.tokensPerParam ?? 20) { rule = named } else {
             let path = settings.fit.hasPrefix("/") ? settings.fit : (sweep as NSString).appendingPathComponent(settings.fit)
             rule = .fit(try loadFitFile(path))
         }

@@ -238,6 +238,22 @@ final class SweepCommandTests: XCTestCase {
         let extend = try Tool.run("gpt-plan", ["sweep", "--extend", "sw", "--max-epochs", "1e6"], in: dir)
         XCTAssertEqual(extend.status, 0, extend.stderr)
         XCTAssertGreaterThan(try checkRecipes(), before, extend.stdout)
+        // --fit tokens-per-param --tokens-per-param r: the sizes surround N = sqrt(C/(6r)), evenly in log N.
+        let centred = try Tool.run("gpt-plan", ["sweep", "--flops", "1e12", "--sizes", "5", "--span", "2", "--data", "chars",
+                                                "-o", "sw3", "--device-flops", "5e10", "--fit", "tokens-per-param",
+                                                "--tokens-per-param", "90"], in: dir)
+        XCTAssertEqual(centred.status, 0, centred.stderr)
+        let m3 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/sw3/manifest.json")))
+            as! [String: Any]
+        XCTAssertEqual((m3["settings"] as! [String: Any])["tokens_per_param"] as? Double, 90)
+        let targets = (m3["runs"] as! [[String: Any]]).map { $0["target_params"] as! Double }.sorted()
+        XCTAssertEqual(targets.count, 5, centred.stdout)
+        XCTAssertEqual(targets[2], (1e12 / (6 * 90)).squareRoot(), accuracy: 1e-6 * targets[2])
+        XCTAssertEqual(targets[4] / targets[0], 4, accuracy: 1e-9)
+        let stray = try Tool.run("gpt-plan", ["sweep", "--flops", "1e12", "--data", "chars", "-o", "sw4", "--tokens-per-param", "90"],
+                                 in: dir)
+        XCTAssertEqual(stray.status, 2)
+        XCTAssertTrue(stray.stderr.contains("--fit tokens-per-param"), stray.stderr)
         let bad = try Tool.run("gpt-plan", ["sweep", "--flops", "1e13", "--data", "chars", "-o", "sw2", "--lr-per-width", "-1"], in: dir)
         XCTAssertEqual(bad.status, 2)
         XCTAssertTrue(bad.stderr.contains("--lr-per-width"), bad.stderr)
