@@ -183,14 +183,40 @@ public enum LawFitting {
         return (slope, my - slope * mx)
     }
 
-    /// Least-squares parabola c0 + c1·x + c2·x² (normal equations, centred for conditioning).
-    static func parabola(_ x: [Double], _ y: [Double]) -> [Double]? {
+    /// An isoFLOP curve's parabola c0 + c1·x + c2·x², robust to a diverged run: Huber's M-estimator by iteratively
+    /// reweighted least squares (Huber 1964; tuning constant 1.345 on the residuals' scale 1.4826·MAD, the usual
+    /// 95%-efficiency choice), started from ordinary least squares. Runs within the noise keep weight 1, so a clean
+    /// curve gets the least-squares parabola; a run far above its neighbours (a loss spike, an unlucky learning
+    /// rate) is down-weighted instead of bending the whole curve and throwing its vertex off. The weights of the
+    /// runs are returned with the coefficients.
+    public static func robustParabola(_ x: [Double], _ y: [Double]) -> (q: [Double], weights: [Double])? {
+        var w = [Double](repeating: 1, count: x.count)
+        guard var q = parabola(x, y, weights: w) else { return nil }
+        for _ in 0..<20 {
+            let r = x.indices.map { y[$0] - (q[0] + q[1] * x[$0] + q[2] * x[$0] * x[$0]) }
+            let sortedAbs = r.map(abs).sorted()
+            let mad = sortedAbs.count % 2 == 1 ? sortedAbs[sortedAbs.count / 2]
+                : (sortedAbs[sortedAbs.count / 2 - 1] + sortedAbs[sortedAbs.count / 2]) / 2
+            let k = 1.345 * 1.4826 * mad
+            guard k > 1e-12 * (y.map(abs).max() ?? 1) else { break }
+            let next = r.map { abs($0) <= k ? 1 : k / abs($0) }
+            guard let refit = parabola(x, y, weights: next) else { break }
+            let moved = zip(refit, q).map { abs($0 - $1) }.max()!
+            (q, w) = (refit, next)
+            if moved < 1e-12 { break }
+        }
+        return (q, w)
+    }
+
+    /// Weighted least-squares parabola c0 + c1·x + c2·x² (normal equations, centred for conditioning).
+    public static func parabola(_ x: [Double], _ y: [Double], weights: [Double]? = nil) -> [Double]? {
         guard x.count >= 3 else { return nil }
-        let m = x.reduce(0, +) / Double(x.count)
+        let wt = weights ?? [Double](repeating: 1, count: x.count)
+        let m = zip(x, wt).map { $0 * $1 }.reduce(0, +) / wt.reduce(0, +)
         let u = x.map { $0 - m }
         var s = [Double](repeating: 0, count: 5), t = [Double](repeating: 0, count: 3)
         for i in u.indices {
-            var p = 1.0
+            var p = wt[i]
             for k in 0..<5 {
                 s[k] += p
                 if k < 3 { t[k] += p * y[i] }
@@ -223,9 +249,13 @@ public enum LawFitting {
         for c in Set(runs.map(\.flops)).sorted() {
             let group = runs.filter { $0.flops == c }
             let distinct = Set(group.map(\.params)).count
-            guard distinct >= 3, let q = parabola(group.map { log($0.params) }, group.map(\.loss)) else {
+            guard distinct >= 3, let (q, weights) = robustParabola(group.map { log($0.params) }, group.map(\.loss)) else {
                 notes.append("approach 2: budget \(c) has \(distinct) finished size(s); a parabola needs 3")
                 continue
+            }
+            for (run, w) in zip(group, weights) where w < 0.5 {
+                notes.append("approach 2: budget \(c): run \(run.name) (loss \((run.loss * 1e4).rounded() / 1e4)) lies far off its "
+                             + "curve; its weight in the parabola is \((w * 100).rounded() / 100) (Huber)")
             }
             guard q[2] > 0 else {
                 notes.append("approach 2: budget \(c): the losses curve downwards in log N (no minimum); left out")

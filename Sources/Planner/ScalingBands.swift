@@ -81,18 +81,38 @@ extension LawFitting {
         return [at((1 - level) / 2), at((1 + level) / 2)]
     }
 
-    /// Approach 2 refitted `samples` times on runs resampled with replacement within each budget (so every budget
-    /// keeps its number of runs); a resample whose parabolas leave fewer than two budgets with a minimum is skipped.
+    /// Approach 2 refitted `samples` times by a residual bootstrap within each budget: the sizes of an isoFLOP
+    /// curve are a fixed design (the sweep chose them), so each draw keeps them and adds to the budget's fitted
+    /// parabola its residuals resampled with replacement, scaled by sqrt(n/(n − 3)) for the three fitted
+    /// coefficients (Efron & Tibshirani 1993, §9.5, the regression bootstrap "resampling residuals"; resampling the
+    /// runs themselves would drop sizes and leave degenerate parabolas through two or three points). A budget
+    /// without a parabola keeps its runs; a draw whose parabolas leave fewer than two budgets with a minimum, or
+    /// no finite power law, is skipped.
     public static func isoFLOPBootstrap(_ runs: [SweepObservation], samples: Int, seed: UInt64 = 1) -> [IsoFLOPFit] {
         var generator = SplitMix(seed: seed ^ 0x5EED_1505)
         let groups = Set(runs.map(\.flops)).sorted().map { c in runs.filter { $0.flops == c } }
+        // Each budget's fitted losses and scaled residuals (nil: no parabola; its runs stay as they are).
+        let models: [(fitted: [Double], residuals: [Double])?] = groups.map { group in
+            guard Set(group.map(\.params)).count >= 3,
+                  let q = robustParabola(group.map { log($0.params) }, group.map(\.loss))?.q else { return nil }
+            let fitted = group.map { r -> Double in let x = log(r.params); return q[0] + q[1] * x + q[2] * x * x }
+            let n = Double(group.count)
+            let scale = n > 3 ? (n / (n - 3)).squareRoot() : 1
+            return (fitted, zip(group, fitted).map { (r, f) in (r.loss - f) * scale })
+        }
         var fits: [IsoFLOPFit] = []
         for _ in 0..<samples {
             var sample: [SweepObservation] = []
-            for group in groups {
-                for _ in group.indices { sample.append(group[Int(generator.next() % UInt64(group.count))]) }
+            for (group, model) in zip(groups, models) {
+                guard let model else { sample += group; continue }
+                for (i, run) in group.enumerated() {
+                    var drawn = run
+                    let r = model.residuals[Int(generator.next() % UInt64(model.residuals.count))]
+                    drawn.loss = max(model.fitted[i] + r, Double.leastNormalMagnitude)
+                    sample.append(drawn)
+                }
             }
-            // A resample can leave a budget too flat for a finite vertex, or the line through the vertices
+            // A draw can leave a budget too flat for a finite vertex, or the line through the vertices
             // degenerate: such a draw has no power law to add.
             if let fit = try? isoFLOP(sample).fit, [fit.a, fit.kN, fit.b, fit.kD].allSatisfy(\.isFinite) {
                 fits.append(fit)

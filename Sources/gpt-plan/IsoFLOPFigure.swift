@@ -4,13 +4,13 @@ import LinePlots
 import Planner
 
 extension FitFigure {
-    /// Approach 2's bootstrap interval of a and b (runs resampled within each budget), a line of the summary.
+    /// Approach 2's bootstrap interval of a and b (residuals resampled within each budget), a line of the summary.
     static func approach2Interval(_ f: ScalingLawFitFile) -> String {
         guard let draws = f.bootstrap?.approach2, draws.count >= 2,
               let a = LawFitting.percentiles(draws.map(\.a), level: f.intervals.level),
               let b = LawFitting.percentiles(draws.map(\.b), level: f.intervals.level) else { return "" }
         return "    Approach 2 bootstrap: a in [\(sig(a[0], 3)), \(sig(a[1], 3))], b in [\(sig(b[0], 3)), \(sig(b[1], 3))] "
-            + "(\(Int(f.intervals.level * 100))%, \(draws.count) resamples within budgets)\n"
+            + "(\(Int(f.intervals.level * 100))%, \(draws.count) residual resamples within budgets)\n"
     }
 
     /// The extrapolation target when none is given: 4× the largest budget (a held-out run at ≥ 3× the sweep).

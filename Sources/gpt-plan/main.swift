@@ -83,6 +83,10 @@ struct Make: ParsableCommand {
     @Option(parsing: .unconditional, help: "Peak learning rate, overriding the rule (in (0, 1], a recipe's range).",
             transform: NumberArgument.real(FlagRange(0, included: false, 1)))
     var lr: Double?
+    @Option(name: .customLong("lr-per-width"), parsing: .unconditional,
+            help: "Peak learning rate k/d_model of the chosen shape (μP-style width scaling, as gpt-plan sweep --lr-per-width), k in (0, 1000].",
+            transform: NumberArgument.real(FlagRange(0, included: false, 1000)))
+    var lrPerWidth: Double?
     @Option(name: .customLong("reference-batch"), parsing: .unconditional,
             help: "Reference batch in tokens for --lr-rule reference (e.g. 0.5M).", transform: NumberArgument.real(.positive))
     var referenceBatch: Double?
@@ -259,6 +263,7 @@ struct Make: ParsableCommand {
             }
             request.lrRule = .reference(batchTokens: refBatch, lr: refLR, scaling: lrScaling)
         }
+        if let k = lrPerWidth { request.lrRule = .perWidth(k) }
         if let value = lr { request.lrRule = .fixed(value) }
         return request
     }

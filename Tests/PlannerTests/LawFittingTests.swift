@@ -46,6 +46,27 @@ final class LawFittingTests: XCTestCase {
         XCTAssertLessThan(fit.objective, 1e-9)
     }
 
+    /// One diverged run (0.3 nats above its curve, as c6e11-n65142 of the documented sweep) bends a least-squares
+    /// parabola and moves its vertex; the Huber fit gives it a small weight, names it in a note, and finds the
+    /// vertex of the clean curve. A clean curve keeps weight 1 everywhere, the least-squares parabola.
+    func testApproach2ParabolasAreRobustToADivergedRun() throws {
+        let clean = synthetic(known, budgets: [1e18, 1e19, 1e20], sigma: 0)
+        let (cleanFit, cleanNotes) = try LawFitting.isoFLOP(clean)
+        XCTAssertTrue(cleanNotes.isEmpty, "\(cleanNotes)")
+        var damaged = clean
+        let i = damaged.firstIndex { $0.flops == 1e19 && $0.params > known.optimalAllocation(flops: 1e19).params * 2 }!
+        damaged[i].loss += 0.3
+        let (fit, notes) = try LawFitting.isoFLOP(damaged)
+        XCTAssertTrue(notes.contains { $0.contains(damaged[i].name) && $0.contains("Huber") }, "\(notes)")
+        let robust = try XCTUnwrap(fit).budgets.first { $0.flops == 1e19 }!.optimalParams
+        let reference = try XCTUnwrap(cleanFit).budgets.first { $0.flops == 1e19 }!.optimalParams
+        XCTAssertEqual(robust / reference, 1, accuracy: 0.02)
+        // Plain least squares on the same points: the vertex moves by far more.
+        let group = damaged.filter { $0.flops == 1e19 }
+        let q = try XCTUnwrap(LawFitting.parabola(group.map { log($0.params) }, group.map(\.loss)))
+        XCTAssertGreaterThan(abs(exp(-q[1] / (2 * q[2])) / reference - 1), 0.1)
+    }
+
     /// A bootstrap resample repeats runs: a budget whose resample holds only two distinct sizes has no parabola
     /// (its fit through two points is degenerate, and rounding once made its vertex infinite, which fit.json could
     /// not encode). Such a budget is left out with a note; a draw without a finite power law is dropped.
