@@ -254,7 +254,9 @@ enum PlanText {
         }
         let fit = plan.schedule.lossFit
         var lossNote = fit.name == rule.name ? "" : " (the fixed-ratio rule has no loss model of its own)"
-        if !ChinchillaFit.fittedParams.contains(n) {
+        // The published fits' range; a measured fit (gpt-plan fit) states its own sweep after the plan.
+        let published = [ChinchillaFit.epoch.name, ChinchillaFit.hoffmann.name].contains(fit.name)
+        if published, !ChinchillaFit.fittedParams.contains(n) {
             lossNote += "; N is outside the \(si(ChinchillaFit.fittedParams.lowerBound))-\(si(ChinchillaFit.fittedParams.upperBound)) "
                 + "parameters of the models the fits were made on, so this is an extrapolation (and the fits describe "
                 + "MassiveText with a 32k-token subword vocabulary, not every corpus and tokenizer)"
