@@ -191,9 +191,13 @@ enum PlanText {
         }
         why.append("Shape: \(shape.nLayer) layers × \(shape.nHead) heads × d_model \(shape.dModel), d_ff \(shape.dFF), "
                    + "\(context), vocabulary \(shape.vocabSize)\(vocabNote); \(search).")
-        why.append("N = \(count.total) counted from the shape: token embedding \(count.tokenEmbedding) (shared with the "
-                   + "output head, counted once) + position embedding \(count.positionEmbedding) + blocks and final "
-                   + "LayerNorm \(count.nonEmbedding)\(shape.bias ? " (with biases)" : " (no biases)"); "
+        let embedding = count.outputHead > 0
+            ? "token embedding \(count.tokenEmbedding) + untied output head \(count.outputHead)"
+            : "token embedding \(count.tokenEmbedding) (shared with the output head, counted once)"
+        let positions = shape.family == .llama ? "" : " + position embedding \(count.positionEmbedding)"
+        let norm = shape.family == .llama ? "RMSNorm" : "LayerNorm"
+        why.append("N = \(count.total) counted from the shape: \(embedding)\(positions) + blocks and final "
+                   + "\(norm) \(count.nonEmbedding)\(shape.bias ? " (with biases)" : " (no biases)"); "
                    + "\(sig(100 * (n / a.idealParams - 1), 2))% from N*.")
         if s.smallestAboveOptimum { why.append(smallestShapeNote(plan)) }
         if a.embeddingShare > Allocation.embeddingDominated {
