@@ -10,18 +10,27 @@ import Kernels
 /// token; both see the same window and give the same logits up to float rounding.
 ///
 /// The window is at most the context length. When a sequence outgrows it, the window drops its oldest half and
-/// the cache is rebuilt from what remains.
+/// the cache is rebuilt from what remains (positions count from the window's start, as the full pass counts them).
+///
+/// Llama family: the cache holds each position's keys after the rotary embedding (rotated at the token's own
+/// position, `Rotary.Layout.firstPosition`) and its values, n_kv_head·head_size floats each (grouped-query attention
+/// shares them: query head h reads key/value head h / (n_head / n_kv_head)); RMSNorm, SwiGLU and the untied head
+/// as the model computes them.
 public final class Generator {
     public let model: GPT
     public let useCache: Bool
     let shape: ModelShape
     let context: Int
-    /// Keys and values of every layer: [n_layer][context][C] each.
+    /// Width of one position's keys (and values): n_kv_head·head_size (d_model for multi-head attention).
+    let kvWidth: Int
+    /// Keys and values of every layer: [n_layer][context][kvWidth] each.
     let keys: FloatStorage
     let values: FloatStorage
     /// One position's activations.
     let scratch: FloatStorage
     let logitsBuffer: FloatStorage
+    /// Llama: the rotary table for the window's positions (`Rotary.fillTable`, the model's own values).
+    let rotaryTable: FloatStorage?
     /// Tokens of the current window, and how many of them the cache holds.
     private(set) var window: [Int32] = []
     private var cached = 0
@@ -35,10 +44,18 @@ public final class Generator {
         shape = model.shape
         context = model.maxTime
         let c = shape.dModel
-        keys = FloatStorage(count: shape.nLayer * context * c)
-        values = FloatStorage(count: shape.nLayer * context * c)
+        kvWidth = shape.kvWidth
+        keys = FloatStorage(count: shape.nLayer * context * kvWidth)
+        values = FloatStorage(count: shape.nLayer * context * kvWidth)
         scratch = FloatStorage(count: 8 * c + 2 * shape.dFF + context + 2)
         logitsBuffer = FloatStorage(count: shape.vocabSize)
+        if shape.family == .llama {
+            let table = FloatStorage(count: Rotary.tableCount(positions: context, headSize: shape.headSize))
+            Rotary.fillTable(table.base, positions: context, headSize: shape.headSize, theta: shape.ropeTheta)
+            rotaryTable = table
+        } else {
+            rotaryTable = nil
+        }
     }
 
     /// Starts a new sequence.
@@ -64,7 +81,8 @@ public final class Generator {
         if !useCache || cached == 0 || window.count - cached > 1 {
             return try prefill()
         }
-        return step(window[window.count - 1], position: window.count - 1)
+        let p = window.count - 1
+        return shape.family == .llama ? llamaStep(window[p], position: p) : step(window[p], position: p)
     }
 
     /// Runs the whole window through the batched forward pass; with the cache, keeps its keys and values.
@@ -78,11 +96,14 @@ public final class Generator {
         _ = try forward.get()
         logitsBuffer.base.update(from: model.logits + (t - 1) * v, count: v)
         if useCache {
+            // Each row of the fused qkv activation is [queries C | keys K | values K] (K = kvWidth), the queries
+            // and keys already rotated for Llama (`GPT.attentionInput`).
+            let k = kvWidth, stride = c + 2 * k
             for l in 0..<shape.nLayer {
                 let qkv = model.act(model.acts.layers[l].qkv)
                 for i in 0..<t {
-                    (keys.base + (l * context + i) * c).update(from: qkv + i * 3 * c + c, count: c)
-                    (values.base + (l * context + i) * c).update(from: qkv + i * 3 * c + 2 * c, count: c)
+                    (keys.base + (l * context + i) * k).update(from: qkv + i * stride + c, count: k)
+                    (values.base + (l * context + i) * k).update(from: qkv + i * stride + c + k, count: k)
                 }
             }
             cached = t
@@ -133,6 +154,60 @@ public final class Generator {
         LayerNorm.forward(pool, out: tmp, mean: stats, rstd: stats + 1, inp: x, weight: param(layout.lnfWeight),
                           bias: optional(layout.lnfBias), rows: 1, channels: c)
         Linear.forward(pool, out: logitsBuffer.base, inp: tmp, weight: param(layout.wte), bias: nil, rows: 1,
+                       inFeatures: c, outFeatures: shape.vocabSize)
+        cached = p + 1
+        return UnsafePointer(logitsBuffer.base)
+    }
+}
+
+extension Generator {
+    /// One position of a Llama-family model, reading and extending the cache: RMSNorm, the stacked qkv product,
+    /// the rotary embedding of the query and key heads at position `p`, grouped-query attention over the cached
+    /// keys and values, the output projection, RMSNorm, SwiGLU (gate, up, down), the final RMSNorm and the head
+    /// (`lm_head`, or the token embedding when tied).
+    func llamaStep(_ token: Int32, position p: Int) -> UnsafePointer<Float> {
+        let c = shape.dModel, f = shape.dFF, hs = shape.headSize, k = kvWidth, stride = c + 2 * k
+        let group = shape.nHead / shape.nKVHead, eps = Float(shape.normEps)
+        let layout = model.layout
+        let s = scratch.base
+        // x | ln | qkv (C + 2K ≤ 3C) | y | rstd | gate | up | scores
+        let x = s, ln = s + c, qkv = s + 2 * c, y = s + 5 * c, rstd = s + 6 * c
+        let gate = rstd + 2, up = gate + f, scores = up + f
+        let pool = model.pool
+        func param(_ o: Int) -> UnsafeMutablePointer<Float> { model.parameters.base + o }
+        x.update(from: param(layout.wte) + Int(token) * c, count: c)
+        let rotation = Rotary.Layout(rows: 1, time: 1, firstPosition: p, rowStride: stride,
+                                     vectors: shape.nHead + shape.nKVHead, headSize: hs)
+        let scale = 1 / Float(hs).squareRoot()
+        for (l, o) in layout.layers.enumerated() {
+            RMSNorm.forward(pool, out: ln, rstd: rstd, inp: x, weight: param(o.ln1Weight), rows: 1, channels: c, epsilon: eps)
+            Linear.forward(pool, out: qkv, inp: ln, weight: param(o.qkvWeight), bias: nil, rows: 1,
+                           inFeatures: c, outFeatures: stride)
+            Rotary.forward(pool, out: qkv, inp: qkv, layout: rotation, table: rotaryTable!.base, positions: context)
+            let keyCache = keys.base + l * context * k, valueCache = values.base + l * context * k
+            (keyCache + p * k).update(from: qkv + c, count: k)
+            (valueCache + p * k).update(from: qkv + c + k, count: k)
+            for h in 0..<shape.nHead {
+                // scores = scale · K[0...p, kv head] · q_head, softmax, y_head = V[0...p, kv head]ᵀ · scores.
+                let kvHead = h / group
+                Matmul.serial(transA: false, transB: true, m: p + 1, n: 1, k: hs, alpha: scale,
+                              a: keyCache + kvHead * hs, lda: k, b: qkv + h * hs, ldb: hs, beta: 0, c: scores, ldc: 1)
+                Attention.softmaxCausalRow(scores, row: p, time: p + 1)
+                Matmul.serial(transA: true, transB: false, m: hs, n: 1, k: p + 1,
+                              a: valueCache + kvHead * hs, lda: k, b: scores, ldb: 1, beta: 0, c: y + h * hs, ldc: 1)
+            }
+            Linear.forward(pool, out: x, inp: y, weight: param(o.attnProjWeight), bias: nil, rows: 1,
+                           inFeatures: c, outFeatures: c, accumulate: true)
+            RMSNorm.forward(pool, out: ln, rstd: rstd, inp: x, weight: param(o.ln2Weight), rows: 1, channels: c, epsilon: eps)
+            Linear.forward(pool, out: gate, inp: ln, weight: param(o.fcWeight), bias: nil, rows: 1, inFeatures: c, outFeatures: f)
+            Linear.forward(pool, out: up, inp: ln, weight: param(o.upWeight), bias: nil, rows: 1, inFeatures: c, outFeatures: f)
+            SwiGLU.forward(pool, out: gate, gate: gate, up: up, count: f)
+            Linear.forward(pool, out: x, inp: gate, weight: param(o.mlpProjWeight), bias: nil, rows: 1,
+                           inFeatures: f, outFeatures: c, accumulate: true)
+        }
+        RMSNorm.forward(pool, out: ln, rstd: rstd, inp: x, weight: param(layout.lnfWeight), rows: 1, channels: c, epsilon: eps)
+        let head = layout.lmHead >= 0 ? layout.lmHead : layout.wte
+        Linear.forward(pool, out: logitsBuffer.base, inp: ln, weight: param(head), bias: nil, rows: 1,
                        inFeatures: c, outFeatures: shape.vocabSize)
         cached = p + 1
         return UnsafePointer(logitsBuffer.base)

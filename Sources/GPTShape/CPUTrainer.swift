@@ -94,27 +94,37 @@ public struct CPUTrainer: Sendable, Equatable {
 
     // MARK: The rules
 
-    /// Models the trainer builds: GPT-2 blocks with a tied head, until Llama-style training lands (issue
-    /// "Llama-style models in the trainer"). gpt-plan plans, counts and checks both families.
+    /// Models the trainer builds: GPT-2 blocks (LayerNorm with ε = 1e-5, the head tied to the token embedding) and
+    /// Llama blocks (RMSNorm with the recipe's ε, rotary positions, SwiGLU, grouped-query attention, tied or untied
+    /// head, no biases). Llama's rotary embedding rotates feature pairs, so its head size must be even. gpt-plan plans, counts
+    /// and checks both families with the same rules.
     public static func modelProblems(_ m: ModelShape) -> [Problem] {
-        if m.family == .llama {
-            return [Problem(key: "model.family", value: "\"llama\"",
-                            "gpt-train trains the gpt2 family only, until Llama-style training lands (RMSNorm, rotary "
-                                + "positions, SwiGLU and grouped-query attention are planned and counted by gpt-plan, "
-                                + "not yet trained here)",
-                            fix: "set model.family = \"gpt2\" (and n_kv_head = n_head, tie_embeddings = true), or "
-                                + "train this recipe with a GPU framework (gpt-plan estimate shows its memory and step time)")]
+        switch m.family {
+        case .llama:
+            if m.bias {
+                return [Problem(key: "model.bias", value: "true", "gpt-train's Llama model has no biases (as Llama: "
+                                    + "its linear layers are bias-free and RMSNorm has a gain only)",
+                                fix: "set model.bias = false")]
+            }
+            if m.nHead > 0, m.dModel % m.nHead == 0, m.headSize % 2 != 0 {
+                return [Problem(key: "model.n_head", value: "\(m.nHead)",
+                                "d_model \(m.dModel) / n_head \(m.nHead) gives an odd head size \(m.headSize), but the llama "
+                                    + "family's rotary embedding rotates pairs of features",
+                                fix: "choose n_head so that d_model / n_head is even (Llama's is 128)")]
+            }
+            return []
+        case .gpt2:
+            if m.normEps != 1e-5 {
+                return [Problem(key: "model.norm_eps", value: "\(m.normEps)", "gpt-train's GPT-2 LayerNorm uses ε = 1e-5",
+                                fix: "set model.norm_eps = 1e-5")]
+            }
+            if !m.tieEmbeddings {
+                return [Problem(key: "model.tie_embeddings", value: "false",
+                                "gpt-train's GPT-2 model ties the output head to the token embedding",
+                                fix: "set model.tie_embeddings = true")]
+            }
+            return []
         }
-        if m.normEps != 1e-5 {
-            return [Problem(key: "model.norm_eps", value: "\(m.normEps)", "gpt-train's GPT-2 LayerNorm uses ε = 1e-5",
-                            fix: "set model.norm_eps = 1e-5")]
-        }
-        if !m.tieEmbeddings {
-            return [Problem(key: "model.tie_embeddings", value: "false",
-                            "gpt-train's GPT-2 model ties the output head to the token embedding",
-                            fix: "set model.tie_embeddings = true")]
-        }
-        return []
     }
 
     /// The layouts the trainer implements: data parallelism (one replica a process) with ZeRO stage 0 or 1, in any

@@ -77,6 +77,11 @@ public struct GPT2Config: Sendable, Equatable {
     /// generation_config.json: the end-of-text id, and the padded rows of the vocabulary (`suppress`, ids no
     /// tokenizer token has) masked out of generation.
     public func generationConfigData(suppress: Range<Int>) -> Data {
+        Self.generationConfigData(bos: bosTokenID, eos: eosTokenID, suppress: suppress)
+    }
+
+    /// generation_config.json for any family: the token ids and the suppressed padded rows.
+    public static func generationConfigData(bos bosTokenID: Int?, eos eosTokenID: Int?, suppress: Range<Int>) -> Data {
         func id(_ x: Int?) -> String { x.map(String.init) ?? "null" }
         var text = "{\n  \"_from_model_config\": true,\n  \"bos_token_id\": \(id(bosTokenID)),\n  \"eos_token_id\": \(id(eosTokenID))"
         if !suppress.isEmpty { text += ",\n  \"suppress_tokens\": [\(suppress.map(String.init).joined(separator: ", "))]" }
@@ -94,8 +99,8 @@ public struct GPT2Config: Sendable, Equatable {
         let modelType = root["model_type"] as? String
         let architectures = root["architectures"] as? [String] ?? []
         guard modelType == "gpt2" || (modelType == nil && architectures.contains("GPT2LMHeadModel")) else {
-            throw fail("model_type", "is \(modelType.map { "\"\($0)\"" } ?? "missing"); only GPT-2 models (model_type \"gpt2\") can be imported",
-                       "import a GPT2LMHeadModel")
+            throw fail("model_type", "is \(modelType.map { "\"\($0)\"" } ?? "missing"); only GPT-2 (model_type \"gpt2\") and Llama (\"llama\") models can be imported",
+                       "import a GPT2LMHeadModel or a LlamaForCausalLM")
         }
         func int(_ key: String, default value: Int? = nil) throws -> Int {
             guard let raw = root[key], !(raw is NSNull) else {
@@ -274,6 +279,11 @@ public enum LLMCModelFile {
     /// - Throws: `InterchangeError` when the MLP is not 4·d_model wide (llm.c's is fixed).
     public static func encode(_ layout: ParameterLayout, parameters: UnsafePointer<Float>, vocabulary: Int, file: String) throws -> Data {
         let s = layout.shape, c = s.dModel, l = s.nLayer
+        guard s.family == .gpt2 else {
+            throw InterchangeError(file: file, field: "model.family",
+                                   "is \"\(s.family.rawValue)\", but llm.c's model file holds GPT-2 blocks only (LayerNorm, GELU, learned positions)",
+                                   fix: "export this model to Hugging Face instead (--to hf writes a LlamaForCausalLM)")
+        }
         guard s.dFF == 4 * c else {
             throw InterchangeError(file: file, field: "model.d_ff", "is \(s.dFF), but llm.c's MLP is 4 × d_model = \(4 * c) wide",
                                    fix: "export this model to Hugging Face instead (--to hf)")

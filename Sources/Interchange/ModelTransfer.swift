@@ -18,7 +18,8 @@ public enum ModelExport {
         public var notes: [String]
     }
 
-    /// Writes `checkpoint` as a Hugging Face GPT-2 model folder: config.json, generation_config.json,
+    /// Writes `checkpoint` as a Hugging Face model folder (`GPT2LMHeadModel` for the gpt2 family,
+    /// `LlamaForCausalLM` for llama): config.json, generation_config.json,
     /// model.safetensors, and the checkpoint's tokenizer (tokenizer.json, tokenizer_config.json, and for
     /// byte-level tokenizers vocab.json and merges.txt).
     ///
@@ -30,10 +31,24 @@ public enum ModelExport {
         let shape = checkpoint.model.shape
         let files = try HuggingFaceTokenizer.files(for: tokenizer, maxLength: shape.seqLen)
         let endOfText = (tokenizer as? BPETokenizer)?.endOfText.map { Int($0) }
-        let config = GPT2Config(shape: shape, endOfText: endOfText, dropout: checkpoint.recipe.training.dropout)
+        let dropout = checkpoint.recipe.training.dropout
+        let layout = checkpoint.model.layout, parameters = checkpoint.model.parameters.base
+        let configData: Data, generationData: Data, tensors: [Safetensors.Tensor]
+        switch shape.family {
+        case .gpt2:
+            let config = GPT2Config(shape: shape, endOfText: endOfText, dropout: dropout)
+            configData = config.jsonData()
+            generationData = config.generationConfigData(suppress: tokenizer.vocabSize ..< shape.vocabSize)
+            tensors = GPT2Weights.tensors(layout, parameters: parameters)
+        case .llama:
+            let config = LlamaConfig(shape: shape, endOfText: endOfText, dropout: dropout)
+            configData = config.jsonData()
+            generationData = GPT2Config.generationConfigData(bos: endOfText, eos: endOfText,
+                                                             suppress: tokenizer.vocabSize ..< shape.vocabSize)
+            tensors = LlamaWeights.tensors(layout, parameters: parameters)
+        }
         try prepareDirectory(directory, force: force)
         func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
-        let tensors = GPT2Weights.tensors(checkpoint.model.layout, parameters: checkpoint.model.parameters.base)
         let metadata = ["format": "pt", "source": "swift-gpt gpt-train export", "checkpoint_step": String(checkpoint.state.step)]
         var written: [String] = []
         func write(_ data: Data, _ name: String) throws {
@@ -41,8 +56,8 @@ public enum ModelExport {
             written.append(path(name))
         }
         try write(Safetensors.encode(tensors, metadata: metadata), "model.safetensors")
-        try write(config.jsonData(), "config.json")
-        try write(config.generationConfigData(suppress: tokenizer.vocabSize ..< shape.vocabSize), "generation_config.json")
+        try write(configData, "config.json")
+        try write(generationData, "generation_config.json")
         try write(files.tokenizerJSON, "tokenizer.json")
         try write(files.tokenizerConfig, "tokenizer_config.json")
         var notes: [String] = []
@@ -111,7 +126,7 @@ public enum ModelExport {
     }
 }
 
-/// Import of a Hugging Face GPT-2 model folder into a checkpoint (docs/interchange.md).
+/// Import of a Hugging Face GPT-2 or Llama model folder into a checkpoint (docs/interchange.md).
 public enum ModelImport {
     public struct Options: Sendable {
         /// A tokenizer.json, or a folder with tokenizer.json or vocab.json + merges.txt (default: the model folder).
@@ -119,7 +134,7 @@ public enum ModelImport {
         /// A directory written by `gpt-data prepare` with this tokenizer, recorded as the checkpoint's data.
         public var data: String?
         /// training.seq_len of the checkpoint's recipe (the window `gpt-train eval` uses); default
-        /// min(n_positions, 1024).
+        /// min(n_positions or max_position_embeddings, 1024).
         public var seqLen: Int?
         public var force = false
         public init(tokenizer: String? = nil, data: String? = nil, seqLen: Int? = nil, force: Bool = false) {
@@ -151,7 +166,11 @@ public enum ModelImport {
             throw InterchangeError(file: path("config.json"), field: nil, error == .missing ? "is missing" : error.description,
                                    fix: "save the model with save_pretrained(DIR)")
         }
-        let config = try GPT2Config.read(configData, file: path("config.json"))
+        let modelType = ((try? JSONSerialization.jsonObject(with: configData)) as? [String: Any])?["model_type"] as? String
+        let isLlama = modelType == "llama"
+        let shapeFromConfig = isLlama ? try LlamaConfig.read(configData, file: path("config.json")).shape
+            : try GPT2Config.read(configData, file: path("config.json")).shape
+        let positionsKey = isLlama ? "max_position_embeddings" : "n_positions"
         let weightsPath = path("model.safetensors")
         guard FileManager.default.fileExists(atPath: weightsPath) else {
             let sharded = FileManager.default.fileExists(atPath: path("model.safetensors.index.json"))
@@ -167,27 +186,31 @@ public enum ModelImport {
             throw InterchangeError(file: "\(error)", field: nil, "",
                                    fix: "give --tokenizer a byte-level BPE tokenizer.json, or a folder with vocab.json and merges.txt")
         }
-        guard tokenizer.vocabSize <= config.vocabSize else {
+        guard tokenizer.vocabSize <= shapeFromConfig.vocabSize else {
             throw InterchangeError(file: path("config.json"), field: "vocab_size",
-                                   "is \(config.vocabSize), fewer than the tokenizer's \(tokenizer.vocabSize) ids",
+                                   "is \(shapeFromConfig.vocabSize), fewer than the tokenizer's \(tokenizer.vocabSize) ids",
                                    fix: "import the tokenizer the model was trained with")
         }
-        var shape = config.shape
+        var shape = shapeFromConfig
         do { try shape.validate() } catch {
             throw InterchangeError(file: path("config.json"), field: "(shape)", "\(error)", fix: "correct config.json")
         }
         let layout = ParameterLayout(shape)
         let weights = try SafetensorsFile(contentsOf: weightsPath)
         let parameters = FloatStorage(count: layout.count)
-        try GPT2Weights.load(weights, layout: layout, configFile: path("config.json"), into: parameters.base)
+        if isLlama {
+            try LlamaWeights.load(weights, layout: layout, configFile: path("config.json"), into: parameters.base)
+        } else {
+            try GPT2Weights.load(weights, layout: layout, configFile: path("config.json"), into: parameters.base)
+            shape.bias = true
+        }
         let moments = FloatStorage(count: layout.count)
 
         var recipe = Recipe()
-        shape.bias = true
         recipe.model = shape
         let seqLen = options.seqLen ?? min(shape.seqLen, 1024)
         guard seqLen >= 1, seqLen <= shape.seqLen else {
-            throw InterchangeError(file: path("config.json"), field: "n_positions",
+            throw InterchangeError(file: path("config.json"), field: positionsKey,
                                    "is \(shape.seqLen), shorter than --seq-len \(seqLen)", fix: "give --seq-len at most \(shape.seqLen)")
         }
         var dataPath = "data"

@@ -76,9 +76,10 @@ public enum RecipeWriter {
           D = `training.steps` × `training.batch_size` × `training.seq_len`. `plan.params` is never trusted; a
           warning says when it disagrees with the count.
         - what `gpt-train` would say of the recipe on this machine, by the rule it applies itself (`CPUTrainer`): the
-          gpt2 family with a tied head, data parallelism only (`tensor_parallel` and `pipeline_parallel` 1, `zero_stage`
-          at most 1, `recompute` "none"), and one replica's memory (fp32 weights, gradients and AdamW moments, the bf16
-          copies of `precision` "bf16", one micro-batch's activations) within 90% of this machine's RAM. For a recipe
+          gpt2 family with a tied head or the llama family without biases, data parallelism only (`tensor_parallel`
+          and `pipeline_parallel` 1, `zero_stage` at most 1, any `recompute`), and one replica's memory (fp32 weights,
+          gradients and AdamW moments, the bf16 copies of `precision` "bf16", one micro-batch's activations) within 90%
+          of this machine's RAM. For a recipe
           whose `[hardware]` is cpu or absent these are errors (check accepts exactly what `gpt-train RECIPE` would
           start; `gpt-train RECIPE --check-only` asks the same question); for a GPU recipe, valid for its hardware either
           way, one line says whether gpt-train could start it here.

@@ -313,7 +313,7 @@ public enum Schema {
               doc: "biases in linear layers and LayerNorms (GPT-2: true; Llama: false)",
               bounds: "true or false"),
         Field("model.family", .choice(Choice(\.model.family)), default: .string("gpt2"),
-              doc: "the block design: \"gpt2\" (learned positions, LayerNorm, GELU MLP, multi-head attention, tied head) or \"llama\" (rotary positions, RMSNorm, SwiGLU MLP of three matrices, grouped-query attention with n_kv_head key/value heads, untied head unless tie_embeddings = true). gpt-train trains \"gpt2\" only until Llama-style training lands; gpt-plan plans and checks both",
+              doc: "the block design: \"gpt2\" (learned positions, LayerNorm, GELU MLP, multi-head attention, tied head) or \"llama\" (rotary positions, RMSNorm, SwiGLU MLP of three matrices, grouped-query attention with n_kv_head key/value heads, untied head unless tie_embeddings = true). gpt-train trains both (llama without biases, with an even head size); gpt-plan plans and checks both",
               bounds: "the families the planner counts"),
         Field("model.n_kv_head", .integer(\.model.nKVHead, 0...1024), default: .integer(0),
               doc: "key/value heads (grouped-query attention; Llama 3: 8); must divide n_head; 0 or absent means n_head (multi-head attention, the only choice for \"gpt2\")",

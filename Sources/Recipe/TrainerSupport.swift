@@ -10,7 +10,8 @@ extension Recipe {
     }
 
     /// Why gpt-train (the CPU trainer) cannot build this recipe's model, or nil when it can
-    /// (`CPUTrainer.modelProblems`): it builds GPT-2 blocks with a tied head only, until Llama-style training lands.
+    /// (`CPUTrainer.modelProblems`): GPT-2 blocks with a tied head and LayerNorm ε 1e-5; Llama blocks without biases
+    /// and with an even head size.
     public var cpuTrainerRefusal: String? {
         CPUTrainer.modelProblems(shape).first?.description
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CLISupport
 import Foundation
+import GPTShape
 import Interchange
 import Trainer
 
@@ -8,12 +9,14 @@ import Trainer
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Write a checkpoint as a Hugging Face GPT-2 folder (--to hf) or llm.c's model file (--to llmc).",
+        abstract: "Write a checkpoint as a Hugging Face folder (--to hf) or llm.c's model file (--to llmc, GPT-2 family only).",
         discussion: """
-        hf: config.json, generation_config.json, model.safetensors (GPT2LMHeadModel's names; Conv1D weights [in, out]; \
-        zero biases for a bias-free model; the padded vocabulary rows kept and suppressed in generation) and the \
-        checkpoint's tokenizer (tokenizer.json, tokenizer_config.json, vocab.json + merges.txt). llmc: llm.c's \
-        gpt2_124M.bin format (version 3, float32). docs/interchange.md.
+        hf: config.json, generation_config.json, model.safetensors and the checkpoint's tokenizer (tokenizer.json, \
+        tokenizer_config.json, vocab.json + merges.txt); the padded vocabulary rows kept and suppressed in generation. \
+        A gpt2-family checkpoint becomes a GPT2LMHeadModel (Conv1D weights [in, out]; zero biases for a bias-free \
+        model), a llama-family one a LlamaForCausalLM (its own tensor names, nn.Linear [out, in], q/k/v_proj split \
+        from the stacked matrix, lm_head when untied). llmc: llm.c's gpt2_124M.bin format (version 3, float32). \
+        docs/interchange.md.
         """)
 
     @Argument(help: "A checkpoint (.h5).") var checkpoint: String
@@ -44,7 +47,7 @@ struct Export: ParsableCommand {
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
-        abstract: "Turn a Hugging Face GPT-2 folder (config.json, model.safetensors, tokenizer) into a checkpoint.",
+        abstract: "Turn a Hugging Face GPT2LMHeadModel or LlamaForCausalLM folder (config.json, model.safetensors, tokenizer) into a checkpoint.",
         discussion: """
         The checkpoint is at step 0 with zero AdamW moments; gpt-train eval, inspect, gpt-sample and \
         gpt-train RECIPE --init-from CKPT use it. Prepare data with the same tokenizer: \
@@ -58,7 +61,7 @@ struct Import: ParsableCommand {
     @Option(help: "A directory gpt-data prepared with this tokenizer, recorded as the checkpoint's data (then eval needs no --data).")
     var data: String?
     @Option(name: .customLong("seq-len"), parsing: .unconditional,
-            help: "Window length of the checkpoint's recipe (training.seq_len), 1 to 1048576 (default: n_positions, at most 1024).",
+            help: "Window length of the checkpoint's recipe (training.seq_len), 1 to 1048576 (default: n_positions or max_position_embeddings, at most 1024).",
             transform: NumberArgument.whole(1...(1 << 20)))
     var seqLen: Int?
     @Flag(help: "Replace the output file if it exists.") var force = false
@@ -68,7 +71,9 @@ struct Import: ParsableCommand {
             let summary = try ModelImport.huggingFace(directory, to: output, options: .init(
                 tokenizer: tokenizer, data: data, seqLen: seqLen, force: force))
             let s = summary.shape
-            Terminal.note("gpt-train import: \(directory) → \(output): \(s.nLayer) layers × \(s.nHead) heads × d_model \(s.dModel), "
+            let family = s.family == .llama
+                ? "Llama (\(s.nKVHead) key/value heads, rope_theta \(s.ropeTheta), \(s.tieEmbeddings ? "tied" : "untied") head): " : ""
+            Terminal.note("gpt-train import: \(directory) → \(output): \(family)\(s.nLayer) layers × \(s.nHead) heads × d_model \(s.dModel), "
                           + "d_ff \(s.dFF), context \(s.seqLen), vocabulary \(s.vocabSize) (tokenizer \(summary.tokenizerVocabulary)), "
                           + "\(summary.parameters) parameters" + (summary.dataPath.map { "; data \($0)" } ?? ""))
         } catch {

@@ -4,6 +4,7 @@ import Collectives
 import Compute
 import Foundation
 import GPT
+import GPTShape
 import Recipe
 import Runtime
 import Trainer
@@ -273,8 +274,11 @@ struct Inspect: ParsableCommand {
         var out = "\(checkpoint)\n"
         out += "  step \(s.step) of \(r.training.steps), \(si(Double(s.tokensSeen), 4)) tokens seen\n"
         out += "  losses: last train \(loss(s.lastTrainLoss)), last validation \(loss(s.lastValLoss)), best validation \(loss(s.bestValLoss))\n"
-        out += "  model: \(r.model.nLayer) layers × \(r.model.nHead) heads × d_model \(r.model.dModel), d_ff \(r.model.dFF), "
-            + "context \(r.model.seqLen), vocabulary \(r.model.vocabSize), bias \(r.model.bias), dropout \(r.training.dropout)\n"
+        let m = r.model
+        let family = m.family == .llama
+            ? "llama (\(m.nKVHead) key/value heads, rope_theta \(m.ropeTheta), norm_eps \(m.normEps), \(m.tieEmbeddings ? "tied" : "untied") head) " : ""
+        out += "  model: \(family)\(m.nLayer) layers × \(m.nHead) heads × d_model \(m.dModel), d_ff \(m.dFF), "
+            + "context \(m.seqLen), vocabulary \(m.vocabSize), bias \(m.bias), dropout \(r.training.dropout)\n"
         out += "  training: batch \(r.training.batchSize) × \(r.training.seqLen) tokens, lr \(r.optimizer.lr) → \(r.optimizer.minLR) "
             + "(\(r.schedule.decay.rawValue), warmup \(r.schedule.warmupSteps)), seed \(r.training.seed)\n"
         out += "  data: \(s.dataPath) (\(loaded.tokenizer.kind.rawValue) tokenizer, \(loaded.tokenizer.vocabSize) tokens)\n"

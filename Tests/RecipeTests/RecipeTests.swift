@@ -312,8 +312,8 @@ final class RecipeFamilyTests: XCTestCase {
     }
 
     /// A Llama-style recipe (Llama 3 8B's shape) reads back, counts its parameters as Meta does in the budget
-    /// check, and is refused by gpt-train with the reason.
-    func testALlamaRecipeRoundTripsAndIsRefusedByTheCPUTrainer() throws {
+    /// check, and is a model gpt-train builds (its memory is another question); with biases it is refused.
+    func testALlamaRecipeRoundTripsAndIsBuiltByTheCPUTrainer() throws {
         var (recipe, _) = try plannedRecipe()
         recipe.model = ModelShape(nLayer: 32, nHead: 32, dModel: 4096, dFF: 14336, seqLen: 8192, vocabSize: 128_256,
                                   bias: false, family: .llama, nKVHead: 8, ropeTheta: 500_000, normEps: 1e-5)
@@ -332,8 +332,17 @@ final class RecipeFamilyTests: XCTestCase {
         let untold = RecipeLoader.check(text: text.replacingOccurrences(of: "tie_embeddings = false\n", with: ""),
                                         file: "llama.toml")
         XCTAssertEqual(untold.recipe?.model.tieEmbeddings, false)
-        let refusal = try XCTUnwrap(recipe.cpuTrainerRefusal)
-        XCTAssertTrue(refusal.contains("until Llama-style training lands"), refusal)
+        XCTAssertNil(recipe.cpuTrainerRefusal)
+        var biased = recipe
+        biased.model.bias = true
+        XCTAssertEqual(biased.cpuTrainerRefusal, "model.bias = true: gpt-train's Llama model has no biases (as Llama: its "
+                       + "linear layers are bias-free and RMSNorm has a gain only). Fix: set model.bias = false")
+        var odd = recipe
+        odd.model.nHead = 512
+        odd.model.nKVHead = 1
+        odd.model.dModel = 4096 - 512  // 3584 / 512 = 7, an odd head size
+        XCTAssertEqual(odd.cpuTrainerRefusal?.hasPrefix("model.n_head = 512: d_model 3584 / n_head 512 gives an odd head size 7"), true,
+                       odd.cpuTrainerRefusal ?? "nil")
     }
 
     func testKeyValueHeadsAreCheckedAcrossKeys() throws {
