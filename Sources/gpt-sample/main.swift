@@ -28,6 +28,10 @@ struct GPTSample: ParsableCommand {
     var seed: UInt64 = 1
     @Flag(name: .customLong("no-cache"), help: "Recompute the whole window for every token (slower; for checking the cache).")
     var noCache = false
+    @Option(parsing: .unconditional,
+            help: "Tokens the model sees at once, 1 to the model's context (default: the recipe's training.seq_len, the window it was trained or imported to evaluate with; a longer sequence slides).",
+            transform: NumberArgument.whole(1...(1 << 20)))
+    var context: Int?
     @OptionGroup var threads: ThreadOption
 
     func run() throws {
@@ -36,10 +40,16 @@ struct GPTSample: ParsableCommand {
         }
         let loaded: LoadedCheckpoint
         do {
-            // Room for a whole context window in one pass (the prefill).
-            loaded = try LoadedCheckpoint(path: checkpoint, threads: threads.count, maxBatch: 1, fullContext: true)
+            // Room for a whole window in one pass (the prefill). The window is the recipe's training.seq_len unless
+            // --context says: GPT-2's positions past it were never trained, and an imported Llama's context
+            // (max_position_embeddings, 131072 for Llama 3.1) would need activations for as many tokens.
+            loaded = try LoadedCheckpoint(path: checkpoint, threads: threads.count, maxBatch: 1, maxTime: context)
             if let unchecked = try loaded.tokenizerMatchesData() { Terminal.note("gpt-sample: note: \(checkpoint): \(unchecked)") }
         } catch { throw CommandFailure("gpt-sample: \(error)", exitCode: 1) }
+        if let context, context > loaded.model.shape.seqLen {
+            throw CommandFailure.usage("gpt-sample: --context \(context) is longer than the model's context (model.seq_len = "
+                                       + "\(loaded.model.shape.seqLen) in \(checkpoint)); give at most \(loaded.model.shape.seqLen)")
+        }
         let tokenizer = loaded.tokenizer
         var promptTokens: [Int32]
         do {

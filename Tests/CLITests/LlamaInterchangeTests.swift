@@ -10,8 +10,10 @@ import XCTest
 /// `LlamaForCausalLM` itself (Tests/Python/hf_llama.py), and their refusals.
 final class LlamaInterchangeTests: XCTestCase {
     /// Two random LlamaForCausalLM made by transformers (grouped-query attention with an untied head; multi-head
-    /// with a tied one) and a folder of data prepared with their tokenizer. Returns the directory.
+    /// with a tied one) and a folder of data prepared with their tokenizer, made once for the tests of this class
+    /// (Python's start is most of their time). Returns the directory; tests leave its `rnd` and `data` alone.
     func randomModels() throws -> String {
+        if let made = Self.madeModels { return made }
         let dir = try Fixtures.directory("llama-import")
         try InterchangeCommandTests.unicodeText(words: 5000, seed: 5).write(toFile: dir + "/text.txt", atomically: true, encoding: .utf8)
         let made = try PythonReference.run("hf_llama.py", ["make", "rnd", "text.txt"], in: dir)
@@ -19,8 +21,11 @@ final class LlamaInterchangeTests: XCTestCase {
         XCTAssertEqual((made["tied"] as? [String: Any])?["tied"] as? Bool, true)
         let prepared = try Tool.run("gpt-data", ["prepare", "text.txt", "--tokenizer", "rnd/gqa/tokenizer.json", "-o", "data"], in: dir)
         XCTAssertEqual(prepared.status, 0, prepared.stderr)
+        Self.madeModels = dir
         return dir
     }
+
+    nonisolated(unsafe) static var madeModels: String?
 
     /// Import, then export of the import: every tensor back under its name with the same bits; the checkpoint's
     /// recipe is the config's model; gpt-train eval's loss is transformers' on the same windows.
@@ -65,7 +70,21 @@ final class LlamaInterchangeTests: XCTestCase {
             let evaluation = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
             losses[name] = try XCTUnwrap(evaluation["loss"] as? Double)
             windows = try XCTUnwrap(evaluation["windows"] as? Int)
+            let sample = try Tool.run("gpt-sample", ["\(name).h5", "--prompt", "the", "--tokens", "5", "--threads", "1"], in: dir)
+            XCTAssertEqual(sample.status, 0, sample.stderr)
         }
+        // A bfloat16 model (as the hub stores them) is imported widened exactly: its export holds the bf16 values.
+        XCTAssertEqual(try Tool.run("gpt-train", ["import", "rnd/gqa-bf16", "-o", "bf16.h5"], in: dir).status, 0)
+        XCTAssertEqual(try Tool.run("gpt-train", ["export", "bf16.h5", "--to", "hf", "-o", "back-bf16"], in: dir).status, 0)
+        let half = try SafetensorsFile(contentsOf: dir + "/rnd/gqa-bf16/model.safetensors")
+        let widened = try SafetensorsFile(contentsOf: dir + "/back-bf16/model.safetensors")
+        XCTAssertEqual(half.entries["model.norm.weight"]?.dtype, .bf16)
+        XCTAssertEqual(Set(widened.entries.keys), Set(half.entries.keys))
+        for name in half.entries.keys {
+            XCTAssertEqual(widened.entries[name]?.dtype, .f32, name)
+            XCTAssertEqual(try widened.floats(name).map(\.bitPattern), try half.floats(name).map(\.bitPattern), name)
+        }
+
         let val = try PreparedDataset(directory: dir + "/data").val
         var tokens = [Int32](repeating: 0, count: val.count)
         tokens.withUnsafeMutableBufferPointer { val.read(0, val.count, into: $0.baseAddress!) }
@@ -177,9 +196,19 @@ final class LlamaInterchangeTests: XCTestCase {
             for phrase in phrases { XCTAssertTrue(out.stderr.contains(phrase), "\(folder): \(phrase) not in \(out.stderr)") }
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/" + folder + ".h5"))
         }
+        // A long context (Llama 3.1's 131072 positions) is imported as the model's, evaluated and sampled in a
+        // window of at most 1024 tokens (the recipe's training.seq_len), so nothing is sized for 131072 tokens.
+        _ = try variant("long", config: with("max_position_embeddings", 131_072))
+        XCTAssertEqual(try Tool.run("gpt-train", ["import", "long", "-o", "long.h5"], in: dir).status, 0)
+        let long = try LoadedCheckpoint(path: dir + "/long.h5", threads: 1, maxBatch: 1, maxTime: 1)
+        XCTAssertEqual(long.model.shape.seqLen, 131_072)
+        XCTAssertEqual(long.recipe.training.seqLen, 1024)
+        let sample = try Tool.run("gpt-sample", ["long.h5", "--prompt", "the", "--tokens", "5", "--threads", "1"], in: dir)
+        XCTAssertEqual(sample.status, 0, sample.stderr)
+
         // llm.c's model file holds GPT-2 blocks.
-        XCTAssertEqual(try Tool.run("gpt-train", ["import", "rnd/gqa", "-o", "gqa.h5"], in: dir).status, 0)
-        let llmc = try Tool.run("gpt-train", ["export", "gqa.h5", "--to", "llmc", "-o", "model.bin"], in: dir)
+        XCTAssertEqual(try Tool.run("gpt-train", ["import", "rnd/gqa", "-o", "for-llmc.h5"], in: dir).status, 0)
+        let llmc = try Tool.run("gpt-train", ["export", "for-llmc.h5", "--to", "llmc", "-o", "model.bin"], in: dir)
         XCTAssertEqual(llmc.status, 1)
         XCTAssertTrue(llmc.stderr.contains("model.family") && llmc.stderr.contains("--to hf"), llmc.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/model.bin"))

@@ -5,7 +5,7 @@ LlamaInterchangeTests). Three commands:
       a byte-level BPE tokenizer trained on the text and two random LlamaForCausalLM (hidden 32, 4 heads,
       intermediate 48, 2 layers, rope_theta 5000, rms_norm_eps 1e-6), every weight perturbed so that each tensor
       matters, saved with save_pretrained with the tokenizer: DIR/gqa (2 key/value heads, untied head) and DIR/tied
-      (4 key/value heads, tie_word_embeddings).
+      (4 key/value heads, tie_word_embeddings); DIR/gqa-bf16 is DIR/gqa saved in bfloat16.
   hf_llama.py loss TOKENS.i32 T WINDOWS DIR...
       for each DIR, the loss on windows as `gpt-train eval` defines them (window k: inputs t[kT:kT+T], targets
       t[kT+1:kT+T+1]), the mean over every position, from float32 logits (softmax in float64).
@@ -48,6 +48,9 @@ def make(directory, text_path):
         path = f"{directory}/{name}"
         model.save_pretrained(path)
         fast.save_pretrained(path)
+        if name == "gqa":  # as hub models are stored: bfloat16
+            model.to(torch.bfloat16).save_pretrained(f"{directory}/gqa-bf16")
+            fast.save_pretrained(f"{directory}/gqa-bf16")
         report[name] = {"parameters": sum(p.numel() for p in model.parameters()),
                         "tied": model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()}
     print(json.dumps(report))
