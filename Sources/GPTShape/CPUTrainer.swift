@@ -164,17 +164,13 @@ public struct CPUTrainer: Sendable, Equatable {
     /// Bytes one process holds to train `shape` on micro-batches of `microBatch` sequences of `context` tokens:
     /// fp32 weights, gradients and AdamW moments (the moments split over `optimizerShards` processes by ZeRO-1),
     /// the copies bf16 products keep (`products`, nil for fp32), and the activations the model allocates
-    /// (`ActivationLayout`, counted exactly for both families; `llamaActivationBytes`, when given, replaces that
-    /// count for a Llama shape: it dates from before the trainer built Llama blocks, and no caller passes it).
+    /// (`ActivationLayout`, counted exactly for both families and every recompute mode).
     public static func memory(_ shape: ModelShape, microBatch: Int, context: Int? = nil, products: BF16Products?,
-                              optimizerShards: Int = 1, recompute: Recompute = .none,
-                              llamaActivationBytes: (() -> Double)? = nil) -> Memory {
+                              optimizerShards: Int = 1, recompute: Recompute = .none) -> Memory {
         let params = Double(shape.parameterCount.total)
         let copy = products == .native ? bf16CopyBytes : products == .emulated ? roundedCopyBytes : 0
-        let activations = shape.family == .llama && llamaActivationBytes != nil
-            ? llamaActivationBytes!()
-            : Double(shape.activationBytes(batch: microBatch, context: context, bf16Copies: products == .native,
-                                           recompute: recompute))
+        let activations = Double(shape.activationBytes(batch: microBatch, context: context,
+                                                       bf16Copies: products == .native, recompute: recompute))
         return Memory(weights: (weightBytes + copy) * params, gradients: gradientBytes * params,
                       optimizer: optimizerBytes * params / Double(max(1, optimizerShards)), activations: activations)
     }

@@ -175,9 +175,7 @@ public enum LayoutModel {
             // natively.
             let m = CPUTrainer.memory(shape, microBatch: l.microBatch,
                                       products: hardware.products.precision == .bf16 ? .native : nil,
-                                      optimizerShards: l.zeroStage >= 1 ? l.dataParallel : 1, recompute: l.recompute) {
-                cpuActivationBytes(shape, microBatch: l.microBatch, bf16Copies: hardware.products.precision == .bf16)
-            }
+                                      optimizerShards: l.zeroStage >= 1 ? l.dataParallel : 1, recompute: l.recompute)
             return MemoryBreakdown(weights: m.weights, gradients: m.gradients, optimizer: m.optimizer,
                                    activations: m.activations, other: hardware.reservedBytes)
         }
@@ -223,17 +221,6 @@ public enum LayoutModel {
             if second.total > heaviest.total { heaviest = second }
         }
         return heaviest
-    }
-
-    /// Activation bytes on a CPU (float32, one process): gpt-train's own buffers counted exactly for GPT-2
-    /// (`ActivationLayout`). gpt-train has no Llama-style model yet; for one, the Korthikanti-style count of
-    /// `MemoryModel.activationBytesPerLayer` with a fused attention kernel (no scores kept), in 4-byte floats, plus
-    /// the logits and losses.
-    static func cpuActivationBytes(_ shape: ModelShape, microBatch b: Int, bf16Copies: Bool) -> Double {
-        guard shape.family == .llama else { return Double(shape.activationBytes(batch: b, bf16Copies: bf16Copies)) }
-        let perLayer = 2 * MemoryModel.activationBytesPerLayer(shape, b: b, recompute: .selective)
-        let bt = Double(b * shape.seqLen)
-        return perLayer * Double(shape.nLayer) + 4 * bt * Double(shape.vocabSize + 2 * shape.dModel + 1)
     }
 
     /// FLOPs the hardware executes per token: the model's 6N' + attention, plus what recomputation repeats

@@ -40,6 +40,24 @@ public enum ThroughputBenchmark {
             name: "d: GPT-2 124M 12×12×768, T 1024, B 1, vocab 50304",
             shape: ModelShape(nLayer: 12, nHead: 12, dModel: 768, dFF: 3072, seqLen: 1024, vocabSize: 50304, bias: false),
             batch: 1, time: 1024)
+
+        /// A Llama-style model of GPT-2 124M's size at its full context, one sequence: the same 12 layers of width
+        /// 768 with 12 heads, grouped-query attention with 4 KV heads, a SwiGLU MLP of width 2048 (as many MLP
+        /// weights as GPT-2's 3072-wide GELU MLP), RMSNorm, rotary positions, no biases, the head tied to the token
+        /// embedding (114.2M parameters): what docs/benchmarks.md measures each `Recompute` mode and PyTorch on.
+        public static let llamaFullContext = Configuration(
+            name: "l: Llama-style 12×12×768, 4 KV heads, SwiGLU 2048, tied, T 1024, B 1, vocab 50304",
+            shape: ModelShape(nLayer: 12, nHead: 12, dModel: 768, dFF: 2048, seqLen: 1024, vocabSize: 50304, bias: false,
+                              family: .llama, nKVHead: 4, tieEmbeddings: true),
+            batch: 1, time: 1024)
+
+        /// The same configuration with micro-batches of `batch` sequences.
+        public func withBatch(_ batch: Int) -> Configuration {
+            var c = self
+            c.batch = batch
+            c.name = name.replacingOccurrences(of: "B \(self.batch)", with: "B \(batch)")
+            return c
+        }
     }
 
     public struct Result: Sendable {

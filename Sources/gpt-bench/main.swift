@@ -78,7 +78,7 @@ extension Recompute: ExpressibleByArgument {}
 /// `gpt-bench train --config`: one of the three configurations compared with PyTorch, all three, or GPT-2 124M at
 /// T 1024.
 enum ConfigurationChoice: String, CaseIterable, ExpressibleByArgument {
-    case a, b, c, d, all
+    case a, b, c, d, l, all
 }
 
 /// `gpt-bench train --bf16-products`: gpt-train's rule (`auto`), or a path forced.
@@ -97,8 +97,12 @@ struct TrainSpeed: ParsableCommand {
         pass, a backward pass, the gradient norm and an AdamW update on random tokens.
         """)
 
-    @Option(help: "Which configurations: a, b, c, or all (the three compared with PyTorch); or d, GPT-2 124M at T 1024.")
+    @Option(help: "Which configurations: a, b, c, or all (the three compared with PyTorch); d, GPT-2 124M at T 1024; or l, a Llama-style model of its size (4 KV heads, SwiGLU 2048, tied) at T 1024.")
     var config: ConfigurationChoice = .all
+    @Option(name: .customLong("micro-batch"), parsing: .unconditional,
+            help: "Sequences a step, 1 to 4096, instead of the configuration's (for d and l: how far a micro-batch fits).",
+            transform: NumberArgument.whole(1...4096))
+    var microBatch: Int?
     @Option(parsing: .unconditional, help: "Timed steps per configuration, 1 to 100000 (default: 10; the median is reported).",
             transform: NumberArgument.whole(1...100_000))
     var steps: Int = 10
@@ -126,7 +130,9 @@ struct TrainSpeed: ParsableCommand {
         case .b: chosen = [all[1]]
         case .c: chosen = [all[2]]
         case .d: chosen = [.fullContext]
+        case .l: chosen = [.llamaFullContext]
         }
+        let configurations = microBatch.map { b in chosen.map { $0.withBatch(b) } } ?? chosen
         BLAS.pinToOneThread()
         let pool = ThreadPool(threads: threads)
         let chosenProducts: BF16Products
@@ -152,14 +158,14 @@ struct TrainSpeed: ParsableCommand {
                   + (precision == .bf16 && !native ? ": bf16 products are emulated on the sgemm here, so its ceiling is theirs" : "")
                   + "\n")
         }
-        for c in chosen {
+        for c in configurations {
             let r = try ThroughputBenchmark.run(c, threads: threads, steps: steps, warmup: warmup, attention: attention,
                                                 precision: precision, bf16Products: precision == .bf16 ? chosenProducts : nil,
                                                 recompute: recompute)
             let mfu = r.flopsPerSecond / ceiling.flopsPerSecond
             if json {
                 let object: [String: Any] = [
-                    "config": r.name, "threads": r.threads, "tokens_per_sec": r.tokensPerSecond,
+                    "config": r.name, "batch": c.batch, "time": c.time, "threads": r.threads, "tokens_per_sec": r.tokensPerSecond,
                     "gflops": r.flopsPerSecond / 1e9, "mfu": mfu, "ceiling_gflops": ceiling.flopsPerSecond / 1e9,
                     "ceiling": ceiling.kind.rawValue,
                     "bf16_products": precision == .bf16 ? (native ? "native" : "emulated") as Any : NSNull(),

@@ -14,7 +14,7 @@ final class ChoiceArgumentTests: XCTestCase {
             ("gpt-train", ["export", "none.h5", "--to", "onnx", "-o", "out"],
              "The value 'onnx' is invalid for '--to <to>'. Please provide one of 'hf' and 'llmc'."),
             ("gpt-bench", ["train", "--config", "z"],
-             "The value 'z' is invalid for '--config <config>'. Please provide one of 'a', 'b', 'c', 'd' or 'all'."),
+             "The value 'z' is invalid for '--config <config>'. Please provide one of the following:"),
             ("gpt-plan", ["export", "none.toml", "--to", "deepspeed", "-o", "out"],
              "The value 'deepspeed' is invalid for '--to <to>'. Please provide one of 'megatron', 'nanogpt' or 'llmc'."),
         ]
@@ -24,6 +24,11 @@ final class ChoiceArgumentTests: XCTestCase {
             XCTAssertEqual(out.status, 2, "\(tool) \(arguments): \(out.stderr)")
             XCTAssertTrue(out.stderr.contains(message), "\(tool) \(arguments): \(out.stderr)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/out"))
+        }
+        // Six or more values are listed one a line.
+        let bench = try Tool.run("gpt-bench", ["train", "--config", "z"], in: dir)
+        for value in ["a", "b", "c", "d", "l", "all"] {
+            XCTAssertTrue(bench.stderr.contains("  - \(value)\n"), "gpt-bench --config \(value): \(bench.stderr)")
         }
     }
 
