@@ -30,6 +30,9 @@ public struct SweepManifest: Codable, Sendable, Equatable {
         /// Epochs over the sweep's unique training tokens (nil when the sweep does not know them); above 1 the run
         /// repeats data (Muennighoff et al. 2023).
         public var epochs: Double?
+        /// The run's seed when it is a repeat of a size with another seed (`gpt-plan sweep --seeds`); nil: the
+        /// sweep's seed.
+        public var seed: Int?
 
         public init(name: String, flops: Double, targetParams: Double, params: Double, tokens: Double, steps: Int,
                     recipe: String, run: String) {
@@ -44,7 +47,7 @@ public struct SweepManifest: Codable, Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case name, flops, targetParams = "target_params", params, tokens, steps, recipe, run, epochs
+            case name, flops, targetParams = "target_params", params, tokens, steps, recipe, run, epochs, seed
         }
     }
 
@@ -82,6 +85,8 @@ public struct SweepManifest: Codable, Sendable, Equatable {
         public var lrPerWidth: Double?
         /// `--tokens-per-param r` with `--fit tokens-per-param`: the optimum the sizes surround is D = r·N.
         public var tokensPerParam: Double?
+        /// `--seeds k`: every size trained with k seeds (seed, seed + 1, …), its losses averaged by `gpt-plan fit`.
+        public var seeds: Int?
 
         public init(data: String, vocab: Int?, seqLen: Int?, tokenizer: String?, valFraction: Double, seed: Int,
                     deviceFlops: Double?, fit: String) {
@@ -97,7 +102,7 @@ public struct SweepManifest: Codable, Sendable, Equatable {
 
         enum CodingKeys: String, CodingKey {
             case data, vocab, seqLen = "seq_len", tokenizer, valFraction = "val_fraction", seed
-            case deviceFlops = "device_flops", fit, lrPerWidth = "lr_per_width", tokensPerParam = "tokens_per_param"
+            case deviceFlops = "device_flops", fit, lrPerWidth = "lr_per_width", tokensPerParam = "tokens_per_param", seeds
         }
     }
 

@@ -57,6 +57,10 @@ struct Sweep: ParsableCommand {
             help: "With --fit tokens-per-param: the sizes surround N = sqrt(C/(6r)), D = r·N; 0.01 to 1e6 (default: 20).",
             transform: NumberArgument.real(FlagRange(0.01...1e6)))
     var tokensPerParam: Double?
+    @Option(parsing: .unconditional,
+            help: "Seeds each size is trained with, 1 to 16 (default: 1): --seed, --seed + 1, …; gpt-plan fit averages their losses.",
+            transform: NumberArgument.whole(1...16))
+    var seeds: Int = 1
     @Option(name: .customLong("unique-tokens"), parsing: .unconditional,
             help: "Unique training tokens of the data (default: the prepared --data's training split); runs past one epoch are noted.",
             transform: NumberArgument.real(.positive))
@@ -111,7 +115,7 @@ struct Sweep: ParsableCommand {
         let planner = SweepRunPlanner(directory: output, data: data, cpu: cpu, rule: rule,
                                       vocab: vocab ?? prepared?.vocabSize ?? 50257, seqLen: seqLen, tokenizer: tokenizer?.rawValue,
                                       valFraction: prepared?.valFraction ?? 0.1, seed: seed, uniqueTokens: unique,
-                                      lrPerWidth: lrPerWidth)
+                                      lrPerWidth: lrPerWidth, seeds: seeds)
         var runs: [SweepManifest.Run] = [], notes: [String] = []
         for c in budgets {
             let optimum = rule.allocation(flops: c).params
@@ -122,8 +126,8 @@ struct Sweep: ParsableCommand {
                     continue
                 }
                 switch try planner.plan(flops: c, params: n, taken: &taken) {
-                case .planned(let run, let note):
-                    runs.append(run)
+                case .planned(let planned, let note):
+                    runs += planned
                     if let note { notes.append(note) }
                 case .dropped(let note), .belowSmallest(let note): notes.append(note)
                 }
@@ -147,6 +151,7 @@ struct Sweep: ParsableCommand {
                                   }())
         manifest.settings?.lrPerWidth = lrPerWidth
         manifest.settings?.tokensPerParam = tokensPerParam
+        manifest.settings?.seeds = seeds > 1 ? seeds : nil
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do { try AtomicFile.write(String(decoding: try encoder.encode(manifest), as: UTF8.self) + "\n", to: manifestPath) }
@@ -213,6 +218,7 @@ struct FitSweep: ParsableCommand {
             observations.append(SweepObservation(name: run.name, flops: run.flops, params: run.params, tokens: run.tokens,
                                                  loss: loss))
         }
+        observations = averagedOverSeeds(observations, manifest: manifest, notes: &notes)
         let prepared = prepareForFit(observations, manifest: manifest, effective: effectiveTokens)
         (observations, notes) = (prepared.runs, notes + prepared.notes)
         var file: ScalingLawFitFile

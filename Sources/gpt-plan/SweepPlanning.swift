@@ -21,10 +21,13 @@ struct SweepRunPlanner {
     var uniqueTokens: Double?
     /// Peak learning rate k/d_model for every run (`--lr-per-width`), or the planner's rule.
     var lrPerWidth: Double? = nil
+    /// Seeds a size is trained with (`--seeds`): the sweep's seed, then seed + 1, … as runs named `-s<seed>`.
+    var seeds = 1
 
     enum Outcome {
-        /// Planned; with a note when the run's N is not the size asked for.
-        case planned(SweepManifest.Run, note: String?)
+        /// Planned: the size's run (and its repeats with the other seeds); with a note when its N is not the size
+        /// asked for.
+        case planned([SweepManifest.Run], note: String?)
         /// Left out, and why.
         case dropped(String)
         /// Below the smallest shape the vocabulary and context allow.
@@ -60,14 +63,25 @@ struct SweepRunPlanner {
                                     tokens: plan.schedule.trainedTokens, steps: plan.steps, recipe: recipe,
                                     run: "runs/\(name)")
         run.epochs = uniqueTokens.map { run.tokens / $0 }
+        var runs = [run]
+        for k in 1..<max(1, seeds) {
+            var repeat_ = run
+            repeat_.seed = seed + k
+            repeat_.name = "\(name)-s\(seed + k)"
+            repeat_.recipe = "recipes/\(repeat_.name).toml"
+            repeat_.run = "runs/\(repeat_.name)"
+            try writeRecipeFile(plan, to: (directory as NSString).appendingPathComponent(repeat_.recipe), data: data,
+                                tokenizer: tokenizer, valFraction: valFraction, seed: seed + k)
+            runs.append(repeat_)
+        }
         // The shape search reaches any size within 3% between its smallest and largest shapes; a nearest shape
         // further off is the smallest (or largest) one standing in for a size beyond it: kept, with its real N.
         if abs(Double(plan.params) / n - 1) > Self.sizeTolerance {
-            return .planned(run, note: "C = \(sig(c, 3)), N ≈ \(si(n, 3)): the nearest shape has \(si(Double(plan.params), 3)) "
+            return .planned(runs, note: "C = \(sig(c, 3)), N ≈ \(si(n, 3)): the nearest shape has \(si(Double(plan.params), 3)) "
                             + "parameters (\(s.nLayer) layer\(s.nLayer == 1 ? "" : "s"), d_model \(s.dModel)), more than "
                             + "\(Int(Self.sizeTolerance * 100))% off: it stands in for this size")
         }
-        return .planned(run, note: nil)
+        return .planned(runs, note: nil)
     }
 
     /// How far a run's N may be from the size the design asks for.
@@ -100,7 +114,41 @@ func finishedObservations(sweep: String, manifest: SweepManifest) -> (runs: [Swe
         observations.append(SweepObservation(name: run.name, flops: run.flops, params: run.params, tokens: run.tokens,
                                              loss: loss))
     }
-    return (observations, notes)
+    return (averagedOverSeeds(observations, manifest: manifest, notes: &notes), notes)
+}
+
+/// One observation a size: the mean of its seeds' final losses (`gpt-plan sweep --seeds`), named after its first
+/// run, with a note of how far the seeds spread. A size with one seed is its run.
+func averagedOverSeeds(_ observations: [SweepObservation], manifest: SweepManifest,
+                       notes: inout [String]) -> [SweepObservation] {
+    // Runs of one size and different seeds are grouped; two runs of one size and the same seed are not (they stay
+    // apart, and the fit refuses the duplicate point).
+    struct Key: Hashable { var flops: Double, params: Double, copy: Int }
+    var seedOf: [String: Int?] = [:]
+    for run in manifest.runs { seedOf[run.name] = run.seed }
+    var order: [Key] = [], groups: [Key: [SweepObservation]] = [:]
+    var seedsSeen: [Key: Set<Int?>] = [:]
+    for o in observations {
+        let seed = seedOf[o.name] ?? nil
+        var key = Key(flops: o.flops, params: o.params, copy: 0)
+        while seedsSeen[key]?.contains(seed) == true { key.copy += 1 }
+        seedsSeen[key, default: []].insert(seed)
+        if groups[key] == nil { order.append(key) }
+        groups[key, default: []].append(o)
+    }
+    guard groups.values.contains(where: { $0.count > 1 }) else { return observations }
+    var spreads: [Double] = []
+    let averaged = order.map { key -> SweepObservation in
+        let group = groups[key]!
+        var mean = group[0]
+        mean.loss = group.map(\.loss).reduce(0, +) / Double(group.count)
+        if group.count > 1 { spreads.append(group.map(\.loss).max()! - group.map(\.loss).min()!) }
+        return mean
+    }
+    let seeds = Set(groups.values.map(\.count)).sorted().map(String.init).joined(separator: " or ")
+    notes.append("\(spreads.count) of \(averaged.count) sizes are means over \(seeds) seeds; the seeds' losses differ by "
+                 + "\(sig(spreads.reduce(0, +) / Double(spreads.count), 3)) on average (largest \(sig(spreads.max()!, 3)))")
+    return averaged
 }
 
 /// `gpt-plan sweep --extend SWEEP`: adds sizes beyond the edge of every budget whose lowest loss sits at an edge of
@@ -140,7 +188,8 @@ struct SweepExtender {
                                       vocab: settings.vocab ?? preparedMeta(data)?.vocabSize ?? 50257,
                                       seqLen: settings.seqLen, tokenizer: settings.tokenizer,
                                       valFraction: settings.valFraction, seed: settings.seed,
-                                      uniqueTokens: manifest.uniqueTokens, lrPerWidth: settings.lrPerWidth)
+                                      uniqueTokens: manifest.uniqueTokens, lrPerWidth: settings.lrPerWidth,
+                                      seeds: settings.seeds ?? 1)
         let (finished, _) = finishedObservations(sweep: sweep, manifest: manifest)
         // A budget with a run still to train is not extended: its minimum may yet move.
         let finishedNames = Set(finished.map(\.name))
@@ -172,8 +221,9 @@ struct SweepExtender {
             }
             var set = taken[p.flops] ?? []
             switch try planner.plan(flops: p.flops, params: p.params, taken: &set) {
-            case .planned(let run, let note):
-                added.append(run)
+            case .planned(let planned, let note):
+                let run = planned[0]
+                added += planned
                 if let note { notes.append(note) }
                 lines.append("C = \(sig(p.flops, 3)): lowest loss at the \(p.edge.rawValue) size; added N = \(si(run.params, 3)) "
                              + "(asked \(si(p.params, 3)))")

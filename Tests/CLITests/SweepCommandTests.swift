@@ -259,6 +259,46 @@ final class SweepCommandTests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("--lr-per-width"), bad.stderr)
     }
 
+    /// `--seeds 2`: each size is planned twice, the second with seed + 1 (named `-s<seed>`); gpt-plan fit averages a
+    /// size's losses into one observation and says how far the seeds spread.
+    func testSeedsAreAveragedBySize() throws {
+        let dir = try prepared()
+        let sweep = try Tool.run("gpt-plan", ["sweep", "--flops", "1e13,3e13", "--sizes", "3", "--span", "2", "--data", "chars",
+                                              "-o", "sw", "--device-flops", "5e10", "--seeds", "2", "--seed", "7"], in: dir)
+        XCTAssertEqual(sweep.status, 0, sweep.stderr)
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/sw/manifest.json")))
+            as! [String: Any]
+        let runs = manifest["runs"] as! [[String: Any]]
+        let repeats = runs.filter { $0["seed"] != nil }
+        XCTAssertEqual(repeats.count * 2, runs.count)
+        for r in repeats {
+            XCTAssertEqual(r["seed"] as? Int, 8)
+            XCTAssertTrue((r["name"] as! String).hasSuffix("-s8"))
+            let text = try String(contentsOfFile: "\(dir)/sw/\(r["recipe"] as! String)", encoding: .utf8)
+            XCTAssertTrue(text.contains("\nseed = 8\n"), text)
+        }
+        // Losses: the law for the first seed, 0.02 more for the second; the fit sees their means.
+        let law = (1.8172, 150.0, 2085.43, 0.3478, 0.3658)
+        for run in runs {
+            let path = "\(dir)/sw/\(run["run"] as! String)"
+            let n = run["params"] as! Double, d = run["tokens"] as! Double, steps = run["steps"] as! Int
+            let loss = law.0 + law.1 / pow(n, law.3) + law.2 / pow(d, law.4) + (run["seed"] == nil ? 0 : 0.02)
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try "{\"step\":\(steps),\"val_loss\":\(loss)}\n".write(toFile: "\(path)/metrics.jsonl", atomically: true, encoding: .utf8)
+        }
+        let fit = try Tool.run("gpt-plan", ["fit", "sw", "--samples", "0"], in: dir)
+        XCTAssertEqual(fit.status, 0, fit.stderr)
+        XCTAssertTrue(fit.stdout.contains("sizes are means over 2 seeds; the seeds' losses differ by 0.02 on average"), fit.stdout)
+        let file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/sw/fit.json")))
+            as! [String: Any]
+        let observed = file["runs"] as! [[String: Any]]
+        XCTAssertEqual(observed.count, runs.count / 2)
+        for o in observed {
+            let n = o["params"] as! Double, d = o["tokens"] as! Double
+            XCTAssertEqual(o["loss"] as! Double, law.0 + law.1 / pow(n, law.3) + law.2 / pow(d, law.4) + 0.01, accuracy: 1e-9)
+        }
+    }
+
     func testBadFitFileIsAClearError() throws {
         let dir = try Fixtures.directory("cli-fit-file")
         try "{\"format_version\": 1}".write(toFile: "\(dir)/fit.json", atomically: true, encoding: .utf8)
