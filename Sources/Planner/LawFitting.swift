@@ -1,4 +1,5 @@
 import Foundation
+import Formatting
 
 /// One finished run of an isoFLOP sweep: its budget, size, tokens and final validation loss.
 public struct SweepObservation: Codable, Sendable, Equatable {
@@ -274,8 +275,18 @@ public enum LawFitting {
             let sizes = group.map(\.params)
             if n < sizes.min()! || n > sizes.max()! {
                 func whole(_ x: Double) -> String { PlanLimits.int(x.rounded()).map(String.init) ?? "\(x)" }
+                // One step of the grid beyond its edge is a mild extrapolation; further out the vertex of a curve that
+                // only falls (or only rises) says nothing about the optimum, and the budget is left out.
+                let step = pow(sizes.max()! / sizes.min()!, 1 / Double(max(1, distinct - 1)))
+                let range = "(\(whole(sizes.min()!))-\(whole(sizes.max()!)))"
+                guard n >= sizes.min()! / step, n <= sizes.max()! * step else {
+                    notes.append("approach 2: budget \(c): the parabola's minimum N = \(whole(n)) lies more than one size step "
+                                 + "(×\(sig(step, 3))) outside the sizes run \(range): not bracketed; left out. Fix: add sizes "
+                                 + "on that side (gpt-plan sweep --extend)")
+                    continue
+                }
                 notes.append("approach 2: budget \(c): the parabola's minimum N = \(whole(n)) lies outside the sizes "
-                             + "run (\(whole(sizes.min()!))-\(whole(sizes.max()!))): an extrapolation; add sizes on that side")
+                             + "run \(range), within one size step: an extrapolation; add sizes on that side")
             }
             budgets.append(.init(flops: c, parabola: q, optimalParams: n, optimalTokens: c / (6 * n),
                                  minimumLoss: q[0] + q[1] * x + q[2] * x * x, runs: group.count))

@@ -67,6 +67,22 @@ final class LawFittingTests: XCTestCase {
         XCTAssertGreaterThan(abs(exp(-q[1] / (2 * q[2])) / reference - 1), 0.1)
     }
 
+    /// A budget whose sizes all lie on one side of its optimum has a parabola whose vertex is far outside them: more
+    /// than one size step out it is left out (it would pull the power law anywhere), within one step it is kept as a
+    /// flagged extrapolation.
+    func testApproach2LeavesOutVerticesFarOutsideTheGrid() throws {
+        var runs = synthetic(known, budgets: [1e18, 1e19], sigma: 0)
+        let optimum = known.optimalAllocation(flops: 1e20).params
+        for n in [8.0, 11.3, 16.0, 22.6, 32.0].map({ $0 * optimum }) {
+            let d = 1e20 / (6 * n)
+            runs.append(SweepObservation(name: "c1e20-n\(n)", flops: 1e20, params: n, tokens: d,
+                                         loss: known.loss(params: n, tokens: d)))
+        }
+        let (fit, notes) = try LawFitting.isoFLOP(runs)
+        XCTAssertEqual(try XCTUnwrap(fit).budgets.map(\.flops), [1e18, 1e19])
+        XCTAssertTrue(notes.contains { $0.contains("budget 1e+20") && $0.contains("more than one size step") }, "\(notes)")
+    }
+
     /// A bootstrap resample repeats runs: a budget whose resample holds only two distinct sizes has no parabola
     /// (its fit through two points is degenerate, and rounding once made its vertex infinite, which fit.json could
     /// not encode). Such a budget is left out with a note; a draw without a finite power law is dropped.
