@@ -57,24 +57,6 @@ public struct EstimateJSON: Codable, Equatable, Sendable {
         }
     }
 
-    public struct Layout: Codable, Equatable, Sendable {
-        public var dataParallel: Int
-        public var tensorParallel: Int
-        public var pipelineParallel: Int
-        public var zeroStage: Int
-        public var recompute: Recompute
-        public var microBatch: Int
-        public var gradAccum: Int
-        public var interleave: Int
-
-        enum CodingKeys: String, CodingKey {
-            case dataParallel = "data_parallel", tensorParallel = "tensor_parallel"
-            case pipelineParallel = "pipeline_parallel", zeroStage = "zero_stage", recompute
-            case microBatch = "micro_batch", gradAccum = "grad_accum", interleave
-        }
-    }
-
-    /// Bytes a parameter (`MemoryConventions`).
     public struct Conventions: Codable, Equatable, Sendable {
         public var weightBytes: Double
         public var gradientBytes: Double
@@ -152,7 +134,7 @@ public struct EstimateJSON: Codable, Equatable, Sendable {
     public var model: Model
     public var flopsPerToken: FlopsPerToken
     public var hardware: Hardware
-    public var layout: Layout
+    public var layout: PlanJSON.Layout
     public var batchSequences: Int
     public var batchTokens: Double
     public var memoryConventions: Conventions
@@ -189,7 +171,7 @@ public struct EstimateJSON: Codable, Equatable, Sendable {
                       tieEmbeddings: s.tieEmbeddings)
         flopsPerToken = FlopsPerToken(model: e.modelFlopsPerToken, hardware: e.hardwareFlopsPerToken)
         hardware = Hardware(name: h.name, memoryBytes: h.memoryBytes, peakFlops: h.peakFlops, devices: l.devices)
-        layout = Layout(dataParallel: l.dataParallel, tensorParallel: l.tensorParallel,
+        layout = PlanJSON.Layout(dataParallel: l.dataParallel, tensorParallel: l.tensorParallel,
                         pipelineParallel: l.pipelineParallel, zeroStage: l.zeroStage, recompute: l.recompute,
                         microBatch: l.microBatch, gradAccum: l.gradAccum, interleave: l.interleave)
         batchSequences = l.batchSequences

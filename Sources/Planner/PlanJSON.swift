@@ -40,11 +40,13 @@ public struct PlanJSON: Codable, Equatable, Sendable {
         public var recompute: Recompute
         public var microBatch: Int
         public var gradAccum: Int
+        /// Virtual pipeline stages: in `gpt-plan estimate --json` (EstimateJSON), absent from a plan's JSON.
+        public var interleave: Int?
 
         enum CodingKeys: String, CodingKey {
             case dataParallel = "data_parallel", tensorParallel = "tensor_parallel"
             case pipelineParallel = "pipeline_parallel", zeroStage = "zero_stage", recompute
-            case microBatch = "micro_batch", gradAccum = "grad_accum"
+            case microBatch = "micro_batch", gradAccum = "grad_accum", interleave
         }
     }
 

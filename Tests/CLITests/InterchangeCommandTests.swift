@@ -10,48 +10,12 @@ import XCTest
 /// `gpt-train export --to hf|llmc`, `gpt-train import`, `--init-from` and `gpt-data prepare --tokenizer FILE`,
 /// checked against transformers, tokenizers and safetensors themselves (Tests/Python/*.py), and their refusals.
 final class InterchangeCommandTests: XCTestCase {
-    static let scripts = (Tool.repository as NSString).appendingPathComponent("Tests/Python")
-
     /// Skips unless python3 imports every module in `modules`.
-    func requirePython(_ modules: [String]) throws {
-        for module in modules {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", "-c", "import \(module)"]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            do { try process.run() } catch { throw XCTSkip("python3 is not installed: this test needs it with \(module)") }
-            process.waitUntilExit()
-            if process.terminationStatus != 0 {
-                throw XCTSkip("the Python package \(module) is missing (scripts/setup.sh installs it with pip): this test compares with it")
-            }
-        }
-    }
+    func requirePython(_ modules: [String]) throws { try PythonReference.require(modules) }
 
     /// Runs a script of Tests/Python and returns its standard output.
     func python(_ script: String, _ arguments: [String], in directory: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", (Self.scripts as NSString).appendingPathComponent(script)] + arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        var environment = ProcessInfo.processInfo.environment
-        environment["HF_HUB_OFFLINE"] = "1"
-        environment["TRANSFORMERS_VERBOSITY"] = "error"
-        environment["TOKENIZERS_PARALLELISM"] = "false"
-        environment["OMP_NUM_THREADS"] = "1"
-        process.environment = environment
-        let out = (directory as NSString).appendingPathComponent("python-\(UUID().uuidString).out")
-        let err = out + ".err"
-        FileManager.default.createFile(atPath: out, contents: nil)
-        FileManager.default.createFile(atPath: err, contents: nil)
-        process.standardOutput = FileHandle(forWritingAtPath: out)
-        process.standardError = FileHandle(forWritingAtPath: err)
-        try process.run()
-        process.waitUntilExit()
-        let stdout = try String(contentsOfFile: out, encoding: .utf8)
-        let stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
-        XCTAssertEqual(process.terminationStatus, 0, "\(script) failed:\n\(stderr)")
-        return stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try PythonReference.output(script, arguments, in: directory)
     }
 
     /// Text with what tokenizers get wrong: accents, CJK, emoji, CRLF, tabs, digits, contractions.

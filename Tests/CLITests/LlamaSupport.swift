@@ -47,8 +47,8 @@ enum PythonReference {
         }
     }
 
-    /// Runs a script of Tests/Python in `directory` and returns its standard output parsed as a JSON object.
-    static func run(_ script: String, _ arguments: [String], in directory: String) throws -> [String: Any] {
+    /// Runs a script of Tests/Python in `directory` and returns its standard output, trimmed.
+    static func output(_ script: String, _ arguments: [String], in directory: String) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", (scripts as NSString).appendingPathComponent(script)] + arguments
@@ -70,7 +70,14 @@ enum PythonReference {
         let stdout = try String(contentsOfFile: out, encoding: .utf8)
         let stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
         XCTAssertEqual(process.terminationStatus, 0, "\(script) failed:\n\(stderr)")
+        return stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs a script of Tests/Python in `directory` and returns the last line of its standard output parsed as a
+    /// JSON object.
+    static func run(_ script: String, _ arguments: [String], in directory: String) throws -> [String: Any] {
+        let stdout = try output(script, arguments, in: directory)
         let line = stdout.split(separator: "\n").last.map(String.init) ?? ""
-        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(script): \(stdout)\n\(stderr)")
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(script): \(stdout)")
     }
 }
