@@ -70,6 +70,9 @@ public struct PlanRequest: Sendable {
     public var targetLoss: Double?
     /// An isoFLOP sweep's point: this N at the budget (D = C/6N) instead of the compute-optimal one.
     public var isoFLOPParams: Double?
+    /// The narrowest d_model the shape search may take (32, the conventional shapes' narrowest, down to
+    /// `ShapeSearch.smallestFineWidth`): `gpt-plan sweep --min-width` for sweeps of tiny models.
+    public var minimumWidth = 32
 
     public init(target: Target, hardware: HardwareChoice) {
         self.target = target
@@ -433,7 +436,8 @@ extension Plan {
         }
         do {
             let choice = try ShapeSearch.shape(targetParams: a.idealParams, seqLen: seqLen, vocabSize: vocab,
-                                               bias: request.bias, rule: a.rule, family: request.family)
+                                               bias: request.bias, rule: a.rule, family: request.family,
+                                               minimumWidth: request.minimumWidth)
             return ShapeDecision(shape: choice.shape, search: choice, contextRule: rule, requestedVocab: request.vocabSize)
         } catch PlanError.budgetTooSmall(let target, let smallest, _) {
             // Below the smallest shape: a --flops budget plans that shape when D = C/(6N) gives it at least one

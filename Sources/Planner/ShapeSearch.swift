@@ -85,8 +85,12 @@ public enum ShapeSearch {
         return Double(shape.parameterCount.total)
     }
 
+    /// `minimumWidth` (from `smallestFineWidth` to 32) lets the fine grid go below the conventional shapes'
+    /// narrowest width of 32: an isoFLOP sweep of character models (`gpt-plan sweep --min-width`) needs models of a
+    /// few thousand parameters; a plan does not (a model of width 8 is a measuring instrument, not a product).
     public static func shape(targetParams target: Double, seqLen: Int, vocabSize: Int, bias: Bool,
-                             rule: AllocationRule, family: ModelFamily = .gpt2) throws -> Choice {
+                             rule: AllocationRule, family: ModelFamily = .gpt2,
+                             minimumWidth: Int = 32) throws -> Choice {
         var candidates: [ModelShape] = []
         guard target.isFinite, target > 0 else { throw PlanError.noShape(targetParams: target) }
         for d in widths(family) {
@@ -120,7 +124,9 @@ public enum ShapeSearch {
         // preferred aspect ratio.
         // The fine grid is of GPT-2 shapes (any head count that divides the width); a Llama-style search keeps
         // Llama 3's head size of 128 and its widths.
-        let fine = family == .gpt2 ? fineCandidates(targetParams: target, seqLen: seqLen, vocabSize: vocabSize, bias: bias) : []
+        let fine = family == .gpt2
+            ? fineCandidates(targetParams: target, seqLen: seqLen, vocabSize: vocabSize, bias: bias,
+                             minimumWidth: minimumWidth) : []
         func roundness(_ s: ModelShape) -> Int { -min(3, s.dModel.trailingZeroBitCount) }
         if let best = fine.filter({ error($0) <= log(1 + tolerance) })
             .min(by: { (roundness($0), aspectError($0), error($0)) < (roundness($1), aspectError($1), error($1)) }) {
@@ -146,11 +152,14 @@ public enum ShapeSearch {
     /// Widths below this are searched on the fine grid too (`fineWidths`).
     public static let fineWidthLimit = 2048
 
-    /// The fine grid of widths, 32 to 2047: steps of 1 up to 127, then 2, 4, 8 and 16 (at most 1/32 of the
+    /// The narrowest width the fine grid holds (`minimumWidth` chooses how far down a search goes).
+    public static let smallestFineWidth = 8
+
+    /// The fine grid of widths, 8 to 2047: steps of 1 up to 127, then 2, 4, 8 and 16 (at most 1/32 of the
     /// width, so N moves by at most about 6% from one width to the next at a fixed depth; with the neighbouring
     /// depths the nearest shape is within 3% of any target).
     public static let fineWidths: [Int] = {
-        var widths: [Int] = [], d = 32
+        var widths: [Int] = [], d = smallestFineWidth
         while d < fineWidthLimit {
             widths.append(d)
             d += max(1, 1 << max(0, Int(log2(Double(d) / 64))))
@@ -174,9 +183,10 @@ public enum ShapeSearch {
     }
 
     /// Shapes on the fine width grid, each at the depths (from 1 or d_model/128 to d_model/16) nearest the target.
-    static func fineCandidates(targetParams target: Double, seqLen: Int, vocabSize: Int, bias: Bool) -> [ModelShape] {
+    static func fineCandidates(targetParams target: Double, seqLen: Int, vocabSize: Int, bias: Bool,
+                               minimumWidth: Int) -> [ModelShape] {
         var candidates: [ModelShape] = []
-        for d in fineWidths {
+        for d in fineWidths where d >= minimumWidth {
             let template = ModelShape(nLayer: 0, nHead: headCount(forWidth: d), dModel: d, dFF: 4 * d,
                                       seqLen: seqLen, vocabSize: vocabSize, bias: bias)
             let base = Double(template.parameterCount.total)

@@ -87,6 +87,8 @@ public struct SweepManifest: Codable, Sendable, Equatable {
         public var tokensPerParam: Double?
         /// `--seeds k`: every size trained with k seeds (seed, seed + 1, …), its losses averaged by `gpt-plan fit`.
         public var seeds: Int?
+        /// `--min-width W`: the narrowest d_model the shape search may take (nil: 32).
+        public var minWidth: Int?
 
         public init(data: String, vocab: Int?, seqLen: Int?, tokenizer: String?, valFraction: Double, seed: Int,
                     deviceFlops: Double?, fit: String) {
@@ -103,6 +105,7 @@ public struct SweepManifest: Codable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey {
             case data, vocab, seqLen = "seq_len", tokenizer, valFraction = "val_fraction", seed
             case deviceFlops = "device_flops", fit, lrPerWidth = "lr_per_width", tokensPerParam = "tokens_per_param", seeds
+            case minWidth = "min_width"
         }
     }
 

@@ -61,6 +61,10 @@ struct Sweep: ParsableCommand {
             help: "Seeds each size is trained with, 1 to 16 (default: 1): --seed, --seed + 1, …; gpt-plan fit averages their losses.",
             transform: NumberArgument.whole(1...16))
     var seeds: Int = 1
+    @Option(name: .customLong("min-width"), parsing: .unconditional,
+            help: "The narrowest d_model the shape search may take, \(ShapeSearch.smallestFineWidth) to 32 (default: 32): below 32, one-layer models of a few thousand parameters for sweeps of small budgets.",
+            transform: NumberArgument.whole(ShapeSearch.smallestFineWidth...32))
+    var minWidth: Int = 32
     @Option(name: .customLong("unique-tokens"), parsing: .unconditional,
             help: "Unique training tokens of the data (default: the prepared --data's training split); runs past one epoch are noted.",
             transform: NumberArgument.real(.positive))
@@ -115,7 +119,7 @@ struct Sweep: ParsableCommand {
         let planner = SweepRunPlanner(directory: output, data: data, cpu: cpu, rule: rule,
                                       vocab: vocab ?? prepared?.vocabSize ?? 50257, seqLen: seqLen, tokenizer: tokenizer?.rawValue,
                                       valFraction: prepared?.valFraction ?? 0.1, seed: seed, uniqueTokens: unique,
-                                      lrPerWidth: lrPerWidth, seeds: seeds)
+                                      lrPerWidth: lrPerWidth, seeds: seeds, minimumWidth: minWidth)
         var runs: [SweepManifest.Run] = [], notes: [String] = []
         for c in budgets {
             let optimum = rule.allocation(flops: c).params
@@ -152,6 +156,7 @@ struct Sweep: ParsableCommand {
         manifest.settings?.lrPerWidth = lrPerWidth
         manifest.settings?.tokensPerParam = tokensPerParam
         manifest.settings?.seeds = seeds > 1 ? seeds : nil
+        manifest.settings?.minWidth = minWidth < 32 ? minWidth : nil
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do { try AtomicFile.write(String(decoding: try encoder.encode(manifest), as: UTF8.self) + "\n", to: manifestPath) }
@@ -193,6 +198,9 @@ struct FitSweep: ParsableCommand {
     @Flag(name: .customLong("effective-tokens"),
           help: "Count a run past one epoch at its effective tokens D' (Muennighoff et al. 2023) in Approach 3.")
     var effectiveTokens = false
+    @Option(name: .customLong("seed-average"),
+            help: "How a size's seeds make one loss: mean or median (default: mean); median keeps one stalled seed of three from moving it.")
+    var seedAverage: SeedAverage = .mean
 
     mutating func run() throws {
         let manifest: SweepManifest
@@ -218,7 +226,7 @@ struct FitSweep: ParsableCommand {
             observations.append(SweepObservation(name: run.name, flops: run.flops, params: run.params, tokens: run.tokens,
                                                  loss: loss))
         }
-        observations = averagedOverSeeds(observations, manifest: manifest, notes: &notes)
+        observations = averagedOverSeeds(observations, manifest: manifest, notes: &notes, by: seedAverage)
         let prepared = prepareForFit(observations, manifest: manifest, effective: effectiveTokens)
         (observations, notes) = (prepared.runs, notes + prepared.notes)
         var file: ScalingLawFitFile

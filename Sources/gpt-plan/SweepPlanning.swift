@@ -1,3 +1,4 @@
+import ArgumentParser
 import CLISupport
 import Compute
 import Durable
@@ -23,6 +24,8 @@ struct SweepRunPlanner {
     var lrPerWidth: Double? = nil
     /// Seeds a size is trained with (`--seeds`): the sweep's seed, then seed + 1, … as runs named `-s<seed>`.
     var seeds = 1
+    /// The narrowest d_model the shape search may take (`--min-width`).
+    var minimumWidth = 32
 
     enum Outcome {
         /// Planned: the size's run (and its repeats with the other seeds); with a note when its N is not the size
@@ -44,6 +47,7 @@ struct SweepRunPlanner {
         request.seqLen = seqLen
         request.isoFLOPParams = n
         if let k = lrPerWidth { request.lrRule = .perWidth(k) }
+        request.minimumWidth = minimumWidth
         let plan: Plan
         do { plan = try Plan.make(request) } catch let error as PlanError {
             let text = "C = \(sig(c, 3)), N ≈ \(si(n, 3)): dropped: \(PlanText.error(error))"
@@ -119,8 +123,25 @@ func finishedObservations(sweep: String, manifest: SweepManifest) -> (runs: [Swe
 
 /// One observation a size: the mean of its seeds' final losses (`gpt-plan sweep --seeds`), named after its first
 /// run, with a note of how far the seeds spread. A size with one seed is its run.
+/// How `gpt-plan fit` makes one loss of a size's seeds (`--seed-average`).
+enum SeedAverage: String, CaseIterable, ExpressibleByArgument {
+    /// The mean: every seed counts.
+    case mean
+    /// The median: one seed whose run stalled on a plateau or spiked (a bad seed among three) does not move it.
+    case median
+
+    func of(_ losses: [Double]) -> Double {
+        switch self {
+        case .mean: return losses.reduce(0, +) / Double(losses.count)
+        case .median:
+            let sorted = losses.sorted(), k = sorted.count / 2
+            return sorted.count % 2 == 1 ? sorted[k] : (sorted[k - 1] + sorted[k]) / 2
+        }
+    }
+}
+
 func averagedOverSeeds(_ observations: [SweepObservation], manifest: SweepManifest,
-                       notes: inout [String]) -> [SweepObservation] {
+                       notes: inout [String], by average: SeedAverage = .mean) -> [SweepObservation] {
     // Runs of one size and different seeds are grouped; two runs of one size and the same seed are not (they stay
     // apart, and the fit refuses the duplicate point).
     struct Key: Hashable { var flops: Double, params: Double, copy: Int }
@@ -141,12 +162,12 @@ func averagedOverSeeds(_ observations: [SweepObservation], manifest: SweepManife
     let averaged = order.map { key -> SweepObservation in
         let group = groups[key]!
         var mean = group[0]
-        mean.loss = group.map(\.loss).reduce(0, +) / Double(group.count)
+        mean.loss = average.of(group.map(\.loss))
         if group.count > 1 { spreads.append(group.map(\.loss).max()! - group.map(\.loss).min()!) }
         return mean
     }
     let seeds = Set(groups.values.map(\.count)).sorted().map(String.init).joined(separator: " or ")
-    notes.append("\(spreads.count) of \(averaged.count) sizes are means over \(seeds) seeds; the seeds' losses differ by "
+    notes.append("\(spreads.count) of \(averaged.count) sizes are \(average == .mean ? "means" : "medians") over \(seeds) seeds; the seeds' losses differ by "
                  + "\(sig(spreads.reduce(0, +) / Double(spreads.count), 3)) on average (largest \(sig(spreads.max()!, 3)))")
     return averaged
 }
@@ -189,7 +210,7 @@ struct SweepExtender {
                                       seqLen: settings.seqLen, tokenizer: settings.tokenizer,
                                       valFraction: settings.valFraction, seed: settings.seed,
                                       uniqueTokens: manifest.uniqueTokens, lrPerWidth: settings.lrPerWidth,
-                                      seeds: settings.seeds ?? 1)
+                                      seeds: settings.seeds ?? 1, minimumWidth: settings.minWidth ?? 32)
         let (finished, _) = finishedObservations(sweep: sweep, manifest: manifest)
         // A budget with a run still to train is not extended: its minimum may yet move.
         let finishedNames = Set(finished.map(\.name))

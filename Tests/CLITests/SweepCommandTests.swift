@@ -259,6 +259,101 @@ final class SweepCommandTests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("--lr-per-width"), bad.stderr)
     }
 
+    /// `--seed-average median`: with three seeds a size's loss is the middle one, so one seed that stalled (here 0.3
+    /// above the law at one size) does not move the fit; the mean moves by a third of it.
+    func testMedianOfThreeSeedsIgnoresOneStalledSeed() throws {
+        let dir = try prepared()
+        let sweep = try Tool.run("gpt-plan", ["sweep", "--flops", "1e13,3e13", "--sizes", "3", "--span", "2", "--data", "chars",
+                                              "-o", "sw", "--device-flops", "5e10", "--seeds", "3", "--seed", "7"], in: dir)
+        XCTAssertEqual(sweep.status, 0, sweep.stderr)
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/sw/manifest.json")))
+            as! [String: Any]
+        let runs = manifest["runs"] as! [[String: Any]]
+        let law = (1.8172, 150.0, 2085.43, 0.3478, 0.3658)
+        func exact(_ n: Double, _ d: Double) -> Double { law.0 + law.1 / pow(n, law.3) + law.2 / pow(d, law.4) }
+        let stalled = runs.first { ($0["seed"] as? Int) == 9 }!["name"] as! String
+        for run in runs {
+            let path = "\(dir)/sw/\(run["run"] as! String)"
+            let n = run["params"] as! Double, d = run["tokens"] as! Double, steps = run["steps"] as! Int
+            // Seed 7: the law; seed 8: 0.01 above; seed 9: 0.02 above, and 0.3 above at one size.
+            let seed = run["seed"] as? Int ?? 7
+            let loss = exact(n, d) + 0.01 * Double(seed - 7) + (run["name"] as! String == stalled ? 0.3 : 0)
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try "{\"step\":\(steps),\"val_loss\":\(loss)}\n".write(toFile: "\(path)/metrics.jsonl", atomically: true, encoding: .utf8)
+        }
+        for (average, stalledShift) in [("median", 0.01), ("mean", 0.01 + 0.3 / 3)] {
+            let fit = try Tool.run("gpt-plan", ["fit", "sw", "--samples", "0", "--seed-average", average], in: dir)
+            XCTAssertEqual(fit.status, 0, fit.stderr)
+            XCTAssertTrue(fit.stdout.contains("sizes are \(average)s over 3 seeds"), fit.stdout)
+            let file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/sw/fit.json")))
+                as! [String: Any]
+            let observed = file["runs"] as! [[String: Any]]
+            XCTAssertEqual(observed.count, runs.count / 3)
+            for o in observed {
+                let n = o["params"] as! Double, d = o["tokens"] as! Double
+                let shift = stalled.hasPrefix(o["name"] as! String + "-") ? stalledShift : 0.01
+                XCTAssertEqual(o["loss"] as! Double, exact(n, d) + shift, accuracy: 1e-9, "\(average): \(o["name"]!)")
+            }
+        }
+        let bad = try Tool.run("gpt-plan", ["fit", "sw", "--seed-average", "mode"], in: dir)
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("--seed-average"), bad.stderr)
+    }
+
+    /// `--min-width 8`: the shape search goes below the conventional narrowest width of 32, so a small budget gets
+    /// sizes of a few thousand parameters; the manifest keeps the setting, and --extend plans with it.
+    func testMinimumWidthReachesTinyModels() throws {
+        let dir = try prepared()
+        func widths(_ sweep: String) throws -> (widths: [Int], settings: [String: Any], runs: Int) {
+            let m = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(sweep)/manifest.json")))
+                as! [String: Any]
+            let runs = m["runs"] as! [[String: Any]]
+            let widths = try runs.map { run -> Int in
+                let text = try String(contentsOfFile: "\(dir)/\(sweep)/\(run["recipe"] as! String)", encoding: .utf8)
+                let line = text.split(separator: "\n").first { $0.hasPrefix("d_model = ") }!
+                return Int(line.dropFirst("d_model = ".count))!
+            }
+            return (widths, m["settings"] as! [String: Any], runs.count)
+        }
+        // 3e10 FLOPs at 90 tokens a parameter: N ≈ 7.5K, the sizes 3.7K-15K, all below the 1 × 32 shape (17.4K
+        // parameters here).
+        let args = ["sweep", "--flops", "3e10", "--sizes", "5", "--span", "2", "--data", "chars", "--device-flops", "5e10",
+                    "--fit", "tokens-per-param", "--tokens-per-param", "90", "--seq-len", "32"]
+        let narrow = try Tool.run("gpt-plan", args + ["-o", "narrow", "--min-width", "8"], in: dir)
+        XCTAssertEqual(narrow.status, 0, narrow.stderr)
+        let (w, settings, count) = try widths("narrow")
+        XCTAssertEqual(settings["min_width"] as? Int, 8)
+        XCTAssertGreaterThanOrEqual(count, 4, narrow.stdout)
+        XCTAssertTrue(w.allSatisfy { $0 > 8 && $0 < 32 }, "\(w)")
+        for run in try FileManager.default.contentsOfDirectory(atPath: "\(dir)/narrow/recipes") {
+            let check = try Tool.run("gpt-plan", ["check", "\(dir)/narrow/recipes/\(run)"])
+            XCTAssertEqual(check.status, 0, check.stdout + check.stderr)
+        }
+        // Without it every size is the 1 × 32 shape, or dropped onto it.
+        let wide = try Tool.run("gpt-plan", args + ["-o", "wide"], in: dir)
+        XCTAssertEqual(wide.status, 0, wide.stderr)
+        XCTAssertEqual(Set(try widths("wide").widths), [32])
+        XCTAssertNil(try widths("wide").settings["min_width"])
+        // --extend below the smallest size: the new sizes are narrow too (the losses put the minimum at the edge).
+        let m = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/narrow/manifest.json")))
+            as! [String: Any]
+        for run in m["runs"] as! [[String: Any]] {
+            let path = "\(dir)/narrow/\(run["run"] as! String)"
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            let loss = 2 + log(run["params"] as! Double)   // lowest at the smallest size
+            try "{\"step\":\(run["steps"] as! Int),\"val_loss\":\(loss)}\n".write(toFile: "\(path)/metrics.jsonl",
+                                                                                 atomically: true, encoding: .utf8)
+        }
+        let extend = try Tool.run("gpt-plan", ["sweep", "--extend", "narrow", "--max-epochs", "1e6"], in: dir)
+        XCTAssertEqual(extend.status, 0, extend.stderr)
+        let after = try widths("narrow")
+        XCTAssertGreaterThan(after.runs, count, extend.stdout)
+        XCTAssertLessThan(after.widths.min()!, w.min()!, extend.stdout)
+        let bad = try Tool.run("gpt-plan", args + ["-o", "bad", "--min-width", "4"], in: dir)
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("--min-width"), bad.stderr)
+    }
+
     /// `--seeds 2`: each size is planned twice, the second with seed + 1 (named `-s<seed>`); gpt-plan fit averages a
     /// size's losses into one observation and says how far the seeds spread.
     func testSeedsAreAveragedBySize() throws {

@@ -32,6 +32,36 @@ final class ShapeReachTests: XCTestCase {
         }
     }
 
+    /// `minimumWidth` 8 (`gpt-plan sweep --min-width 8`): one-layer models down to d_model 8. Below the 1 × 32 shape
+    /// the widths step by 1 at one layer, N by 192·d + 12·d² a layer with this vocabulary and context, so a step
+    /// of one width moves N by up to 17% (d 8 → 9) and the nearest shape is within half of that; from the 1 × 32
+    /// shape up the 3% of the default search holds. The default search never goes below width 32.
+    func testANarrowerMinimumWidthReachesTinyModels() throws {
+        let (vocab, seqLen) = (128, 64)
+        let tiny = ModelShape(nLayer: 1, nHead: 1, dModel: 8, dFF: 32, seqLen: seqLen, vocabSize: vocab, bias: false)
+        let conventional = ModelShape(nLayer: 1, nHead: 1, dModel: 32, dFF: 128, seqLen: seqLen, vocabSize: vocab, bias: false)
+        let low = log10(Double(tiny.parameterCount.total)), high = 6.0
+        let count = Int(((high - low) * 200).rounded(.up))
+        var worstBelow = 0.0, worstAbove = 0.0
+        for k in 0...count {
+            let target = pow(10, low + (high - low) * Double(k) / Double(count))
+            let s = try ShapeSearch.shape(targetParams: target, seqLen: seqLen, vocabSize: vocab, bias: false,
+                                          rule: .fit(.epoch), minimumWidth: 8).shape
+            XCTAssertGreaterThanOrEqual(s.dModel, 8)
+            XCTAssertEqual(s.dModel % s.nHead, 0)
+            let error = abs(Double(s.parameterCount.total) / target - 1)
+            if target < Double(conventional.parameterCount.total) { worstBelow = max(worstBelow, error) }
+            else { worstAbove = max(worstAbove, error) }
+        }
+        XCTAssertLessThanOrEqual(worstBelow, 0.085)
+        XCTAssertLessThanOrEqual(worstAbove, 0.03)
+        XCTAssertThrowsError(try ShapeSearch.shape(targetParams: 3000, seqLen: seqLen, vocabSize: vocab, bias: false,
+                                                   rule: .fit(.epoch))) { error in
+            guard case PlanError.budgetTooSmall(_, let smallest, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(smallest.dModel, 32)
+        }
+    }
+
     func testConventionalShapesAreKeptWhereTheyReach() throws {
         // GPT-2 small's size: the widths-every-32 search reaches it within 2%, so the fine grid does not change it.
         let choice = try ShapeSearch.shape(targetParams: 124e6, seqLen: 1024, vocabSize: 50304, bias: false,
@@ -43,10 +73,12 @@ final class ShapeReachTests: XCTestCase {
 
     func testFineWidthsStepByAtMostAFraction() {
         let widths = ShapeSearch.fineWidths
-        XCTAssertEqual(widths.first, 32)
+        XCTAssertEqual(widths.first, 8)
+        XCTAssertEqual(ShapeSearch.smallestFineWidth, 8)
         XCTAssertLessThan(widths.last!, ShapeSearch.fineWidthLimit)
         for (a, b) in zip(widths, widths.dropFirst()) {
-            XCTAssertLessThanOrEqual(Double(b - a) / Double(a), 1.0 / 32, "\(a) → \(b)")
+            // Below 32 the step is one, the finest there is.
+            XCTAssertLessThanOrEqual(Double(b - a) / Double(a), a < 32 ? 1.0 / Double(a) : 1.0 / 32, "\(a) → \(b)")
         }
         XCTAssertEqual(ShapeSearch.headCount(forWidth: 96), 3)
         XCTAssertEqual(ShapeSearch.headCount(forWidth: 48), 2, "head size 24 is nearer 32 than 48 is")
