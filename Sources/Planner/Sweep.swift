@@ -11,6 +11,41 @@ public enum IsoFLOPDesign {
     }
 }
 
+/// A sweep run's final loss over the whole validation split (up to a million tokens, consecutive windows, the same
+/// for every run of the sweep): `gpt-train sweep` writes it next to the run's metrics.jsonl once the run has finished,
+/// and `gpt-plan fit` prefers it to the last `val_loss` of the metrics, whose `eval.iters` micro-batches are windows
+/// drawn with the run's seed (other windows for every seed and batch size: noise of about 0.01 nats a run at a
+/// sweep's scale, as large as the curvature near an isoFLOP minimum).
+public struct FinalEvaluation: Codable, Sendable, Equatable {
+    public static let fileName = "final_eval.json"
+    /// The checkpoint's step: the run's last.
+    public var step: Int
+    public var split: String
+    public var windows: Int
+    public var seqLen: Int
+    public var tokens: Int
+    /// Mean cross-entropy, nats per token.
+    public var loss: Double
+
+    public init(step: Int, split: String, windows: Int, seqLen: Int, loss: Double) {
+        (self.step, self.split, self.windows, self.seqLen, self.loss) = (step, split, windows, seqLen, loss)
+        tokens = windows * seqLen
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case step, split, windows, seqLen = "seq_len", tokens, loss
+    }
+
+    /// The run directory's evaluation at `step`, or nil (none, unreadable, or of another step).
+    public static func read(runDirectory: String, step: Int) -> FinalEvaluation? {
+        let path = (runDirectory as NSString).appendingPathComponent(fileName)
+        guard let data = FileManager.default.contents(atPath: path),
+              let e = try? JSONDecoder().decode(FinalEvaluation.self, from: data),
+              e.step == step, e.split == "val", e.loss.isFinite else { return nil }
+        return e
+    }
+}
+
 /// What `gpt-plan sweep` writes to SWEEP/manifest.json and `gpt-train sweep` and `gpt-plan fit` read.
 public struct SweepManifest: Codable, Sendable, Equatable {
     public static let currentVersion = 1

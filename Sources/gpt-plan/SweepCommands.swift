@@ -208,7 +208,7 @@ struct FitSweep: ParsableCommand {
             throw CommandFailure.usage("gpt-plan fit: \(error)")
         }
         let manifestPath = (sweep as NSString).appendingPathComponent(SweepManifest.fileName)
-        var observations: [SweepObservation] = [], notes: [String] = []
+        var observations: [SweepObservation] = [], notes: [String] = [], wholeSplit = 0
         for run in manifest.runs {
             let metrics = ((sweep as NSString).appendingPathComponent(run.run) as NSString).appendingPathComponent("metrics.jsonl")
             let text: String?
@@ -219,13 +219,16 @@ struct FitSweep: ParsableCommand {
             do { file = try text.map { try MetricsFile(path: metrics, text: $0) } } catch {
                 throw CommandFailure("gpt-plan fit: \(error). Fix: train the run again (gpt-train sweep \(sweep))", exitCode: 1)
             }
-            guard let loss = file?.validationLoss(atStep: run.steps) else {
+            guard let last = file?.validationLoss(atStep: run.steps) else {
                 notes.append("\(run.name): no val_loss at its last step \(run.steps) in \(metrics) (not finished); left out")
                 continue
             }
+            let whole = FinalEvaluation.read(runDirectory: (sweep as NSString).appendingPathComponent(run.run), step: run.steps)
+            if whole != nil { wholeSplit += 1 }
             observations.append(SweepObservation(name: run.name, flops: run.flops, params: run.params, tokens: run.tokens,
-                                                 loss: loss))
+                                                 loss: whole?.loss ?? last))
         }
+        notes += finalLossNote(wholeSplit: wholeSplit, of: observations.count)
         observations = averagedOverSeeds(observations, manifest: manifest, notes: &notes, by: seedAverage)
         let prepared = prepareForFit(observations, manifest: manifest, effective: effectiveTokens)
         (observations, notes) = (prepared.runs, notes + prepared.notes)

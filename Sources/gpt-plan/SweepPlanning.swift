@@ -115,10 +115,21 @@ func finishedObservations(sweep: String, manifest: SweepManifest) -> (runs: [Swe
             notes.append("\(run.name): no val_loss at its last step \(run.steps) in \(metrics) (not finished); left out")
             continue
         }
+        let whole = FinalEvaluation.read(runDirectory: (sweep as NSString).appendingPathComponent(run.run), step: run.steps)
         observations.append(SweepObservation(name: run.name, flops: run.flops, params: run.params, tokens: run.tokens,
-                                             loss: loss))
+                                             loss: whole?.loss ?? loss))
     }
     return (averagedOverSeeds(observations, manifest: manifest, notes: &notes), notes)
+}
+
+/// Which final loss the fit used: the whole validation split (`FinalEvaluation`, written by gpt-train sweep) or the
+/// last validation in metrics.jsonl.
+func finalLossNote(wholeSplit: Int, of count: Int) -> [String] {
+    guard count > 0 else { return [] }
+    if wholeSplit == count { return ["every run's final loss is over the whole validation split (\(FinalEvaluation.fileName))"] }
+    return ["\(count - wholeSplit) of \(count) runs' final losses are their last validation in metrics.jsonl (eval.iters "
+            + "micro-batches of windows drawn with the run's seed), not the whole validation split. Fix: gpt-train sweep SWEEP "
+            + "evaluates finished runs on it (\(FinalEvaluation.fileName))"]
 }
 
 /// One observation a size: the mean of its seeds' final losses (`gpt-plan sweep --seeds`), named after its first

@@ -4,8 +4,10 @@ import Compute
 import Foundation
 import Metrics
 import GPT
+import Durable
 import Planner
 import Recipe
+import Runtime
 import Trainer
 
 /// `gpt-train sweep`: trains a sweep's runs one after another, skipping those that have finished and resuming those
@@ -28,7 +30,32 @@ struct TrainSweep: ParsableCommand {
         }
         let pool = noMFU ? nil : ThreadPool(threads: threads)
         if !noMFU { BLAS.pinToOneThread() }
-        var trained = 0, skipped = 0
+        var trained = 0, skipped = 0, evaluated = 0
+        // After a run finishes: its final checkpoint on the whole validation split (`FinalEvaluation`), which
+        // gpt-plan fit prefers to the last validation of the metrics; finished runs without one get it too.
+        func evaluate(_ run: SweepManifest.Run, _ runDirectory: String, _ recipe: Recipe) throws {
+            guard FinalEvaluation.read(runDirectory: runDirectory, step: run.steps) == nil else { return }
+            let directory = recipe.checkpoint.dir.hasPrefix("/") ? recipe.checkpoint.dir
+                : (runDirectory as NSString).appendingPathComponent(recipe.checkpoint.dir)
+            let path = (directory as NSString).appendingPathComponent(RunDirectory.checkpointName(step: run.steps))
+            do {
+                let loaded = try LoadedCheckpoint(path: path, threads: threads)
+                let split = try loaded.trainingData().val
+                let time = loaded.recipe.training.seqLen
+                let windows = WindowEvaluation.defaultWindows(tokens: split.count, time: time)
+                let loss = try WindowEvaluation.evaluate(loaded.model, on: split, windows: windows, time: time)
+                try loaded.requireFinite(loss: loss, split: "val")
+                let result = FinalEvaluation(step: run.steps, split: "val", windows: windows, seqLen: time, loss: loss)
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                try AtomicFile.write(encoder.encode(result) + Data("\n".utf8),
+                                     to: (runDirectory as NSString).appendingPathComponent(FinalEvaluation.fileName))
+            } catch {
+                throw CommandFailure("gpt-train sweep: \(run.name): the final checkpoint \(path) cannot be evaluated on the "
+                                     + "validation split: \(error). Fix the cause and run gpt-train sweep \(sweep) again", exitCode: 1)
+            }
+            evaluated += 1
+        }
         for (index, run) in manifest.runs.enumerated() {
             let recipePath = (sweep as NSString).appendingPathComponent(run.recipe)
             let runDirectory = (sweep as NSString).appendingPathComponent(run.run)
@@ -38,13 +65,15 @@ struct TrainSweep: ParsableCommand {
                 throw CommandFailure("gpt-train sweep: \(error.message)", exitCode: 1)
             }
             // A run without a readable final validation loss is trained (resumed from its checkpoints, if any).
-            if let text, (try? MetricsFile(path: metrics, text: text))?.validationLoss(atStep: run.steps) != nil {
-                skipped += 1
-                continue
-            }
+            let finished = text.flatMap { (try? MetricsFile(path: metrics, text: $0))?.validationLoss(atStep: run.steps) } != nil
             let recipe: Recipe
             do { recipe = try RecipeLoader.loadValid(path: recipePath).0 } catch {
                 throw CommandFailure("gpt-train sweep: \(recipePath) cannot be trained:\n\(error)", exitCode: 1)
+            }
+            if finished {
+                try evaluate(run, runDirectory, recipe)
+                skipped += 1
+                continue
             }
             if let refusal = recipe.cpuTrainerRefusal {
                 throw CommandFailure("gpt-train sweep: \(recipePath) cannot be trained: \(refusal)", exitCode: 1)
@@ -75,8 +104,10 @@ struct TrainSweep: ParsableCommand {
                 throw CommandFailure("gpt-train sweep: \(run.name): \(error). Fix the cause and run gpt-train sweep \(sweep) "
                                      + "again: finished runs are kept", exitCode: 1)
             }
+            try evaluate(run, runDirectory, recipe)
             trained += 1
         }
-        Terminal.note("gpt-train sweep: \(trained) trained, \(skipped) already finished; next: gpt-plan fit \(sweep)")
+        Terminal.note("gpt-train sweep: \(trained) trained, \(skipped) already finished, \(evaluated) final checkpoint"
+                      + "\(evaluated == 1 ? "" : "s") evaluated on the whole validation split; next: gpt-plan fit \(sweep)")
     }
 }

@@ -44,18 +44,40 @@ final class SweepCommandTests: XCTestCase {
 
         let train = try Tool.run("gpt-train", ["sweep", "sw", "--no-mfu", "--threads", "1"], in: dir)
         XCTAssertEqual(train.status, 0, train.stderr)
-        XCTAssertTrue(train.stderr.contains("\(runs.count) trained, 0 already finished"), train.stderr)
-        // Resumable: a second call trains nothing.
+        XCTAssertTrue(train.stderr.contains("\(runs.count) trained, 0 already finished, \(runs.count) final checkpoints "
+                                            + "evaluated on the whole validation split"), train.stderr)
+        // Each run's final checkpoint on the whole validation split: what gpt-train eval says of it, to the bit.
+        var wholeSplit: [String: Double] = [:]
+        for run in runs {
+            let path = "\(dir)/sw/\(run["run"] as! String)"
+            let final = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(path)/final_eval.json")))
+                as! [String: Any]
+            let steps = run["steps"] as! Int
+            XCTAssertEqual(final["step"] as? Int, steps)
+            let eval = try Tool.run("gpt-train", ["eval", String(format: "\(path)/checkpoints/ckpt-%08d.h5", steps), "--json",
+                                                  "--threads", "1"], in: dir)
+            XCTAssertEqual(eval.status, 0, eval.stderr)
+            let expected = try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as! [String: Any]
+            XCTAssertEqual(final["loss"] as? Double, expected["loss"] as? Double, "\(run["name"]!)")
+            XCTAssertEqual(final["tokens"] as? Int, expected["tokens"] as? Int)
+            wholeSplit[run["name"] as! String] = final["loss"] as? Double
+        }
+        // Resumable: a second call trains nothing; a deleted evaluation is made again.
+        try FileManager.default.removeItem(atPath: "\(dir)/sw/\(runs[0]["run"] as! String)/final_eval.json")
         let rerun = try Tool.run("gpt-train", ["sweep", "sw", "--no-mfu", "--threads", "1"], in: dir)
         XCTAssertEqual(rerun.status, 0, rerun.stderr)
-        XCTAssertTrue(rerun.stderr.contains("0 trained, \(runs.count) already finished"), rerun.stderr)
+        XCTAssertTrue(rerun.stderr.contains("0 trained, \(runs.count) already finished, 1 final checkpoint evaluated"), rerun.stderr)
 
         let fit = try Tool.run("gpt-plan", ["fit", "sw", "--samples", "10"], in: dir)
         XCTAssertEqual(fit.status, 0, fit.stderr)
         XCTAssertTrue(fit.stdout.contains("Approach 3"), fit.stdout)
+        XCTAssertTrue(fit.stdout.contains("every run's final loss is over the whole validation split"), fit.stdout)
         let file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/sw/fit.json")))
             as! [String: Any]
         XCTAssertEqual((file["runs"] as! [Any]).count, runs.count)
+        for o in file["runs"] as! [[String: Any]] {
+            XCTAssertEqual(o["loss"] as? Double, wholeSplit[o["name"] as! String], "\(o["name"]!)")
+        }
         let law = file["approach_3"] as! [String: Double]
         for key in ["E", "A", "B", "alpha", "beta"] { XCTAssertGreaterThan(law[key] ?? 0, 0, key) }
         let svg = try String(contentsOfFile: "\(dir)/sw/isoflops.svg", encoding: .utf8)
