@@ -84,6 +84,9 @@ struct Sweep: ParsableCommand {
             help: "Leave out sizes that would read the unique data more often, positive (with --extend: default 1).",
             transform: NumberArgument.real(.positive))
     var maxEpochs: Double?
+    @Option(name: .customLong("seed-average"),
+            help: "With --extend: how a size's seeds make one loss, median or mean (default: median), as gpt-plan fit --seed-average.")
+    var seedAverage: SeedAverage = .median
 
     mutating func run() throws {
         if let extend {
@@ -91,7 +94,8 @@ struct Sweep: ParsableCommand {
                 throw CommandFailure.usage("gpt-plan sweep --extend \(extend): the budgets and directory are the sweep's; "
                                            + "give no --flops or -o")
             }
-            return try SweepExtender(sweep: extend, add: add, margin: margin, maxSizes: maxSizes, maxEpochs: maxEpochs ?? 1).run()
+            return try SweepExtender(sweep: extend, add: add, margin: margin, maxSizes: maxSizes, maxEpochs: maxEpochs ?? 1,
+                                 seedAverage: seedAverage).run()
         }
         guard let flops, let output else {
             throw CommandFailure.usage("gpt-plan sweep: give --flops and -o (a new sweep), or --extend SWEEP")
@@ -199,8 +203,8 @@ struct FitSweep: ParsableCommand {
           help: "Count a run past one epoch at its effective tokens D' (Muennighoff et al. 2023) in Approach 3.")
     var effectiveTokens = false
     @Option(name: .customLong("seed-average"),
-            help: "How a size's seeds make one loss: mean or median (default: mean); median keeps one stalled seed of three from moving it.")
-    var seedAverage: SeedAverage = .mean
+            help: "How a size's seeds make one loss: median or mean (default: median, the mean of one or two seeds); the median keeps one stalled seed of three from moving it.")
+    var seedAverage: SeedAverage = .median
 
     mutating func run() throws {
         let manifest: SweepManifest

@@ -106,7 +106,10 @@ func repetitionNotes(_ runs: [SweepManifest.Run], uniqueTokens: Double?) -> [Str
 }
 
 /// The finished runs of a sweep (a `val_loss` at the last step), and a note for each unfinished one.
-func finishedObservations(sweep: String, manifest: SweepManifest) -> (runs: [SweepObservation], notes: [String]) {
+/// `finishedNames` names every finished run, the repeats with other seeds included (the observations carry the
+/// first seed's name once averaged).
+func finishedObservations(sweep: String, manifest: SweepManifest, average: SeedAverage = .median)
+    -> (runs: [SweepObservation], finishedNames: Set<String>, notes: [String]) {
     var observations: [SweepObservation] = [], notes: [String] = []
     for run in manifest.runs {
         let metrics = ((sweep as NSString).appendingPathComponent(run.run) as NSString).appendingPathComponent("metrics.jsonl")
@@ -119,7 +122,8 @@ func finishedObservations(sweep: String, manifest: SweepManifest) -> (runs: [Swe
         observations.append(SweepObservation(name: run.name, flops: run.flops, params: run.params, tokens: run.tokens,
                                              loss: whole?.loss ?? loss))
     }
-    return (averagedOverSeeds(observations, manifest: manifest, notes: &notes), notes)
+    let names = Set(observations.map(\.name))
+    return (averagedOverSeeds(observations, manifest: manifest, notes: &notes, by: average), names, notes)
 }
 
 /// Which final loss the fit used: the whole validation split (`FinalEvaluation`, written by gpt-train sweep) or the
@@ -134,7 +138,9 @@ func finalLossNote(wholeSplit: Int, of count: Int) -> [String] {
 
 /// One observation a size: the mean of its seeds' final losses (`gpt-plan sweep --seeds`), named after its first
 /// run, with a note of how far the seeds spread. A size with one seed is its run.
-/// How `gpt-plan fit` makes one loss of a size's seeds (`--seed-average`).
+/// How `gpt-plan fit` and `gpt-plan sweep --extend` make one loss of a size's seeds (`--seed-average`). The median is
+/// the default: of one or two seeds it is their mean, and of three or more one seed whose run stalled on the early
+/// plateau or spiked does not move it.
 enum SeedAverage: String, CaseIterable, ExpressibleByArgument {
     /// The mean: every seed counts.
     case mean
@@ -152,7 +158,7 @@ enum SeedAverage: String, CaseIterable, ExpressibleByArgument {
 }
 
 func averagedOverSeeds(_ observations: [SweepObservation], manifest: SweepManifest,
-                       notes: inout [String], by average: SeedAverage = .mean) -> [SweepObservation] {
+                       notes: inout [String], by average: SeedAverage = .median) -> [SweepObservation] {
     // Runs of one size and different seeds are grouped; two runs of one size and the same seed are not (they stay
     // apart, and the fit refuses the duplicate point).
     struct Key: Hashable { var flops: Double, params: Double, copy: Int }
@@ -178,7 +184,7 @@ func averagedOverSeeds(_ observations: [SweepObservation], manifest: SweepManife
         return mean
     }
     let seeds = Set(groups.values.map(\.count)).sorted().map(String.init).joined(separator: " or ")
-    notes.append("\(spreads.count) of \(averaged.count) sizes are \(average == .mean ? "means" : "medians") over \(seeds) seeds; the seeds' losses differ by "
+    notes.append("\(spreads.count) of \(averaged.count) sizes are \(average == .median && groups.values.contains { $0.count > 2 } ? "medians" : "means") over \(seeds) seeds; the seeds' losses differ by "
                  + "\(sig(spreads.reduce(0, +) / Double(spreads.count), 3)) on average (largest \(sig(spreads.max()!, 3)))")
     return averaged
 }
@@ -193,6 +199,8 @@ struct SweepExtender {
     var margin: Int
     var maxSizes: Int
     var maxEpochs: Double
+    /// How a size's seeds make one loss, as `gpt-plan fit --seed-average` (the same edges as the fit sees).
+    var seedAverage: SeedAverage = .median
 
     func run() throws {
         var manifest: SweepManifest
@@ -222,9 +230,8 @@ struct SweepExtender {
                                       valFraction: settings.valFraction, seed: settings.seed,
                                       uniqueTokens: manifest.uniqueTokens, lrPerWidth: settings.lrPerWidth,
                                       seeds: settings.seeds ?? 1, minimumWidth: settings.minWidth ?? 32)
-        let (finished, _) = finishedObservations(sweep: sweep, manifest: manifest)
+        let (finished, finishedNames, _) = finishedObservations(sweep: sweep, manifest: manifest, average: seedAverage)
         // A budget with a run still to train is not extended: its minimum may yet move.
-        let finishedNames = Set(finished.map(\.name))
         let unfinished = Set(manifest.runs.filter { !finishedNames.contains($0.name) }.map(\.flops))
         var lines: [String] = [], added: [SweepManifest.Run] = [], notes: [String] = []
         var proposals = SweepExtension.proposals(finished, count: add, margin: margin, maxSizes: maxSizes)

@@ -406,6 +406,11 @@ final class SweepCommandTests: XCTestCase {
         let fit = try Tool.run("gpt-plan", ["fit", "sw", "--samples", "0"], in: dir)
         XCTAssertEqual(fit.status, 0, fit.stderr)
         XCTAssertTrue(fit.stdout.contains("sizes are means over 2 seeds; the seeds' losses differ by 0.02 on average"), fit.stdout)
+        // Every seed has finished, so --extend looks at every budget (it once took the repeats for unfinished runs).
+        let extend = try Tool.run("gpt-plan", ["sweep", "--extend", "sw", "--max-epochs", "1e6"], in: dir)
+        XCTAssertEqual(extend.status, 0, extend.stderr)
+        XCTAssertFalse(extend.stdout.contains("not finished"), extend.stdout)
+        XCTAssertTrue(extend.stdout.contains("\(runs.count / 2) finished runs over 2 budgets"), extend.stdout)
         let file = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/sw/fit.json")))
             as! [String: Any]
         let observed = file["runs"] as! [[String: Any]]
