@@ -70,6 +70,41 @@ public struct ScalingLawFitFile: Codable, Sendable, Equatable {
     public var notes: [String]
     /// The bootstrap's refits, for bands and predicted-loss intervals (absent in files written before them).
     public var bootstrap: Bootstrap?
+    /// How well Approach 3 extrapolates on this sweep's own runs (nil when the sweep has too few budgets).
+    public var backtest: Backtest?
+
+    /// Approach 3 fitted to the budgets at most 1/`LawFitting.backtestFactor` of the largest, and its error on the
+    /// largest budget's runs: what extrapolating the law by that factor costs on this sweep, which the bootstrap
+    /// (the runs' noise) does not show.
+    public struct Backtest: Codable, Sendable, Equatable {
+        /// The largest budget the backtest's law saw, and the budget it predicts.
+        public var fittedUpTo: Double
+        public var checkedAt: Double
+        /// Runs the law was fitted to, and runs it predicted.
+        public var fittedRuns: Int
+        public var checkedRuns: Int
+        /// The median over the checked runs of measured − predicted loss (negative: the law predicted too high).
+        public var medianError: Double
+        /// checkedAt / fittedUpTo.
+        public var factor: Double { checkedAt / fittedUpTo }
+
+        public init(fittedUpTo: Double, checkedAt: Double, fittedRuns: Int, checkedRuns: Int, medianError: Double) {
+            (self.fittedUpTo, self.checkedAt, self.fittedRuns, self.checkedRuns, self.medianError)
+                = (fittedUpTo, checkedAt, fittedRuns, checkedRuns, medianError)
+        }
+
+        /// The error expected at `factor` beyond the sweep's largest budget: the measured one, scaled by the
+        /// logarithm of the distance (nil within the sweep).
+        public func expectedError(atFactor x: Double) -> Double? {
+            guard x > 1, factor > 1 else { return nil }
+            return medianError * log(x) / log(factor)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case fittedUpTo = "fitted_up_to", checkedAt = "checked_at", fittedRuns = "fitted_runs"
+            case checkedRuns = "checked_runs", medianError = "median_error"
+        }
+    }
 
     public struct Intervals: Codable, Sendable, Equatable {
         public var level: Double
@@ -84,7 +119,7 @@ public struct ScalingLawFitFile: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case formatVersion = "format_version", sweep, approach2 = "approach_2", approach3 = "approach_3", intervals
-        case runs, notes, bootstrap
+        case runs, notes, bootstrap, backtest
     }
 
     /// The fit as an allocation rule, named after the file.
@@ -377,6 +412,27 @@ public enum LawFitting {
         var file = ScalingLawFitFile(formatVersion: ScalingLawFitFile.currentVersion, sweep: sweep, approach2: approach2,
                                      approach3: full, intervals: intervals, runs: runs, notes: notes)
         file.bootstrap = .init(approach3: draws, approach2: isoFLOPBootstrap(runs, samples: samples, seed: seed))
+        file.backtest = backtest(runs)
         return file
+    }
+
+    /// The backtest's distance: the law is fitted to the budgets at most the largest ÷ this (the held-out
+    /// run is at 3× the sweep's largest budget; 2.5 leaves a sweep of budgets √2 apart six of nine).
+    public static let backtestFactor = 2.5
+
+    /// Approach 3 fitted to the budgets at most the largest ÷ `backtestFactor` (two or more budgets, five or more
+    /// runs), checked on the largest budget's runs; nil when there are not enough.
+    public static func backtest(_ runs: [SweepObservation]) -> ScalingLawFitFile.Backtest? {
+        guard let largest = runs.map(\.flops).max() else { return nil }
+        let fitted = runs.filter { $0.flops <= largest / backtestFactor }
+        let checked = runs.filter { $0.flops == largest }
+        guard Set(fitted.map(\.flops)).count >= 2, fitted.count >= 5, !checked.isEmpty,
+              let upTo = fitted.map(\.flops).max(), let law = try? parametric(fitted).law else { return nil }
+        let errors = checked.map { $0.loss - law.loss(params: $0.params, tokens: $0.tokens) }.sorted()
+        let k = errors.count / 2
+        let median = errors.count % 2 == 1 ? errors[k] : (errors[k - 1] + errors[k]) / 2
+        guard median.isFinite else { return nil }
+        return .init(fittedUpTo: upTo, checkedAt: largest, fittedRuns: fitted.count, checkedRuns: checked.count,
+                     medianError: median)
     }
 }

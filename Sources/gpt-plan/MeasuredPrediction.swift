@@ -23,7 +23,18 @@ func measuredPrediction(fitPath: String, plan: Plan) -> String? {
     out += "\n  in nats per token of the sweep's data and tokenizer; the sweep's budgets were "
         + "\(Set(file.runs.map(\.flops)).sorted().map { sig($0, 3) }.joined(separator: ", ")) FLOPs"
     if let largest = file.runs.map(\.flops).max(), plan.flops > largest {
-        out += "; this run is \(sig(plan.flops / largest, 3))× the largest (an extrapolation)"
+        let x = plan.flops / largest
+        out += "; this run is \(sig(x, 3))× the largest (an extrapolation)"
+        if let t = file.backtest, let e = t.expectedError(atFactor: x) {
+            // The bootstrap sees the runs' noise; the backtest, what extrapolating the law's form cost on this sweep.
+            out += "\n  backtest: Approach 3 fitted to the budgets up to \(sig(t.fittedUpTo, 3)) missed the \(sig(t.checkedAt, 3)) runs "
+                + "(\(sig(t.factor, 3))× beyond) by \(sig(t.medianError, 2)) (median, measured − predicted); scaled by log "
+                + "distance that is \(sig(e, 2)) at \(sig(x, 3))×"
+            if let i = interval {
+                out += ", so expect \(sig(loss + e, 4)); the interval with it: [\(sig(min(i[0], i[0] + e), 4)), "
+                    + "\(sig(max(i[1], i[1] + e), 4))]"
+            }
+        }
     }
     if let u = unique, d > u {
         out += "\n  the run reads its \(si(u, 3)) unique tokens \(sig(d / u, 3)) times: predicted at D' = "

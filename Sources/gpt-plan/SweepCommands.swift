@@ -293,6 +293,12 @@ enum FitFigure {
         out += "  For comparison: Chinchilla (Hoffmann et al. 2022) a = \(sig(ChinchillaFit.hoffmann.a, 3)), b = "
             + "\(sig(ChinchillaFit.hoffmann.b, 3)); Epoch (Besiroglu et al. 2024) a = \(sig(ChinchillaFit.epoch.a, 3)), b = "
             + "\(sig(ChinchillaFit.epoch.b, 3)); Kaplan et al. (2020) a = 0.73\n"
+        if let t = f.backtest {
+            out += "  Backtest: Approach 3 fitted to the \(t.fittedRuns) runs up to \(sig(t.fittedUpTo, 3)) FLOPs predicts the "
+                + "\(t.checkedRuns) runs at \(sig(t.checkedAt, 3)) (\(sig(t.factor, 3))× beyond) with a median error of "
+                + "\(sig(t.medianError, 2)) (measured − predicted): the bias of extrapolating the law, which the bootstrap does not "
+                + "show; gpt-plan --fit adds it, scaled by log distance, to its predictions beyond the sweep\n"
+        }
         let i = f.intervals
         if p.alpha >= 2.999 || p.beta >= 2.999 || (i.a.count == 2 && i.a[1] - i.a[0] > 0.3) {
             out += "  warning: this sweep does not pin Approach 3 down (an exponent at its bound of 3, or an interval of a "

@@ -135,6 +135,21 @@ final class SweepCommandTests: XCTestCase {
         XCTAssertTrue(prediction.contains("80% bootstrap interval"), prediction)
         XCTAssertLessThanOrEqual(numbers[1], numbers[0] + 1e-3, prediction)
         XCTAssertGreaterThanOrEqual(numbers[2], numbers[0] - 1e-3, prediction)
+        // The backtest (the law fitted to 1e13 and 3e13, checked at 1e14) is in fit.json and the fit's summary; exact
+        // losses leave it no error. Within the sweep the prediction adds nothing; 3× beyond it, it says what it adds.
+        let backtest = try XCTUnwrap(file["backtest"] as? [String: Double])
+        XCTAssertEqual(backtest["fitted_up_to"], 3e13)
+        XCTAssertEqual(backtest["checked_at"], 1e14)
+        XCTAssertEqual(backtest["median_error"] ?? 1, 0, accuracy: 5e-3)
+        XCTAssertTrue(fit.stdout.contains("Backtest: Approach 3 fitted to the"), fit.stdout)
+        XCTAssertFalse(plan.stdout.contains("backtest:"), plan.stdout)
+        let beyond = try Tool.run("gpt-plan", ["--fit", "sw/fit.json", "--flops", "3e14", "--data", "chars", "--device-flops", "5e10",
+                                               "--device-memory", "8GiB"], in: dir)
+        XCTAssertEqual(beyond.status, 0, beyond.stderr)
+        XCTAssertTrue(beyond.stdout.contains("this run is 3× the largest"), beyond.stdout)
+        XCTAssertTrue(beyond.stdout.contains("backtest: Approach 3 fitted to the budgets up to 3e+13 missed the 1e+14 runs (3.33× beyond)"),
+                      beyond.stdout)
+        XCTAssertTrue(beyond.stdout.contains("the interval with it: ["), beyond.stdout)
 
         // Chinchilla's figure 3: runs as markers, parabolas and power laws as lines, bootstrap bands; Approach 3 is
         // identified from exact losses, so its curves are drawn too.

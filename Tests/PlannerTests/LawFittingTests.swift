@@ -143,6 +143,36 @@ final class LawFittingTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode(ScalingLawFitFile.self, from: data), file)
     }
 
+    /// The backtest fits Approach 3 to the budgets at most the largest ÷ 2.5 and checks the largest budget's runs:
+    /// on exact losses of the law it finds no error; with the largest budget's losses 0.05 below the law (a law that
+    /// bends too early, as the documented sweep's did) it finds −0.05, and scales it by log distance.
+    func testBacktestMeasuresTheExtrapolationError() throws {
+        let exact = synthetic(known, budgets: budgets, sigma: 0)
+        let clean = try XCTUnwrap(LawFitting.backtest(exact))
+        XCTAssertEqual(clean.fittedUpTo, 3e19)
+        XCTAssertEqual(clean.checkedAt, 1e20)
+        XCTAssertEqual(clean.fittedRuns, 4 * 9)
+        XCTAssertEqual(clean.checkedRuns, 9)
+        // Nelder–Mead's resolution on exact losses (see testApproach3RecoversExactConstantsWithoutNoise).
+        XCTAssertEqual(clean.medianError, 0, accuracy: 2e-3)
+        let bent = exact.map { run -> SweepObservation in
+            var r = run
+            if r.flops == 1e20 { r.loss -= 0.05 }
+            return r
+        }
+        let t = try XCTUnwrap(LawFitting.backtest(bent))
+        XCTAssertEqual(t.medianError, -0.05, accuracy: 2e-3)
+        XCTAssertEqual(t.factor, 1e20 / 3e19, accuracy: 1e-9)
+        XCTAssertEqual(try XCTUnwrap(t.expectedError(atFactor: t.factor)), t.medianError, accuracy: 1e-12)
+        XCTAssertEqual(try XCTUnwrap(t.expectedError(atFactor: t.factor * t.factor)), 2 * t.medianError, accuracy: 1e-12)
+        XCTAssertNil(t.expectedError(atFactor: 1))
+        // It is part of the fit and of fit.json; two budgets within ×2.5 of each other give none.
+        let file = try LawFitting.fit(bent, sweep: "synthetic", samples: 0)
+        XCTAssertEqual(file.backtest, t)
+        XCTAssertEqual(try JSONDecoder().decode(ScalingLawFitFile.self, from: JSONEncoder().encode(file)).backtest, t)
+        XCTAssertNil(LawFitting.backtest(synthetic(known, budgets: [1e19, 2e19, 4e19], sigma: 0)))
+    }
+
     func testTooFewRunsIsAnError() {
         let runs = Array(synthetic(known, budgets: [1e18], sizes: 4, sigma: 0))
         XCTAssertThrowsError(try LawFitting.parametric(runs)) {
