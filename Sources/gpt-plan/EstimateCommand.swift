@@ -88,6 +88,10 @@ struct EstimateCommand: ParsableCommand {
     @Option(name: .customLong("gradient-bytes"), parsing: .unconditional,
             help: "Bytes a gradient: 2 (bf16, the ZeRO paper's 2 + 2 + 12; default) or 4 (fp32, Megatron-LM's and EleutherAI's cookbook's 2 + 4 + 12).")
     var gradientBytes: GradientBytes?
+    @Option(name: .customLong("memory-headroom"), parsing: .unconditional,
+            help: "Share of each device's memory a layout leaves free for the allocator's fragmentation, 0 to 0.5 (default: 0.1; 0.05 with PyTorch's expandable segments).",
+            transform: NumberArgument.real(FlagRange(0...0.5)))
+    var memoryHeadroom: Double?
     @Flag(name: .customLong("compare-layouts"), help: "Also print the fastest layouts.") var compareLayouts = false
     @Flag(help: "Print one JSON object.") var json = false
     /// Threads whose measured rate is this machine's (with --gpu cpu).
@@ -96,7 +100,8 @@ struct EstimateCommand: ParsableCommand {
     mutating func run() throws {
         let shape = try makeShape()
         let threadCount = threads.count
-        let hardware = gpu?.hardware { thisMachineHardware(threads: threadCount) } ?? .defaultGPU
+        var hardware = gpu?.hardware { thisMachineHardware(threads: threadCount) } ?? .defaultGPU
+        if let memoryHeadroom { hardware.usableFraction = 1 - memoryHeadroom }
         let trainingTokens = tokens
         let sequences: Int
         switch (batchSequences, batch) {
