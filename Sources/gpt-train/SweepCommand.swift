@@ -30,7 +30,7 @@ struct TrainSweep: ParsableCommand {
         }
         let pool = noMFU ? nil : ThreadPool(threads: threads)
         if !noMFU { BLAS.pinToOneThread() }
-        var trained = 0, skipped = 0, evaluated = 0
+        var trained = 0, skipped = 0, evaluated = 0, failed: [String] = []
         // After a run finishes: its final checkpoint on the whole validation split (`FinalEvaluation`), which
         // gpt-plan fit prefers to the last validation of the metrics; finished runs without one get it too.
         func evaluate(_ run: SweepManifest.Run, _ runDirectory: String, _ recipe: Recipe) throws {
@@ -51,8 +51,11 @@ struct TrainSweep: ParsableCommand {
                 try AtomicFile.write(encoder.encode(result) + Data("\n".utf8),
                                      to: (runDirectory as NSString).appendingPathComponent(FinalEvaluation.fileName))
             } catch {
-                throw CommandFailure("gpt-train sweep: \(run.name): the final checkpoint \(path) cannot be evaluated on the "
-                                     + "validation split: \(error). Fix the cause and run gpt-train sweep \(sweep) again", exitCode: 1)
+                // The run itself has finished: the sweep goes on, and says at the end what could not be evaluated
+                // (gpt-plan fit then uses that run's last validation in metrics.jsonl, and says so).
+                failed.append("\(run.name): the final checkpoint \(path) cannot be evaluated on the validation split: \(error)")
+                Terminal.note("gpt-train sweep: " + failed.last!)
+                return
             }
             evaluated += 1
         }
@@ -106,6 +109,12 @@ struct TrainSweep: ParsableCommand {
             }
             try evaluate(run, runDirectory, recipe)
             trained += 1
+        }
+        guard failed.isEmpty else {
+            throw CommandFailure("gpt-train sweep: \(trained) trained, \(skipped) already finished, \(evaluated) evaluated; "
+                                 + "\(failed.count) final checkpoint\(failed.count == 1 ? "" : "s") could not be evaluated:\n  "
+                                 + failed.joined(separator: "\n  ") + "\nFix the cause and run gpt-train sweep \(sweep) again "
+                                 + "(finished runs are kept; gpt-plan fit uses their metrics' last validation meanwhile)", exitCode: 1)
         }
         Terminal.note("gpt-train sweep: \(trained) trained, \(skipped) already finished, \(evaluated) final checkpoint"
                       + "\(evaluated == 1 ? "" : "s") evaluated on the whole validation split; next: gpt-plan fit \(sweep)")

@@ -91,6 +91,20 @@ final class SweepCommandTests: XCTestCase {
                                              "--device-flops", "5e10", "--device-memory", "8GiB"], in: dir)
         XCTAssertTrue(plan.status == 0 ? plan.stdout.contains("fit: measured") : plan.status == 2 && plan.stderr.contains("gpt-plan: "),
                       "\(plan.status): \(plan.stdout)\(plan.stderr)")
+
+        // A finished run whose final checkpoint is gone: the sweep goes on, then fails naming it; the fit falls back to
+        // that run's metrics and says so.
+        let first = "\(dir)/sw/\(runs[0]["run"] as! String)"
+        try FileManager.default.removeItem(atPath: "\(first)/final_eval.json")
+        try FileManager.default.removeItem(atPath: String(format: "\(first)/checkpoints/ckpt-%08d.h5", runs[0]["steps"] as! Int))
+        let broken = try Tool.run("gpt-train", ["sweep", "sw", "--no-mfu", "--threads", "1"], in: dir)
+        XCTAssertEqual(broken.status, 1, broken.stderr)
+        XCTAssertTrue(broken.stderr.contains("1 final checkpoint could not be evaluated") && broken.stderr.contains(runs[0]["name"] as! String),
+                      broken.stderr)
+        let partial = try Tool.run("gpt-plan", ["fit", "sw", "--samples", "0"], in: dir)
+        XCTAssertEqual(partial.status, 0, partial.stderr)
+        XCTAssertTrue(partial.stdout.contains("1 of \(runs.count) runs' final losses are their last validation in metrics.jsonl"),
+                      partial.stdout)
     }
 
     /// gpt-plan fit on a sweep whose runs "finished" with losses from a known law (metrics.jsonl written as the
