@@ -101,7 +101,13 @@ struct EstimateCommand: ParsableCommand {
         let shape = try makeShape()
         let threadCount = threads.count
         var hardware = gpu?.hardware { thisMachineHardware(threads: threadCount) } ?? .defaultGPU
-        if let memoryHeadroom { hardware.usableFraction = 1 - memoryHeadroom }
+        if let memoryHeadroom {
+            guard hardware.name != "cpu" else {
+                throw CommandFailure.usage("gpt-plan estimate: --memory-headroom is for GPUs; on cpu gpt-train's own check keeps "
+                                           + "\(Int((100 * (1 - CPUTrainer.usableFraction)).rounded()))% free and the estimate with it")
+            }
+            hardware.usableFraction = 1 - memoryHeadroom
+        }
         let trainingTokens = tokens
         let sequences: Int
         switch (batchSequences, batch) {
@@ -247,7 +253,7 @@ enum EstimateText {
                                               : "per block as Korthikanti et al. count, in float32, fused attention")
                        : "Korthikanti et al. 2022 per block (16-bit, sequence parallel when t > 1), the stage's layers and micro-batches in flight")
         out += row("  other", bytes(m.other), "runtime, workspaces, communication buffers")
-        out += row("  total", bytes(m.total), "of \(bytes(e.chosen.usableBytes)) usable (\(Int(h.usableFraction * 100))%)")
+        out += row("  total", bytes(m.total), "of \(bytes(e.chosen.usableBytes)) usable (\(Int((h.usableFraction * 100).rounded()))%)")
         out += "\nStep \(sig(e.stepSeconds, 4)) s:\n"
         if let model = e.timeModel {
             let eta = model.efficiency(width: Double(s.dModel) / Double(l.tensorParallel),

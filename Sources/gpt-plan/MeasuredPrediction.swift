@@ -29,10 +29,9 @@ func measuredPrediction(fitPath: String, plan: Plan) -> String? {
             // The bootstrap sees the runs' noise; the backtest, what extrapolating the law's form cost on this sweep.
             out += "\n  backtest: Approach 3 fitted to the budgets up to \(sig(t.fittedUpTo, 3)) missed the \(sig(t.checkedAt, 3)) runs "
                 + "(\(sig(t.factor, 3))× beyond) by \(sig(t.medianError, 2)) (median, measured − predicted); scaled by log "
-                + "distance that is \(sig(e, 2)) at \(sig(x, 3))×"
+                + "distance that is \(sig(e, 2)) at \(sig(x, 3))×, so expect \(sig(loss + e, 4))"
             if let i = interval {
-                out += ", so expect \(sig(loss + e, 4)); the interval with it: [\(sig(min(i[0], i[0] + e), 4)), "
-                    + "\(sig(max(i[1], i[1] + e), 4))]"
+                out += "; the interval with it: [\(sig(min(i[0], i[0] + e), 4)), \(sig(max(i[1], i[1] + e), 4))]"
             }
         }
     }

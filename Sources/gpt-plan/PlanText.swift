@@ -114,7 +114,7 @@ enum PlanText {
         add("grad_accum", "\(l.gradAccum)", e.gradAccumRule)
         let m = plan.memory
         add("memory_per_device", bytes(m.total),
-            "of \(bytes(e.chosen.usableBytes)) usable (\(Int(e.hardware.usableFraction * 100))% of \(bytes(e.hardware.memoryBytes)))")
+            "of \(bytes(e.chosen.usableBytes)) usable (\(Int((e.hardware.usableFraction * 100).rounded()))% of \(bytes(e.hardware.memoryBytes)))")
         add("  weights", bytes(m.weights), weightsRule(e))
         add("  gradients", bytes(m.gradients), e.hardware.precision == .mixed ? "2 bytes a parameter (bf16)" : "4 bytes a parameter")
         add("  optimizer", bytes(m.optimizer), e.hardware.precision == .mixed ? "12 bytes a parameter: fp32 master weights and AdamW moments" : "AdamW's two float32 moments")
@@ -355,7 +355,7 @@ enum PlanText {
                 + "activation buffers for one micro-batch (recompute \(l.recompute.rawValue): \(cpuRecomputeNote(l.recompute)))"
                 + (h.products.precision == .bf16 ? "; bf16 products add a 2-byte bf16 copy of each weight and bf16 copies of the activations they read" : "")
         why.append("Memory per device: \(memory(m)) (\(state)); a layout must stay under "
-                   + "\(Int(h.usableFraction * 100))% of \(bytes(h.memoryBytes)) = \(bytes(e.chosen.usableBytes)).")
+                   + "\(Int((h.usableFraction * 100).rounded()))% of \(bytes(h.memoryBytes)) = \(bytes(e.chosen.usableBytes)).")
         why.append("Precision: \(h.products.explanation); the time estimate divides by the \(h.products.ceilingName), "
                    + "\(flopRate(h.peakFlops)).")
         let st = e.chosen.step

@@ -64,7 +64,7 @@ struct Sweep: ParsableCommand {
     @Option(name: .customLong("min-width"), parsing: .unconditional,
             help: "The narrowest d_model the shape search may take, \(ShapeSearch.smallestFineWidth) to 32 (default: 32): below 32, one-layer models of a few thousand parameters for sweeps of small budgets.",
             transform: NumberArgument.whole(ShapeSearch.smallestFineWidth...32))
-    var minWidth: Int = 32
+    var minWidth: Int?
     @Option(name: .customLong("unique-tokens"), parsing: .unconditional,
             help: "Unique training tokens of the data (default: the prepared --data's training split); runs past one epoch are noted.",
             transform: NumberArgument.real(.positive))
@@ -86,20 +86,28 @@ struct Sweep: ParsableCommand {
     var maxEpochs: Double?
     @Option(name: .customLong("seed-average"),
             help: "With --extend: how a size's seeds make one loss, median or mean (default: median), as gpt-plan fit --seed-average.")
-    var seedAverage: SeedAverage = .median
+    var seedAverage: SeedAverage?
 
     mutating func run() throws {
         if let extend {
+            guard minWidth == nil else {
+                throw CommandFailure.usage("gpt-plan sweep --extend \(extend): the narrowest width is the sweep's (min_width in its "
+                                           + "manifest); give no --min-width")
+            }
             guard self.flops == nil, self.output == nil else {
                 throw CommandFailure.usage("gpt-plan sweep --extend \(extend): the budgets and directory are the sweep's; "
                                            + "give no --flops or -o")
             }
             return try SweepExtender(sweep: extend, add: add, margin: margin, maxSizes: maxSizes, maxEpochs: maxEpochs ?? 1,
-                                 seedAverage: seedAverage).run()
+                                 seedAverage: seedAverage ?? .median).run()
         }
         guard let flops, let output else {
             throw CommandFailure.usage("gpt-plan sweep: give --flops and -o (a new sweep), or --extend SWEEP")
         }
+        guard seedAverage == nil else {
+            throw CommandFailure.usage("gpt-plan sweep: --seed-average is for --extend (and gpt-plan fit); a new sweep has no losses yet")
+        }
+        let minWidth = self.minWidth ?? 32
         let budgets = flops
         let manifestPath = (output as NSString).appendingPathComponent(SweepManifest.fileName)
         if FileManager.default.fileExists(atPath: manifestPath), !force {
@@ -212,7 +220,7 @@ struct FitSweep: ParsableCommand {
             throw CommandFailure.usage("gpt-plan fit: \(error)")
         }
         let manifestPath = (sweep as NSString).appendingPathComponent(SweepManifest.fileName)
-        var observations: [SweepObservation] = [], notes: [String] = [], wholeSplit = 0
+        var observations: [SweepObservation] = [], notes: [String] = [], fallback: [String] = []
         for run in manifest.runs {
             let metrics = ((sweep as NSString).appendingPathComponent(run.run) as NSString).appendingPathComponent("metrics.jsonl")
             let text: String?
@@ -228,11 +236,11 @@ struct FitSweep: ParsableCommand {
                 continue
             }
             let whole = FinalEvaluation.read(runDirectory: (sweep as NSString).appendingPathComponent(run.run), step: run.steps)
-            if whole != nil { wholeSplit += 1 }
+            if whole == nil { fallback.append(run.name) }
             observations.append(SweepObservation(name: run.name, flops: run.flops, params: run.params, tokens: run.tokens,
                                                  loss: whole?.loss ?? last))
         }
-        notes += finalLossNote(wholeSplit: wholeSplit, of: observations.count)
+        notes += finalLossNote(sweep: sweep, fallback: fallback, of: observations.count)
         observations = averagedOverSeeds(observations, manifest: manifest, notes: &notes, by: seedAverage)
         let prepared = prepareForFit(observations, manifest: manifest, effective: effectiveTokens)
         (observations, notes) = (prepared.runs, notes + prepared.notes)

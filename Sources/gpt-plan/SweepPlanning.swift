@@ -128,16 +128,15 @@ func finishedObservations(sweep: String, manifest: SweepManifest, average: SeedA
 
 /// Which final loss the fit used: the whole validation split (`FinalEvaluation`, written by gpt-train sweep) or the
 /// last validation in metrics.jsonl.
-func finalLossNote(wholeSplit: Int, of count: Int) -> [String] {
+func finalLossNote(sweep: String, fallback: [String], of count: Int) -> [String] {
     guard count > 0 else { return [] }
-    if wholeSplit == count { return ["every run's final loss is over the whole validation split (\(FinalEvaluation.fileName))"] }
-    return ["\(count - wholeSplit) of \(count) runs' final losses are their last validation in metrics.jsonl (eval.iters "
-            + "micro-batches of windows drawn with the run's seed), not the whole validation split. Fix: gpt-train sweep SWEEP "
+    if fallback.isEmpty { return ["every run's final loss is over the whole validation split (\(FinalEvaluation.fileName))"] }
+    let named = fallback.prefix(3).joined(separator: ", ") + (fallback.count > 3 ? ", …" : "")
+    return ["\(fallback.count) of \(count) runs' final losses are their last validation in metrics.jsonl (\(named); eval.iters "
+            + "micro-batches of windows drawn with the run's seed), not the whole validation split. Fix: gpt-train sweep \(sweep) "
             + "evaluates finished runs on it (\(FinalEvaluation.fileName))"]
 }
 
-/// One observation a size: the mean of its seeds' final losses (`gpt-plan sweep --seeds`), named after its first
-/// run, with a note of how far the seeds spread. A size with one seed is its run.
 /// How `gpt-plan fit` and `gpt-plan sweep --extend` make one loss of a size's seeds (`--seed-average`). The median is
 /// the default: of one or two seeds it is their mean, and of three or more one seed whose run stalled on the early
 /// plateau or spiked does not move it.
@@ -157,6 +156,8 @@ enum SeedAverage: String, CaseIterable, ExpressibleByArgument {
     }
 }
 
+/// One observation a size: the median (or mean) of its seeds' final losses (`gpt-plan sweep --seeds`), named after its
+/// first run, with a note of how far the seeds spread. A size with one seed is its run.
 func averagedOverSeeds(_ observations: [SweepObservation], manifest: SweepManifest,
                        notes: inout [String], by average: SeedAverage = .median) -> [SweepObservation] {
     // Runs of one size and different seeds are grouped; two runs of one size and the same seed are not (they stay

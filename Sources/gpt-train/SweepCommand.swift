@@ -31,13 +31,16 @@ struct TrainSweep: ParsableCommand {
         let pool = noMFU ? nil : ThreadPool(threads: threads)
         if !noMFU { BLAS.pinToOneThread() }
         var trained = 0, skipped = 0, evaluated = 0, failed: [String] = []
+        /// `checkpoint.dir`, relative to the run directory unless absolute (as the trainer reads it).
+        func checkpointDirectory(_ recipe: Recipe, _ runDirectory: String) -> String {
+            RunDirectory(path: runDirectory, recipe: recipe, recipeText: "", recipePath: nil).checkpointDirectory
+        }
         // After a run finishes: its final checkpoint on the whole validation split (`FinalEvaluation`), which
         // gpt-plan fit prefers to the last validation of the metrics; finished runs without one get it too.
         func evaluate(_ run: SweepManifest.Run, _ runDirectory: String, _ recipe: Recipe) throws {
             guard FinalEvaluation.read(runDirectory: runDirectory, step: run.steps) == nil else { return }
-            let directory = recipe.checkpoint.dir.hasPrefix("/") ? recipe.checkpoint.dir
-                : (runDirectory as NSString).appendingPathComponent(recipe.checkpoint.dir)
-            let path = (directory as NSString).appendingPathComponent(RunDirectory.checkpointName(step: run.steps))
+            let path = (checkpointDirectory(recipe, runDirectory) as NSString)
+                .appendingPathComponent(RunDirectory.checkpointName(step: run.steps))
             do {
                 let loaded = try LoadedCheckpoint(path: path, threads: threads)
                 let split = try loaded.trainingData().val
@@ -92,9 +95,11 @@ struct TrainSweep: ParsableCommand {
                 MachineProfile.ceiling(pool: $0, nativeBF16Products: options.bf16Products == .native).flopsPerSecond
             }
             // Resume a run that stopped part-way (it has checkpoints); start the others afresh.
-            let checkpoints = (runDirectory as NSString).appendingPathComponent(recipe.checkpoint.dir)
+            let checkpoints = checkpointDirectory(recipe, runDirectory)
             let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? []
             options.resume = names.contains { $0.hasPrefix("ckpt-") && $0.hasSuffix(".h5") }
+            // An evaluation left from an earlier training of this run directory is not this run's.
+            try? FileManager.default.removeItem(atPath: (runDirectory as NSString).appendingPathComponent(FinalEvaluation.fileName))
             Terminal.note("gpt-train sweep: run \(index + 1)/\(manifest.runs.count) \(run.name) (N = \(si(run.params, 3)), "
                           + "D = \(si(run.tokens, 3)), \(run.steps) steps)\(options.resume ? ", resuming" : "")")
             let display = ProgressDisplay()
@@ -113,8 +118,9 @@ struct TrainSweep: ParsableCommand {
         guard failed.isEmpty else {
             throw CommandFailure("gpt-train sweep: \(trained) trained, \(skipped) already finished, \(evaluated) evaluated; "
                                  + "\(failed.count) final checkpoint\(failed.count == 1 ? "" : "s") could not be evaluated:\n  "
-                                 + failed.joined(separator: "\n  ") + "\nFix the cause and run gpt-train sweep \(sweep) again "
-                                 + "(finished runs are kept; gpt-plan fit uses their metrics' last validation meanwhile)", exitCode: 1)
+                                 + failed.joined(separator: "\n  ") + "\nFix the cause and run gpt-train sweep \(sweep) again, or delete such a "
+                                 + "run's metrics.jsonl to train it afresh (finished runs are kept; gpt-plan fit uses their "
+                                 + "metrics' last validation meanwhile)", exitCode: 1)
         }
         Terminal.note("gpt-train sweep: \(trained) trained, \(skipped) already finished, \(evaluated) final checkpoint"
                       + "\(evaluated == 1 ? "" : "s") evaluated on the whole validation split; next: gpt-plan fit \(sweep)")

@@ -117,5 +117,11 @@ final class PlanEstimateCommandTests: XCTestCase {
         let bad = try Tool.run("gpt-plan", model + ["--memory-headroom", "0.6"])
         XCTAssertEqual(bad.status, 2)
         XCTAssertTrue(bad.stderr.contains("--memory-headroom"), bad.stderr)
+        // On this CPU gpt-train's own check decides (90%), so the estimate keeps it.
+        let cpu = try Tool.run("gpt-plan", ["estimate", "--family", "gpt2", "--layers", "2", "--d-model", "64", "--heads", "2",
+                                            "--seq-len", "64", "--vocab", "128", "--gpu", "cpu", "--devices", "1",
+                                            "--batch-sequences", "8", "--memory-headroom", "0.05"])
+        XCTAssertEqual(cpu.status, 2)
+        XCTAssertTrue(cpu.stderr.contains("--memory-headroom is for GPUs"), cpu.stderr)
     }
 }

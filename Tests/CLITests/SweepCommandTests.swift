@@ -42,6 +42,11 @@ final class SweepCommandTests: XCTestCase {
         XCTAssertEqual(early.status, 2)
         XCTAssertTrue(early.stderr.contains("not finished"), early.stderr)
 
+        // An evaluation left in a run directory by an earlier training is not this run's: training removes it.
+        let stale = "\(dir)/sw/\(runs[0]["run"] as! String)"
+        try FileManager.default.createDirectory(atPath: stale, withIntermediateDirectories: true)
+        try "{\"step\":\(runs[0]["steps"] as! Int),\"split\":\"val\",\"windows\":1,\"seq_len\":1,\"tokens\":1,\"loss\":9}\n"
+            .write(toFile: "\(stale)/final_eval.json", atomically: true, encoding: .utf8)
         let train = try Tool.run("gpt-train", ["sweep", "sw", "--no-mfu", "--threads", "1"], in: dir)
         XCTAssertEqual(train.status, 0, train.stderr)
         XCTAssertTrue(train.stderr.contains("\(runs.count) trained, 0 already finished, \(runs.count) final checkpoints "
@@ -403,6 +408,13 @@ final class SweepCommandTests: XCTestCase {
         let bad = try Tool.run("gpt-plan", args + ["-o", "bad", "--min-width", "4"], in: dir)
         XCTAssertEqual(bad.status, 2)
         XCTAssertTrue(bad.stderr.contains("--min-width"), bad.stderr)
+        // The width is the sweep's: --extend refuses another; --seed-average is for --extend and fit only.
+        let other = try Tool.run("gpt-plan", ["sweep", "--extend", "narrow", "--min-width", "16"], in: dir)
+        XCTAssertEqual(other.status, 2)
+        XCTAssertTrue(other.stderr.contains("give no --min-width"), other.stderr)
+        let early = try Tool.run("gpt-plan", args + ["-o", "early", "--seed-average", "mean"], in: dir)
+        XCTAssertEqual(early.status, 2)
+        XCTAssertTrue(early.stderr.contains("--seed-average is for --extend"), early.stderr)
     }
 
     /// `--seeds 2`: each size is planned twice, the second with seed + 1 (named `-s<seed>`); gpt-plan fit averages a
