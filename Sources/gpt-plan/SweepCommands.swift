@@ -220,28 +220,8 @@ struct FitSweep: ParsableCommand {
             throw CommandFailure.usage("gpt-plan fit: \(error)")
         }
         let manifestPath = (sweep as NSString).appendingPathComponent(SweepManifest.fileName)
-        var observations: [SweepObservation] = [], notes: [String] = [], fallback: [String] = []
-        for run in manifest.runs {
-            let metrics = ((sweep as NSString).appendingPathComponent(run.run) as NSString).appendingPathComponent("metrics.jsonl")
-            let text: String?
-            do { text = try InputFile.metricsText(metrics) } catch {
-                throw CommandFailure("gpt-plan fit: \(error.message)", exitCode: 1)
-            }
-            let file: MetricsFile?
-            do { file = try text.map { try MetricsFile(path: metrics, text: $0) } } catch {
-                throw CommandFailure("gpt-plan fit: \(error). Fix: train the run again (gpt-train sweep \(sweep))", exitCode: 1)
-            }
-            guard let last = file?.validationLoss(atStep: run.steps) else {
-                notes.append("\(run.name): no val_loss at its last step \(run.steps) in \(metrics) (not finished); left out")
-                continue
-            }
-            let whole = FinalEvaluation.read(runDirectory: (sweep as NSString).appendingPathComponent(run.run), step: run.steps)
-            if whole == nil { fallback.append(run.name) }
-            observations.append(SweepObservation(name: run.name, flops: run.flops, params: run.params, tokens: run.tokens,
-                                                 loss: whole?.loss ?? last))
-        }
-        notes += finalLossNote(sweep: sweep, fallback: fallback, of: observations.count)
-        observations = averagedOverSeeds(observations, manifest: manifest, notes: &notes, by: seedAverage)
+        var (observations, _, notes) = try finishedObservations(sweep: sweep, manifest: manifest, average: seedAverage,
+                                                                command: "gpt-plan fit")
         let prepared = prepareForFit(observations, manifest: manifest, effective: effectiveTokens)
         (observations, notes) = (prepared.runs, notes + prepared.notes)
         var file: ScalingLawFitFile

@@ -105,23 +105,35 @@ func repetitionNotes(_ runs: [SweepManifest.Run], uniqueTokens: Double?) -> [Str
             + "Fix: a larger corpus or smaller budgets; gpt-plan fit --effective-tokens counts their effective tokens D'"]
 }
 
-/// The finished runs of a sweep (a `val_loss` at the last step), and a note for each unfinished one.
-/// `finishedNames` names every finished run, the repeats with other seeds included (the observations carry the
-/// first seed's name once averaged).
-func finishedObservations(sweep: String, manifest: SweepManifest, average: SeedAverage = .median)
-    -> (runs: [SweepObservation], finishedNames: Set<String>, notes: [String]) {
-    var observations: [SweepObservation] = [], notes: [String] = []
+/// The finished runs of a sweep (a `val_loss` at the last step), and a note for each unfinished one; each run's
+/// final loss is its whole-split evaluation (`FinalEvaluation`) where there is one, else the metrics' last
+/// validation, and a note says which. `finishedNames` names every finished run, the repeats with other seeds included
+/// (the observations carry the first seed's name once averaged). `gpt-plan fit` and `gpt-plan sweep --extend` read
+/// runs through this one function, so they see the same losses and refuse the same unreadable metrics
+/// (`command` names the one that failed).
+func finishedObservations(sweep: String, manifest: SweepManifest, average: SeedAverage = .median,
+                          command: String) throws -> (runs: [SweepObservation], finishedNames: Set<String>, notes: [String]) {
+    var observations: [SweepObservation] = [], notes: [String] = [], fallback: [String] = []
     for run in manifest.runs {
         let metrics = ((sweep as NSString).appendingPathComponent(run.run) as NSString).appendingPathComponent("metrics.jsonl")
-        guard let text = try? String(contentsOfFile: metrics, encoding: .utf8),
-              let loss = (try? MetricsFile(path: metrics, text: text))?.validationLoss(atStep: run.steps) else {
+        let text: String?
+        do { text = try InputFile.metricsText(metrics) } catch {
+            throw CommandFailure("\(command): \(error.message)", exitCode: 1)
+        }
+        let file: MetricsFile?
+        do { file = try text.map { try MetricsFile(path: metrics, text: $0) } } catch {
+            throw CommandFailure("\(command): \(error). Fix: train the run again (gpt-train sweep \(sweep))", exitCode: 1)
+        }
+        guard let last = file?.validationLoss(atStep: run.steps) else {
             notes.append("\(run.name): no val_loss at its last step \(run.steps) in \(metrics) (not finished); left out")
             continue
         }
         let whole = FinalEvaluation.read(runDirectory: (sweep as NSString).appendingPathComponent(run.run), step: run.steps)
+        if whole == nil { fallback.append(run.name) }
         observations.append(SweepObservation(name: run.name, flops: run.flops, params: run.params, tokens: run.tokens,
-                                             loss: whole?.loss ?? loss))
+                                             loss: whole?.loss ?? last))
     }
+    notes += finalLossNote(sweep: sweep, fallback: fallback, of: observations.count)
     let names = Set(observations.map(\.name))
     return (averagedOverSeeds(observations, manifest: manifest, notes: &notes, by: average), names, notes)
 }
@@ -231,7 +243,8 @@ struct SweepExtender {
                                       valFraction: settings.valFraction, seed: settings.seed,
                                       uniqueTokens: manifest.uniqueTokens, lrPerWidth: settings.lrPerWidth,
                                       seeds: settings.seeds ?? 1, minimumWidth: settings.minWidth ?? 32)
-        let (finished, finishedNames, _) = finishedObservations(sweep: sweep, manifest: manifest, average: seedAverage)
+        let (finished, finishedNames, _) = try finishedObservations(sweep: sweep, manifest: manifest, average: seedAverage,
+                                                                     command: "gpt-plan sweep --extend")
         // A budget with a run still to train is not extended: its minimum may yet move.
         let unfinished = Set(manifest.runs.filter { !finishedNames.contains($0.name) }.map(\.flops))
         var lines: [String] = [], added: [SweepManifest.Run] = [], notes: [String] = []
