@@ -107,6 +107,12 @@ public struct Estimate: Sendable {
             let slots = LayoutModel.stageLayers(r.shape, p: p, balancedEnds: c.balancedEnds).middle
             guard p > 1, slots % v == 0 else { throw .layout(.interleaveInvalid(v, stageLayers: slots)) }
         }
+        let cp = c.contextParallel
+        if cp != 1 {
+            guard cp >= 1, r.shape.seqLen % (2 * cp) == 0, h.precision != .float32 else {
+                throw .layout(.contextParallelInvalid(cp, seqLen: r.shape.seqLen))
+            }
+        }
         if let tokens = r.trainingTokens, !(tokens.isFinite && tokens > 0) { throw .outOfRange("tokens", tokens) }
         if let price = r.pricePerDeviceHour, !(price.isFinite && price >= 0) {
             throw .outOfRange("price-per-device-hour", price)
@@ -125,8 +131,8 @@ public struct Estimate: Sendable {
         }
         var tried = 0
         if let k = r.devices {
-            if let t = c.tensorParallel, let p = c.pipelineParallel, k % (t * p) != 0 {
-                throw .layout(.devicesNotFactored(devices: k, tensorParallel: t, pipelineParallel: p))
+            if let t = c.tensorParallel, let p = c.pipelineParallel, k % (t * p * cp) != 0 {
+                throw .layout(.devicesNotFactored(devices: k, tensorParallel: t, pipelineParallel: p * cp))
             }
             let s = search(k)
             guard let best = s.ranked.first else {

@@ -74,9 +74,12 @@ public struct EstimateJSON: Codable, Equatable, Sendable {
         public var dataParallel: Double
         public var tensorParallel: Double
         public var pipeline: Double
+        /// Present when the layout has context parallelism.
+        public var contextParallel: Double?
 
         enum CodingKeys: String, CodingKey {
             case compute, bubble, dataParallel = "data_parallel", tensorParallel = "tensor_parallel", pipeline
+            case contextParallel = "context_parallel"
         }
     }
 
@@ -173,7 +176,8 @@ public struct EstimateJSON: Codable, Equatable, Sendable {
         hardware = Hardware(name: h.name, memoryBytes: h.memoryBytes, peakFlops: h.peakFlops, devices: l.devices)
         layout = PlanJSON.Layout(dataParallel: l.dataParallel, tensorParallel: l.tensorParallel,
                         pipelineParallel: l.pipelineParallel, zeroStage: l.zeroStage, recompute: l.recompute,
-                        microBatch: l.microBatch, gradAccum: l.gradAccum, interleave: l.interleave)
+                        microBatch: l.microBatch, gradAccum: l.gradAccum, interleave: l.interleave,
+                        contextParallel: l.contextParallel > 1 ? l.contextParallel : nil)
         batchSequences = l.batchSequences
         batchTokens = e.tokensPerStep
         memoryConventions = Conventions(weightBytes: conventions.weightBytes, gradientBytes: conventions.gradientBytes,
@@ -182,7 +186,8 @@ public struct EstimateJSON: Codable, Equatable, Sendable {
                                           activations: m.activations, other: m.other, total: m.total)
         stepSeconds = e.stepSeconds
         stepSecondsByCause = StepByCause(compute: step.compute, bubble: step.bubble, dataParallel: step.dataParallel,
-                                         tensorParallel: step.tensorParallel, pipeline: step.pipeline)
+                                         tensorParallel: step.tensorParallel, pipeline: step.pipeline,
+                                         contextParallel: l.contextParallel > 1 ? step.contextParallel : nil)
         throughput = Throughput(tokensPerSecondPerDevice: e.tokensPerSecondPerDevice,
                                 modelFlopsUtilization: e.modelFlopsUtilization,
                                 hardwareFlopsUtilization: e.hardwareFlopsUtilization)

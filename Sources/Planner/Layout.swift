@@ -20,10 +20,16 @@ public struct Layout: Sendable, Equatable, Hashable {
     /// `--tp-comm-overlap`: the sequence-parallel all-gathers and reduce-scatters split into chunks and pipelined
     /// with the column- and row-parallel GEMMs): exposed only beyond the products' time. False: on the critical path.
     public var overlapsTensorParallel: Bool
+    /// c: context-parallel ranks that split each sequence (Megatron-core's context parallelism, the ring attention
+    /// Llama 3 used for its 128K stage, Dubey et al. 2024 §3.3.2): each holds s/c tokens of every sequence and its
+    /// activations, the K and V chunks pass around the ring in attention, the weights are whole on each, and the
+    /// gradients are reduced (and ZeRO shards) over the d·c ranks. 1: none.
+    public var contextParallel: Int
 
     public init(dataParallel: Int, tensorParallel: Int = 1, pipelineParallel: Int = 1, zeroStage: Int = 0,
                 recompute: Recompute = .none, microBatch: Int, gradAccum: Int, interleave: Int = 1,
-                balancedEnds: Bool = false, overlapsTensorParallel: Bool = false) {
+                balancedEnds: Bool = false, overlapsTensorParallel: Bool = false, contextParallel: Int = 1) {
+        self.contextParallel = contextParallel
         self.interleave = interleave
         self.balancedEnds = balancedEnds
         self.overlapsTensorParallel = overlapsTensorParallel
@@ -36,7 +42,9 @@ public struct Layout: Sendable, Equatable, Hashable {
         self.gradAccum = gradAccum
     }
 
-    public var devices: Int { dataParallel * tensorParallel * pipelineParallel }
+    public var devices: Int { dataParallel * tensorParallel * pipelineParallel * contextParallel }
+    /// Ranks the gradients are reduced over and ZeRO shards across: d·c.
+    public var gradientRanks: Int { dataParallel * contextParallel }
     public var batchSequences: Int { microBatch * gradAccum * dataParallel }
 }
 
@@ -63,7 +71,9 @@ public struct StepTime: Sendable, Equatable {
     public var tensorParallel: Double
     /// Activations and their gradients sent between pipeline stages.
     public var pipeline: Double
-    public var total: Double { compute + bubble + dataParallel + tensorParallel + pipeline }
+    /// Context parallelism's K/V ring in attention, beyond the attention compute that hides it.
+    public var contextParallel: Double = 0
+    public var total: Double { compute + bubble + dataParallel + tensorParallel + pipeline + contextParallel }
 }
 
 /// A layout with its memory and time.
@@ -87,6 +97,9 @@ public enum LayoutProblem: Error, Sendable, Equatable {
     case zeroStageInvalid(Int)
     /// Megatron-LM's interleaved schedule splits a stage's layers into `v` equal chunks: `v` must divide them.
     case interleaveInvalid(Int, stageLayers: Int)
+    /// Context parallelism splits each sequence into 2c chunks (two a rank, so that causal attention's work is
+    /// balanced, as Megatron-core requires): c must divide half the sequence length; GPUs only.
+    case contextParallelInvalid(Int, seqLen: Int)
     /// The hardware trains in float32 one process a device, as gpt-train does: data parallelism only (ZeRO stage
     /// 0 or 1), no tensor or pipeline parallelism (any recompute mode).
     case unsupportedOnCPU
@@ -111,6 +124,8 @@ public struct LayoutConstraints: Sendable, Equatable {
     public var balancedEnds = false
     /// Every layout searched with tensor-parallel communication overlapped (`Layout.overlapsTensorParallel`).
     public var overlapsTensorParallel = false
+    /// Context-parallel ranks of every layout searched (`Layout.contextParallel`; not searched).
+    public var contextParallel = 1
     public init(zeroStage: Int? = nil, tensorParallel: Int? = nil, pipelineParallel: Int? = nil,
                 recompute: Recompute? = nil, microBatch: Int? = nil, interleave: Int? = nil) {
         self.interleave = interleave
@@ -179,14 +194,15 @@ public enum LayoutModel {
             return MemoryBreakdown(weights: m.weights, gradients: m.gradients, optimizer: m.optimizer,
                                    activations: m.activations, other: hardware.reservedBytes)
         }
-        let t = l.tensorParallel, p = l.pipelineParallel
-        let (s, b, h) = (shape.seqLen, l.microBatch, shape.dModel)
+        let t = l.tensorParallel, p = l.pipelineParallel, c = l.contextParallel
+        // Context parallelism: a device holds s/c tokens of each sequence (and a/c of its attention scores' rows).
+        let (s, b, h) = (shape.seqLen / c, l.microBatch, shape.dModel)
         let layerCounts = stageLayers(shape, p: p, balancedEnds: l.balancedEnds)
         let layers = Double(layerCounts.first)
-        let perLayer = MemoryModel.activationBytesPerLayer(shape, b: b, t: t, recompute: l.recompute)
+        let perLayer = MemoryModel.activationBytesPerLayer(shape, b: b, t: t, recompute: l.recompute) / Double(c)
         // Full recomputation rebuilds one layer's activations at a time in the backward pass.
         let working = l.recompute == .full
-            ? MemoryModel.activationBytesPerLayer(shape, b: b, t: t, recompute: .none) : 0
+            ? MemoryModel.activationBytesPerLayer(shape, b: b, t: t, recompute: .none) / Double(c) : 0
         // 1F1B: the first stage holds p micro-batches. Interleaved: Megatron-LM's schedule warms up with
         // 2(p − 1) + (v − 1)p chunks of L/(pv) layers on the first device, i.e. (1 + (p − 1)/(pv)) × p micro-batches'
         // worth of its layers.
@@ -199,7 +215,7 @@ public enum LayoutModel {
             ? MemoryModel.embeddingActivationBytes(s: s, b: b, h: h, t: t, inFlight: inFlight) : 0
         let params = stageParameters(shape, t: t, p: p, balancedEnds: l.balancedEnds)
         func stage(_ psi: Double, _ activations: Double) -> MemoryBreakdown {
-            let state = MemoryModel.modelState(params: psi, zeroStage: l.zeroStage, dataParallel: l.dataParallel,
+            let state = MemoryModel.modelState(params: psi, zeroStage: l.zeroStage, dataParallel: l.gradientRanks,
                                                weightBytes: conventions.weightBytes,
                                                gradientBytes: conventions.gradientBytes,
                                                optimizerBytes: conventions.optimizerBytes)
@@ -239,8 +255,10 @@ public enum LayoutModel {
     /// With `timeModel`, the compute term is the calibrated model's (`StepTimeModel`) and `mfu` is not used.
     public static func stepTime(shape: ModelShape, layout l: Layout, hardware: Hardware, mfu: Double,
                                 timeModel: StepTimeModel? = nil) -> StepTime {
-        let d = l.dataParallel, t = l.tensorParallel, p = l.pipelineParallel, m = l.gradAccum
+        let d = l.gradientRanks, t = l.tensorParallel, p = l.pipelineParallel, m = l.gradAccum, c = l.contextParallel
         let devices = Double(l.devices)
+        // The tokens of one micro-batch on one device: context parallelism splits each sequence c ways.
+        let sequenceShare = Double(shape.seqLen) / Double(c)
         let tokens = Double(l.batchSequences * shape.seqLen)
         let flopsPerToken = hardwareFlopsPerToken(shape, recompute: l.recompute)
         let compute = timeModel?.computeSeconds(shape: shape, layout: l, hardware: hardware)
@@ -252,6 +270,7 @@ public enum LayoutModel {
         let stages = stageParameters(shape, t: t, p: p, balancedEnds: l.balancedEnds)
         let psi = l.balancedEnds ? max(stages.first, stages.middle) : stages.first
         let gradientBytes = hardware.precision == .float32 ? MemoryModel.float32GradientBytes : MemoryModel.mixedGradientBytes
+        // (d here is the gradient ranks, d·c: context-parallel ranks reduce their gradients too.)
         let dpBandwidth = t * d > hardware.devicesPerNode ? hardware.interNodeBandwidth : hardware.intraNodeBandwidth
         var dataParallel = 0.0
         if d > 1 {
@@ -275,7 +294,7 @@ public enum LayoutModel {
         // and micro-batch, 2 more with full recomputation; on the critical path.
         var tensorParallel = 0.0
         if t > 1 {
-            let bytes = 2 * Double(l.microBatch * shape.seqLen * shape.dModel)
+            let bytes = 2 * Double(l.microBatch) * sequenceShare * Double(shape.dModel)
             let layers = stageLayers(shape, p: p, balancedEnds: l.balancedEnds).middle
             let collectives = Double(l.recompute == .full ? 6 : 4) * Double(layers)
             tensorParallel = Double(m) * collectives * 2 * Double(t - 1) / Double(t) * bytes / hardware.intraNodeBandwidth
@@ -289,13 +308,34 @@ public enum LayoutModel {
         // ways (Megatron's scatter/gather); the fill and drain add p − 1 transfers.
         var pipeline = 0.0
         if p > 1 {
-            let bytes = 2 * Double(l.microBatch * shape.seqLen * shape.dModel) / Double(t)
+            let bytes = 2 * Double(l.microBatch) * sequenceShare * Double(shape.dModel) / Double(t)
             let bandwidth = t * d >= hardware.devicesPerNode ? hardware.interNodeBandwidth : hardware.intraNodeBandwidth
             // Interleaving sends each micro-batch across v times as many chunk boundaries.
             pipeline = 2 * Double(m * l.interleave + p - 1) * bytes / bandwidth
         }
+        // Context parallelism (ring attention, as Megatron-core and Llama 3 run it): in every layer each device passes
+        // its K and V chunk (b·s/c tokens × 2g/t 16-bit values) c − 1 times round the ring in the forward pass, and
+        // K, V and their gradients in the backward (twice that; a full recomputation repeats the forward's), each
+        // send overlapped with the attention on the chunk it has; exposed only beyond the attention's compute. The
+        // ring runs within a node when t·c fits in one, else across nodes.
+        var contextParallel = 0.0
+        if c > 1 {
+            let chunk = 2 * Double(l.microBatch) * sequenceShare * 2 * Double(shape.kvWidth) / Double(t)
+            let layers = stageLayers(shape, p: p, balancedEnds: l.balancedEnds).middle
+            let passes = Double(l.recompute == .full ? 4 : 3) * Double(c - 1)
+            let bandwidth = t * c > hardware.devicesPerNode ? hardware.interNodeBandwidth : hardware.intraNodeBandwidth
+            let ring = Double(m * layers) * passes * chunk / bandwidth
+            let attentionShare = hardwareAttentionShare(shape, recompute: l.recompute)
+            contextParallel = max(0, ring - compute * attentionShare)
+        }
         return StepTime(compute: compute, bubble: bubble, dataParallel: dataParallel, tensorParallel: tensorParallel,
-                        pipeline: pipeline)
+                        pipeline: pipeline, contextParallel: contextParallel)
+    }
+
+    /// Attention's share of the hardware FLOPs of a step (the score and value products, recomputation included).
+    static func hardwareAttentionShare(_ shape: ModelShape, recompute: Recompute) -> Double {
+        let attention = shape.attentionFlopsPerToken() * (recompute == .none ? 1 : 4.0 / 3)
+        return attention / hardwareFlopsPerToken(shape, recompute: recompute)
     }
 
     public static func estimate(shape: ModelShape, layout: Layout, hardware: Hardware, mfu: Double,
@@ -309,7 +349,8 @@ public enum LayoutModel {
 
     /// The (t, p, ZeRO, recompute) choices the hardware and the constraints allow, before micro-batches.
     static func structures(shape: ModelShape, devices k: Int, batchSequences: Int, hardware: Hardware,
-                           constraints c: LayoutConstraints) -> [(t: Int, p: Int, zero: Int, recompute: Recompute)] {
+                           constraints: LayoutConstraints) -> [(t: Int, p: Int, zero: Int, recompute: Recompute)] {
+        let c = constraints
         let cpu = hardware.precision == .float32
         // On a CPU, the layouts gpt-train implements (`CPUTrainer`).
         let widths = cpu ? CPUTrainer.tensorParallelWidths
@@ -320,11 +361,12 @@ public enum LayoutModel {
         var out: [(Int, Int, Int, Recompute)] = []
         for t in widths where c.tensorParallel.map({ $0 == t }) ?? true {
             for p in stages where c.pipelineParallel.map({ $0 == p }) ?? true {
-                guard k % (t * p) == 0 else { continue }
-                let d = k / (t * p)
+                let cp = constraints.contextParallel
+                guard k % (t * p * cp) == 0 else { continue }
+                let d = k / (t * p * cp)
                 guard batchSequences % d == 0 else { continue }
                 for z in zeros where c.zeroStage.map({ $0 == z }) ?? true {
-                    if d == 1 && z > 0 { continue }   // nothing to partition over
+                    if d * cp == 1 && z > 0 { continue }   // nothing to partition over
                     for r in modes where c.recompute.map({ $0 == r }) ?? true { out.append((t, p, z, r)) }
                 }
             }
@@ -359,7 +401,7 @@ public enum LayoutModel {
         }
         for s in structures(shape: shape, devices: k, batchSequences: batchSequences, hardware: hardware,
                             constraints: constraints) {
-            let d = k / (s.t * s.p)
+            let d = k / (s.t * s.p * constraints.contextParallel)
             let perRank = batchSequences / d
             // Micro-batches that divide the rank's share, smallest first: memory grows with the micro-batch.
             // (Balanced: the virtual stages split a stage's slots, layers and the embedding or head alike.)
@@ -371,7 +413,8 @@ public enum LayoutModel {
                     let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
                                         recompute: s.recompute, microBatch: micro, gradAccum: m, interleave: v,
                                         balancedEnds: constraints.balancedEnds,
-                                        overlapsTensorParallel: constraints.overlapsTensorParallel)
+                                        overlapsTensorParallel: constraints.overlapsTensorParallel,
+                                        contextParallel: constraints.contextParallel)
                     let e = estimate(shape: shape, layout: layout, hardware: hardware, mfu: mfu,
                                      conventions: conventions, timeModel: timeModel)
                     tried += 1
@@ -408,14 +451,15 @@ public enum LayoutModel {
         c.recompute = c.recompute ?? .full
         for s in structures(shape: shape, devices: k, batchSequences: batchSequences, hardware: hardware,
                             constraints: c) {
-            let d = k / (s.t * s.p)
+            let d = k / (s.t * s.p * constraints.contextParallel)
             // The least memory: the highest ZeRO stage allowed (nothing to shard with one rank).
-            if constraints.zeroStage == nil, s.zero != (d > 1 ? (cpu ? CPUTrainer.zeroStages.max()! : 3) : 0) { continue }
+            if constraints.zeroStage == nil,
+               s.zero != (d * constraints.contextParallel > 1 ? (cpu ? CPUTrainer.zeroStages.max()! : 3) : 0) { continue }
             let micro = constraints.microBatch ?? 1
             guard (batchSequences / d) % micro == 0 else { continue }
             let layout = Layout(dataParallel: d, tensorParallel: s.t, pipelineParallel: s.p, zeroStage: s.zero,
                                 recompute: s.recompute, microBatch: micro, gradAccum: batchSequences / d / micro,
-                                balancedEnds: constraints.balancedEnds)
+                                balancedEnds: constraints.balancedEnds, contextParallel: constraints.contextParallel)
             tried += 1
             if memory(shape: shape, layout: layout, hardware: hardware, conventions: conventions).total
                 <= hardware.memoryBytes * hardware.usableFraction { return true }

@@ -42,11 +42,13 @@ public struct PlanJSON: Codable, Equatable, Sendable {
         public var gradAccum: Int
         /// Virtual pipeline stages: in `gpt-plan estimate --json` (EstimateJSON), absent from a plan's JSON.
         public var interleave: Int?
+        /// Context-parallel ranks: in `gpt-plan estimate --json` when above 1, absent otherwise.
+        public var contextParallel: Int?
 
         enum CodingKeys: String, CodingKey {
             case dataParallel = "data_parallel", tensorParallel = "tensor_parallel"
             case pipelineParallel = "pipeline_parallel", zeroStage = "zero_stage", recompute
-            case microBatch = "micro_batch", gradAccum = "grad_accum", interleave
+            case microBatch = "micro_batch", gradAccum = "grad_accum", interleave, contextParallel = "context_parallel"
         }
     }
 

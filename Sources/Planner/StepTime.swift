@@ -70,7 +70,7 @@ public struct StepTimeModel: Sendable, Equatable {
         case .full: mm += products / 3; att += attention / 3
         }
         let eta = efficiency(width: Double(shape.dModel) / Double(l.tensorParallel),
-                             tokens: Double(l.microBatch * shape.seqLen))
+                             tokens: Double(l.microBatch * shape.seqLen / l.contextParallel))
         let tokens = Double(l.batchSequences * shape.seqLen)
         return tokens * (mm / eta + att / (eta * attentionRelative)) / (Double(l.devices) * hardware.peakFlops)
     }

@@ -60,6 +60,10 @@ struct EstimateCommand: ParsableCommand {
     var tensorParallel: Int?
     /// --zero-stage, --pipeline-parallel, --recompute.
     @OptionGroup var fixed: FixedLayoutOptions
+    @Option(name: .customLong("context-parallel"), parsing: .unconditional,
+            help: "Context-parallel ranks splitting each sequence (ring attention), 1 to 1024; must divide half the sequence (default: 1, not searched).",
+            transform: NumberArgument.whole(1...1024))
+    var contextParallel: Int?
     @Option(name: .customLong("micro-batch"), parsing: .unconditional,
             help: "Fix the sequences per forward/backward pass on a rank, 1 to 16777216.", transform: NumberArgument.whole(1...PlanLimits.batchSequences))
     var microBatch: Int?
@@ -135,6 +139,7 @@ struct EstimateCommand: ParsableCommand {
             microBatch: microBatch, interleave: interleave)
         request.constraints.balancedEnds = balancedPipeline
         request.constraints.overlapsTensorParallel = tpCommOverlap
+        request.constraints.contextParallel = contextParallel ?? 1
         let estimate: Estimate
         do { estimate = try Estimate.make(request) } catch {
             throw CommandFailure.usage("gpt-plan estimate: \(EstimateText.error(error, request))")
@@ -233,7 +238,7 @@ enum EstimateText {
                    "\(flopRate(h.peakFlops)) peak, \(sig(h.memoryBytes / 1e9, 4)) GB each"
                    + (e.devicesGiven ? "" : "; the fewest devices on which a layout fits"))
         out += row("layout", "d\(l.dataParallel) t\(l.tensorParallel) p\(l.pipelineParallel)"
-                   + (l.interleave > 1 ? " v\(l.interleave)" : ""),
+                   + (l.interleave > 1 ? " v\(l.interleave)" : "") + (l.contextParallel > 1 ? " c\(l.contextParallel)" : ""),
                    "ZeRO-\(l.zeroStage), recompute \(l.recompute.rawValue), micro-batch \(l.microBatch) × "
                    + "\(l.gradAccum) accumulation"
                    + (l.balancedEnds ? ", one layer fewer on the first and last stages (Llama 3's balanced pipeline)" : "")
@@ -247,7 +252,8 @@ enum EstimateText {
             : conventions(e.request.conventions)) + "):\n"
         out += row("  weights", bytes(m.weights))
         out += row("  gradients", bytes(m.gradients))
-        out += row("  optimizer", bytes(m.optimizer), "ZeRO-\(l.zeroStage) over \(l.dataParallel) data-parallel ranks")
+        out += row("  optimizer", bytes(m.optimizer), "ZeRO-\(l.zeroStage) over \(l.dataParallel) data-parallel ranks"
+                   + (l.contextParallel > 1 ? " × \(l.contextParallel) context-parallel" : ""))
         out += row("  activations", bytes(m.activations),
                    cpu ? (s.family == .gpt2 ? "gpt-train's buffers, counted exactly"
                                               : "per block as Korthikanti et al. count, in float32, fused attention")
@@ -257,7 +263,7 @@ enum EstimateText {
         out += "\nStep \(sig(e.stepSeconds, 4)) s:\n"
         if let model = e.timeModel {
             let eta = model.efficiency(width: Double(s.dModel) / Double(l.tensorParallel),
-                                       tokens: Double(l.microBatch * s.seqLen))
+                                       tokens: Double(l.microBatch * s.seqLen / l.contextParallel))
             out += row("  compute", sig(step.compute, 4) + " s",
                        "hardware FLOPs at η = \(sig(model.matmulEfficiency, 2))·w/(w + \(Int(model.widthHalf))) = "
                        + "\(sig(100 * eta, 3))% of peak, w = d_model/t = \(s.dModel / l.tensorParallel) (\(model.source))")
@@ -272,6 +278,10 @@ enum EstimateText {
                    ? "collectives of each layer overlapped with its GEMMs (--tp-comm-overlap), exposed beyond them"
                    : "all-reduces of each layer, not overlapped")
         out += row("  pipeline", sig(step.pipeline, 4) + " s", "activations between stages")
+        if l.contextParallel > 1 {
+            out += row("  context par.", sig(step.contextParallel, 4) + " s",
+                       "K/V ring of each layer (c − 1 sends forward, twice that backward), exposed beyond attention's compute")
+        }
         out += "\nThroughput: \(si(e.tokensPerSecondPerDevice, 4)) tokens/s per device; MFU \(sig(100 * e.modelFlopsUtilization, 3))% "
             + "(model FLOPs), HFU \(sig(100 * e.hardwareFlopsUtilization, 3))% (hardware FLOPs, recomputation included)\n"
         if let tokens = e.request.trainingTokens, let steps = e.steps, let seconds = e.trainingSeconds, let hours = e.deviceHours {
@@ -304,7 +314,7 @@ enum EstimateText {
         case .layout(let problem):
             switch problem {
             case let .devicesNotFactored(k, t, p):
-                return "--devices \(k) is not a multiple of --tensor-parallel × --pipeline-parallel = \(t * p)"
+                return "--devices \(k) is not a multiple of --tensor-parallel × --pipeline-parallel (× --context-parallel) = \(t * p)"
             case let .batchNotDivisible(b, d):
                 return "the batch of \(b) sequences does not divide among the data-parallel ranks of any allowed layout "
                     + "of \(d) devices; give --batch-sequences as a multiple of devices / (tensor-parallel × pipeline-parallel)"
@@ -313,6 +323,9 @@ enum EstimateText {
                     + "stay within a node of \(perNode)"
             case let .pipelineParallelInvalid(p, layers): return "--pipeline-parallel \(p) must be 1...\(layers) (whole layers a stage)"
             case .zeroStageInvalid(let z): return "--zero-stage \(z): use 0, 1, 2 or 3"
+            case let .contextParallelInvalid(c, seqLen):
+                return "--context-parallel \(c) must divide half the sequence length \(seqLen) (two chunks a rank, as "
+                    + "Megatron-core balances causal attention), on GPUs; give a c that divides \(seqLen / 2)"
             case let .interleaveInvalid(v, slots):
                 return "--interleave \(v) must divide the \(slots) layers of a pipeline stage (Megatron-LM's interleaved "
                     + "schedule gives each virtual stage the same number of layers), with --pipeline-parallel above 1"

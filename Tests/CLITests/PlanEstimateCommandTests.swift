@@ -94,6 +94,30 @@ final class PlanEstimateCommandTests: XCTestCase {
                        accuracy: 0.001)
     }
 
+    /// `--context-parallel`: in the layout line and, in `--json`, as `layout.context_parallel` and
+    /// `step_seconds_by_cause.context_parallel`, which are absent without it (the JSON of other estimates unchanged).
+    func testContextParallelInTextAndJSON() throws {
+        let model = ["estimate", "--family", "llama", "--layers", "126", "--d-model", "16384", "--heads", "128",
+                     "--kv-heads", "8", "--d-ff", "53248", "--vocab", "128256", "--gpu", "h100-sxm-80gb",
+                     "--devices", "16384", "--tensor-parallel", "8", "--pipeline-parallel", "16", "--micro-batch", "1",
+                     "--balanced-pipeline", "--tp-comm-overlap"]
+        let long = model + ["--seq-len", "131072", "--batch-sequences", "128", "--context-parallel", "16"]
+        let text = try Tool.run("gpt-plan", long)
+        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssertTrue(text.stdout.contains("d8 t8 p16 v8 c16") && text.stdout.contains("context par."), text.stdout)
+        let json = try Tool.run("gpt-plan", long + ["--json"])
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual((object["layout"] as? [String: Any])?["context_parallel"] as? Int, 16)
+        XCTAssertNotNil((object["step_seconds_by_cause"] as? [String: Any])?["context_parallel"])
+        let plain = try Tool.run("gpt-plan", model + ["--seq-len", "8192", "--batch-sequences", "2048", "--json"])
+        let p = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(plain.stdout.utf8)) as? [String: Any])
+        XCTAssertNil((p["layout"] as? [String: Any])?["context_parallel"])
+        XCTAssertNil((p["step_seconds_by_cause"] as? [String: Any])?["context_parallel"])
+        let odd = try Tool.run("gpt-plan", model + ["--seq-len", "8192", "--batch-sequences", "2048", "--context-parallel", "3"])
+        XCTAssertEqual(odd.status, 2)
+        XCTAssertTrue(odd.stderr.contains("--context-parallel 3 must divide half the sequence length 8192"), odd.stderr)
+    }
+
     /// `--memory-headroom`: the share of memory a layout leaves free (default 10%). Meta's 8,192-GPU layout with
     /// ZeRO-3, selective recomputation and V = 8 needs 72.7 GiB: over the 71.7 of 90%, under the 75.7 of 95%; with
     /// ZeRO-2, the weights Meta's FSDP keeps gathered ("we do not reshard after forward", §3.3.2), it needs 78.5 GiB

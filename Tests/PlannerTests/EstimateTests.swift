@@ -82,6 +82,56 @@ final class EstimateTests: XCTestCase {
         XCTAssertEqual(e.chosen.memory.total / 0x1p30, 53.7, accuracy: 0.05)
     }
 
+    /// Context parallelism: Llama 3's 128K stage (Dubey et al. 2024, Table 4: TP 8, CP 16, PP 16, DP 8 on 16,384
+    /// H100s, sequence 131,072, 16M tokens a step) puts 8,192 tokens of each sequence on a device, so a device holds
+    /// exactly the activations of the 8K stage on the same GPUs (TP 8, PP 16, DP 128), and ZeRO shards over the same
+    /// 128 ranks (d·c). The weights stay whole on each context-parallel rank; the compute is the same tokens' but with
+    /// sixteen times the attention a token; the ring's sends hide behind that attention. Refused: a c that does not
+    /// divide half the sequence, and any on a CPU.
+    func testContextParallelismSplitsTheSequence() throws {
+        var long = Self.llama405
+        long.seqLen = 131_072
+        func estimate(_ shape: ModelShape, batch: Int, c: Int) throws -> Estimate {
+            var r = EstimateRequest(shape: shape, hardware: .h100_sxm_80gb, batchSequences: batch)
+            r.devices = 16384
+            var k = LayoutConstraints(zeroStage: 3, tensorParallel: 8, pipelineParallel: 16, recompute: .selective,
+                                      microBatch: 1, interleave: 8)
+            k.balancedEnds = true
+            k.overlapsTensorParallel = true
+            k.contextParallel = c
+            r.constraints = k
+            return try Estimate.make(r)
+        }
+        let e128k = try estimate(long, batch: 128, c: 16)
+        let e8k = try estimate(Self.llama405, batch: 2048, c: 1)
+        XCTAssertEqual(e128k.layout.dataParallel, 8)
+        XCTAssertEqual(e128k.layout.contextParallel, 16)
+        XCTAssertEqual(e128k.layout.devices, 16384)
+        XCTAssertEqual(e128k.layout.gradAccum, 16)
+        XCTAssertEqual(e128k.tokensPerStep, e8k.tokensPerStep)
+        XCTAssertEqual(e128k.chosen.memory.activations, e8k.chosen.memory.activations, accuracy: 1)
+        XCTAssertEqual(e128k.chosen.memory.optimizer, e8k.chosen.memory.optimizer, accuracy: 1)
+        XCTAssertTrue(e128k.chosen.fits)
+        XCTAssertEqual(e128k.chosen.step.contextParallel, 0, "the ring hides behind attention at 128K")
+        // The same tokens, more attention each: the hardware FLOPs a token (6N' + 12·L·d·T and selective
+        // recomputation's third of the attention) at T = 128K against 8K.
+        let ratio = LayoutModel.hardwareFlopsPerToken(long, recompute: .selective)
+            / LayoutModel.hardwareFlopsPerToken(Self.llama405, recompute: .selective)
+        XCTAssertEqual(e128k.chosen.step.compute / e8k.chosen.step.compute, ratio, accuracy: 0.01 * ratio)
+        XCTAssertEqual(e128k.modelFlopsUtilization, 0.321, accuracy: 0.001)
+        // A short sequence over many ranks leaves little attention to hide the ring behind: exposed.
+        var short = Self.llama405
+        short.seqLen = 2048
+        let exposed = try estimate(short, batch: 512, c: 16)
+        XCTAssertGreaterThan(exposed.chosen.step.contextParallel, 0)
+        XCTAssertEqual(exposed.chosen.step.total, exposed.chosen.step.compute + exposed.chosen.step.bubble
+                       + exposed.chosen.step.dataParallel + exposed.chosen.step.tensorParallel
+                       + exposed.chosen.step.pipeline + exposed.chosen.step.contextParallel, accuracy: 1e-12)
+        XCTAssertThrowsError(try estimate(Self.llama405, batch: 2048, c: 3)) { error in
+            XCTAssertEqual(error as? EstimateError, .layout(.contextParallelInvalid(3, seqLen: 8192)))
+        }
+    }
+
     /// The interleaved schedule gives each of a stage's `v` virtual stages the same layers: a `v` that does not divide
     /// a stage's layers (126 layers on 16 stages: 8 a stage) is refused, not timed as if Megatron-LM could run it.
     func testInterleaveMustDivideAStagesLayers() throws {
