@@ -131,8 +131,13 @@ public struct Estimate: Sendable {
         }
         var tried = 0
         if let k = r.devices {
+            // (The error's message multiplies in the request's context parallelism.)
             if let t = c.tensorParallel, let p = c.pipelineParallel, k % (t * p * cp) != 0 {
-                throw .layout(.devicesNotFactored(devices: k, tensorParallel: t, pipelineParallel: p * cp))
+                throw .layout(.devicesNotFactored(devices: k, tensorParallel: t, pipelineParallel: p))
+            }
+            if cp > 1, k % (cp * (c.tensorParallel ?? 1) * (c.pipelineParallel ?? 1)) != 0 {
+                throw .layout(.devicesNotFactored(devices: k, tensorParallel: c.tensorParallel ?? 1,
+                                                  pipelineParallel: c.pipelineParallel ?? 1))
             }
             let s = search(k)
             guard let best = s.ranked.first else {
@@ -146,7 +151,7 @@ public struct Estimate: Sendable {
         }
         let counts = h.precision == .float32 ? [1] : LayoutModel.deviceCounts(hardware: h)
         var least: LayoutEstimate?
-        for k in counts where k <= r.batchSequences * 64 {
+        for k in counts where k <= r.batchSequences * 64 * cp {
             guard LayoutModel.anyFits(shape: r.shape, batchSequences: r.batchSequences, devices: k, hardware: h,
                                       constraints: c, tried: &tried, conventions: r.conventions) else { continue }
             let s = search(k)

@@ -315,14 +315,15 @@ public enum LayoutModel {
         }
         // Context parallelism (ring attention, as Megatron-core and Llama 3 run it): in every layer each device passes
         // its K and V chunk (b·s/c tokens × 2g/t 16-bit values) c − 1 times round the ring in the forward pass, and
-        // K, V and their gradients in the backward (twice that; a full recomputation repeats the forward's), each
+        // K, V and their gradients in the backward (twice that; recomputation repeats the forward's), each
         // send overlapped with the attention on the chunk it has; exposed only beyond the attention's compute. The
         // ring runs within a node when t·c fits in one, else across nodes.
         var contextParallel = 0.0
         if c > 1 {
             let chunk = 2 * Double(l.microBatch) * sequenceShare * 2 * Double(shape.kvWidth) / Double(t)
             let layers = stageLayers(shape, p: p, balancedEnds: l.balancedEnds).middle
-            let passes = Double(l.recompute == .full ? 4 : 3) * Double(c - 1)
+            // Recomputation (selective or full) runs attention's forward, and so its ring, once more.
+            let passes = Double(l.recompute == .none ? 3 : 4) * Double(c - 1)
             let bandwidth = t * c > hardware.devicesPerNode ? hardware.interNodeBandwidth : hardware.intraNodeBandwidth
             let ring = Double(m * layers) * passes * chunk / bandwidth
             let attentionShare = hardwareAttentionShare(shape, recompute: l.recompute)

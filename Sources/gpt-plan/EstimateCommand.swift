@@ -280,7 +280,8 @@ enum EstimateText {
         out += row("  pipeline", sig(step.pipeline, 4) + " s", "activations between stages")
         if l.contextParallel > 1 {
             out += row("  context par.", sig(step.contextParallel, 4) + " s",
-                       "K/V ring of each layer (c − 1 sends forward, twice that backward), exposed beyond attention's compute")
+                       "K/V ring of each layer (c − 1 sends forward, twice that backward, once more with recomputation), "
+                       + "exposed beyond attention's compute")
         }
         out += "\nThroughput: \(si(e.tokensPerSecondPerDevice, 4)) tokens/s per device; MFU \(sig(100 * e.modelFlopsUtilization, 3))% "
             + "(model FLOPs), HFU \(sig(100 * e.hardwareFlopsUtilization, 3))% (hardware FLOPs, recomputation included)\n"
@@ -295,7 +296,8 @@ enum EstimateText {
         var out = "Fastest layouts on \(e.devices) devices:\n"
         for a in e.alternatives {
             let l = a.layout
-            out += "  d\(l.dataParallel) t\(l.tensorParallel) p\(l.pipelineParallel) ZeRO-\(l.zeroStage) "
+            out += "  d\(l.dataParallel) t\(l.tensorParallel) p\(l.pipelineParallel)"
+                + (l.contextParallel > 1 ? " c\(l.contextParallel)" : "") + " ZeRO-\(l.zeroStage) "
                 + "\(l.recompute.rawValue) micro \(l.microBatch): \(bytes(a.memory.total)), \(sig(a.step.total, 4)) s a step\n"
         }
         return out
@@ -314,10 +316,13 @@ enum EstimateText {
         case .layout(let problem):
             switch problem {
             case let .devicesNotFactored(k, t, p):
-                return "--devices \(k) is not a multiple of --tensor-parallel × --pipeline-parallel (× --context-parallel) = \(t * p)"
+                let cp = r.constraints.contextParallel
+                return "--devices \(k) is not a multiple of --tensor-parallel × --pipeline-parallel"
+                    + (cp > 1 ? " × --context-parallel" : "") + " = \(t * p * cp)"
             case let .batchNotDivisible(b, d):
                 return "the batch of \(b) sequences does not divide among the data-parallel ranks of any allowed layout "
-                    + "of \(d) devices; give --batch-sequences as a multiple of devices / (tensor-parallel × pipeline-parallel)"
+                    + "of \(d) devices; give --batch-sequences as a multiple of devices / (tensor-parallel × pipeline-parallel"
+                    + (r.constraints.contextParallel > 1 ? " × context-parallel" : "") + ")"
             case let .tensorParallelInvalid(t, heads, perNode):
                 return "--tensor-parallel \(t) must divide the \(heads) heads and the \(r.shape.nKVHead) KV heads and "
                     + "stay within a node of \(perNode)"
@@ -340,6 +345,7 @@ enum EstimateText {
             if let least {
                 let m = least.memory, l = least.layout
                 text += "; the least memory (d\(l.dataParallel) t\(l.tensorParallel) p\(l.pipelineParallel) "
+                    + (l.contextParallel > 1 ? "c\(l.contextParallel) " : "")
                     + "ZeRO-\(l.zeroStage) \(l.recompute.rawValue) micro-batch \(l.microBatch)) needs \(bytes(m.total)) "
                     + "(weights \(bytes(m.weights)), gradients \(bytes(m.gradients)), optimizer \(bytes(m.optimizer)), "
                     + "activations \(bytes(m.activations)), other \(bytes(m.other))) of \(bytes(least.usableBytes)) usable"

@@ -123,12 +123,37 @@ final class EstimateTests: XCTestCase {
         var short = Self.llama405
         short.seqLen = 2048
         let exposed = try estimate(short, batch: 512, c: 16)
-        XCTAssertGreaterThan(exposed.chosen.step.contextParallel, 0)
-        XCTAssertEqual(exposed.chosen.step.total, exposed.chosen.step.compute + exposed.chosen.step.bubble
-                       + exposed.chosen.step.dataParallel + exposed.chosen.step.tensorParallel
-                       + exposed.chosen.step.pipeline + exposed.chosen.step.contextParallel, accuracy: 1e-12)
+        // By hand: d = 16384/(8·16·16) = 8 ranks of 64 micro-batches; 8 layers a middle stage; each layer sends a K and
+        // V chunk of 128 tokens × 2 × 1024/8 values × 2 bytes, 4 × 15 times with selective recomputation, across nodes
+        // (t·c = 128 GPUs); hidden behind attention's share of the compute.
+        let step = exposed.chosen.step
+        XCTAssertEqual(exposed.layout.gradAccum, 64)
+        let ring = 64.0 * 8 * 60 * (2 * 128 * 2 * 1024 / 8) / Hardware.h100_sxm_80gb.interNodeBandwidth
+        let attention = short.attentionFlopsPerToken() * 4 / 3 / LayoutModel.hardwareFlopsPerToken(short, recompute: .selective)
+        XCTAssertGreaterThan(ring, step.compute * attention)
+        XCTAssertEqual(step.contextParallel, ring - step.compute * attention, accuracy: 1e-9 * ring)
+        // Data-parallel gradients are reduced over d·c = 128 ranks (ZeRO-3 shards over them too).
+        XCTAssertEqual(exposed.chosen.memory.optimizer, 12 * LayoutModel.stageParamsOnDevice(short, exposed.layout) / 128,
+                       accuracy: 1)
         XCTAssertThrowsError(try estimate(Self.llama405, batch: 2048, c: 3)) { error in
             XCTAssertEqual(error as? EstimateError, .layout(.contextParallelInvalid(3, seqLen: 8192)))
+        }
+        // Devices that c does not divide (with t and p free) are named as such, not as an indivisible batch.
+        var r = EstimateRequest(shape: Self.llama405, hardware: .h100_sxm_80gb, batchSequences: 2048)
+        r.devices = 12
+        r.constraints.contextParallel = 8
+        XCTAssertThrowsError(try Estimate.make(r)) { error in
+            XCTAssertEqual(error as? EstimateError, .layout(.devicesNotFactored(devices: 12, tensorParallel: 1, pipelineParallel: 1)))
+        }
+        // GPUs only: gpt-train on a CPU has no context parallelism.
+        var cpu = EstimateRequest(shape: ModelShape(nLayer: 2, nHead: 2, dModel: 64, dFF: 256, seqLen: 64, vocabSize: 128,
+                                                    bias: false),
+                                  hardware: .cpu(memoryBytes: 8e9, fp32Flops: 1e11, bf16Flops: nil, source: "test"),
+                                  batchSequences: 8)
+        cpu.devices = 2
+        cpu.constraints.contextParallel = 2
+        XCTAssertThrowsError(try Estimate.make(cpu)) { error in
+            XCTAssertEqual(error as? EstimateError, .layout(.contextParallelInvalid(2, seqLen: 64)))
         }
     }
 
