@@ -230,9 +230,7 @@ public enum LawFitting {
         guard var q = parabola(x, y, weights: w) else { return nil }
         for _ in 0..<20 {
             let r = x.indices.map { y[$0] - (q[0] + q[1] * x[$0] + q[2] * x[$0] * x[$0]) }
-            let sortedAbs = r.map(abs).sorted()
-            let mad = sortedAbs.count % 2 == 1 ? sortedAbs[sortedAbs.count / 2]
-                : (sortedAbs[sortedAbs.count / 2 - 1] + sortedAbs[sortedAbs.count / 2]) / 2
+            let mad = median(r.map(abs))
             let k = 1.345 * 1.4826 * mad
             guard k > 1e-12 * (y.map(abs).max() ?? 1) else { break }
             let next = r.map { abs($0) <= k ? 1 : k / abs($0) }
@@ -428,11 +426,15 @@ public enum LawFitting {
         let checked = runs.filter { $0.flops == largest }
         guard Set(fitted.map(\.flops)).count >= 2, fitted.count >= 5, !checked.isEmpty,
               let upTo = fitted.map(\.flops).max(), let law = try? parametric(fitted).law else { return nil }
-        let errors = checked.map { $0.loss - law.loss(params: $0.params, tokens: $0.tokens) }.sorted()
-        let k = errors.count / 2
-        let median = errors.count % 2 == 1 ? errors[k] : (errors[k - 1] + errors[k]) / 2
-        guard median.isFinite else { return nil }
+        let error = median(checked.map { $0.loss - law.loss(params: $0.params, tokens: $0.tokens) })
+        guard error.isFinite else { return nil }
         return .init(fittedUpTo: upTo, checkedAt: largest, fittedRuns: fitted.count, checkedRuns: checked.count,
-                     medianError: median)
+                     medianError: error)
+    }
+
+    /// The median of `values` (the mean of the middle two of an even count); `values` must not be empty.
+    public static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted(), k = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[k] : (sorted[k - 1] + sorted[k]) / 2
     }
 }

@@ -95,6 +95,19 @@ public struct ActivationOverflow: Error, CustomStringConvertible {
 }
 
 extension LoadedCheckpoint {
+    /// Mean cross-entropy over consecutive windows of `source` (`WindowEvaluation`) at the recipe's training context:
+    /// `windows` of them, or by default the whole split up to a million tokens, at most what the split holds; a
+    /// non-finite loss is an error naming `split`. `gpt-train eval` and `gpt-train sweep`'s final evaluation.
+    public func meanLoss(on source: any TokenSequence, split: String, windows wanted: Int? = nil) throws
+        -> (loss: Double, windows: Int, time: Int) {
+        let time = recipe.training.seqLen
+        let count = min(wanted ?? WindowEvaluation.defaultWindows(tokens: source.count, time: time),
+                        WindowEvaluation.availableWindows(tokens: source.count, time: time))
+        let loss = try WindowEvaluation.evaluate(model, on: source, windows: count, time: time)
+        try requireFinite(loss: loss, split: split)
+        return (loss, count, time)
+    }
+
     /// Throws `ActivationOverflow` unless `loss` (of the named split) is finite.
     public func requireFinite(loss: Double, split: String) throws(ActivationOverflow) {
         guard loss.isFinite else { throw ActivationOverflow(checkpoint: path, symptom: "the \(split) loss comes out \(loss)") }

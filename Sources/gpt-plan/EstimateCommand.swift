@@ -106,7 +106,7 @@ struct EstimateCommand: ParsableCommand {
         let threadCount = threads.count
         var hardware = gpu?.hardware { thisMachineHardware(threads: threadCount) } ?? .defaultGPU
         if let memoryHeadroom {
-            guard hardware.name != "cpu" else {
+            guard hardware.precision != .float32 else {
                 throw CommandFailure.usage("gpt-plan estimate: --memory-headroom is for GPUs; on cpu gpt-train's own check keeps "
                                            + "\(Int((100 * (1 - CPUTrainer.usableFraction)).rounded()))% free and the estimate with it")
             }

@@ -161,9 +161,7 @@ enum SeedAverage: String, CaseIterable, ExpressibleByArgument {
     func of(_ losses: [Double]) -> Double {
         switch self {
         case .mean: return losses.reduce(0, +) / Double(losses.count)
-        case .median:
-            let sorted = losses.sorted(), k = sorted.count / 2
-            return sorted.count % 2 == 1 ? sorted[k] : (sorted[k - 1] + sorted[k]) / 2
+        case .median: return LawFitting.median(losses)
         }
     }
 }

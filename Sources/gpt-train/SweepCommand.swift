@@ -37,17 +37,13 @@ struct TrainSweep: ParsableCommand {
         }
         // After a run finishes: its final checkpoint on the whole validation split (`FinalEvaluation`), which
         // gpt-plan fit prefers to the last validation of the metrics; finished runs without one get it too.
-        func evaluate(_ run: SweepManifest.Run, _ runDirectory: String, _ recipe: Recipe) throws {
+        func evaluate(_ run: SweepManifest.Run, _ runDirectory: String, _ recipe: Recipe) {
             guard FinalEvaluation.read(runDirectory: runDirectory, step: run.steps) == nil else { return }
             let path = (checkpointDirectory(recipe, runDirectory) as NSString)
                 .appendingPathComponent(RunDirectory.checkpointName(step: run.steps))
             do {
                 let loaded = try LoadedCheckpoint(path: path, threads: threads)
-                let split = try loaded.trainingData().val
-                let time = loaded.recipe.training.seqLen
-                let windows = WindowEvaluation.defaultWindows(tokens: split.count, time: time)
-                let loss = try WindowEvaluation.evaluate(loaded.model, on: split, windows: windows, time: time)
-                try loaded.requireFinite(loss: loss, split: "val")
+                let (loss, windows, time) = try loaded.meanLoss(on: try loaded.trainingData().val, split: "val")
                 let result = FinalEvaluation(step: run.steps, split: "val", windows: windows, seqLen: time, loss: loss)
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
@@ -77,7 +73,7 @@ struct TrainSweep: ParsableCommand {
                 throw CommandFailure("gpt-train sweep: \(recipePath) cannot be trained:\n\(error)", exitCode: 1)
             }
             if finished {
-                try evaluate(run, runDirectory, recipe)
+                evaluate(run, runDirectory, recipe)
                 skipped += 1
                 continue
             }
@@ -112,7 +108,7 @@ struct TrainSweep: ParsableCommand {
                 throw CommandFailure("gpt-train sweep: \(run.name): \(error). Fix the cause and run gpt-train sweep \(sweep) "
                                      + "again: finished runs are kept", exitCode: 1)
             }
-            try evaluate(run, runDirectory, recipe)
+            evaluate(run, runDirectory, recipe)
             trained += 1
         }
         guard failed.isEmpty else {

@@ -237,14 +237,12 @@ struct Evaluate: ParsableCommand {
         do { trainingData = try loaded.trainingData(at: data) } catch { throw CommandFailure("gpt-train eval: \(error)", exitCode: 1) }
         let source = split == .val ? trainingData.val : trainingData.train
         let time = loaded.recipe.training.seqLen
-        let available = WindowEvaluation.availableWindows(tokens: source.count, time: time)
         let wanted = windows ?? batches.map { $0 * loaded.recipe.training.microBatch }
             ?? WindowEvaluation.defaultWindows(tokens: source.count, time: time)
         guard wanted >= 1 else { throw CommandFailure.usage("gpt-train eval: ask for at least one window") }
-        let count = min(wanted, available)
-        let loss = try WindowEvaluation.evaluate(loaded.model, on: source, windows: count, time: time)
-        do { try loaded.requireFinite(loss: loss, split: split.rawValue) } catch {
-            throw CommandFailure("gpt-train eval: \(error)", exitCode: 1)
+        let (loss, count): (Double, Int)
+        do { (loss, count, _) = try loaded.meanLoss(on: source, split: split.rawValue, windows: wanted) } catch let e as ActivationOverflow {
+            throw CommandFailure("gpt-train eval: \(e)", exitCode: 1)
         }
         if json {
             let object: [String: Any] = ["checkpoint": checkpoint, "step": loaded.state.step, "split": split.rawValue,

@@ -193,16 +193,24 @@ final class SweepCommandTests: XCTestCase {
 
     /// Writes metrics.jsonl for every run of the sweep that has none, with the final loss of `law` (E, A, B, α, β).
     func finishRuns(_ dir: String, law: (Double, Double, Double, Double, Double)) throws -> [[String: Any]] {
-        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/sw/manifest.json")))
+        try finishRuns(dir) { run in
+            let n = run["params"] as! Double, d = run["tokens"] as! Double
+            return law.0 + law.1 / pow(n, law.3) + law.2 / pow(d, law.4)
+        }
+    }
+
+    /// Writes metrics.jsonl (a `val_loss` at the last step, as the trainer writes it) for every run of `sweep` that
+    /// has none, with the loss `loss` gives the manifest's run; returns the manifest's runs.
+    func finishRuns(_ dir: String, sweep: String = "sw", loss: ([String: Any]) -> Double) throws -> [[String: Any]] {
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(sweep)/manifest.json")))
             as! [String: Any]
         let runs = manifest["runs"] as! [[String: Any]]
         for run in runs {
-            let path = "\(dir)/sw/\(run["run"] as! String)"
+            let path = "\(dir)/\(sweep)/\(run["run"] as! String)"
             guard !FileManager.default.fileExists(atPath: "\(path)/metrics.jsonl") else { continue }
-            let n = run["params"] as! Double, d = run["tokens"] as! Double, steps = run["steps"] as! Int
-            let loss = law.0 + law.1 / pow(n, law.3) + law.2 / pow(d, law.4)
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            try "{\"step\":\(steps),\"val_loss\":\(loss)}\n".write(toFile: "\(path)/metrics.jsonl", atomically: true, encoding: .utf8)
+            try "{\"step\":\(run["steps"] as! Int),\"val_loss\":\(loss(run))}\n"
+                .write(toFile: "\(path)/metrics.jsonl", atomically: true, encoding: .utf8)
         }
         return runs
     }
@@ -328,14 +336,10 @@ final class SweepCommandTests: XCTestCase {
         let law = (1.8172, 150.0, 2085.43, 0.3478, 0.3658)
         func exact(_ n: Double, _ d: Double) -> Double { law.0 + law.1 / pow(n, law.3) + law.2 / pow(d, law.4) }
         let stalled = runs.first { ($0["seed"] as? Int) == 9 }!["name"] as! String
-        for run in runs {
-            let path = "\(dir)/sw/\(run["run"] as! String)"
-            let n = run["params"] as! Double, d = run["tokens"] as! Double, steps = run["steps"] as! Int
-            // Seed 7: the law; seed 8: 0.01 above; seed 9: 0.02 above, and 0.3 above at one size.
-            let seed = run["seed"] as? Int ?? 7
-            let loss = exact(n, d) + 0.01 * Double(seed - 7) + (run["name"] as! String == stalled ? 0.3 : 0)
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            try "{\"step\":\(steps),\"val_loss\":\(loss)}\n".write(toFile: "\(path)/metrics.jsonl", atomically: true, encoding: .utf8)
+        // Seed 7: the law; seed 8: 0.01 above; seed 9: 0.02 above, and 0.3 above at one size.
+        _ = try finishRuns(dir) { run in
+            exact(run["params"] as! Double, run["tokens"] as! Double) + 0.01 * Double((run["seed"] as? Int ?? 7) - 7)
+                + (run["name"] as! String == stalled ? 0.3 : 0)
         }
         for (average, stalledShift) in [("median", 0.01), ("mean", 0.01 + 0.3 / 3)] {
             let fit = try Tool.run("gpt-plan", ["fit", "sw", "--samples", "0", "--seed-average", average], in: dir)
@@ -391,15 +395,7 @@ final class SweepCommandTests: XCTestCase {
         XCTAssertEqual(Set(try widths("wide").widths), [32])
         XCTAssertNil(try widths("wide").settings["min_width"])
         // --extend below the smallest size: the new sizes are narrow too (the losses put the minimum at the edge).
-        let m = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/narrow/manifest.json")))
-            as! [String: Any]
-        for run in m["runs"] as! [[String: Any]] {
-            let path = "\(dir)/narrow/\(run["run"] as! String)"
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            let loss = 2 + log(run["params"] as! Double)   // lowest at the smallest size
-            try "{\"step\":\(run["steps"] as! Int),\"val_loss\":\(loss)}\n".write(toFile: "\(path)/metrics.jsonl",
-                                                                                 atomically: true, encoding: .utf8)
-        }
+        _ = try finishRuns(dir, sweep: "narrow") { 2 + log($0["params"] as! Double) }   // lowest at the smallest size
         let extend = try Tool.run("gpt-plan", ["sweep", "--extend", "narrow", "--max-epochs", "1e6"], in: dir)
         XCTAssertEqual(extend.status, 0, extend.stderr)
         let after = try widths("narrow")
@@ -437,12 +433,9 @@ final class SweepCommandTests: XCTestCase {
         }
         // Losses: the law for the first seed, 0.02 more for the second; the fit sees their means.
         let law = (1.8172, 150.0, 2085.43, 0.3478, 0.3658)
-        for run in runs {
-            let path = "\(dir)/sw/\(run["run"] as! String)"
-            let n = run["params"] as! Double, d = run["tokens"] as! Double, steps = run["steps"] as! Int
-            let loss = law.0 + law.1 / pow(n, law.3) + law.2 / pow(d, law.4) + (run["seed"] == nil ? 0 : 0.02)
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            try "{\"step\":\(steps),\"val_loss\":\(loss)}\n".write(toFile: "\(path)/metrics.jsonl", atomically: true, encoding: .utf8)
+        _ = try finishRuns(dir) { run in
+            let n = run["params"] as! Double, d = run["tokens"] as! Double
+            return law.0 + law.1 / pow(n, law.3) + law.2 / pow(d, law.4) + (run["seed"] == nil ? 0 : 0.02)
         }
         let fit = try Tool.run("gpt-plan", ["fit", "sw", "--samples", "0"], in: dir)
         XCTAssertEqual(fit.status, 0, fit.stderr)
